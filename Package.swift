@@ -1,0 +1,74 @@
+// swift-tools-version: 6.1
+// XTransport: a media and security-camera system on its own encrypted, congestion-controlled
+// transport over UDP. Layers (imports point down only): XTransport (sans-IO core) ←
+// XTransportNIO (UDP endpoint, async API) ← applications ← `xt`.
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "XTransport",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "XTransport", targets: ["XTransport"]),
+        .library(name: "XTransportNIO", targets: ["XTransportNIO"]),
+        .library(name: "XTSimulator", targets: ["XTSimulator"]),
+        .executable(name: "xt", targets: ["xt"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+    ],
+    targets: [
+        // Transport core: wire format, Noise IK handshake, sans-IO session and endpoint state
+        // machines, loss recovery, congestion control. No sockets, clocks or tasks.
+        .target(
+            name: "XTransport",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
+        // Deterministic, seeded network simulator that drives sans-IO endpoints on a virtual clock.
+        .target(name: "XTSimulator", dependencies: ["XTransport"], swiftSettings: strict),
+        // Production driver: one SwiftNIO DatagramChannel carrying many sessions, async API.
+        .target(
+            name: "XTransportNIO",
+            dependencies: [
+                "XTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "xt",
+            dependencies: [
+                "XTransport", "XTransportNIO",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "XTransportTests",
+            dependencies: [
+                "XTransport",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "XTSimulatorTests", dependencies: ["XTransport", "XTSimulator"], swiftSettings: strict),
+        .testTarget(
+            name: "XTransportNIOTests",
+            dependencies: ["XTransport", "XTransportNIO", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strict
+        ),
+    ]
+)

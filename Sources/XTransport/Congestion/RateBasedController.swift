@@ -1,0 +1,168 @@
+// The default controller, after BBR v1 (Cardwell et al., ACM Queue 2016): it estimates the
+// bottleneck bandwidth (windowed max of delivery-rate samples) and the minimum RTT, paces at
+// gain × bandwidth and caps flight at 2 × BDP. Random loss does not shrink the rate, which
+// is why it keeps near link rate at 5–10% drop where loss-based TCP collapses. Persistent
+// heavy loss (> 20% over a round) does back off, so it is not blind to real overload.
+
+public struct RateBasedController: CongestionController {
+    enum Mode: Equatable { case startup, drain, probeBandwidth, probeRTT }
+
+    public let name = "rate"
+    private var maximumDatagramSize: Int
+    private(set) var mode = Mode.startup
+    /// Windowed max of delivery-rate samples: (round, rate) pairs, newest last.
+    private var bandwidthSamples: [(round: UInt64, rate: Double)] = []
+    private var minimumRTT: Int64
+    private var minimumRTTStamp = Timestamp.zero
+    private var round: UInt64 = 0
+    private var roundEndDelivered: UInt64 = 0
+    private var delivered: UInt64 = 0
+    private var fullBandwidth: Double = 0
+    private var fullBandwidthRounds = 0
+    private var cycleIndex = 0
+    private var cycleStamp = Timestamp.zero
+    private var probeRTTDoneStamp: Timestamp?
+    private var lostInRound = 0
+    private var ackedInRound = 0
+    private var lossBackoff = 1.0
+
+    static let startupGain = 2.885
+    static let cycleGains: [Double] = [1.25, 0.75, 1, 1, 1, 1, 1, 1]
+    static let bandwidthWindowRounds: UInt64 = 10
+    static let minimumRTTWindow: Int64 = 10 * Nanos.second
+    static let probeRTTDuration: Int64 = 200 * Nanos.millisecond
+
+    public init(maximumDatagramSize: Int, initialRTT: Int64) {
+        self.maximumDatagramSize = maximumDatagramSize
+        self.minimumRTT = initialRTT
+    }
+
+    private var bandwidth: Double { bandwidthSamples.map(\.rate).max() ?? 0 }
+
+    private var pacingGain: Double {
+        switch mode {
+        case .startup: Self.startupGain
+        case .drain: 1 / Self.startupGain
+        case .probeBandwidth: Self.cycleGains[cycleIndex]
+        case .probeRTT: 1
+        }
+    }
+
+    private var initialWindow: Int { 32 * maximumDatagramSize }
+    private var minimumWindow: Int { 4 * maximumDatagramSize }
+
+    public var congestionWindow: Int {
+        if mode == .probeRTT { return minimumWindow }
+        let estimate = bandwidth
+        guard estimate > 0 else { return initialWindow }
+        let bdp = estimate * Double(minimumRTT) / 1e9
+        let gain = mode == .startup ? Self.startupGain : 2.0
+        return max(minimumWindow, Int(bdp * gain * lossBackoff) + 3 * maximumDatagramSize)
+    }
+
+    public var pacingRate: Double? {
+        let estimate = bandwidth
+        guard estimate > 0 else {
+            // Before any sample: the initial window over the initial RTT, with startup gain.
+            return Self.startupGain * Double(initialWindow) / (Double(max(minimumRTT, Nanos.millisecond)) / 1e9)
+        }
+        return pacingGain * estimate * lossBackoff
+    }
+
+    public mutating func onPacketSent(bytes: Int, bytesInFlight: Int, now: Timestamp) {}
+
+    public mutating func onAck(_ sample: AckSample) {
+        delivered += UInt64(sample.ackedBytes)
+        ackedInRound += sample.ackedBytes
+        let now = sample.now
+        if delivered >= roundEndDelivered {
+            round += 1
+            roundEndDelivered = delivered + UInt64(max(sample.bytesInFlight, maximumDatagramSize))
+            endOfRound()
+        }
+        if sample.deliveryRate > 0, !sample.appLimited || sample.deliveryRate >= bandwidth {
+            bandwidthSamples.append((round, sample.deliveryRate))
+        }
+        bandwidthSamples.removeAll { $0.round + Self.bandwidthWindowRounds < round }
+        if bandwidthSamples.count > 64 { bandwidthSamples.removeFirst(bandwidthSamples.count - 64) }
+
+        if let rtt = sample.rttSample, rtt > 0 {
+            if rtt <= minimumRTT || now.nanoseconds(since: minimumRTTStamp) > Self.minimumRTTWindow {
+                minimumRTT = rtt
+                minimumRTTStamp = now
+            }
+        }
+        updateMode(sample: sample)
+    }
+
+    private mutating func endOfRound() {
+        // Sustained heavy loss (more than a fifth of a round's bytes) means real overload, not
+        // random drop: back off multiplicatively, and recover as rounds come clean.
+        let total = lostInRound + ackedInRound
+        if total > 0, Double(lostInRound) / Double(total) > 0.2 {
+            lossBackoff = max(0.5, lossBackoff * 0.85)
+        } else {
+            lossBackoff = min(1, lossBackoff * 1.05)
+        }
+        lostInRound = 0
+        ackedInRound = 0
+
+        guard mode == .startup else { return }
+        let estimate = bandwidth
+        if estimate >= fullBandwidth * 1.25 {
+            fullBandwidth = estimate
+            fullBandwidthRounds = 0
+        } else {
+            fullBandwidthRounds += 1
+            if fullBandwidthRounds >= 3 { mode = .drain }
+        }
+    }
+
+    private mutating func updateMode(sample: AckSample) {
+        let now = sample.now
+        let bdp = Int(bandwidth * Double(minimumRTT) / 1e9)
+        switch mode {
+        case .startup:
+            break
+        case .drain:
+            if sample.bytesInFlight <= bdp {
+                mode = .probeBandwidth
+                cycleIndex = 2
+                cycleStamp = now
+            }
+        case .probeBandwidth:
+            if now.nanoseconds(since: cycleStamp) > minimumRTT {
+                cycleIndex = (cycleIndex + 1) % Self.cycleGains.count
+                cycleStamp = now
+            }
+            if now.nanoseconds(since: minimumRTTStamp) > Self.minimumRTTWindow {
+                mode = .probeRTT
+                probeRTTDoneStamp = nil
+            }
+        case .probeRTT:
+            if probeRTTDoneStamp == nil, sample.bytesInFlight <= minimumWindow {
+                probeRTTDoneStamp = now.adding(nanoseconds: max(Self.probeRTTDuration, minimumRTT))
+            }
+            if let done = probeRTTDoneStamp, now >= done {
+                minimumRTTStamp = now
+                mode = .probeBandwidth
+                cycleIndex = 2
+                cycleStamp = now
+            }
+        }
+    }
+
+    public mutating func onLoss(lostBytes: Int, largestLostSentTime: Timestamp, bytesInFlight: Int, now: Timestamp) {
+        lostInRound += lostBytes
+    }
+
+    public mutating func onPersistentCongestion(now: Timestamp) {
+        // The path went silent: forget the bandwidth estimate and start over.
+        bandwidthSamples.removeAll()
+        fullBandwidth = 0
+        fullBandwidthRounds = 0
+        mode = .startup
+    }
+
+    public mutating func onMaximumDatagramSizeChanged(_ size: Int) { maximumDatagramSize = size }
+}

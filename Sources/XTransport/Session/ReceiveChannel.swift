@@ -1,0 +1,225 @@
+// The receiving half of a channel: reassembles bytes by offset, applies the sender's skip
+// ranges (live gaps), cuts messages out of the ordered bytes, and grants flow-control credit
+// as the application consumes.
+
+/// What an in-order advance of a receive channel produced.
+enum ReceiveOutput {
+    case message(Message)
+    case bytes([UInt8])
+    case gap(firstSequence: UInt64, count: UInt64)
+}
+
+struct ReceiveChannel {
+    let id: UInt16
+    var mode: DeliveryMode
+    /// Every byte below this has been delivered or skipped.
+    private(set) var deliveredOffset: UInt64 = 0
+    /// Out-of-order segments above `deliveredOffset`, sorted by offset.
+    private var segments: [(offset: UInt64, bytes: [UInt8])] = []
+    private(set) var bufferedBytes = 0
+    /// Skip ranges received ahead of `deliveredOffset`, sorted by start.
+    private var skips: [SkipRange] = []
+    /// The flow-control limit last granted to the sender.
+    private(set) var grantedLimit: UInt64
+    let windowSize: UInt64
+    /// Set while the application is not keeping up: nothing is delivered, no credit granted.
+    var paused = false
+
+    // Message framing state: `varint length` + routing header + payload.
+    private var header: [UInt8] = []
+    private var messageLength = -1
+    private var messageRoute = RoutingHeader()
+    private var payload: [UInt8] = []
+    private(set) var nextSequence: UInt64 = 0
+    private(set) var messagesSkipped: UInt64 = 0
+
+    static let maximumSkipRanges = 4096
+
+    init(id: UInt16, mode: DeliveryMode, windowSize: UInt64) {
+        self.id = id
+        self.mode = mode
+        self.windowSize = windowSize
+        self.grantedLimit = windowSize
+    }
+
+    /// Accepts a STREAM frame. Data past the granted limit is a flow-control violation.
+    mutating func receive(offset: UInt64, data: UnsafeRawBufferPointer, maximumMessageSize: Int,
+                          output: inout [ReceiveOutput]) throws(TransportError) {
+        let end = offset + UInt64(data.count)
+        guard end <= grantedLimit else {
+            throw .protocolViolation("channel \(id) data to offset \(end) exceeds the granted window \(grantedLimit)")
+        }
+        guard end > deliveredOffset else { return }  // duplicate
+        if offset <= deliveredOffset && !paused && segments.isEmpty && skips.isEmpty {
+            // In order, nothing buffered: the fast path, no copy into the reassembly buffer.
+            let start = Int(deliveredOffset - offset)
+            try consume(UnsafeRawBufferPointer(rebasing: data[start...]), maximumMessageSize: maximumMessageSize, output: &output)
+            deliveredOffset = end
+            return
+        }
+        store(offset: offset, data: data)
+        try drain(maximumMessageSize: maximumMessageSize, output: &output)
+    }
+
+    /// Accepts a SKIP frame (idempotent).
+    mutating func receiveSkip(_ skip: SkipRange, maximumMessageSize: Int, output: inout [ReceiveOutput]) throws(TransportError) {
+        guard skip.end > deliveredOffset, skip.start < skip.end else { return }
+        guard skip.end <= grantedLimit + (1 << 40) else { throw .protocolViolation("skip range beyond any plausible offset") }
+        if !skips.contains(where: { $0.start == skip.start }) {
+            guard skips.count < Self.maximumSkipRanges else { throw .protocolViolation("too many pending skip ranges") }
+            let index = skips.firstIndex(where: { $0.start > skip.start }) ?? skips.count
+            skips.insert(skip, at: index)
+        }
+        try drain(maximumMessageSize: maximumMessageSize, output: &output)
+    }
+
+    private mutating func store(offset: UInt64, data: UnsafeRawBufferPointer) {
+        var start = offset
+        var slice = data
+        if start < deliveredOffset {
+            slice = UnsafeRawBufferPointer(rebasing: data[Int(deliveredOffset - start)...])
+            start = deliveredOffset
+        }
+        // Binary search for the insertion point; skip exact duplicates.
+        var low = 0
+        var high = segments.count
+        while low < high {
+            let mid = (low + high) / 2
+            if segments[mid].offset < start { low = mid + 1 } else { high = mid }
+        }
+        if low < segments.count, segments[low].offset == start, segments[low].bytes.count >= slice.count { return }
+        if low > 0 {
+            let previous = segments[low - 1]
+            if previous.offset + UInt64(previous.bytes.count) >= start + UInt64(slice.count) { return }
+        }
+        segments.insert((start, [UInt8](slice)), at: low)
+        bufferedBytes += slice.count
+    }
+
+    /// Delivers whatever is now contiguous at `deliveredOffset`.
+    mutating func drain(maximumMessageSize: Int, output: inout [ReceiveOutput]) throws(TransportError) {
+        guard !paused else { return }
+        while true {
+            if let skip = skips.first, skip.start <= deliveredOffset {
+                skips.removeFirst()
+                guard skip.end > deliveredOffset else { continue }
+                // Drop any half-assembled message: it was part of what the sender skipped.
+                resetFraming()
+                output.append(.gap(firstSequence: nextSequence, count: skip.messageCount))
+                nextSequence += skip.messageCount
+                messagesSkipped += skip.messageCount
+                deliveredOffset = skip.end
+                continue
+            }
+            guard let first = segments.first, first.offset <= deliveredOffset else { break }
+            segments.removeFirst()
+            bufferedBytes -= first.bytes.count
+            let end = first.offset + UInt64(first.bytes.count)
+            guard end > deliveredOffset else { continue }
+            // A skip that starts inside this segment cuts it short.
+            var usableEnd = end
+            if let skip = skips.first, skip.start < end { usableEnd = skip.start }
+            let from = Int(deliveredOffset - first.offset)
+            let to = Int(usableEnd - first.offset)
+            if to > from {
+                try first.bytes.withUnsafeBytesTyped { (raw) throws(TransportError) in
+                    try consume(UnsafeRawBufferPointer(rebasing: raw[from..<to]), maximumMessageSize: maximumMessageSize, output: &output)
+                }
+                deliveredOffset = usableEnd
+            }
+        }
+    }
+
+    private mutating func resetFraming() {
+        header.removeAll(keepingCapacity: true)
+        messageLength = -1
+        payload = []
+    }
+
+    /// Feeds in-order bytes to the application (streams) or the message parser.
+    private mutating func consume(_ bytes: UnsafeRawBufferPointer, maximumMessageSize: Int, output: inout [ReceiveOutput]) throws(TransportError) {
+        guard !bytes.isEmpty else { return }
+        if mode == .stream {
+            output.append(.bytes([UInt8](bytes)))
+            return
+        }
+        var position = 0
+        while position < bytes.count {
+            if messageLength < 0 {
+                // Parse the message header straight from `bytes` when it is all there.
+                if header.isEmpty, let parsed = Self.parseHeader(UnsafeRawBufferPointer(rebasing: bytes[position...]), channel: id) {
+                    position += parsed.size
+                    try beginMessage(length: parsed.length, route: parsed.route, maximumMessageSize: maximumMessageSize)
+                } else {
+                    header.append(bytes[position])
+                    position += 1
+                    let parsed = header.withUnsafeBytes { Self.parseHeader($0, channel: id) }
+                    if let parsed {
+                        header.removeAll(keepingCapacity: true)
+                        try beginMessage(length: parsed.length, route: parsed.route, maximumMessageSize: maximumMessageSize)
+                    } else if header.count > 8 + RoutingHeader.encodedSize {
+                        throw .protocolViolation("malformed message header on channel \(id)")
+                    }
+                }
+                if messageLength == 0 { finishMessage(output: &output) }
+                continue
+            }
+            let take = min(messageLength - payload.count, bytes.count - position)
+            payload.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[position..<position + take]))
+            position += take
+            if payload.count == messageLength { finishMessage(output: &output) }
+        }
+    }
+
+    private mutating func beginMessage(length: Int, route: RoutingHeader, maximumMessageSize: Int) throws(TransportError) {
+        guard length <= maximumMessageSize else {
+            throw .protocolViolation("message of \(length) bytes on channel \(id) exceeds the limit \(maximumMessageSize)")
+        }
+        messageLength = length
+        messageRoute = route
+        payload = []
+        payload.reserveCapacity(length)
+    }
+
+    private mutating func finishMessage(output: inout [ReceiveOutput]) {
+        output.append(.message(Message(channel: id, route: messageRoute, sequence: nextSequence, payload: payload)))
+        nextSequence += 1
+        payload = []
+        messageLength = -1
+    }
+
+    /// Parses `varint length` + routing header; nil if `bytes` holds less than a full header.
+    private static func parseHeader(_ bytes: UnsafeRawBufferPointer, channel: UInt16) -> (length: Int, route: RoutingHeader, size: Int)? {
+        var reader = ByteReader(bytes)
+        guard let length = try? reader.readVarInt(), length <= UInt64(Int32.max),
+              let route = try? RoutingHeader.decode(from: &reader, channel: channel)
+        else { return nil }
+        return (Int(length), route, reader.position)
+    }
+
+    /// A new limit to grant, when the application has consumed enough of the window.
+    mutating func windowUpdate() -> UInt64? {
+        guard !paused else { return nil }
+        let target = deliveredOffset + windowSize
+        guard target >= grantedLimit + windowSize / 4 else { return nil }
+        grantedLimit = target
+        return target
+    }
+
+    /// Whether this channel has data waiting for the application to resume.
+    var hasBufferedData: Bool { !segments.isEmpty || !skips.isEmpty }
+}
+
+extension ReceiveChannel {
+    /// Encodes a message for a messages or live channel: `varint length`, routing header, payload.
+    static func frameMessage(_ payload: [UInt8], route: RoutingHeader) -> [UInt8] {
+        let headerSize = VarInt.encodedLength(UInt64(payload.count)) + RoutingHeader.encodedSize
+        return [UInt8](unsafeUninitializedCapacity: headerSize + payload.count) { buffer, count in
+            var cursor = BufferCursor(UnsafeMutableRawBufferPointer(buffer))
+            cursor.writeVarInt(UInt64(payload.count))
+            route.encode(into: &cursor)
+            cursor.writeBytes(payload)
+            count = cursor.position
+        }
+    }
+}

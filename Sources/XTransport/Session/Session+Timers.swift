@@ -1,0 +1,91 @@
+// Time-driven behaviour: the session's next deadline, and what happens when it passes —
+// dead-peer detection, close timeouts, loss detection by time, the probe timeout (tail-loss
+// probe, then persistent congestion), live-message expiry and the 1 s keepalive.
+
+extension Session {
+    /// The probe-timeout deadline: when the last ack-eliciting packet should have been acknowledged.
+    var probeTimeoutDeadline: Timestamp? {
+        guard sent.elicitingInFlight > 0, let last = sent.lastElicitingSentTime else { return nil }
+        let base = rtt.probeTimeout(maximumAckDelay: configuration.maximumAckDelay.nanoseconds)
+        return last.adding(nanoseconds: base << Int64(min(probeTimeoutCount, 8)))
+    }
+
+    /// The earliest time `handleTimeout` (or `pollTransmit`) has something to do.
+    func nextTimeout() -> Timestamp? {
+        if state == .closed { return nil }
+        var earliest = lastReceiveTime.adding(configuration.deadPeerTimeout)
+        func consider(_ time: Timestamp?) {
+            if let time, time < earliest { earliest = time }
+        }
+        switch state {
+        case .closing(let deadline), .draining(let deadline): consider(deadline)
+        default: break
+        }
+        consider(ackTracker.ackDeadline)
+        consider(lossTime)
+        consider(probeTimeoutDeadline)
+        consider(pacingWakeup)
+        consider(candidatePath?.nextSend)
+        if state == .established {
+            consider(lastElicitingSendTime.adding(configuration.keepaliveInterval))
+            consider(mtu.nextTimeout)
+        }
+        for id in sendOrder { consider(sendChannels[id]!.nextDeadline) }
+        return earliest
+    }
+
+    func handleTimeout(now: Timestamp) {
+        if state == .closed { return }
+        if now.nanoseconds(since: lastReceiveTime) >= configuration.deadPeerTimeout.nanoseconds {
+            finish(.timedOut)
+            return
+        }
+        switch state {
+        case .closing(let deadline) where deadline <= now:
+            finish(.local)
+            return
+        case .draining(let deadline) where deadline <= now:
+            state = .closed
+            return
+        default:
+            break
+        }
+        if let lossTime, lossTime <= now { detectLosses(now: now) }
+        if let deadline = probeTimeoutDeadline, deadline <= now { onProbeTimeout(now: now) }
+        var expired = false
+        for id in sendOrder where sendChannels[id]!.nextDeadline.map({ $0 <= now }) ?? false {
+            let skipped = sendChannels[id]!.expireLiveMessages(now: now)
+            stats.liveMessagesSkipped += skipped
+            expired = true
+        }
+        if expired { releaseBuffer(now: now) }
+        if state == .established, now.nanoseconds(since: lastElicitingSendTime) >= configuration.keepaliveInterval.nanoseconds {
+            pingPending = true
+        }
+    }
+
+    /// Nothing acknowledged for a probe timeout: send up to two probes carrying data (the
+    /// tail-loss probe). After three in a row, assume persistent congestion.
+    private func onProbeTimeout(now: Timestamp) {
+        probeTimeoutCount += 1
+        stats.probeTimeouts += 1
+        probesToSend = 2
+        if probeTimeoutCount >= 3 {
+            congestion.onPersistentCongestion(now: now)
+            mtu.onBlackHole(now: now)
+            sent.declareAllLost { onLost($0, now: now) }
+            return
+        }
+        if !hasDataToSend {
+            // Resend the oldest unacknowledged data, or at least elicit an ACK.
+            if let oldest = sent.oldestInFlight(), oldest.frames.first != nil {
+                oldest.frames.forEach { frame in
+                    if case .stream(let channel, let offset, let length) = frame {
+                        sendChannels[channel]?.markLost(offset..<offset + UInt64(length))
+                    }
+                }
+            }
+            if !hasDataToSend { pingPending = true }
+        }
+    }
+}

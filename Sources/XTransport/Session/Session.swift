@@ -1,0 +1,547 @@
+// One established, encrypted session with one peer: the sans-IO state machine. It takes
+// decrypted-to-be datagrams, application writes and the time; it yields datagrams to send,
+// events for the application and its next deadline. The `Endpoint` owns many of these and
+// routes by connection id. Sending lives in Session+Send.swift, timers in Session+Timers.swift.
+
+/// Why a session ended.
+public enum CloseReason: Sendable, Hashable, CustomStringConvertible {
+    /// We closed it and the peer acknowledged (or the close timed out).
+    case local
+    /// The peer closed it gracefully.
+    case peerClosed
+    /// The peer aborted it.
+    case peerReset(String)
+    /// We aborted it.
+    case aborted(String)
+    /// The peer was silent past the dead-peer timeout.
+    case timedOut
+    /// The peer broke the protocol.
+    case protocolViolation(String)
+
+    public var description: String {
+        switch self {
+        case .local: "closed"
+        case .peerClosed: "closed by peer"
+        case .peerReset(let reason): "reset by peer: \(reason)"
+        case .aborted(let reason): "aborted: \(reason)"
+        case .timedOut: "peer timed out"
+        case .protocolViolation(let reason): "protocol violation: \(reason)"
+        }
+    }
+}
+
+/// What a session reports to the application.
+public enum SessionEvent: Sendable {
+    /// A whole message on a messages or live channel.
+    case message(Message)
+    /// In-order bytes on a stream channel.
+    case streamData(channel: UInt16, bytes: [UInt8])
+    /// An unreliable datagram.
+    case datagram(Message)
+    /// The sender skipped `count` live messages starting at `firstSequence` (deadline passed).
+    case gap(channel: UInt16, firstSequence: UInt64, count: UInt64)
+    /// The send buffer has room again after a write was refused.
+    case writable
+    /// The peer now talks from a new, validated address.
+    case pathChanged(NetworkAddress)
+    /// The session is over.
+    case closed(CloseReason)
+}
+
+/// Result of an application write.
+public enum WriteOutcome: Sendable, Equatable {
+    case accepted
+    /// The send buffer is full: wait for ``SessionEvent/writable`` and write again.
+    case bufferFull
+}
+
+final class Session {
+    enum State: Equatable {
+        case established
+        /// Close requested: sending what is buffered, then CLOSE.
+        case finishing
+        /// CLOSE sent; waiting for its acknowledgement.
+        case closing(deadline: Timestamp)
+        /// The peer closed; we linger to acknowledge its retransmissions.
+        case draining(deadline: Timestamp)
+        case closed
+    }
+
+    let localIndex: UInt32
+    let remoteIndex: UInt32
+    let peerKey: PublicKey
+    let peerHello: [UInt8]
+    let isInitiator: Bool
+    let configuration: SessionConfiguration
+    private(set) var peerAddress: NetworkAddress
+    var state = State.established
+    var closeReason: CloseReason?
+
+    var protection: PacketProtection
+    var nextPacketNumber: UInt64 = 0
+    var sent = SentPacketQueue()
+    var ackTracker: AckTracker
+    var rtt: RTTEstimator
+    var congestion: any CongestionController
+    var pacer: Pacer
+    var mtu: PathMTUProber
+
+    var sendChannels: [UInt16: SendChannel] = [:]
+    /// Send channels ordered by priority, for the scheduler.
+    var sendOrder: [UInt16] = []
+    var receiveChannels: [UInt16: ReceiveChannel] = [:]
+    var datagrams = RingBuffer<(channel: UInt16, priority: ChannelPriority, route: RoutingHeader, bytes: [UInt8])>()
+    let peerInitialWindow: UInt64
+
+    var pendingWindowUpdates: Set<UInt16> = []
+    var pingPending = false
+    var closeFramePending = false
+    var closeFrameSent = false
+    var resetPending: (code: UInt64, reason: String)?
+    var pendingPathResponses: [(address: NetworkAddress, value: UInt64)] = []
+    var candidatePath: (address: NetworkAddress, challenge: UInt64, attempts: Int, nextSend: Timestamp)?
+    var largestReceivedPacketNumber: UInt64?
+
+    // Loss-recovery timers and counters.
+    var lossTime: Timestamp?
+    var probeTimeoutCount = 0
+    var probesToSend = 0
+    var lastReceiveTime: Timestamp
+    var lastElicitingSendTime: Timestamp
+    var lastKeyUpdate: Timestamp
+    var pacingWakeup: Timestamp?
+    var firstPacketOfKeyPhase: UInt64 = 0
+    var serveCounter: UInt64 = 0
+
+    // Delivery-rate sampling (BBR's bookkeeping).
+    var delivered: UInt64 = 0
+    var deliveredTime: Timestamp
+    var firstSentTime: Timestamp
+    var appLimitedUntil: UInt64 = 0
+
+    // Backpressure.
+    var bufferedBytes = 0
+    var writerWaiting = false
+
+    var stats = SessionStats()
+    var events: [SessionEvent] = []
+    /// Scratch space for receive-channel output, reused across packets.
+    var receiveOutput: [ReceiveOutput] = []
+    var random: any RandomNumberGenerator
+
+    init(localIndex: UInt32, remoteIndex: UInt32, peerKey: PublicKey, peerAddress: NetworkAddress,
+         peerHello: [UInt8], peerInitialWindow: UInt64, isInitiator: Bool,
+         sendSecret: [UInt8], receiveSecret: [UInt8], configuration: SessionConfiguration,
+         random: any RandomNumberGenerator, now: Timestamp) {
+        self.localIndex = localIndex
+        self.remoteIndex = remoteIndex
+        self.peerKey = peerKey
+        self.peerAddress = peerAddress
+        self.peerHello = peerHello
+        self.peerInitialWindow = peerInitialWindow
+        self.isInitiator = isInitiator
+        self.configuration = configuration
+        self.random = random
+        protection = PacketProtection(sendSecret: sendSecret, receiveSecret: receiveSecret)
+        ackTracker = AckTracker(ackFrequency: configuration.ackFrequency, maximumAckDelay: configuration.maximumAckDelay.nanoseconds)
+        rtt = RTTEstimator(initial: configuration.initialRTT.nanoseconds)
+        congestion = configuration.congestionControl.make(maximumDatagramSize: configuration.minimumDatagramSize,
+                                                           initialRTT: configuration.initialRTT.nanoseconds)
+        pacer = Pacer(packetBurst: configuration.packetBurst, netLatency: configuration.netLatency.nanoseconds,
+                      maximumDatagramSize: configuration.minimumDatagramSize, now: now)
+        mtu = PathMTUProber(minimum: configuration.minimumDatagramSize, maximum: configuration.maximumDatagramSize,
+                            enabled: configuration.pathMTUProbing)
+        lastReceiveTime = now
+        lastElicitingSendTime = now
+        lastKeyUpdate = now
+        deliveredTime = now
+        firstSentTime = now
+        mtu.start(now: now)
+        // The initiator confirms the handshake at once so the responder may send.
+        if isInitiator { pingPending = true }
+    }
+
+    var isClosed: Bool { state == .closed }
+
+    // MARK: - Application side
+
+    /// Sets a channel's mode, priority and deadline. The mode is fixed once data is written.
+    func configureChannel(_ id: UInt16, _ configuration: ChannelConfiguration) throws(TransportError) {
+        if var existing = sendChannels[id] {
+            guard existing.configuration.mode == configuration.mode || existing.messagesWritten == 0 else {
+                throw TransportError(.channelModeMismatch, "channel \(id) already carries \(existing.configuration.mode) data; use another channel for \(configuration.mode)")
+            }
+            existing.configuration = configuration
+            sendChannels[id] = existing
+        } else {
+            sendChannels[id] = SendChannel(id: id, configuration: configuration, peerLimit: peerInitialWindow)
+        }
+        sendOrder = sendChannels.values.sorted { ($0.configuration.priority, $0.id) < ($1.configuration.priority, $1.id) }.map(\.id)
+    }
+
+    func channelConfiguration(_ id: UInt16) -> ChannelConfiguration? { sendChannels[id]?.configuration }
+
+    /// The largest unreliable datagram payload that always fits a packet.
+    var maximumDatagramPayload: Int {
+        configuration.minimumDatagramSize - PacketHeader.dataHeaderSize - PacketHeader.tagSize
+            - FrameSizes.datagramHeader(channel: UInt16.max, length: configuration.minimumDatagramSize) - 8
+    }
+
+    /// Queues application data on a channel (configured as `.messages` if never configured).
+    func write(_ bytes: [UInt8], channel: UInt16, route: RoutingHeader, now: Timestamp) throws(TransportError) -> WriteOutcome {
+        guard state == .established else { throw .sessionClosed() }
+        if sendChannels[channel] == nil { try configureChannel(channel, .messages) }
+        let configuration = sendChannels[channel]!.configuration
+        switch configuration.mode {
+        case .unreliable:
+            guard bytes.count <= maximumDatagramPayload else { throw .messageTooLarge(bytes.count, limit: maximumDatagramPayload) }
+            if datagrams.count >= self.configuration.datagramQueueLimit {
+                datagrams.popFirst()
+                stats.datagramsDropped += 1
+            }
+            var stamped = route
+            stamped.channel = channel
+            datagrams.append((channel, configuration.priority, stamped, bytes))
+            return .accepted
+        case .stream:
+            guard !bytes.isEmpty else { return .accepted }
+            guard admit(bytes.count) else { return .bufferFull }
+            sendChannels[channel]!.write(bytes, now: now)
+            bufferedBytes += bytes.count
+        case .messages, .live:
+            guard bytes.count <= self.configuration.maximumMessageSize else {
+                throw .messageTooLarge(bytes.count, limit: self.configuration.maximumMessageSize)
+            }
+            let framed = ReceiveChannel.frameMessage(bytes, route: route)
+            guard admit(framed.count) else { return .bufferFull }
+            sendChannels[channel]!.write(framed, now: now)
+            bufferedBytes += framed.count
+        }
+        return .accepted
+    }
+
+    private func admit(_ count: Int) -> Bool {
+        // An empty buffer takes any single write, so one large message cannot block forever.
+        if bufferedBytes == 0 || bufferedBytes + count <= configuration.sendBufferLimit { return true }
+        writerWaiting = true
+        return false
+    }
+
+    /// Stops (or resumes) delivering a channel's data; while paused no credit is granted.
+    func setPaused(_ paused: Bool, channel: UInt16) {
+        guard var receiver = receiveChannels[channel], receiver.paused != paused else { return }
+        receiver.paused = paused
+        receiveChannels[channel] = receiver
+        if !paused { drainReceiveChannel(channel) }
+    }
+
+    /// Graceful close: finish sending what is buffered, then CLOSE.
+    func close(now: Timestamp) {
+        guard state == .established else { return }
+        state = .finishing
+        checkFinished(now: now)
+    }
+
+    /// Abort at once, telling the peer with RESET.
+    func abort(reason: String, now: Timestamp) {
+        guard state != .closed else { return }
+        resetPending = (1, reason)
+        closeReason = .aborted(reason)
+    }
+
+    func checkFinished(now: Timestamp) {
+        guard state == .finishing else { return }
+        let drained = bufferedBytes == 0 && sendChannels.values.allSatisfy { $0.pendingSkips.isEmpty } && datagrams.isEmpty
+        if drained {
+            closeFramePending = true
+            state = .closing(deadline: now.adding(configuration.closeTimeout))
+        }
+    }
+
+    func finish(_ reason: CloseReason) {
+        guard state != .closed else { return }
+        state = .closed
+        closeReason = reason
+        events.append(.closed(reason))
+    }
+
+    // MARK: - Receiving
+
+    /// Handles an authenticated-to-be data packet for this session.
+    /// - Returns: false if it was dropped (authentication, replay); counted in stats.
+    @discardableResult
+    func receive(_ datagram: UnsafeRawBufferPointer, header: PacketHeader, from address: NetworkAddress, now: Timestamp) -> Bool {
+        guard state != .closed else { return false }
+        let payload: [UInt8]
+        do {
+            payload = [UInt8](try protection.open(datagram, header: header))
+        } catch {
+            switch error {
+            case .authentication: stats.packetsRejectedAuthentication += 1
+            case .replayed: stats.packetsRejectedReplay += 1
+            case .tooOld: stats.packetsRejectedTooOld += 1
+            }
+            return false
+        }
+        stats.peerKeyUpdates = protection.peerKeyUpdates
+        stats.packetsReceived += 1
+        stats.bytesReceived += UInt64(datagram.count)
+        lastReceiveTime = now
+
+        var ackEliciting = false
+        do {
+            try payload.withUnsafeBytesTyped { (raw) throws(TransportError) in
+                var decoder = FrameDecoder(raw)
+                while true {
+                    let frame: FrameView?
+                    do { frame = try decoder.next() } catch { throw .protocolViolation("malformed frame: \(error)") }
+                    guard let frame else { break }
+                    if try handle(frame, from: address, now: now) { ackEliciting = true }
+                }
+            }
+        } catch {
+            abort(reason: error.reason, now: now)
+            finish(.protocolViolation(error.reason))
+            return true
+        }
+        ackTracker.onPacketReceived(header.packetNumber, ackEliciting: ackEliciting, now: now)
+
+        // A newer packet from a new address: the peer moved (NAT rebinding, new network).
+        if address != peerAddress, header.packetNumber >= (largestReceivedPacketNumber ?? 0) {
+            if candidatePath?.address != address {
+                candidatePath = (address, random.next(), 0, now)
+            }
+        }
+        if header.packetNumber >= (largestReceivedPacketNumber ?? 0) { largestReceivedPacketNumber = header.packetNumber }
+        if case .draining = state { ackTracker.makeImmediate() }
+        return true
+    }
+
+    /// Handles one frame. Returns whether it was ack-eliciting.
+    private func handle(_ frame: FrameView, from address: NetworkAddress, now: Timestamp) throws(TransportError) -> Bool {
+        switch frame {
+        case .padding:
+            return false
+        case .ping:
+            return true
+        case .ack(let ack):
+            onAck(ack, now: now)
+            return false
+        case .stream(let mode, let channel, let offset, let data):
+            guard case .established = state else { return true }
+            var receiver = try receiveChannel(channel, mode: mode)
+            receiveOutput.removeAll(keepingCapacity: true)
+            try receiver.receive(offset: offset, data: data, maximumMessageSize: configuration.maximumMessageSize, output: &receiveOutput)
+            receiveChannels[channel] = receiver
+            emitReceiveOutput(channel)
+            return true
+        case .skip(let channel, let start, let end, let count):
+            try receiveSkip(channel: channel, skip: SkipRange(start: start, end: end, messageCount: count))
+            return true
+        case .datagram(let channel, let route, let data):
+            guard case .established = state else { return true }
+            stats.payloadBytesDelivered += UInt64(data.count)
+            events.append(.datagram(Message(channel: channel, route: route, sequence: 0, payload: [UInt8](data))))
+            return true
+        case .window(let channel, let maximumOffset):
+            if var sender = sendChannels[channel], maximumOffset > sender.peerLimit {
+                sender.peerLimit = maximumOffset
+                sendChannels[channel] = sender
+            }
+            return true
+        case .close:
+            if case .closing = state {
+                finish(.local)
+            } else if state == .established || state == .finishing {
+                state = .draining(deadline: now.adding(nanoseconds: 3 * rtt.probeTimeout(maximumAckDelay: configuration.maximumAckDelay.nanoseconds)))
+                closeReason = .peerClosed
+                events.append(.closed(.peerClosed))
+            }
+            return true
+        case .reset(_, let reason):
+            finish(.peerReset(String(decoding: reason, as: UTF8.self)))
+            return false
+        case .pathChallenge(let value):
+            pendingPathResponses.append((address, value))
+            return true
+        case .pathResponse(let value):
+            if let candidate = candidatePath, candidate.challenge == value {
+                peerAddress = candidate.address
+                candidatePath = nil
+                events.append(.pathChanged(peerAddress))
+            }
+            return true
+        }
+    }
+
+    private func receiveChannel(_ id: UInt16, mode: DeliveryMode) throws(TransportError) -> ReceiveChannel {
+        if let existing = receiveChannels[id] {
+            guard existing.mode == mode else { throw .protocolViolation("channel \(id) changed mode from \(existing.mode) to \(mode)") }
+            return existing
+        }
+        guard receiveChannels.count < configuration.maximumChannels else {
+            throw .protocolViolation("more than \(configuration.maximumChannels) channels")
+        }
+        return ReceiveChannel(id: id, mode: mode, windowSize: UInt64(configuration.channelWindow))
+    }
+
+    func receiveSkip(channel: UInt16, skip: SkipRange) throws(TransportError) {
+        guard case .established = state else { return }
+        var receiver = try receiveChannel(channel, mode: .live)
+        receiveOutput.removeAll(keepingCapacity: true)
+        try receiver.receiveSkip(skip, maximumMessageSize: configuration.maximumMessageSize, output: &receiveOutput)
+        receiveChannels[channel] = receiver
+        emitReceiveOutput(channel)
+    }
+
+    private func drainReceiveChannel(_ channel: UInt16) {
+        guard var receiver = receiveChannels[channel] else { return }
+        receiveOutput.removeAll(keepingCapacity: true)
+        do {
+            try receiver.drain(maximumMessageSize: configuration.maximumMessageSize, output: &receiveOutput)
+        } catch {
+            resetPending = (2, error.reason)
+            finish(.protocolViolation(error.reason))
+        }
+        receiveChannels[channel] = receiver
+        emitReceiveOutput(channel)
+    }
+
+    private func emitReceiveOutput(_ channel: UInt16) {
+        for output in receiveOutput {
+            switch output {
+            case .message(let message):
+                stats.payloadBytesDelivered += UInt64(message.payload.count)
+                events.append(.message(message))
+            case .bytes(let bytes):
+                stats.payloadBytesDelivered += UInt64(bytes.count)
+                events.append(.streamData(channel: channel, bytes: bytes))
+            case .gap(let first, let count):
+                stats.liveMessagesMissed += count
+                events.append(.gap(channel: channel, firstSequence: first, count: count))
+            }
+        }
+        if receiveChannels[channel]?.windowUpdate() != nil { pendingWindowUpdates.insert(channel) }
+    }
+
+    // MARK: - Acknowledgements and loss
+
+    func onAck(_ ack: AckFrame, now: Timestamp) {
+        var ackedBytes = 0
+        var largestNewlyAcked: SentPacket?
+        let ackDelay = min(Int64(ack.delayMicroseconds) * Nanos.microsecond, configuration.maximumAckDelay.nanoseconds)
+        sent.acknowledge(ack) { packet in
+            if largestNewlyAcked == nil { largestNewlyAcked = packet }
+            if packet.ackEliciting && packet.state != .lost && !packet.isMTUProbe { ackedBytes += packet.size }
+            if packet.isMTUProbe && packet.state != .lost {
+                mtu.onProbeAcknowledged(size: packet.size, now: now)
+                congestion.onMaximumDatagramSizeChanged(mtu.current)
+            }
+            if let largestInFrame = packet.largestAckedInFrame { ackTracker.onAckAcknowledged(largest: largestInFrame) }
+            packet.frames.forEach { onFrameAcknowledged($0, now: now) }
+            if packet.ackEliciting {
+                delivered += UInt64(packet.size)
+                deliveredTime = now
+                firstSentTime = packet.timeSent
+            }
+        }
+        guard let largest = largestNewlyAcked else { return }
+        if largest.packetNumber == ack.largest, largest.ackEliciting {
+            rtt.update(sample: now.nanoseconds(since: largest.timeSent), ackDelay: ackDelay)
+        }
+        probeTimeoutCount = 0
+        if appLimitedUntil > 0 && delivered > appLimitedUntil { appLimitedUntil = 0 }
+        if ackedBytes > 0 {
+            stats.payloadBytesAcknowledged += UInt64(ackedBytes)
+            let interval = max(deliveredTime.nanoseconds(since: largest.deliveredTime), largest.timeSent.nanoseconds(since: largest.firstSentTime))
+            let rate = interval > 0 ? Double(delivered - largest.delivered) / (Double(interval) / 1e9) : 0
+            congestion.onAck(AckSample(ackedBytes: ackedBytes, rttSample: largest.packetNumber == ack.largest ? rtt.latest : nil,
+                                       minimumRTT: rtt.minimum, smoothedRTT: rtt.smoothed, deliveryRate: rate,
+                                       appLimited: largest.appLimited, bytesInFlight: sent.bytesInFlight, now: now))
+        }
+        detectLosses(now: now)
+        for id in sendOrder { sendChannels[id]?.retireAcknowledgedLiveMessages() }
+        releaseBuffer(now: now)
+    }
+
+    private func onFrameAcknowledged(_ frame: RetransmittableFrame, now: Timestamp) {
+        switch frame {
+        case .stream(let channel, let offset, let length):
+            sendChannels[channel]?.acknowledge(offset..<offset + UInt64(length))
+        case .close:
+            if case .closing = state { finish(.local) }
+        case .skip, .window, .pathChallenge:
+            break
+        }
+    }
+
+    func detectLosses(now: Timestamp) {
+        var lostBytes = 0
+        var largestLostSentTime = Timestamp.zero
+        lossTime = sent.detectLosses(now: now, lossDelay: rtt.lossDelay) { packet in
+            onLost(packet, now: now)
+            if packet.ackEliciting && !packet.isMTUProbe {
+                lostBytes += packet.size
+                largestLostSentTime = max(largestLostSentTime, packet.timeSent)
+            }
+        }
+        if lostBytes > 0 {
+            congestion.onLoss(lostBytes: lostBytes, largestLostSentTime: largestLostSentTime, bytesInFlight: sent.bytesInFlight, now: now)
+        }
+    }
+
+    func onLost(_ packet: SentPacket, now: Timestamp) {
+        if packet.isMTUProbe {
+            mtu.onProbeLost(size: packet.size, now: now)
+            return
+        }
+        if packet.ackEliciting { stats.packetsLost += 1 }
+        packet.frames.forEach { frame in
+            switch frame {
+            case .stream(let channel, let offset, let length):
+                sendChannels[channel]?.markLost(offset..<offset + UInt64(length))
+            case .skip(let channel, let range):
+                sendChannels[channel]?.pendingSkips.append(range)
+            case .window(let channel):
+                pendingWindowUpdates.insert(channel)
+            case .close:
+                if case .closing = state { closeFramePending = true }
+            case .pathChallenge:
+                break
+            }
+        }
+    }
+
+    /// Frees send-buffer accounting and wakes a waiting writer.
+    func releaseBuffer(now: Timestamp) {
+        var total = 0
+        for channel in sendChannels.values { total += channel.unacknowledgedBytes }
+        bufferedBytes = total
+        if writerWaiting && bufferedBytes <= configuration.sendBufferLimit / 2 {
+            writerWaiting = false
+            events.append(.writable)
+        }
+        checkFinished(now: now)
+    }
+
+    // MARK: - Stats
+
+    func snapshot() -> SessionStats {
+        var snapshot = stats
+        snapshot.smoothedRTT = .nanoseconds(rtt.smoothed)
+        snapshot.minimumRTT = .nanoseconds(rtt.minimum == .max ? 0 : rtt.minimum)
+        snapshot.latestRTT = .nanoseconds(rtt.latest)
+        snapshot.congestionWindow = congestion.congestionWindow
+        snapshot.pacingRate = pacingRate
+        snapshot.bytesInFlight = sent.bytesInFlight
+        snapshot.congestionControl = congestion.name
+        snapshot.datagramSize = mtu.current
+        snapshot.keyUpdates = stats.keyUpdates
+        return snapshot
+    }
+
+    var pacingRate: Double {
+        congestion.pacingRate ?? Double(congestion.congestionWindow) / (Double(max(rtt.smoothed, Nanos.millisecond)) / 1e9)
+    }
+}
+

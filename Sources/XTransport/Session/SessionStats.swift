@@ -1,0 +1,48 @@
+// Per-session counters and gauges: what `xt status` and the benchmarks print.
+
+/// A snapshot of one session's link and counters.
+public struct SessionStats: Sendable, Hashable {
+    public var smoothedRTT: Duration = .zero
+    public var minimumRTT: Duration = .zero
+    public var latestRTT: Duration = .zero
+    /// Congestion window, bytes.
+    public var congestionWindow = 0
+    /// Pacing rate, bytes per second.
+    public var pacingRate: Double = 0
+    public var bytesInFlight = 0
+    /// The congestion controller in use.
+    public var congestionControl = ""
+    /// The datagram size in use (after path-MTU probing).
+    public var datagramSize = 0
+
+    public var packetsSent: UInt64 = 0
+    public var packetsReceived: UInt64 = 0
+    public var bytesSent: UInt64 = 0
+    public var bytesReceived: UInt64 = 0
+    /// Application bytes acknowledged by the peer.
+    public var payloadBytesAcknowledged: UInt64 = 0
+    /// Application bytes delivered to us, in order.
+    public var payloadBytesDelivered: UInt64 = 0
+    public var packetsLost: UInt64 = 0
+    /// Stream bytes sent more than once.
+    public var bytesRetransmitted: UInt64 = 0
+    /// Packets that failed authentication (tampered, or not ours).
+    public var packetsRejectedAuthentication: UInt64 = 0
+    /// Packets whose number was already seen (replays and duplicates).
+    public var packetsRejectedReplay: UInt64 = 0
+    /// Packets older than the replay window.
+    public var packetsRejectedTooOld: UInt64 = 0
+    /// Live messages this side skipped because their deadline passed.
+    public var liveMessagesSkipped: UInt64 = 0
+    /// Live messages the peer skipped (gaps reported to the application).
+    public var liveMessagesMissed: UInt64 = 0
+    public var datagramsDropped: UInt64 = 0
+    public var keyUpdates: UInt64 = 0
+    public var peerKeyUpdates: UInt64 = 0
+    public var probeTimeouts: UInt64 = 0
+
+    public init() {}
+
+    /// Lost packets over packets sent.
+    public var lossRate: Double { packetsSent == 0 ? 0 : Double(packetsLost) / Double(packetsSent) }
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the Debian packages XTransport needs to build, test and benchmark.
+# Idempotent: packages already present are skipped, so `make test` can call it every run.
+set -euo pipefail
+
+packages=(
+  # build
+  pkg-config libssl-dev
+  # media (later issues link these; installed now so one script serves every target)
+  libavformat-dev libavcodec-dev libswscale-dev libavutil-dev libv4l-dev libopus-dev libasound2-dev
+  # tests and peers for `make bench`
+  iproute2 nftables iperf3 srt-tools ffmpeg
+  # libFuzzer runtime for `make fuzz`
+  libclang-rt-14-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null; then SUDO=sudo; else
+    echo "install-deps: missing packages (${missing[*]}) and not root: run as root or install them" >&2
+    exit 1
+  fi
+else
+  SUDO=
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
