@@ -72,3 +72,4 @@ let package = Package(
         ),
     ]
 )
+package.targets.append(.executableTarget(name: "xt-debug", dependencies: ["XTransport", "XTSimulator"], path: "Sources/xt-debug", swiftSettings: [.swiftLanguageMode(.v5)]))

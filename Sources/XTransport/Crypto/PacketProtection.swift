@@ -96,8 +96,10 @@ struct PacketProtection {
 
     @inline(__always)
     static func nonce(_ packetNumber: UInt64) -> ChaChaPoly.Nonce {
-        var raw: (UInt32, UInt64) = (0, packetNumber.bigEndian)
-        return withUnsafeBytes(of: &raw) { try! ChaChaPoly.Nonce(data: UnsafeRawBufferPointer(rebasing: $0[0..<12])) }
+        // 32 zero bits, then the packet number big-endian (three packed words, no padding).
+        var raw: (UInt32, UInt32, UInt32) = (0, UInt32(truncatingIfNeeded: packetNumber >> 32).bigEndian,
+                                             UInt32(truncatingIfNeeded: packetNumber).bigEndian)
+        return withUnsafeBytes(of: &raw) { try! ChaChaPoly.Nonce(data: $0) }
     }
 
     /// Seals in place: `packet[0..<13]` is the header (associated data), `packet[13..<13+length]`

@@ -318,10 +318,17 @@ public final class Endpoint {
 
     /// Runs every deadline that has passed.
     public func handleTimeout(now: Timestamp) {
+        // Collect first: handling a deadline may re-arm one that is already due, which must
+        // wait for the driver to send (a keepalive, say) before it is looked at again.
+        var due: [UInt32] = []
         while let top = timers.top, top.deadline <= now {
             timers.pop()
             guard scheduled[top.key] == top.deadline else { continue }
             scheduled[top.key] = nil
+            due.append(top.key)
+        }
+        for key in due {
+            let top = (key: key, deadline: now)
             if let session = sessions[top.key] {
                 session.handleTimeout(now: now)
                 afterActivity(session, now: now)

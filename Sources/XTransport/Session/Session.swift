@@ -93,7 +93,8 @@ final class Session {
     var datagrams = RingBuffer<(channel: UInt16, priority: ChannelPriority, route: RoutingHeader, bytes: [UInt8])>()
     let peerInitialWindow: UInt64
 
-    var pendingWindowUpdates: Set<UInt16> = []
+    /// Channels whose credit must be (re)sent, in order of need (an array: deterministic order).
+    var pendingWindowUpdates: [UInt16] = []
     var pingPending = false
     var closeFramePending = false
     var closeFrameSent = false
@@ -421,7 +422,9 @@ final class Session {
                 events.append(.gap(channel: channel, firstSequence: first, count: count))
             }
         }
-        if receiveChannels[channel]?.windowUpdate() != nil { pendingWindowUpdates.insert(channel) }
+        if receiveChannels[channel]?.windowUpdate() != nil, !pendingWindowUpdates.contains(channel) {
+            pendingWindowUpdates.append(channel)
+        }
     }
 
     // MARK: - Acknowledgements and loss
@@ -503,7 +506,7 @@ final class Session {
             case .skip(let channel, let range):
                 sendChannels[channel]?.pendingSkips.append(range)
             case .window(let channel):
-                pendingWindowUpdates.insert(channel)
+                if !pendingWindowUpdates.contains(channel) { pendingWindowUpdates.append(channel) }
             case .close:
                 if case .closing = state { closeFramePending = true }
             case .pathChallenge:
