@@ -8,7 +8,7 @@ public final class NetworkSimulator {
     /// A simulated host: an endpoint at an address, and the application code reacting to it.
     public final class Node {
         public let endpoint: Endpoint
-        public let address: NetworkAddress
+        public internal(set) var address: NetworkAddress
         /// Called for every event the endpoint reports; may call back into the endpoint.
         public var onEvent: (EndpointEvent, Endpoint, Timestamp) -> Void = { _, _, _ in }
         /// Set to false to make the node fall silent (a dead host: it neither sends nor receives).
@@ -71,6 +71,14 @@ public final class NetworkSimulator {
         nodeByAddress[address] = nodes.count
         nodes.append(node)
         return node
+    }
+
+    /// Moves a node to a new address (a NAT rebinding or a change of network). Datagrams
+    /// still in flight to the old address are lost.
+    public func rebind(_ node: Node, to address: NetworkAddress) {
+        guard let index = nodeByAddress.removeValue(forKey: node.address) else { return }
+        node.address = address
+        nodeByAddress[address] = index
     }
 
     /// Sets the impairments of the direction `from` → `to`.
@@ -227,7 +235,17 @@ public final class NetworkSimulator {
     public func run(for limit: Duration, until done: () -> Bool = { false }) -> Bool {
         let deadline = now.adding(limit)
         flush()
+        var lastTime = now
+        var iterationsAtTime = 0
         while !done() {
+            // A deadline that never clears would spin here forever; fail loudly instead.
+            if now == lastTime {
+                iterationsAtTime += 1
+                precondition(iterationsAtTime < 1_000_000, "simulator stuck at \(now): a timer is due but nothing progresses")
+            } else {
+                lastTime = now
+                iterationsAtTime = 0
+            }
             var next: Timestamp? = queue.first?.time
             for node in nodes where node.isUp {
                 if let timeout = node.endpoint.nextTimeout(), next.map({ timeout < $0 }) ?? true { next = timeout }

@@ -7,6 +7,9 @@ let a = NetworkAddress.ipv4(10,0,0,1, port: 1), b = NetworkAddress.ipv4(10,0,0,2
 var conditions = LinkConditions.clean(delay: .milliseconds(10))
 conditions.bandwidth = 200e6
 conditions.queueLimit = .milliseconds(30)
+conditions.reorderRate = Double(CommandLine.arguments.dropFirst(3).first ?? "0")!
+conditions.reorderDelay = .milliseconds(15)
+conditions.jitter = .milliseconds(2)
 conditions.lossRate = Double(CommandLine.arguments.dropFirst(2).first ?? "0")!
 let sim = NetworkSimulator(seed: 1, conditions: conditions)
 let ci = NodeIdentity(), si = NodeIdentity()
@@ -39,7 +42,7 @@ s.onEvent = { ev, e, now in
 _ = c.endpoint.connect(to: b, peerKey: si.publicKey, now: sim.now)
 var lastPrint = 0
 let ok = sim.run(for: .seconds(30)) {
-  if sim.eventsProcessed - lastPrint > 20000 { lastPrint = sim.eventsProcessed; print(sim.now, "recv", received, "written", written, c.endpoint.sessionIDs.first.flatMap { c.endpoint.stats(for: $0) }.map { "cwnd \($0.congestionWindow) inflight \($0.bytesInFlight) rate \($0.pacingRate) lost \($0.packetsLost) sent \($0.packetsSent) rtt \($0.smoothedRTT) mtu \($0.datagramSize)" } ?? "") }
+  if sim.eventsProcessed - lastPrint > 2000 { lastPrint = sim.eventsProcessed; print(sim.now, "recv", received, "written", written, c.endpoint.sessionIDs.first.flatMap { c.endpoint.stats(for: $0) }.map { "\($0.congestionState) cwnd \($0.congestionWindow) inflight \($0.bytesInFlight) rate \($0.pacingRate) lost \($0.packetsLost) sent \($0.packetsSent) rtt \($0.smoothedRTT) mtu \($0.datagramSize)" } ?? "") }
   return received >= total }
 print("done", ok, sim.now, received, sim.eventsProcessed)
 if let id = c.endpoint.sessionIDs.first { print(c.endpoint.stats(for: id)!) }

@@ -2,6 +2,9 @@
 // checks every received byte against what was sent.
 import Testing
 import XTransport
+#if canImport(Glibc)
+import Glibc
+#endif
 import XTSimulator
 
 let clientAddress = NetworkAddress.ipv4(10, 0, 0, 1, port: 4000)
@@ -10,17 +13,23 @@ let serverAddress = NetworkAddress.ipv4(10, 0, 0, 2, port: 5000)
 /// Deterministic test bytes.
 func testPayload(count: Int, seed: UInt64) -> [UInt8] {
     var generator = SplitMix64(seed: seed)
-    var bytes = [UInt8](repeating: 0, count: count)
-    var index = 0
-    while index < count {
-        var word = generator.next()
-        for _ in 0..<8 where index < count {
-            bytes[index] = UInt8(truncatingIfNeeded: word)
-            word >>= 8
-            index += 1
+    var bytes = [UInt8](repeating: 0, count: (count + 7) / 8 * 8)
+    bytes.withUnsafeMutableBytes { raw in
+        let words = raw.bindMemory(to: UInt64.self)
+        for index in words.indices { words[index] = generator.next() }
+    }
+    bytes.removeLast(bytes.count - count)
+    return bytes
+}
+
+/// Whether `bytes` equals `payload` at `offset` (memcmp: fast even in debug builds).
+func matches(_ bytes: [UInt8], in payload: [UInt8], at offset: Int) -> Bool {
+    guard offset + bytes.count <= payload.count else { return false }
+    return bytes.withUnsafeBytes { received in
+        payload.withUnsafeBytes { expected in
+            memcmp(received.baseAddress!, expected.baseAddress! + offset, bytes.count) == 0
         }
     }
-    return bytes
 }
 
 /// Two endpoints on a simulated network, each authorizing the other.
@@ -100,15 +109,8 @@ final class BulkTransfer {
     }
 
     private func verify(_ bytes: [UInt8]) {
-        if mismatchAt == nil {
-            guard received + bytes.count <= payload.count else {
-                mismatchAt = received
-                return
-            }
-            for (index, byte) in bytes.enumerated() where payload[received + index] != byte {
-                mismatchAt = received + index
-                break
-            }
+        if mismatchAt == nil, !bytes.isEmpty, !matches(bytes, in: payload, at: received) {
+            mismatchAt = received
         }
         received += bytes.count
     }

@@ -13,6 +13,9 @@ public struct AckSample: Sendable {
     public var smoothedRTT: Int64
     /// Delivery rate measured over the acknowledged packet's flight, bytes per second.
     public var deliveryRate: Double
+    /// Rate at which the path accepted packets (delivered plus lost) over the same flight.
+    /// Above `deliveryRate` only when packets were lost; equal to it otherwise.
+    public var acceptedRate: Double
     /// Whether the sender was limited by the application (not the network) for that sample.
     public var appLimited: Bool
     /// Bytes in flight after this ACK.
@@ -28,6 +31,8 @@ public protocol CongestionController: Sendable {
     var pacingRate: Double? { get }
     /// A short name for stats (`rate`, `ledbat`).
     var name: String { get }
+    /// The controller's internal state in a few words, for `xt status` and debugging.
+    var state: String { get }
 
     mutating func onPacketSent(bytes: Int, bytesInFlight: Int, now: Timestamp)
     mutating func onAck(_ sample: AckSample)

@@ -26,6 +26,10 @@ public struct LEDBATController: CongestionController {
         1.25 * window / (Double(max(smoothedRTT, Nanos.millisecond)) / 1e9)
     }
 
+    public var state: String {
+        "window=\(Int(window)) baseDelay=\(baseDelay == .max ? 0 : baseDelay / Nanos.microsecond)us"
+    }
+
     public mutating func onPacketSent(bytes: Int, bytesInFlight: Int, now: Timestamp) {}
 
     public mutating func onAck(_ sample: AckSample) {

@@ -2,7 +2,7 @@
 // bottleneck bandwidth (windowed max of delivery-rate samples) and the minimum RTT, paces at
 // gain × bandwidth and caps flight at 2 × BDP. Random loss does not shrink the rate, which
 // is why it keeps near link rate at 5–10% drop where loss-based TCP collapses. Persistent
-// heavy loss (> 20% over a round) does back off, so it is not blind to real overload.
+// heavy loss (> 35% over a round) does back off, so it is not blind to real overload.
 
 public struct RateBasedController: CongestionController {
     enum Mode: Equatable { case startup, drain, probeBandwidth, probeRTT }
@@ -69,6 +69,10 @@ public struct RateBasedController: CongestionController {
         return pacingGain * estimate * lossBackoff
     }
 
+    public var state: String {
+        "\(mode) bw=\(Int(bandwidth * 8 / 1e6))Mbit/s minRTT=\(minimumRTT / Nanos.microsecond)us backoff=\((lossBackoff * 100).rounded() / 100) round=\(round)"
+    }
+
     public mutating func onPacketSent(bytes: Int, bytesInFlight: Int, now: Timestamp) {}
 
     public mutating func onAck(_ sample: AckSample) {
@@ -80,8 +84,14 @@ public struct RateBasedController: CongestionController {
             roundEndDelivered = delivered + UInt64(max(sample.bytesInFlight, maximumDatagramSize))
             endOfRound()
         }
-        if sample.deliveryRate > 0, !sample.appLimited || sample.deliveryRate >= bandwidth {
-            bandwidthSamples.append((round, sample.deliveryRate))
+        // Random loss (no queue building: RTT near its minimum) does not mean less capacity:
+        // count what the path accepted, up to a loss of 30%. With a queue, only what arrived.
+        var rate = sample.deliveryRate
+        if let rtt = sample.rttSample, rtt <= minimumRTT + max(minimumRTT / 4, Nanos.millisecond) {
+            rate = min(sample.acceptedRate, sample.deliveryRate / 0.7)
+        }
+        if rate > 0, !sample.appLimited || rate >= bandwidth {
+            bandwidthSamples.append((round, rate))
         }
         bandwidthSamples.removeAll { $0.round + Self.bandwidthWindowRounds < round }
         if bandwidthSamples.count > 64 { bandwidthSamples.removeFirst(bandwidthSamples.count - 64) }
@@ -96,10 +106,10 @@ public struct RateBasedController: CongestionController {
     }
 
     private mutating func endOfRound() {
-        // Sustained heavy loss (more than a fifth of a round's bytes) means real overload, not
+        // Sustained heavy loss (more than a third of a round's bytes) means real overload, not
         // random drop: back off multiplicatively, and recover as rounds come clean.
         let total = lostInRound + ackedInRound
-        if total > 0, Double(lostInRound) / Double(total) > 0.2 {
+        if total > 0, Double(lostInRound) / Double(total) > 0.35 {
             lossBackoff = max(0.5, lossBackoff * 0.85)
         } else {
             lossBackoff = min(1, lossBackoff * 1.05)

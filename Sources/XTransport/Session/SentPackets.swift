@@ -37,6 +37,8 @@ struct SentPacket {
     var state: State = .inFlight
     /// For the congestion controller's delivery-rate samples.
     var delivered: UInt64
+    /// Bytes declared lost when this packet was sent.
+    var lostBefore: UInt64
     var deliveredTime: Timestamp
     var firstSentTime: Timestamp
     var appLimited: Bool

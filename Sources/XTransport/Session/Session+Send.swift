@@ -148,7 +148,7 @@ extension Session {
             if probesToSend > 0 { probesToSend -= 1 }
         }
         sent.append(SentPacket(packetNumber: packetNumber, timeSent: now, size: size, ackEliciting: eliciting,
-                               isMTUProbe: isMTUProbe, delivered: delivered, deliveredTime: deliveredTime,
+                               isMTUProbe: isMTUProbe, delivered: delivered, lostBefore: lostBytesTotal, deliveredTime: deliveredTime,
                                firstSentTime: firstSentTime, appLimited: appLimitedUntil > 0,
                                largestAckedInFrame: largestAckedInFrame, frames: refs))
         if eliciting && !isMTUProbe { congestion.onPacketSent(bytes: size, bytesInFlight: sent.bytesInFlight, now: now) }

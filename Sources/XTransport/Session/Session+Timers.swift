@@ -28,7 +28,8 @@ extension Session {
         consider(candidatePath?.nextSend)
         if state == .established {
             consider(lastElicitingSendTime.adding(configuration.keepaliveInterval))
-            consider(mtu.nextTimeout)
+            // A probe waits for window room; the ACK that opens it re-polls the session.
+            if sent.bytesInFlight + mtu.current <= congestion.congestionWindow { consider(mtu.nextTimeout) }
         }
         for id in sendOrder { consider(sendChannels[id]!.nextDeadline) }
         return earliest

@@ -116,6 +116,7 @@ final class Session {
 
     // Delivery-rate sampling (BBR's bookkeeping).
     var delivered: UInt64 = 0
+    var lostBytesTotal: UInt64 = 0
     var deliveredTime: Timestamp
     var firstSentTime: Timestamp
     var appLimitedUntil: UInt64 = 0
@@ -457,9 +458,12 @@ final class Session {
         if ackedBytes > 0 {
             stats.payloadBytesAcknowledged += UInt64(ackedBytes)
             let interval = max(deliveredTime.nanoseconds(since: largest.deliveredTime), largest.timeSent.nanoseconds(since: largest.firstSentTime))
-            let rate = interval > 0 ? Double(delivered - largest.delivered) / (Double(interval) / 1e9) : 0
+            let seconds = Double(interval) / 1e9
+            let rate = interval > 0 ? Double(delivered - largest.delivered) / seconds : 0
+            let lostDuring = lostBytesTotal >= largest.lostBefore ? lostBytesTotal - largest.lostBefore : 0
+            let accepted = interval > 0 ? Double(delivered - largest.delivered + lostDuring) / seconds : 0
             congestion.onAck(AckSample(ackedBytes: ackedBytes, rttSample: largest.packetNumber == ack.largest ? rtt.latest : nil,
-                                       minimumRTT: rtt.minimum, smoothedRTT: rtt.smoothed, deliveryRate: rate,
+                                       minimumRTT: rtt.minimum, smoothedRTT: rtt.smoothed, deliveryRate: rate, acceptedRate: accepted,
                                        appLimited: largest.appLimited, bytesInFlight: sent.bytesInFlight, now: now))
         }
         detectLosses(now: now)
@@ -498,7 +502,10 @@ final class Session {
             mtu.onProbeLost(size: packet.size, now: now)
             return
         }
-        if packet.ackEliciting { stats.packetsLost += 1 }
+        if packet.ackEliciting {
+            stats.packetsLost += 1
+            lostBytesTotal += UInt64(packet.size)
+        }
         packet.frames.forEach { frame in
             switch frame {
             case .stream(let channel, let offset, let length):
@@ -537,7 +544,9 @@ final class Session {
         snapshot.congestionWindow = congestion.congestionWindow
         snapshot.pacingRate = pacingRate
         snapshot.bytesInFlight = sent.bytesInFlight
+        snapshot.sendBufferBytes = bufferedBytes
         snapshot.congestionControl = congestion.name
+        snapshot.congestionState = congestion.state
         snapshot.datagramSize = mtu.current
         snapshot.keyUpdates = stats.keyUpdates
         return snapshot

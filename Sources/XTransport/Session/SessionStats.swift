@@ -10,8 +10,12 @@ public struct SessionStats: Sendable, Hashable {
     /// Pacing rate, bytes per second.
     public var pacingRate: Double = 0
     public var bytesInFlight = 0
+    /// Bytes written by the application and not yet acknowledged (bounded by the send buffer).
+    public var sendBufferBytes = 0
     /// The congestion controller in use.
     public var congestionControl = ""
+    /// The controller's state in a few words.
+    public var congestionState = ""
     /// The datagram size in use (after path-MTU probing).
     public var datagramSize = 0
 

@@ -1,0 +1,366 @@
+// Drives a sans-IO `Endpoint` from one SwiftNIO datagram channel. Everything here runs on
+// the channel's event loop: received datagrams go straight into the core (no task hop), and
+// after each batch the driver drains the core's transmit queue (batched with GSO where the
+// kernel supports it), dispatches events to sessions, and re-arms one timer.
+import Logging
+import NIOCore
+import XTransport
+
+/// The loop-confined state behind a ``TransportEndpoint``.
+final class EndpointDriver {
+    let endpoint: Endpoint
+    let channel: any Channel
+    let eventLoop: any EventLoop
+    let logger: Logger
+    private let origin: NIODeadline
+    private let useGSO: Bool
+    private let datagramCapacity: Int
+    private var timer: Scheduled<Void>?
+    private var timerDeadline: Timestamp?
+    private var addressCache: [NetworkAddress: SocketAddress] = [:]
+    private var outbound: ByteBuffer
+
+    /// Per-session application state.
+    final class SessionState {
+        let session: TransportSession
+        let inbound: AsyncThrowingStream<Inbound, any Error>.Continuation
+        var waitingWriters: [(bytes: [UInt8], channel: UInt16, route: RoutingHeader, continuation: CheckedContinuation<Void, any Error>)] = []
+        var closeWaiters: [CheckedContinuation<Void, Never>] = []
+        var bufferedInboundBytes = 0
+        var paused = false
+        var channelsSeen: Set<UInt16> = []
+
+        init(session: TransportSession, inbound: AsyncThrowingStream<Inbound, any Error>.Continuation) {
+            self.session = session
+            self.inbound = inbound
+        }
+    }
+
+    var sessions: [SessionID: SessionState] = [:]
+    var pendingConnects: [SessionID: CheckedContinuation<TransportSession, any Error>] = [:]
+    var incoming: AsyncStream<TransportSession>.Continuation
+    weak var owner: TransportEndpoint?
+    let inboundHighWater: Int
+    let inboundLowWater: Int
+
+    init(endpoint: Endpoint, channel: any Channel, origin: NIODeadline, logger: Logger,
+         incoming: AsyncStream<TransportSession>.Continuation, inboundHighWater: Int) {
+        self.endpoint = endpoint
+        self.channel = channel
+        self.eventLoop = channel.eventLoop
+        self.origin = origin
+        self.logger = logger
+        self.incoming = incoming
+        self.inboundHighWater = inboundHighWater
+        self.inboundLowWater = inboundHighWater / 4
+        self.useGSO = System.supportsUDPSegmentationOffload
+        self.datagramCapacity = endpoint.configuration.session.maximumDatagramSize
+        self.outbound = channel.allocator.buffer(capacity: 0)
+    }
+
+    var now: Timestamp {
+        Timestamp(nanoseconds: UInt64(max(0, (NIODeadline.now() - origin).nanoseconds)))
+    }
+
+    // MARK: - Input
+
+    func received(_ envelope: AddressedEnvelope<ByteBuffer>, now: Timestamp) {
+        guard let address = NetworkAddress(envelope.remoteAddress) else { return }
+        let data = envelope.data
+        if let segmentSize = envelope.metadata?.segmentSize, segmentSize > 0, data.readableBytes > segmentSize {
+            // GRO coalesced several datagrams of `segmentSize` (the last may be shorter).
+            data.withUnsafeReadableBytes { raw in
+                var start = 0
+                while start < raw.count {
+                    let end = min(start + segmentSize, raw.count)
+                    endpoint.handle(datagram: UnsafeRawBufferPointer(rebasing: raw[start..<end]), from: address, now: now)
+                    start = end
+                }
+            }
+        } else {
+            data.withUnsafeReadableBytes { endpoint.handle(datagram: $0, from: address, now: now) }
+        }
+    }
+
+    /// After input, a timer or an application call: send, dispatch, re-arm.
+    func service() {
+        let now = self.now
+        flushTransmits(now: now)
+        dispatchEvents()
+        // Events may have produced writes (for example a waiting writer resumed).
+        flushTransmits(now: now)
+        armTimer()
+    }
+
+    func timerFired() {
+        timer = nil
+        timerDeadline = nil
+        endpoint.handleTimeout(now: now)
+        service()
+    }
+
+    // MARK: - Output
+
+    private func socketAddress(_ address: NetworkAddress) -> SocketAddress {
+        if let cached = addressCache[address] { return cached }
+        if addressCache.count > 4096 { addressCache.removeAll() }
+        let resolved = address.socketAddress
+        addressCache[address] = resolved
+        return resolved
+    }
+
+    /// Drains the core's transmit queue. Consecutive datagrams to one destination are
+    /// coalesced into one GSO write (equal segments, the last may be shorter).
+    private func flushTransmits(now: Timestamp) {
+        var batch: (destination: NetworkAddress, segmentSize: Int, count: Int, start: Int)?
+        var wroteAny = false
+        while channel.isWritable {
+            if outbound.writableBytes < datagramCapacity {
+                if let open = batch {
+                    write(batch: open)
+                    batch = nil
+                    wroteAny = true
+                }
+                outbound = channel.allocator.buffer(capacity: max(datagramCapacity * 16, 65_536))
+            }
+            let writerStart = outbound.writerIndex
+            var transmit: Transmit?
+            outbound.writeWithUnsafeMutableBytes(minimumWritableBytes: datagramCapacity) { raw in
+                transmit = endpoint.pollTransmit(now: now, into: raw)
+                return transmit?.size ?? 0
+            }
+            guard let transmit else { break }
+            if var open = batch, useGSO, open.destination == transmit.destination,
+               transmit.size <= open.segmentSize, open.count < 64,
+               writerStart - open.start + transmit.size <= 65_000 {
+                open.count += 1
+                batch = open
+                if transmit.size < open.segmentSize {
+                    write(batch: open)  // a short segment ends a GSO batch
+                    batch = nil
+                    wroteAny = true
+                }
+                continue
+            }
+            if let open = batch {
+                // The new datagram does not join: send what was batched, then start again.
+                write(batch: open, end: writerStart)
+                wroteAny = true
+            }
+            batch = (transmit.destination, transmit.size, 1, writerStart)
+        }
+        if let open = batch {
+            write(batch: open)
+            wroteAny = true
+        }
+        if wroteAny { channel.flush() }
+    }
+
+    private func write(batch: (destination: NetworkAddress, segmentSize: Int, count: Int, start: Int), end: Int? = nil) {
+        let length = (end ?? outbound.writerIndex) - batch.start
+        guard let slice = outbound.getSlice(at: batch.start, length: length) else { return }
+        let metadata = batch.count > 1
+            ? AddressedEnvelope<ByteBuffer>.Metadata(ecnState: .transportNotCapable, packetInfo: nil, segmentSize: batch.segmentSize)
+            : nil
+        let envelope = AddressedEnvelope(remoteAddress: socketAddress(batch.destination), data: slice, metadata: metadata)
+        channel.write(envelope, promise: nil)
+    }
+
+    private func armTimer() {
+        guard let next = endpoint.nextTimeout() else { return }
+        if let scheduled = timerDeadline, scheduled <= next { return }
+        timer?.cancel()
+        timerDeadline = next
+        let deadline = origin + .nanoseconds(Int64(next.nanoseconds))
+        timer = eventLoop.scheduleTask(deadline: deadline) { [self] in timerFired() }
+    }
+
+    // MARK: - Events
+
+    private func dispatchEvents() {
+        while let event = endpoint.pollEvent() {
+            switch event {
+            case .connected(let id, let peer, let hello):
+                let state = makeSession(id, peer: peer, hello: hello)
+                pendingConnects.removeValue(forKey: id)?.resume(returning: state.session)
+            case .accepted(let id, let peer, let address, let hello):
+                logger.info("accepted session", metadata: ["peer": "\(peer)", "address": "\(address)", "session": "\(id)"])
+                let state = makeSession(id, peer: peer, hello: hello)
+                incoming.yield(state.session)
+            case .connectFailed(let id, let error):
+                pendingConnects.removeValue(forKey: id)?.resume(throwing: error)
+            case .refused(let peer, let address):
+                logger.warning("refused handshake from unauthorized key", metadata: ["peer": "\(peer)", "address": "\(address)"])
+            case .session(let id, let sessionEvent):
+                guard let state = sessions[id] else { continue }
+                handle(sessionEvent, id: id, state: state)
+            }
+        }
+    }
+
+    private func makeSession(_ id: SessionID, peer: PublicKey, hello: [UInt8]) -> SessionState {
+        let (stream, continuation) = AsyncThrowingStream<Inbound, any Error>.makeStream()
+        let session = TransportSession(id: id, peerKey: peer, hello: hello, endpoint: owner!, stream: stream)
+        let state = SessionState(session: session, inbound: continuation)
+        sessions[id] = state
+        return state
+    }
+
+    private func handle(_ event: SessionEvent, id: SessionID, state: SessionState) {
+        switch event {
+        case .message(let message):
+            deliver(.message(message), bytes: message.payload.count, channel: message.channel, id: id, state: state)
+        case .streamData(let channel, let bytes):
+            deliver(.bytes(channel: channel, bytes), bytes: bytes.count, channel: channel, id: id, state: state)
+        case .datagram(let message):
+            // Datagrams are never held back: if the application is behind, they are dropped.
+            if state.bufferedInboundBytes < inboundHighWater {
+                deliver(.datagram(message), bytes: message.payload.count, channel: message.channel, id: id, state: state)
+            }
+        case .gap(let channel, let first, let count):
+            state.inbound.yield(.gap(channel: channel, firstSequence: first, count: count))
+        case .writable:
+            resumeWriters(id, state: state)
+        case .pathChanged(let address):
+            logger.info("peer moved", metadata: ["session": "\(id)", "address": "\(address)"])
+        case .closed(let reason):
+            sessions[id] = nil
+            switch reason {
+            case .local, .peerClosed:
+                state.inbound.finish()
+            default:
+                state.inbound.finish(throwing: TransportError(.sessionClosed, "session \(id) ended: \(reason)"))
+            }
+            for writer in state.waitingWriters {
+                writer.continuation.resume(throwing: TransportError(.sessionClosed, "session \(id) ended before the write was accepted: \(reason)"))
+            }
+            state.waitingWriters.removeAll()
+            state.session.markClosed(reason)
+            for waiter in state.closeWaiters { waiter.resume() }
+            state.closeWaiters.removeAll()
+        }
+    }
+
+    private func deliver(_ item: Inbound, bytes: Int, channel: UInt16, id: SessionID, state: SessionState) {
+        state.bufferedInboundBytes += bytes
+        state.channelsSeen.insert(channel)
+        state.inbound.yield(item)
+        if !state.paused && state.bufferedInboundBytes > inboundHighWater {
+            state.paused = true
+            for channel in state.channelsSeen { endpoint.setPaused(true, channel: channel, session: id, now: now) }
+        }
+    }
+
+    /// The application consumed `bytes` of inbound data.
+    func consumed(_ bytes: Int, id: SessionID) {
+        guard let state = sessions[id] else { return }
+        state.bufferedInboundBytes -= bytes
+        if state.paused && state.bufferedInboundBytes <= inboundLowWater {
+            state.paused = false
+            for channel in state.channelsSeen { endpoint.setPaused(false, channel: channel, session: id, now: now) }
+            service()
+        }
+    }
+
+    // MARK: - Application calls (on the loop)
+
+    func write(_ bytes: [UInt8], channel: UInt16, route: RoutingHeader, id: SessionID,
+               continuation: CheckedContinuation<Void, any Error>) {
+        guard let state = sessions[id] else {
+            continuation.resume(throwing: TransportError.sessionClosed())
+            return
+        }
+        if !state.waitingWriters.isEmpty {
+            // Keep writers in order: queue behind those already waiting.
+            state.waitingWriters.append((bytes, channel, route, continuation))
+            return
+        }
+        do {
+            switch try endpoint.write(bytes, channel: channel, route: route, session: id, now: now) {
+            case .accepted: continuation.resume()
+            case .bufferFull: state.waitingWriters.append((bytes, channel, route, continuation))
+            }
+        } catch {
+            continuation.resume(throwing: error)
+        }
+        service()
+    }
+
+    private func resumeWriters(_ id: SessionID, state: SessionState) {
+        while let writer = state.waitingWriters.first {
+            do {
+                switch try endpoint.write(writer.bytes, channel: writer.channel, route: writer.route, session: id, now: now) {
+                case .accepted:
+                    state.waitingWriters.removeFirst()
+                    writer.continuation.resume()
+                case .bufferFull:
+                    return
+                }
+            } catch {
+                state.waitingWriters.removeFirst()
+                writer.continuation.resume(throwing: error)
+            }
+        }
+    }
+
+    func close(_ id: SessionID, continuation: CheckedContinuation<Void, Never>) {
+        guard let state = sessions[id] else {
+            continuation.resume()
+            return
+        }
+        state.closeWaiters.append(continuation)
+        endpoint.close(id, now: now)
+        service()
+    }
+
+    func shutdown() {
+        timer?.cancel()
+        for (id, state) in sessions {
+            endpoint.abort(id, reason: "endpoint shut down", now: now)
+            state.inbound.finish()
+            for writer in state.waitingWriters { writer.continuation.resume(throwing: TransportError.sessionClosed()) }
+            for waiter in state.closeWaiters { waiter.resume() }
+            state.session.markClosed(.aborted("endpoint shut down"))
+        }
+        flushTransmits(now: now)
+        sessions.removeAll()
+        for (_, connect) in pendingConnects { connect.resume(throwing: TransportError.sessionClosed()) }
+        pendingConnects.removeAll()
+        incoming.finish()
+    }
+}
+
+/// The channel handler: hands every datagram to the driver and services it per read batch.
+final class DatagramHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    let driver: EndpointDriver
+    private var pendingService = false
+    private var batchNow: Timestamp?
+
+    init(driver: EndpointDriver) { self.driver = driver }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let now = batchNow ?? driver.now
+        batchNow = now
+        driver.received(unwrapInboundIn(data), now: now)
+        pendingService = true
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        batchNow = nil
+        if pendingService {
+            pendingService = false
+            driver.service()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { driver.service() }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A datagram socket survives send errors (EMSGSIZE from an MTU probe, ICMP
+        // unreachable): the core's loss recovery copes; log and carry on.
+        driver.logger.debug("datagram socket error", metadata: ["error": "\(error)"])
+    }
+}
