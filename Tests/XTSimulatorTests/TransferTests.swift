@@ -128,6 +128,7 @@ struct TransferTests {
         var session = SessionConfiguration()
         session.maximumDatagramSize = 9000
         let run = try Self.transfer(conditions, seed: 11, size: 4 << 20, session: session)
+        run.simulator.run(for: .seconds(3))  // the search goes on while idle
         let stats = try #require(run.transfer.clientSession.flatMap { run.pair.client.endpoint.stats(for: $0) })
         #expect(stats.datagramSize <= 1300)
         #expect(stats.datagramSize >= 1280)

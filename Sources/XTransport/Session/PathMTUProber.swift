@@ -11,6 +11,7 @@ struct PathMTUProber {
     let enabled: Bool
     private(set) var inFlight: Int?
     private var failures = 0
+    private var lastFailedSize = 0
     private var triedMaximum = false
     private var nextProbeTime: Timestamp?
     /// How long a finished search waits before trying again.
@@ -59,7 +60,9 @@ struct PathMTUProber {
 
     mutating func onProbeLost(size: Int, now: Timestamp) {
         inFlight = nil
-        failures += 1
+        // Two losses of the same size lower the ceiling; one could be random loss.
+        failures = size == lastFailedSize ? failures + 1 : 1
+        lastFailedSize = size
         triedMaximum = true
         if failures >= 2 {
             ceiling = size - 1

@@ -79,7 +79,8 @@ extension Session {
             appLimitedUntil = max(1, delivered + UInt64(sent.bytesInFlight))
         }
 
-        if !allowData, windowOpen, state == .established, let probeSize = mtu.probeDue(now: now) {
+        // A due probe goes ahead of data (it is one packet), so probing works during transfers.
+        if windowOpen, state == .established, let probeSize = mtu.probeDue(now: now) {
             mtu.onProbeSent(size: probeSize)
             let size = buildPacket(into: buffer, now: now, destination: peerAddress, datagramSize: probeSize, isMTUProbe: true) { cursor, _, limit in
                 cursor.writeUInt8(FrameType.ping.rawValue)
