@@ -104,10 +104,15 @@ struct ReceiveChannel {
                 skips.removeFirst()
                 guard skip.end > deliveredOffset else { continue }
                 // Drop any half-assembled message: it was part of what the sender skipped.
+                // Messages of the range delivered already (their ACK was lost) are not a gap.
                 resetFraming()
-                output.append(.gap(firstSequence: nextSequence, count: skip.messageCount))
-                nextSequence += skip.messageCount
-                messagesSkipped += skip.messageCount
+                let endSequence = skip.firstSequence + skip.messageCount
+                if endSequence > nextSequence {
+                    let missed = endSequence - nextSequence
+                    output.append(.gap(firstSequence: nextSequence, count: missed))
+                    messagesSkipped += missed
+                    nextSequence = endSequence
+                }
                 deliveredOffset = skip.end
                 continue
             }

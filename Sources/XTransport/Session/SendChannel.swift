@@ -61,6 +61,7 @@ struct SendBuffer {
 
 /// A live message's extent and deadline.
 struct LiveMessage {
+    var sequence: UInt64
     var start: UInt64
     var end: UInt64
     var deadline: Timestamp
@@ -70,6 +71,9 @@ struct LiveMessage {
 struct SkipRange: Hashable {
     var start: UInt64
     var end: UInt64
+    /// Sequence number of the first message in the range, so a receiver that already
+    /// delivered some of them (their ACK was lost) reports only what it missed.
+    var firstSequence: UInt64
     var messageCount: UInt64
 }
 
@@ -120,7 +124,8 @@ struct SendChannel {
         buffer.append(bytes)
         messagesWritten += 1
         if configuration.mode == .live {
-            liveMessages.append(LiveMessage(start: start, end: writeOffset, deadline: now.adding(configuration.deadline)))
+            liveMessages.append(LiveMessage(sequence: messagesWritten - 1, start: start, end: writeOffset,
+                                            deadline: now.adding(configuration.deadline)))
         }
     }
 
@@ -188,7 +193,7 @@ struct SendChannel {
                 pendingSkips[pendingSkips.count - 1].end = message.end
                 pendingSkips[pendingSkips.count - 1].messageCount += 1
             } else {
-                pendingSkips.append(SkipRange(start: message.start, end: message.end, messageCount: 1))
+                pendingSkips.append(SkipRange(start: message.start, end: message.end, firstSequence: message.sequence, messageCount: 1))
             }
             lost.remove(message.start..<message.end)
             if sendOffset < message.end { sendOffset = message.end }

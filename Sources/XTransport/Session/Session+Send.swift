@@ -164,10 +164,9 @@ extension Session {
         var wrote = false
         for id in sendOrder where !sendChannels[id]!.pendingSkips.isEmpty {
             while let skip = sendChannels[id]!.pendingSkips.first {
-                let size = FrameSizes.skip(channel: id, start: skip.start, end: skip.end, messageCount: skip.messageCount)
-                guard size <= limit - cursor.position else { return wrote }
+                guard FrameSizes.skip(skip, channel: id) <= limit - cursor.position else { return wrote }
                 sendChannels[id]!.pendingSkips.removeFirst()
-                FrameWriter.skip(channel: id, start: skip.start, end: skip.end, messageCount: skip.messageCount, into: &cursor)
+                FrameWriter.skip(skip, channel: id, into: &cursor)
                 refs.append(.skip(channel: id, skip))
                 wrote = true
             }

@@ -337,8 +337,8 @@ final class Session {
             receiveChannels[channel] = receiver
             emitReceiveOutput(channel)
             return true
-        case .skip(let channel, let start, let end, let count):
-            try receiveSkip(channel: channel, skip: SkipRange(start: start, end: end, messageCount: count))
+        case .skip(let channel, let start, let end, let first, let count):
+            try receiveSkip(channel: channel, skip: SkipRange(start: start, end: end, firstSequence: first, messageCount: count))
             return true
         case .datagram(let channel, let route, let data):
             guard case .established = state else { return true }

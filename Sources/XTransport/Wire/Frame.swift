@@ -92,7 +92,7 @@ public enum FrameView {
     case ping
     case ack(AckFrame)
     case stream(mode: DeliveryMode, channel: UInt16, offset: UInt64, data: UnsafeRawBufferPointer)
-    case skip(channel: UInt16, start: UInt64, end: UInt64, messageCount: UInt64)
+    case skip(channel: UInt16, start: UInt64, end: UInt64, firstSequence: UInt64, messageCount: UInt64)
     case datagram(channel: UInt16, route: RoutingHeader, data: UnsafeRawBufferPointer)
     case window(channel: UInt16, maximumOffset: UInt64)
     case close(code: UInt64, reason: UnsafeRawBufferPointer)
@@ -138,9 +138,11 @@ public struct FrameDecoder {
             let channel = try reader.readLength("channel", limit: Self.maximumChannel)
             let start = try reader.readVarInt("skip start")
             let end = try reader.readVarInt("skip end")
+            let first = try reader.readVarInt("first skipped message")
             let count = try reader.readVarInt("skipped messages")
             guard start < end else { throw WireError.valueOutOfRange("skip range") }
-            return .skip(channel: UInt16(channel), start: start, end: end, messageCount: count)
+            guard first <= VarInt.max - count else { throw WireError.valueOutOfRange("skipped messages") }
+            return .skip(channel: UInt16(channel), start: start, end: end, firstSequence: first, messageCount: count)
         case .datagram:
             let channel = try reader.readLength("channel", limit: Self.maximumChannel)
             let length = try reader.readLength("datagram length", limit: reader.remaining)
@@ -168,7 +170,7 @@ public enum Frame: Hashable, Sendable {
     case ping
     case ack(AckFrame)
     case stream(mode: DeliveryMode, channel: UInt16, offset: UInt64, data: [UInt8])
-    case skip(channel: UInt16, start: UInt64, end: UInt64, messageCount: UInt64)
+    case skip(channel: UInt16, start: UInt64, end: UInt64, firstSequence: UInt64, messageCount: UInt64)
     case datagram(channel: UInt16, route: RoutingHeader, data: [UInt8])
     case window(channel: UInt16, maximumOffset: UInt64)
     case close(code: UInt64, reason: String)
@@ -183,7 +185,7 @@ public enum Frame: Hashable, Sendable {
         case .ping: self = .ping
         case .ack(let ack): self = .ack(ack)
         case .stream(let mode, let channel, let offset, let data): self = .stream(mode: mode, channel: channel, offset: offset, data: [UInt8](data))
-        case .skip(let channel, let start, let end, let count): self = .skip(channel: channel, start: start, end: end, messageCount: count)
+        case .skip(let channel, let start, let end, let first, let count): self = .skip(channel: channel, start: start, end: end, firstSequence: first, messageCount: count)
         case .datagram(let channel, let route, let data): self = .datagram(channel: channel, route: route, data: [UInt8](data))
         case .window(let channel, let offset): self = .window(channel: channel, maximumOffset: offset)
         case .close(let code, let reason): self = .close(code: code, reason: String(decoding: reason, as: UTF8.self))
@@ -201,8 +203,8 @@ public enum Frame: Hashable, Sendable {
         case .ack(let ack): return ack.encodedSize
         case .stream(_, let channel, let offset, let data):
             return FrameSizes.streamHeader(channel: channel, offset: offset, length: data.count) + data.count
-        case .skip(let channel, let start, let end, let count):
-            return FrameSizes.skip(channel: channel, start: start, end: end, messageCount: count)
+        case .skip(let channel, let start, let end, let first, let count):
+            return FrameSizes.skip(SkipRange(start: start, end: end, firstSequence: first, messageCount: count), channel: channel)
         case .datagram(let channel, _, let data):
             return FrameSizes.datagramHeader(channel: channel, length: data.count) + data.count
         case .window(let channel, let offset):
@@ -221,8 +223,8 @@ public enum Frame: Hashable, Sendable {
         case .ack(let ack): ack.encode(into: &cursor)
         case .stream(let mode, let channel, let offset, let data):
             data.withUnsafeBytes { FrameWriter.stream(mode: mode, channel: channel, offset: offset, data: $0, into: &cursor) }
-        case .skip(let channel, let start, let end, let count):
-            FrameWriter.skip(channel: channel, start: start, end: end, messageCount: count, into: &cursor)
+        case .skip(let channel, let start, let end, let first, let count):
+            FrameWriter.skip(SkipRange(start: start, end: end, firstSequence: first, messageCount: count), channel: channel, into: &cursor)
         case .datagram(let channel, let route, let data):
             data.withUnsafeBytes { FrameWriter.datagram(channel: channel, route: route, data: $0, into: &cursor) }
         case .window(let channel, let offset):
@@ -271,8 +273,9 @@ enum FrameSizes {
     static func streamHeader(channel: UInt16, offset: UInt64, length: Int) -> Int {
         2 + VarInt.encodedLength(UInt64(channel)) + VarInt.encodedLength(offset) + VarInt.encodedLength(UInt64(length))
     }
-    static func skip(channel: UInt16, start: UInt64, end: UInt64, messageCount: UInt64) -> Int {
-        1 + VarInt.encodedLength(UInt64(channel)) + VarInt.encodedLength(start) + VarInt.encodedLength(end) + VarInt.encodedLength(messageCount)
+    static func skip(_ skip: SkipRange, channel: UInt16) -> Int {
+        1 + VarInt.encodedLength(UInt64(channel)) + VarInt.encodedLength(skip.start) + VarInt.encodedLength(skip.end)
+            + VarInt.encodedLength(skip.firstSequence) + VarInt.encodedLength(skip.messageCount)
     }
     @inline(__always)
     static func datagramHeader(channel: UInt16, length: Int) -> Int {
@@ -291,12 +294,13 @@ enum FrameWriter {
         cursor.writeVarInt(UInt64(data.count))
         cursor.writeBytes(data)
     }
-    static func skip(channel: UInt16, start: UInt64, end: UInt64, messageCount: UInt64, into cursor: inout BufferCursor) {
+    static func skip(_ skip: SkipRange, channel: UInt16, into cursor: inout BufferCursor) {
         cursor.writeUInt8(FrameType.skip.rawValue)
         cursor.writeVarInt(UInt64(channel))
-        cursor.writeVarInt(start)
-        cursor.writeVarInt(end)
-        cursor.writeVarInt(messageCount)
+        cursor.writeVarInt(skip.start)
+        cursor.writeVarInt(skip.end)
+        cursor.writeVarInt(skip.firstSequence)
+        cursor.writeVarInt(skip.messageCount)
     }
     static func datagram(channel: UInt16, route: RoutingHeader, data: UnsafeRawBufferPointer, into cursor: inout BufferCursor) {
         cursor.writeUInt8(FrameType.datagram.rawValue)

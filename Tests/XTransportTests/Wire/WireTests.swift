@@ -24,7 +24,7 @@ func randomFrame(_ generator: inout SplitMix64) -> Frame {
     case 2:
         let modes: [DeliveryMode] = [.stream, .messages, .live]
         return .stream(mode: modes[Int(generator.next() % 3)], channel: channel, offset: offset, data: bytes(Int(generator.next() % 300)))
-    case 3: return .skip(channel: channel, start: offset, end: offset + generator.next() % 10_000 + 1, messageCount: generator.next() % 100)
+    case 3: return .skip(channel: channel, start: offset, end: offset + generator.next() % 10_000 + 1, firstSequence: generator.next() % 5000, messageCount: generator.next() % 100)
     case 4:
         let route = RoutingHeader(routeCode: RouteCode.allCases[Int(generator.next() % 4)],
                                   to: NodeID(area: UInt16(truncatingIfNeeded: generator.next()), local: 7), channel: channel,
