@@ -52,6 +52,7 @@ let package = Package(
             dependencies: [
                 "XTransport", "XTransportNIO",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

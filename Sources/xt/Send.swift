@@ -1,0 +1,79 @@
+// `xt send`: open a session and send a text message and/or a file, verified end to end.
+import ArgumentParser
+import Crypto
+import Foundation
+import XTransport
+import XTransportNIO
+
+struct Send: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Send a message or a file to a listener.")
+
+    @OptionGroup var node: NodeOptions
+    @OptionGroup var peer: PeerOptions
+
+    @Option(name: .long, help: "A text message to send.")
+    var message: String?
+
+    @Option(name: .long, help: "A file to send; the listener stores it and confirms its SHA-256.")
+    var file: String?
+
+    @Flag(name: .long, help: "Print the link stats at the end.")
+    var stats = false
+
+    func validate() throws {
+        if message == nil && file == nil { throw ValidationError("give --message TEXT, --file PATH, or both") }
+    }
+
+    func run() async throws {
+        try await XT.run {
+            let identity = try node.identity()
+            let address = try peer.address()
+            let peerKey = try peer.key()
+            var handle: FileHandle?
+            var size: UInt64 = 0
+            if let file {
+                guard let opened = FileHandle(forReadingAtPath: file),
+                      let attributes = try? FileManager.default.attributesOfItem(atPath: file),
+                      let fileSize = attributes[.size] as? NSNumber else {
+                    throw CLIError("cannot read \(file): check the path and permissions")
+                }
+                handle = opened
+                size = fileSize.uint64Value
+            }
+            let configuration = EndpointConfiguration(identity: identity, admission: .authorized(AuthorizedKeys([peerKey: "listener"])),
+                                                      session: try node.sessionConfiguration())
+            let endpoint = try await TransportEndpoint.bind(host: "0.0.0.0", port: 0, configuration: configuration, logger: node.logger())
+            defer { Task { await endpoint.close() } }
+            let session = try await endpoint.connect(to: address, peerKey: peerKey)
+            try await AppChannel.configure(session)
+            if let message {
+                try await session.send(Array(message.utf8), on: AppChannel.text)
+            }
+            if let handle, let file {
+                let start = ContinuousClock.now
+                var hash = SHA256()
+                try await session.send(ControlMessage.fileHeader(name: (file as NSString).lastPathComponent, size: size).encoded, on: AppChannel.control)
+                while true {
+                    let chunk = handle.readData(ofLength: 1 << 20)
+                    if chunk.isEmpty { break }
+                    let bytes = [UInt8](chunk)
+                    hash.update(data: bytes)
+                    try await session.send(bytes, on: AppChannel.bulk)
+                }
+                let expected = hex(hash.finalize())
+                var iterator = session.inbound.makeAsyncIterator()
+                var confirmed: String?
+                while confirmed == nil, let item = try await iterator.next() {
+                    if case .message(let reply) = item, case .fileDone(let digest) = ControlMessage(reply.payload) { confirmed = digest }
+                }
+                let seconds = Double((ContinuousClock.now - start).components.attoseconds) / 1e18 + Double((ContinuousClock.now - start).components.seconds)
+                guard confirmed == expected else {
+                    throw CLIError("the listener's copy of \(file) differs (sha256 \(confirmed ?? "none") vs \(expected)): send it again")
+                }
+                print("sent \(file): \(size) bytes in \(String(format: "%.2f", seconds)) s, \(formatRate(bytes: Double(size), seconds: seconds)), sha256 verified")
+            }
+            if stats, let snapshot = try await session.stats() { print("link: \(describe(snapshot))") }
+            await session.close()
+        }
+    }
+}

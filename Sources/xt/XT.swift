@@ -1,0 +1,111 @@
+// `xt`: one command with subcommands. This file holds the root command and the options
+// every networked subcommand shares; each subcommand lives in its own file.
+import ArgumentParser
+import Logging
+import XTransport
+import XTransportNIO
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct XT: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "xt",
+        abstract: "XTransport: encrypted, congestion-controlled transport for cameras, alarms, calls and backups.",
+        subcommands: [Keygen.self, Listen.self, Send.self, Bench.self]
+    )
+
+    /// Runs a subcommand body, turning any error into one clear line and exit status 1.
+    static func run(_ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch let error as TransportError {
+            FileHandle.standardError.write("xt: \(error.reason)\n")
+            throw ExitCode.failure
+        } catch let error as CLIError {
+            FileHandle.standardError.write("xt: \(error.message)\n")
+            throw ExitCode.failure
+        }
+    }
+}
+
+/// A usage problem found by a subcommand (not by the argument parser).
+struct CLIError: Error {
+    let message: String
+    init(_ message: String) { self.message = message }
+}
+
+/// Options for the node's identity and transport knobs.
+struct NodeOptions: ParsableArguments {
+    @Option(name: .long, help: "This node's private key file (from `xt keygen`).")
+    var key = "Config/node.key"
+
+    @Option(name: .long, help: "Largest UDP payload, bytes (xTransporter setmtu); path-MTU probing searches up to it.")
+    var mtu = 1452
+
+    @Option(name: .long, help: "Pacing timer granularity in microseconds (xTransporter netlatency).")
+    var netlatency = 200
+
+    @Option(name: .long, help: "Packets sent back to back before pacing (xTransporter packetburst).")
+    var packetburst = 32
+
+    @Option(name: .long, help: "Congestion control: rate (default) or ledbat (background bulk).")
+    var cc = "rate"
+
+    @Option(name: .long, help: "Seconds of silence before a peer is declared dead.")
+    var deadPeerTimeout = 15
+
+    @Flag(name: .long, help: "Log at debug level.")
+    var verbose = false
+
+    func sessionConfiguration() throws -> SessionConfiguration {
+        var session = SessionConfiguration()
+        session.maximumDatagramSize = mtu
+        session.netLatency = .microseconds(netlatency)
+        session.packetBurst = packetburst
+        session.deadPeerTimeout = .seconds(deadPeerTimeout)
+        guard let algorithm = CongestionControlAlgorithm(rawValue: cc) else {
+            throw CLIError("unknown congestion control '\(cc)': use rate or ledbat")
+        }
+        session.congestionControl = algorithm
+        try session.validate()
+        return session
+    }
+
+    func identity() throws -> NodeIdentity { try NodeIdentity.load(path: key) }
+
+    func logger() -> Logger {
+        var logger = Logger(label: "xt")
+        logger.logLevel = verbose ? .debug : .notice
+        return logger
+    }
+}
+
+/// Where a peer is and which key it must prove.
+struct PeerOptions: ParsableArguments {
+    @Option(name: .long, help: "The listener's address, host:port.")
+    var to: String
+
+    @Option(name: .long, help: "The listener's public key (base64), or @FILE to read it from a .pub file.")
+    var peerKey: String
+
+    func address() throws -> NetworkAddress { try NetworkAddress.resolve(to) }
+
+    func key() throws -> PublicKey {
+        if peerKey.hasPrefix("@") {
+            let path = String(peerKey.dropFirst())
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw CLIError("cannot read peer key file \(path): copy the listener's .pub file here")
+            }
+            return try PublicKey(base64: text)
+        }
+        return try PublicKey(base64: peerKey)
+    }
+}
+
+extension FileHandle {
+    func write(_ text: String) { write(text.data(using: .utf8)!) }
+}
+
+import Foundation
