@@ -2,6 +2,7 @@
 // XTransport: a media and security-camera system on its own encrypted, congestion-controlled
 // transport over UDP. Layers (imports point down only): XTransport (sans-IO core) ←
 // XTransportNIO (UDP endpoint, async API) ← applications ← `xt`.
+import Foundation
 import PackageDescription
 
 let strict: [SwiftSetting] = [
@@ -73,4 +74,9 @@ let package = Package(
         ),
     ]
 )
-package.targets.append(.executableTarget(name: "xt-debug", dependencies: ["XTransport", "XTSimulator"], path: "Sources/xt-debug", swiftSettings: [.swiftLanguageMode(.v5)]))
+
+// libFuzzer target for `make fuzz` only (XT_FUZZ=1): it is linked with -sanitize=fuzzer, which
+// supplies main, so an ordinary build must not see it.
+if ProcessInfo.processInfo.environment["XT_FUZZ"] != nil {
+    package.targets.append(.executableTarget(name: "XTFuzz", dependencies: ["XTransport"], swiftSettings: strict))
+}

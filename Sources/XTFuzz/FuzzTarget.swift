@@ -1,0 +1,26 @@
+// libFuzzer entry point (built by `make fuzz` with -sanitize=fuzzer): every input is fed to a
+// listening endpoint as a datagram (packet decoder, handshake, cookie path) and to the frame
+// decoder. Any crash, trap or leak is a finding.
+import XTransport
+
+private let identity = NodeIdentity()
+nonisolated(unsafe) private var endpoint: Endpoint = {
+    var configuration = EndpointConfiguration(identity: identity, admission: .open, cookieThreshold: 1_000_000, seed: 1)
+    configuration.wallClockOrigin = 1
+    return try! Endpoint(configuration: configuration, now: .zero)
+}()
+nonisolated(unsafe) private var clock: UInt64 = 1_000_000_000
+nonisolated(unsafe) private var scratch = [UInt8](repeating: 0, count: 65_536)
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let bytes = UnsafeRawBufferPointer(start: data, count: size)
+    clock += 1_000_000
+    let now = Timestamp(nanoseconds: clock)
+    endpoint.handle(datagram: bytes, from: .ipv4(10, 0, 0, 9, port: 9), now: now)
+    endpoint.handleTimeout(now: now)
+    while scratch.withUnsafeMutableBytes({ endpoint.pollTransmit(now: now, into: $0) }) != nil {}
+    while endpoint.pollEvent() != nil {}
+    _ = try? Frame.decodeAll(Array(bytes))
+    return 0
+}
