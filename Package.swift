@@ -67,6 +67,8 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "XTSimulatorTests", dependencies: ["XTransport", "XTSimulator"], swiftSettings: strict),
+        // Runs the built `xt` binary the way a user does: exit codes and error lines.
+        .testTarget(name: "xtTests", dependencies: ["xt"], swiftSettings: strict),
         .testTarget(
             name: "XTransportNIOTests",
             dependencies: ["XTransport", "XTransportNIO", .product(name: "NIOCore", package: "swift-nio")],

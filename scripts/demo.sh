@@ -16,17 +16,17 @@ cat alice.key.pub bob.key.pub > authorized_keys
 [ -f payload.bin ] || head -c $((64 << 20)) /dev/urandom > payload.bin
 
 "$XT" listen --bind 127.0.0.1:$PORT --key listener.key --authorized-keys authorized_keys \
-  --out-dir received --sessions 3 --stats --mtu 16384 > listener.log 2>&1 &
+  --out-dir received --sessions 3 --stats > listener.log 2>&1 &
 LISTENER=$!
 trap 'kill $LISTENER 2>/dev/null || true' EXIT
 for _ in $(seq 50); do grep -q listening listener.log 2>/dev/null && break; sleep 0.1; done
 
 echo "== alice: a message and a 64 MiB file"
-"$XT" send --to 127.0.0.1:$PORT --peer-key @listener.key.pub --key alice.key --mtu 16384 \
+"$XT" send --to 127.0.0.1:$PORT --peer-key @listener.key.pub --key alice.key \
   --message "hello from alice" --file payload.bin --stats
 echo "== bob: a message, then a throughput and latency bench"
 "$XT" send --to 127.0.0.1:$PORT --peer-key @listener.key.pub --key bob.key --message "hello from bob"
-"$XT" bench --to 127.0.0.1:$PORT --peer-key @listener.key.pub --key bob.key --mtu 16384 --bytes $((512 << 20)) --pings 500
+"$XT" bench --to 127.0.0.1:$PORT --peer-key @listener.key.pub --key bob.key --bytes $((512 << 20)) --pings 500
 wait $LISTENER || true
 trap - EXIT
 echo "== listener"

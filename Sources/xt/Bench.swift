@@ -22,11 +22,12 @@ struct Bench: AsyncParsableCommand {
 
     func run() async throws {
         try await XT.run {
+            let sessionConfiguration = try node.sessionConfiguration()  // options first, then files
             let identity = try node.identity()
             let address = try peer.address()
             let peerKey = try peer.key()
             let configuration = EndpointConfiguration(identity: identity, admission: .authorized(AuthorizedKeys([peerKey: "listener"])),
-                                                      session: try node.sessionConfiguration())
+                                                      session: sessionConfiguration)
             let endpoint = try await TransportEndpoint.bind(host: "0.0.0.0", port: 0, configuration: configuration, logger: node.logger())
             let session = try await endpoint.connect(to: address, peerKey: peerKey)
             try await AppChannel.configure(session)

@@ -30,11 +30,12 @@ struct Listen: AsyncParsableCommand {
 
     func run() async throws {
         try await XT.run {
+            let sessionConfiguration = try node.sessionConfiguration()  // options first, then files
             let identity = try node.identity()
             let admission: Admission = open ? .open : .authorized(try AuthorizedKeys.load(path: authorizedKeys))
             let address = try NetworkAddress.resolve(bind)
             let host = bind.split(separator: ":").dropLast().joined(separator: ":")
-            let configuration = EndpointConfiguration(identity: identity, admission: admission, session: try node.sessionConfiguration())
+            let configuration = EndpointConfiguration(identity: identity, admission: admission, session: sessionConfiguration)
             let endpoint = try await TransportEndpoint.bind(host: host.isEmpty ? "0.0.0.0" : host.trimmingCharacters(in: ["[", "]"]),
                                                             port: Int(address.port), configuration: configuration, logger: node.logger())
             print("listening on \(endpoint.localAddress) as \(identity.publicKey)\(open ? " (open mode)" : "")")

@@ -42,7 +42,7 @@ struct NodeOptions: ParsableArguments {
     var key = "Config/node.key"
 
     @Option(name: .long, help: "Largest UDP payload, bytes (xTransporter setmtu); path-MTU probing searches up to it.")
-    var mtu = 1452
+    var mtu = 16_384
 
     @Option(name: .long, help: "Pacing timer granularity in microseconds (xTransporter netlatency).")
     var netlatency = 200
@@ -56,6 +56,9 @@ struct NodeOptions: ParsableArguments {
     @Option(name: .long, help: "Seconds of silence before a peer is declared dead.")
     var deadPeerTimeout = 15
 
+    @Option(name: .long, help: "Seconds to keep retrying a handshake before giving up.")
+    var connectTimeout = 10
+
     @Flag(name: .long, help: "Log at debug level.")
     var verbose = false
 
@@ -65,6 +68,7 @@ struct NodeOptions: ParsableArguments {
         session.netLatency = .microseconds(netlatency)
         session.packetBurst = packetburst
         session.deadPeerTimeout = .seconds(deadPeerTimeout)
+        session.handshakeTimeout = .seconds(connectTimeout)
         guard let algorithm = CongestionControlAlgorithm(rawValue: cc) else {
             throw CLIError("unknown congestion control '\(cc)': use rate or ledbat")
         }

@@ -1,0 +1,115 @@
+// The `xt` command as a user meets it: bad arguments, an unreadable key, a port in use and
+// an unreachable peer each give one clear error line and a non-zero exit.
+import Foundation
+import Testing
+
+enum CLI {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let xt = root.appendingPathComponent(".build/debug/xt").path
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+        var errorLines: [Substring] { stderr.split(separator: "\n") }
+    }
+
+    static func run(_ arguments: [String], in directory: URL? = nil, timeout: TimeInterval = 30) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: xt)
+        process.arguments = arguments
+        if let directory { process.currentDirectoryURL = directory }
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus,
+                      stdout: String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self),
+                      stderr: String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+    }
+
+    static func temporaryDirectory() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("xt-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+}
+
+@Suite("xt command line", .serialized, .enabled(if: FileManager.default.isExecutableFile(atPath: CLI.xt), "xt is not built"))
+struct CLITests {
+    @Test("keygen writes a key pair and prints the public key; it will not overwrite by accident")
+    func keygen() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let first = try CLI.run(["keygen", "--out", "k/node.key"], in: dir)
+        #expect(first.status == 0)
+        let publicKey = try String(contentsOf: dir.appendingPathComponent("k/node.key.pub"), encoding: .utf8)
+        #expect(first.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == publicKey.trimmingCharacters(in: .whitespacesAndNewlines))
+        let attributes = try FileManager.default.attributesOfItem(atPath: dir.appendingPathComponent("k/node.key").path)
+        #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+        let again = try CLI.run(["keygen", "--out", "k/node.key"], in: dir)
+        #expect(again.status != 0)
+        #expect(again.errorLines.count == 1 && again.stderr.contains("--force"))
+    }
+
+    @Test("Bad arguments are refused with a clear first line")
+    func badArguments() throws {
+        let missing = try CLI.run(["send", "--message", "hi"])
+        #expect(missing.status != 0)
+        #expect(missing.errorLines.first?.contains("--to") == true)
+        let nothing = try CLI.run(["send", "--to", "127.0.0.1:9", "--peer-key", "AAAA"])
+        #expect(nothing.status != 0)
+        #expect(nothing.errorLines.first?.contains("--message") == true)
+        let badMTU = try CLI.run(["bench", "--to", "127.0.0.1:9", "--peer-key", "AAAA", "--mtu", "80"])
+        #expect(badMTU.status != 0)
+        #expect(badMTU.errorLines.count == 1 && badMTU.stderr.contains("MTU 80"))
+    }
+
+    @Test("An unreadable key and a malformed peer key each give one line")
+    func badKeys() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let noKey = try CLI.run(["send", "--to", "127.0.0.1:9", "--peer-key", "AAAA", "--message", "x", "--key", "missing.key"], in: dir)
+        #expect(noKey.status == 1)
+        #expect(noKey.errorLines.count == 1)
+        #expect(noKey.stderr.contains("xt keygen"))
+        try Data("not a key\n".utf8).write(to: dir.appendingPathComponent("bad.key"))
+        let badKey = try CLI.run(["send", "--to", "127.0.0.1:9", "--peer-key", "AAAA", "--message", "x", "--key", "bad.key"], in: dir)
+        #expect(badKey.status == 1 && badKey.errorLines.count == 1 && badKey.stderr.contains("bad.key"))
+        _ = try CLI.run(["keygen", "--out", "node.key"], in: dir)
+        let badPeer = try CLI.run(["send", "--to", "127.0.0.1:9", "--peer-key", "%%%", "--message", "x", "--key", "node.key"], in: dir)
+        #expect(badPeer.status == 1 && badPeer.errorLines.count == 1 && badPeer.stderr.contains("not base64"))
+    }
+
+    @Test("A port in use and an unreachable peer each give one line and exit 1")
+    func portInUseAndUnreachable() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        _ = try CLI.run(["keygen", "--out", "node.key"], in: dir)
+        try Data().write(to: dir.appendingPathComponent("authorized_keys"))
+        let port = 20_000 + Int(getpid() % 20_000)
+        let listener = Process()
+        listener.executableURL = URL(fileURLWithPath: CLI.xt)
+        listener.arguments = ["listen", "--bind", "127.0.0.1:\(port)", "--key", "node.key", "--authorized-keys", "authorized_keys"]
+        listener.currentDirectoryURL = dir
+        listener.standardOutput = FileHandle.nullDevice
+        try listener.run()
+        defer { listener.terminate() }
+        Thread.sleep(forTimeInterval: 0.5)
+        let second = try CLI.run(["listen", "--bind", "127.0.0.1:\(port)", "--key", "node.key", "--authorized-keys", "authorized_keys"], in: dir)
+        #expect(second.status == 1)
+        #expect(second.errorLines.count == 1 && second.stderr.contains("already in use"))
+
+        // The listener does not admit this key: the handshake goes unanswered.
+        let publicKey = try String(contentsOf: dir.appendingPathComponent("node.key.pub"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let unreachable = try CLI.run(["send", "--to", "127.0.0.1:\(port)", "--peer-key", publicKey, "--message", "x",
+                                       "--key", "node.key", "--connect-timeout", "1"], in: dir)
+        #expect(unreachable.status == 1)
+        #expect(unreachable.errorLines.count == 1 && unreachable.stderr.contains("no handshake answer"))
+    }
+}

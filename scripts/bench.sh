@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# `make bench`: xt beside TCP (iperf3) and SRT (srt-file-transmit) in one run, on the same
+# byte-verified payload: (a) loopback, (b) a veth pair between two namespaces with
+# `tbf rate 500mbit` at 0, 1, 5 and 10% random drop. Writes BENCHMARKS.md.
+set -uo pipefail
+XT=$(realpath "${1:-.build/release/xt}")
+OUT=$(realpath -m bench-out)
+mkdir -p "$OUT"
+LOOP_MB=${BENCH_LOOP_MB:-512}
+VETH_MB=${BENCH_VETH_MB:-64}
+TIMEOUT=${BENCH_TIMEOUT:-180}
+results=()
+
+now() { date +%s.%N; }
+rate() { awk -v b="$1" -v s="$2" 'BEGIN { if (s <= 0) print "-"; else printf "%.0f", b * 8 / s / 1e6 }'; }
+same() { cmp -s "$1" "$2"; }
+
+payload() {  # payload SIZE_MB -> path
+  local path="$OUT/payload-$1.bin"
+  [ -f "$path" ] || head -c $(($1 << 20)) /dev/urandom > "$path"
+  echo "$path"
+}
+
+keys() {
+  [ -f "$OUT/server.key" ] || "$XT" keygen --out "$OUT/server.key" >/dev/null 2>&1
+  [ -f "$OUT/client.key" ] || "$XT" keygen --out "$OUT/client.key" >/dev/null 2>&1
+  cp "$OUT/client.key.pub" "$OUT/authorized_keys"
+}
+
+# run_xt SERVER_NS CLIENT_NS HOST FILE -> "Mbit/s verified"
+run_xt() {
+  local sns=$1 cns=$2 host=$3 file=$4 port=9600
+  rm -rf "$OUT/xt-recv"
+  $sns timeout "$TIMEOUT" "$XT" listen --bind "$host:$port" --key "$OUT/server.key" --authorized-keys "$OUT/authorized_keys" \
+    --out-dir "$OUT/xt-recv" --sessions 1 >/dev/null 2>&1 &
+  local listener=$!
+  sleep 0.5
+  local start end
+  start=$(now)
+  $cns timeout "$TIMEOUT" "$XT" send --to "$host:$port" --peer-key "@$OUT/server.key.pub" --key "$OUT/client.key" --file "$file" >/dev/null 2>&1
+  end=$(now)
+  wait $listener 2>/dev/null
+  if same "$file" "$OUT/xt-recv/$(basename "$file")"; then
+    echo "$(rate "$(stat -c %s "$file")" "$(awk -v a="$start" -v b="$end" 'BEGIN { print b - a }')") ok"
+  else
+    echo "- failed"
+  fi
+}
+
+run_tcp() {
+  local sns=$1 cns=$2 host=$3 file=$4 port=5299
+  rm -f "$OUT/tcp-recv.bin"
+  $sns timeout "$TIMEOUT" iperf3 -s -1 -p $port -F "$OUT/tcp-recv.bin" >/dev/null 2>&1 &
+  local server=$!
+  sleep 0.5
+  local start end
+  start=$(now)
+  $cns timeout "$TIMEOUT" iperf3 -c "$host" -p $port -F "$file" >/dev/null 2>&1
+  wait $server 2>/dev/null
+  end=$(now)
+  if same "$file" "$OUT/tcp-recv.bin"; then
+    echo "$(rate "$(stat -c %s "$file")" "$(awk -v a="$start" -v b="$end" 'BEGIN { print b - a }')") ok"
+  else
+    echo "- corrupt"
+  fi
+}
+
+run_srt() {
+  local sns=$1 cns=$2 host=$3 file=$4 port=5399
+  rm -f "$OUT/srt-recv.bin"
+  $sns timeout "$TIMEOUT" srt-file-transmit -q "srt://:$port?mode=listener&transtype=file" "file://$OUT/srt-recv.bin" >/dev/null 2>&1 &
+  local server=$!
+  sleep 0.5
+  local start end
+  start=$(now)
+  $cns timeout "$TIMEOUT" srt-file-transmit -q "file://$file" "srt://$host:$port?transtype=file" >/dev/null 2>&1
+  wait $server 2>/dev/null
+  end=$(now)
+  if same "$file" "$OUT/srt-recv.bin"; then
+    echo "$(rate "$(stat -c %s "$file")" "$(awk -v a="$start" -v b="$end" 'BEGIN { print b - a }')") ok"
+  else
+    echo "$(rate "$(stat -c %s "$file")" "$(awk -v a="$start" -v b="$end" 'BEGIN { print b - a }')") corrupt"
+  fi
+}
+
+keys
+echo "bench: loopback, ${LOOP_MB} MiB"
+file=$(payload "$LOOP_MB")
+loop_xt=$(run_xt "" "" 127.0.0.1 "$file")
+loop_tcp=$(run_tcp "" "" 127.0.0.1 "$file")
+loop_srt=$(run_srt "" "" 127.0.0.1 "$file")
+echo "  xt $loop_xt | tcp $loop_tcp | srt $loop_srt"
+
+veth_rows=()
+if [ "$(id -u)" -eq 0 ]; then
+  file=$(payload "$VETH_MB")
+  for drop in 0 10 50 100; do
+    bash scripts/netns.sh up xtb 500mbit $drop
+    a="ip netns exec xtba"
+    b="ip netns exec xtbb"
+    x=$(run_xt "$b" "$a" 10.77.0.2 "$file")
+    t=$(run_tcp "$b" "$a" 10.77.0.2 "$file")
+    s=$(run_srt "$b" "$a" 10.77.0.2 "$file")
+    bash scripts/netns.sh down xtb
+    pct=$(awk -v d=$drop 'BEGIN { printf "%g", d / 10 }')
+    echo "  veth 500mbit, ${pct}% drop: xt $x | tcp $t | srt $s"
+    veth_rows+=("| veth, tbf 500 Mbit, ${pct}% drop | $x | $t | $s |")
+  done
+else
+  veth_rows+=("| veth | skipped: not root | | |")
+fi
+
+{
+  echo "# Benchmarks"
+  echo
+  echo "Written by \`make bench\` on $(date -u +%Y-%m-%d) ($(nproc) cores, $(uname -r)). Goodput in Mbit/s, timed"
+  echo "around each whole transfer (connect to last byte confirmed); \"ok\" means the received file is"
+  echo "byte-identical. Loopback: ${LOOP_MB} MiB; veth: ${VETH_MB} MiB, drop applied to packets arriving at"
+  echo "the receiver."
+  echo
+  echo "| path | xt | TCP (iperf3 -F) | SRT (srt-file-transmit, file mode) |"
+  echo "|---|---|---|---|"
+  echo "| loopback | $loop_xt | $loop_tcp | $loop_srt |"
+  for row in "${veth_rows[@]}"; do echo "$row"; done
+} > BENCHMARKS.md
+echo "bench: wrote BENCHMARKS.md"
