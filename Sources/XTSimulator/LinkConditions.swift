@@ -24,8 +24,9 @@ public struct LinkConditions: Sendable, Hashable {
     public var queueLimit: Duration = .milliseconds(50)
     /// Probability that one bit of a datagram is flipped.
     public var corruptionRate: Double = 0
-    /// Datagrams larger than this are dropped (nil: no limit).
-    public var mtu: Int?
+    /// Datagrams larger than this are dropped (nil: no limit). The default is Ethernet's:
+    /// 1500 bytes less the IPv4 and UDP headers.
+    public var mtu: Int? = 1472
 
     public init() {}
 

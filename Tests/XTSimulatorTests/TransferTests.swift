@@ -138,7 +138,9 @@ struct TransferTests {
     func pathMTULarge() throws {
         var session = SessionConfiguration()
         session.maximumDatagramSize = 9000
-        let run = try Self.transfer(Self.conditions(), seed: 12, size: 4 << 20, session: session)
+        var jumbo = Self.conditions()
+        jumbo.mtu = 9000
+        let run = try Self.transfer(jumbo, seed: 12, size: 4 << 20, session: session)
         let stats = try #require(run.transfer.clientSession.flatMap { run.pair.client.endpoint.stats(for: $0) })
         #expect(stats.datagramSize == 9000)
     }
