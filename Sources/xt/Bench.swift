@@ -20,6 +20,9 @@ struct Bench: AsyncParsableCommand {
     @Flag(name: .long, help: "Print one JSON object instead of text.")
     var json = false
 
+    @Option(name: .long, help: "Instead of goodput: open this many idle sessions on one socket and report handshakes/s and memory per session.")
+    var sessions: Int?
+
     func run() async throws {
         try await XT.run {
             let sessionConfiguration = try node.sessionConfiguration()  // options first, then files
@@ -29,6 +32,18 @@ struct Bench: AsyncParsableCommand {
             let configuration = EndpointConfiguration(identity: identity, admission: .authorized(AuthorizedKeys([peerKey: "listener"])),
                                                       session: sessionConfiguration)
             let endpoint = try await TransportEndpoint.bind(host: "0.0.0.0", port: 0, configuration: configuration, logger: node.logger())
+            if let sessions {
+                let result = try await SessionBench.run(endpoint: endpoint, address: address, peerKey: peerKey, count: sessions)
+                let rate = Double(result.sessions) / result.seconds
+                if json {
+                    print("{\"sessions\":\(result.sessions),\"handshakes_per_second\":\(rate),\"bytes_per_session\":\(result.bytesPerSession),\"still_open\":\(result.stillOpen)}")
+                } else {
+                    print(String(format: "sessions: %d handshakes in %.2f s (%.0f/s); %.1f KiB per idle session; %d still open after idling",
+                                 result.sessions, result.seconds, rate, result.bytesPerSession / 1024, result.stillOpen))
+                }
+                await endpoint.close()
+                return
+            }
             let session = try await endpoint.connect(to: address, peerKey: peerKey)
             try await AppChannel.configure(session)
             var iterator = session.inbound.makeAsyncIterator()

@@ -31,6 +31,7 @@ public struct RateBasedController: CongestionController {
     static let bandwidthWindowRounds: UInt64 = 10
     static let minimumRTTWindow: Int64 = 10 * Nanos.second
     static let probeRTTDuration: Int64 = 200 * Nanos.millisecond
+    static let minimumWindowRTT: Int64 = 2 * Nanos.millisecond
 
     public init(maximumDatagramSize: Int, initialRTT: Int64) {
         self.maximumDatagramSize = maximumDatagramSize
@@ -55,7 +56,11 @@ public struct RateBasedController: CongestionController {
         if mode == .probeRTT { return minimumWindow }
         let estimate = bandwidth
         guard estimate > 0 else { return initialWindow }
-        let bdp = estimate * Double(minimumRTT) / 1e9
+        // Pacing sets the rate; the window only caps flight. On sub-millisecond paths ACKs
+        // arrive in batches (delayed ACKs, event-loop reads), so size the window for at least
+        // a 2 ms round trip or the window, not the path, would limit the rate.
+        let windowRTT = max(minimumRTT, Self.minimumWindowRTT)
+        let bdp = estimate * Double(windowRTT) / 1e9
         let gain = mode == .startup ? Self.startupGain : 2.0
         return max(minimumWindow, Int(bdp * gain * lossBackoff) + 3 * maximumDatagramSize)
     }

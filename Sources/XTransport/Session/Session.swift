@@ -3,6 +3,8 @@
 // events for the application and its next deadline. The `Endpoint` owns many of these and
 // routes by connection id. Sending lives in Session+Send.swift, timers in Session+Timers.swift.
 
+import struct Foundation.Data
+
 /// Why a session ended.
 public enum CloseReason: Sendable, Hashable, CustomStringConvertible {
     /// We closed it and the peer acknowledged (or the close timed out).
@@ -274,9 +276,9 @@ final class Session {
     @discardableResult
     func receive(_ datagram: UnsafeRawBufferPointer, header: PacketHeader, from address: NetworkAddress, now: Timestamp) -> Bool {
         guard state != .closed else { return false }
-        let payload: [UInt8]
+        let payload: Data
         do {
-            payload = [UInt8](try protection.open(datagram, header: header))
+            payload = try protection.open(datagram, header: header)
         } catch {
             switch error {
             case .authentication: stats.packetsRejectedAuthentication += 1
@@ -292,6 +294,7 @@ final class Session {
 
         var ackEliciting = false
         do {
+            // Frames are read in place from the decrypted buffer (no copy).
             try payload.withUnsafeBytesTyped { (raw) throws(TransportError) in
                 var decoder = FrameDecoder(raw)
                 while true {

@@ -1,5 +1,6 @@
 // Bounds-checked big-endian readers and writers for the wire format. A reader never traps
 // on short input: it throws `WireError.truncated`, so a hostile datagram is a counted drop.
+import struct Foundation.Data
 
 /// Reads big-endian integers and QUIC-style variable-length integers from a byte buffer.
 public struct ByteReader {
@@ -190,6 +191,14 @@ struct BufferCursor {
 
 extension Array where Element == UInt8 {
     /// `withUnsafeBytes` for a typed-throwing body (the standard one only rethrows `any Error`).
+    func withUnsafeBytesTyped<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        let result: Result<R, E> = withUnsafeBytes { raw in Result { () throws(E) -> R in try body(raw) } }
+        return try result.get()
+    }
+}
+
+extension Data {
+    /// `withUnsafeBytes` for a typed-throwing body.
     func withUnsafeBytesTyped<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
         let result: Result<R, E> = withUnsafeBytes { raw in Result { () throws(E) -> R in try body(raw) } }
         return try result.get()
