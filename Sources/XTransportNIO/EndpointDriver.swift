@@ -29,6 +29,8 @@ final class EndpointDriver {
         var bufferedInboundBytes = 0
         var paused = false
         var channelsSeen: Set<UInt16> = []
+        /// Stream bytes gathered during one service pass, yielded as one element per channel.
+        var pendingStream: [(channel: UInt16, bytes: [UInt8])] = []
 
         init(session: TransportSession, inbound: AsyncThrowingStream<Inbound, any Error>.Continuation) {
             self.session = session
@@ -178,6 +180,7 @@ final class EndpointDriver {
     // MARK: - Events
 
     private func dispatchEvents() {
+        defer { flushPendingStreams() }
         while let event = endpoint.pollEvent() {
             switch event {
             case .connected(let id, let peer, let hello):
@@ -211,19 +214,28 @@ final class EndpointDriver {
         case .message(let message):
             deliver(.message(message), bytes: message.payload.count, channel: message.channel, id: id, state: state)
         case .streamData(let channel, let bytes):
-            deliver(.bytes(channel: channel, bytes), bytes: bytes.count, channel: channel, id: id, state: state)
+            // One packet's worth at a time would cost a yield and a consumer hop per packet:
+            // gather what this pass delivers and hand it over as one chunk.
+            if let last = state.pendingStream.indices.last, state.pendingStream[last].channel == channel {
+                state.pendingStream[last].bytes.append(contentsOf: bytes)
+            } else {
+                state.pendingStream.append((channel, bytes))
+            }
+            if state.pendingStream.count == 1 { sessionsWithPendingStreams.append(id) }
         case .datagram(let message):
             // Datagrams are never held back: if the application is behind, they are dropped.
             if state.bufferedInboundBytes < inboundHighWater {
                 deliver(.datagram(message), bytes: message.payload.count, channel: message.channel, id: id, state: state)
             }
         case .gap(let channel, let first, let count):
+            flushPendingStream(id, state: state)
             state.inbound.yield(.gap(channel: channel, firstSequence: first, count: count))
         case .writable:
             resumeWriters(id, state: state)
         case .pathChanged(let address):
             logger.info("peer moved", metadata: ["session": "\(id)", "address": "\(address)"])
         case .closed(let reason):
+            flushPendingStream(id, state: state)
             sessions[id] = nil
             switch reason {
             case .local, .peerClosed:
@@ -241,12 +253,31 @@ final class EndpointDriver {
         }
     }
 
+    private var sessionsWithPendingStreams: [SessionID] = []
+
+    private func flushPendingStreams() {
+        for id in sessionsWithPendingStreams {
+            if let state = sessions[id] { flushPendingStream(id, state: state) }
+        }
+        sessionsWithPendingStreams.removeAll(keepingCapacity: true)
+    }
+
+    private func flushPendingStream(_ id: SessionID, state: SessionState) {
+        guard !state.pendingStream.isEmpty else { return }
+        let pending = state.pendingStream
+        state.pendingStream.removeAll()
+        for (channel, bytes) in pending {
+            deliver(.bytes(channel: channel, bytes), bytes: bytes.count, channel: channel, id: id, state: state)
+        }
+    }
+
     private func deliver(_ item: Inbound, bytes: Int, channel: UInt16, id: SessionID, state: SessionState) {
         state.bufferedInboundBytes += bytes
         state.channelsSeen.insert(channel)
         state.inbound.yield(item)
         if !state.paused && state.bufferedInboundBytes > inboundHighWater {
             state.paused = true
+            state.session.setInboundPaused(true)
             for channel in state.channelsSeen { endpoint.setPaused(true, channel: channel, session: id, now: now) }
         }
     }
@@ -257,6 +288,7 @@ final class EndpointDriver {
         state.bufferedInboundBytes -= bytes
         if state.paused && state.bufferedInboundBytes <= inboundLowWater {
             state.paused = false
+            state.session.setInboundPaused(false)
             for channel in state.channelsSeen { endpoint.setPaused(false, channel: channel, session: id, now: now) }
             service()
         }

@@ -34,6 +34,11 @@ public final class TransportSession: Sendable {
     let endpoint: TransportEndpoint
     private let stream: AsyncThrowingStream<Inbound, any Error>
     private let closeReason = Mutex<CloseReason?>(nil)
+    /// Set by the driver while it holds the peer back because the application is behind.
+    private let inboundPaused = Mutex<Bool>(false)
+
+    func setInboundPaused(_ paused: Bool) { inboundPaused.withLock { $0 = paused } }
+    var isInboundPaused: Bool { inboundPaused.withLock { $0 } }
 
     init(id: SessionID, peerKey: PublicKey, hello: [UInt8], endpoint: TransportEndpoint, stream: AsyncThrowingStream<Inbound, any Error>) {
         self.id = id
@@ -113,15 +118,25 @@ public struct InboundSequence: AsyncSequence, Sendable {
     public struct AsyncIterator: AsyncIteratorProtocol {
         var base: AsyncThrowingStream<Inbound, any Error>.AsyncIterator
         let session: TransportSession
+        /// Consumed bytes not yet reported to the event loop (reported in batches).
+        var unreported = 0
+        static let reportThreshold = 256 << 10
 
         public mutating func next() async throws -> Inbound? {
+            // What was taken before this call is consumed now; report it in batches so a
+            // fast reader does not cost one event-loop hop per item.
+            // While the driver holds the peer back, every consumed byte counts at once.
+            if unreported >= Self.reportThreshold || (unreported > 0 && session.isInboundPaused) { report() }
             guard let item = try await base.next() else { return nil }
-            let count = item.byteCount
-            if count > 0 {
-                let id = session.id
-                session.endpoint.execute { $0.consumed(count, id: id) }
-            }
+            unreported += item.byteCount
             return item
+        }
+
+        private mutating func report() {
+            let count = unreported
+            let id = session.id
+            unreported = 0
+            session.endpoint.execute { $0.consumed(count, id: id) }
         }
     }
 
