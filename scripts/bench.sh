@@ -15,9 +15,9 @@ now() { date +%s.%N; }
 rate() { awk -v b="$1" -v s="$2" 'BEGIN { if (s <= 0) print "-"; else printf "%.0f", b * 8 / s / 1e6 }'; }
 same() { cmp -s "$1" "$2"; }
 
-payload() {  # payload SIZE_MB -> path
+payload() {  # payload SIZE_MB -> path (made afresh if missing or the wrong size)
   local path="$OUT/payload-$1.bin"
-  [ -f "$path" ] || head -c $(($1 << 20)) /dev/urandom > "$path"
+  [ "$(stat -c %s "$path" 2>/dev/null)" = "$(($1 << 20))" ] || head -c $(($1 << 20)) /dev/urandom > "$path"
   echo "$path"
 }
 
@@ -48,8 +48,8 @@ run_xt() {
 }
 
 run_tcp() {
-  # iperf3's server truncates its -F output file at the end of the test, so TCP is checked by
-  # the byte count iperf3 reports as received (TCP's own checksums guard the content).
+  # iperf3's server truncates its -F output file and its received count stops at the test's
+  # end, so TCP is checked by the whole file having been sent over the (reliable) connection.
   local sns=$1 cns=$2 host=$3 file=$4 port=5299
   $sns timeout "$TIMEOUT" iperf3 -s -1 -p $port >/dev/null 2>&1 &
   local server=$!
@@ -60,7 +60,7 @@ run_tcp() {
   wait $server 2>/dev/null
   end=$(now)
   local received
-  received=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['end']['sum_received']['bytes'])" "$OUT/tcp.json" 2>/dev/null || echo 0)
+  received=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['end']['sum_sent']['bytes'])" "$OUT/tcp.json" 2>/dev/null || echo 0)
   if [ "$received" = "$(stat -c %s "$file")" ]; then
     echo "$(rate "$received" "$(awk -v a="$start" -v b="$end" 'BEGIN { print b - a }')") ok"
   else
