@@ -131,9 +131,10 @@ fi
   echo "# Benchmarks"
   echo
   echo "Written by \`make bench\` on $(date -u +%Y-%m-%d) ($(nproc) cores, $(uname -r)). Goodput in Mbit/s, timed"
-  echo "around each whole transfer (connect to last byte confirmed); \"ok\" means the received file is"
-  echo "byte-identical. Loopback: ${LOOP_MB} MiB; veth: ${VETH_MB} MiB, drop applied to packets arriving at"
-  echo "the receiver."
+  echo "around each whole transfer (connect to last byte confirmed). \"ok\": for xt and SRT the received"
+  echo "file is byte-identical to the payload (cmp; xt also checks SHA-256 end to end); for TCP, iperf3"
+  echo "sent the whole payload file over the connection (iperf3's server cannot store all it receives)."
+  echo "Loopback: ${LOOP_MB} MiB; veth: ${VETH_MB} MiB, drop applied to packets arriving at the receiver."
   echo
   echo "| path | xt | TCP (iperf3 -F) | SRT (srt-file-transmit, file mode) |"
   echo "|---|---|---|---|"
