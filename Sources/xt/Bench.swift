@@ -25,13 +25,10 @@ struct Bench: AsyncParsableCommand {
 
     func run() async throws {
         try await XT.run {
-            let sessionConfiguration = try node.sessionConfiguration()  // options first, then files
-            let identity = try node.identity()
-            let address = try peer.address()
-            let peerKey = try peer.key()
-            let configuration = EndpointConfiguration(identity: identity, admission: .authorized(AuthorizedKeys([peerKey: "listener"])),
-                                                      session: sessionConfiguration)
-            let endpoint = try await TransportEndpoint.bind(host: "0.0.0.0", port: 0, configuration: configuration, logger: node.logger())
+            let client = try ClientSetup(node: node, peer: peer)
+            let address = client.address
+            let peerKey = client.peerKey
+            let endpoint = try await client.bind()
             if let sessions {
                 let result = try await SessionBench.run(endpoint: endpoint, address: address, peerKey: peerKey, count: sessions)
                 let rate = Double(result.sessions) / result.seconds

@@ -26,10 +26,9 @@ struct Send: AsyncParsableCommand {
 
     func run() async throws {
         try await XT.run {
-            let sessionConfiguration = try node.sessionConfiguration()  // options first, then files
-            let identity = try node.identity()
-            let address = try peer.address()
-            let peerKey = try peer.key()
+            let client = try ClientSetup(node: node, peer: peer)
+            let address = client.address
+            let peerKey = client.peerKey
             var handle: FileHandle?
             var size: UInt64 = 0
             if let file {
@@ -41,9 +40,7 @@ struct Send: AsyncParsableCommand {
                 handle = opened
                 size = fileSize.uint64Value
             }
-            let configuration = EndpointConfiguration(identity: identity, admission: .authorized(AuthorizedKeys([peerKey: "listener"])),
-                                                      session: sessionConfiguration)
-            let endpoint = try await TransportEndpoint.bind(host: "0.0.0.0", port: 0, configuration: configuration, logger: node.logger())
+            let endpoint = try await client.bind()
             defer { Task { await endpoint.close() } }
             let session = try await endpoint.connect(to: address, peerKey: peerKey)
             try await AppChannel.configure(session)

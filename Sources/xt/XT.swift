@@ -113,3 +113,27 @@ extension FileHandle {
 }
 
 import Foundation
+
+/// What `send` and `bench` need before talking to a listener: validated options and keys,
+/// then an ephemeral endpoint that trusts only that listener.
+struct ClientSetup {
+    let configuration: EndpointConfiguration
+    let address: NetworkAddress
+    let peerKey: PublicKey
+    let logger: Logger
+
+    /// Validates the options first, then reads the key files.
+    init(node: NodeOptions, peer: PeerOptions) throws {
+        let session = try node.sessionConfiguration()
+        let identity = try node.identity()
+        address = try peer.address()
+        peerKey = try peer.key()
+        configuration = EndpointConfiguration(identity: identity, admission: .authorized(AuthorizedKeys([peerKey: "listener"])), session: session)
+        logger = node.logger()
+    }
+
+    /// Binds an endpoint on an ephemeral port.
+    func bind() async throws -> TransportEndpoint {
+        try await TransportEndpoint.bind(host: "0.0.0.0", port: 0, configuration: configuration, logger: logger)
+    }
+}
