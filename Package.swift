@@ -32,11 +32,13 @@ let package = Package(
         // machines, loss recovery, congestion control. No sockets, clocks or tasks.
         .target(
             name: "XTransport",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["CXTAEAD", .product(name: "Crypto", package: "swift-crypto")],
             // The session is a class mutated on every packet: runtime exclusivity checks cost
             // ~10% of the hot path. Static checks still apply; debug builds keep the runtime ones.
             swiftSettings: strict + [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
         ),
+        // In-place ChaCha20-Poly1305 over the BoringSSL that swift-crypto links (see its header).
+        .target(name: "CXTAEAD", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         // Deterministic, seeded network simulator that drives sans-IO endpoints on a virtual clock.
         .target(name: "XTSimulator", dependencies: ["XTransport"], swiftSettings: strict),
         // Production driver: one SwiftNIO DatagramChannel carrying many sessions, async API.

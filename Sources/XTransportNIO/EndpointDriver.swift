@@ -19,6 +19,7 @@ final class EndpointDriver {
     private var timerDeadline: Timestamp?
     private var addressCache: [NetworkAddress: SocketAddress] = [:]
     private var outbound: ByteBuffer
+    private var readyBatches: [Batch] = []
 
     /// Per-session application state.
     final class SessionState {
@@ -29,8 +30,6 @@ final class EndpointDriver {
         var bufferedInboundBytes = 0
         var paused = false
         var channelsSeen: Set<UInt16> = []
-        /// Stream bytes gathered during one service pass, yielded as one element per channel.
-        var pendingStream: [(channel: UInt16, bytes: [UInt8])] = []
 
         init(session: TransportSession, inbound: AsyncThrowingStream<Inbound, any Error>.Continuation) {
             self.session = session
@@ -57,7 +56,7 @@ final class EndpointDriver {
         self.inboundLowWater = inboundHighWater / 4
         self.useGSO = System.supportsUDPSegmentationOffload
         self.datagramCapacity = endpoint.configuration.session.maximumDatagramSize
-        self.outbound = channel.allocator.buffer(capacity: 0)
+        self.outbound = channel.allocator.buffer(capacity: max(datagramCapacity * 16, 256 * 1024))
     }
 
     var now: Timestamp {
@@ -111,19 +110,30 @@ final class EndpointDriver {
         return resolved
     }
 
+    /// A run of datagrams in `outbound` for one destination, sent as one (GSO) write.
+    private struct Batch {
+        var destination: NetworkAddress
+        var segmentSize: Int
+        var count: Int
+        var start: Int
+        var end: Int
+    }
+
     /// Drains the core's transmit queue. Consecutive datagrams to one destination are
     /// coalesced into one GSO write (equal segments, the last may be shorter).
+    ///
+    /// Datagrams are sealed straight into one long-lived buffer. Its batches go to the channel
+    /// and are flushed together when the buffer is full or the queue is empty; a flushed write
+    /// releases its slices, so `clear()` reuses the same memory. (A write into the buffer while
+    /// the channel still held slices of it would copy the whole buffer.)
     private func flushTransmits(now: Timestamp) {
-        var batch: (destination: NetworkAddress, segmentSize: Int, count: Int, start: Int)?
-        var wroteAny = false
+        var open: Batch?
+        outbound.clear()
         while channel.isWritable {
             if outbound.writableBytes < datagramCapacity {
-                if let open = batch {
-                    write(batch: open)
-                    batch = nil
-                    wroteAny = true
-                }
-                outbound = channel.allocator.buffer(capacity: max(datagramCapacity * 16, 65_536))
+                if let batch = open { readyBatches.append(batch); open = nil }
+                writeReadyBatches()
+                outbound.clear()
             }
             let writerStart = outbound.writerIndex
             var transmit: Transmit?
@@ -132,40 +142,39 @@ final class EndpointDriver {
                 return transmit?.size ?? 0
             }
             guard let transmit else { break }
-            if var open = batch, useGSO, open.destination == transmit.destination,
-               transmit.size <= open.segmentSize, open.count < 64,
-               writerStart - open.start + transmit.size <= 65_000 {
-                open.count += 1
-                batch = open
-                if transmit.size < open.segmentSize {
-                    write(batch: open)  // a short segment ends a GSO batch
-                    batch = nil
-                    wroteAny = true
+            if var batch = open, useGSO, batch.destination == transmit.destination,
+               transmit.size <= batch.segmentSize, batch.count < 64,
+               batch.end - batch.start + transmit.size <= 65_000 {
+                batch.count += 1
+                batch.end = outbound.writerIndex
+                if transmit.size < batch.segmentSize {
+                    readyBatches.append(batch)  // a short segment ends a GSO batch
+                    open = nil
+                } else {
+                    open = batch
                 }
                 continue
             }
-            if let open = batch {
-                // The new datagram does not join: send what was batched, then start again.
-                write(batch: open, end: writerStart)
-                wroteAny = true
-            }
-            batch = (transmit.destination, transmit.size, 1, writerStart)
+            if let batch = open { readyBatches.append(batch) }
+            open = Batch(destination: transmit.destination, segmentSize: transmit.size, count: 1,
+                         start: writerStart, end: outbound.writerIndex)
         }
-        if let open = batch {
-            write(batch: open)
-            wroteAny = true
-        }
-        if wroteAny { channel.flush() }
+        if let batch = open { readyBatches.append(batch) }
+        writeReadyBatches()
     }
 
-    private func write(batch: (destination: NetworkAddress, segmentSize: Int, count: Int, start: Int), end: Int? = nil) {
-        let length = (end ?? outbound.writerIndex) - batch.start
-        guard let slice = outbound.getSlice(at: batch.start, length: length) else { return }
-        let metadata = batch.count > 1
-            ? AddressedEnvelope<ByteBuffer>.Metadata(ecnState: .transportNotCapable, packetInfo: nil, segmentSize: batch.segmentSize)
-            : nil
-        let envelope = AddressedEnvelope(remoteAddress: socketAddress(batch.destination), data: slice, metadata: metadata)
-        channel.write(envelope, promise: nil)
+    /// Writes every ready batch to the channel and flushes.
+    private func writeReadyBatches() {
+        guard !readyBatches.isEmpty else { return }
+        for batch in readyBatches {
+            guard let slice = outbound.getSlice(at: batch.start, length: batch.end - batch.start) else { continue }
+            let metadata = batch.count > 1
+                ? AddressedEnvelope<ByteBuffer>.Metadata(ecnState: .transportNotCapable, packetInfo: nil, segmentSize: batch.segmentSize)
+                : nil
+            channel.write(AddressedEnvelope(remoteAddress: socketAddress(batch.destination), data: slice, metadata: metadata), promise: nil)
+        }
+        readyBatches.removeAll(keepingCapacity: true)
+        channel.flush()
     }
 
     private func armTimer() {
@@ -180,7 +189,6 @@ final class EndpointDriver {
     // MARK: - Events
 
     private func dispatchEvents() {
-        defer { flushPendingStreams() }
         while let event = endpoint.pollEvent() {
             switch event {
             case .connected(let id, let peer, let hello):
@@ -214,28 +222,20 @@ final class EndpointDriver {
         case .message(let message):
             deliver(.message(message), bytes: message.payload.count, channel: message.channel, id: id, state: state)
         case .streamData(let channel, let bytes):
-            // One packet's worth at a time would cost a yield and a consumer hop per packet:
-            // gather what this pass delivers and hand it over as one chunk.
-            if let last = state.pendingStream.indices.last, state.pendingStream[last].channel == channel {
-                state.pendingStream[last].bytes.append(contentsOf: bytes)
-            } else {
-                state.pendingStream.append((channel, bytes))
-            }
-            if state.pendingStream.count == 1 { sessionsWithPendingStreams.append(id) }
+            // The core has already joined what one read pass delivered into one chunk.
+            deliver(.bytes(channel: channel, bytes), bytes: bytes.count, channel: channel, id: id, state: state)
         case .datagram(let message):
             // Datagrams are never held back: if the application is behind, they are dropped.
             if state.bufferedInboundBytes < inboundHighWater {
                 deliver(.datagram(message), bytes: message.payload.count, channel: message.channel, id: id, state: state)
             }
         case .gap(let channel, let first, let count):
-            flushPendingStream(id, state: state)
             state.inbound.yield(.gap(channel: channel, firstSequence: first, count: count))
         case .writable:
             resumeWriters(id, state: state)
         case .pathChanged(let address):
             logger.info("peer moved", metadata: ["session": "\(id)", "address": "\(address)"])
         case .closed(let reason):
-            flushPendingStream(id, state: state)
             sessions[id] = nil
             switch reason {
             case .local, .peerClosed:
@@ -250,24 +250,6 @@ final class EndpointDriver {
             state.session.markClosed(reason)
             for waiter in state.closeWaiters { waiter.resume() }
             state.closeWaiters.removeAll()
-        }
-    }
-
-    private var sessionsWithPendingStreams: [SessionID] = []
-
-    private func flushPendingStreams() {
-        for id in sessionsWithPendingStreams {
-            if let state = sessions[id] { flushPendingStream(id, state: state) }
-        }
-        sessionsWithPendingStreams.removeAll(keepingCapacity: true)
-    }
-
-    private func flushPendingStream(_ id: SessionID, state: SessionState) {
-        guard !state.pendingStream.isEmpty else { return }
-        let pending = state.pendingStream
-        state.pendingStream.removeAll()
-        for (channel, bytes) in pending {
-            deliver(.bytes(channel: channel, bytes), bytes: bytes.count, channel: channel, id: id, state: state)
         }
     }
 

@@ -90,7 +90,13 @@ struct Listen: AsyncParsableCommand {
                     }
                 case .bytes(let channel, let bytes) where channel == AppChannel.bulk:
                     if var current = file {
-                        current.handle.write(Data(bytes))
+                        do {
+                            try current.handle.write(contentsOf: bytes)
+                        } catch {
+                            FileHandle.standardError.write("xt: cannot write \(current.path): \(error.localizedDescription): check free space and permissions, then send again\n")
+                            session.abort(reason: "receiver cannot store the file")
+                            return
+                        }
                         current.received += UInt64(bytes.count)
                         current.hash.update(data: bytes)
                         file = current

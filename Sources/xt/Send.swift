@@ -52,9 +52,8 @@ struct Send: AsyncParsableCommand {
                 var hash = SHA256()
                 try await session.send(ControlMessage.fileHeader(name: (file as NSString).lastPathComponent, size: size).encoded, on: AppChannel.control)
                 while true {
-                    let chunk = handle.readData(ofLength: 1 << 20)
-                    if chunk.isEmpty { break }
-                    let bytes = [UInt8](chunk)
+                    let bytes = try handle.readChunk(maximum: 1 << 20)
+                    if bytes.isEmpty { break }
                     hash.update(data: bytes)
                     try await session.send(bytes, on: AppChannel.bulk)
                 }

@@ -110,6 +110,16 @@ struct PeerOptions: ParsableArguments {
 
 extension FileHandle {
     func write(_ text: String) { write(text.data(using: .utf8)!) }
+
+    /// Reads up to `maximum` bytes straight into an array (empty at the end of the file).
+    func readChunk(maximum: Int) throws -> [UInt8] {
+        try [UInt8](unsafeUninitializedCapacity: maximum) { buffer, count in
+            var result: Int
+            repeat { result = Glibc.read(fileDescriptor, buffer.baseAddress, maximum) } while result < 0 && errno == EINTR
+            guard result >= 0 else { throw CLIError("read failed: \(String(cString: strerror(errno)))") }
+            count = result
+        }
+    }
 }
 
 import Foundation

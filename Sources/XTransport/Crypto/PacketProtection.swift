@@ -2,8 +2,52 @@
 // number as nonce and the cleartext header as associated data. Keys rotate: each direction
 // derives its next key from the current secret (HKDF-style HMAC) and flips the key-phase bit;
 // the receiver follows the first packet that opens under the next key.
+internal import CXTAEAD
 import Crypto
 import Foundation
+
+/// One direction's ChaCha20-Poly1305 key schedule, set up once per key (the C context is
+/// owned here and freed with it). Seals in place; opens into a caller's buffer.
+final class PacketKey {
+    private let context: OpaquePointer
+
+    init(secret: [UInt8]) {
+        precondition(secret.count == Int(XT_AEAD_KEY_BYTES), "packet keys are 32 bytes")
+        guard let context = secret.withUnsafeBufferPointer({ xt_aead_new($0.baseAddress) }) else {
+            fatalError("out of memory creating a packet key")
+        }
+        self.context = context
+    }
+
+    deinit { xt_aead_free(context) }
+
+    /// The 12-byte nonce: 32 zero bits, then the packet number big-endian.
+    @inline(__always)
+    private static func withNonce<R>(_ packetNumber: UInt64, _ body: (UnsafePointer<UInt8>) -> R) -> R {
+        var raw: (UInt32, UInt32, UInt32) = (0, UInt32(truncatingIfNeeded: packetNumber >> 32).bigEndian,
+                                             UInt32(truncatingIfNeeded: packetNumber).bigEndian)
+        return withUnsafeBytes(of: &raw) { body($0.baseAddress!.assumingMemoryBound(to: UInt8.self)) }
+    }
+
+    /// Encrypts `text` in place and writes the tag into the 16 bytes after it.
+    func seal(_ text: UnsafeMutableRawPointer, length: Int, header: UnsafeRawBufferPointer, packetNumber: UInt64) {
+        let sealed = Self.withNonce(packetNumber) { nonce in
+            xt_aead_seal(context, nonce, text.assumingMemoryBound(to: UInt8.self), length,
+                         header.baseAddress!.assumingMemoryBound(to: UInt8.self), header.count)
+        }
+        precondition(sealed == 1, "ChaCha20-Poly1305 seal failed")
+    }
+
+    /// Authenticates `sealed` (ciphertext, tag) and writes the plaintext to `out`.
+    func open(_ sealed: UnsafeRawBufferPointer, header: UnsafeRawBufferPointer, packetNumber: UInt64,
+              into out: UnsafeMutableRawPointer) -> Bool {
+        Self.withNonce(packetNumber) { nonce in
+            xt_aead_open(context, nonce, sealed.baseAddress!.assumingMemoryBound(to: UInt8.self), sealed.count,
+                         header.baseAddress!.assumingMemoryBound(to: UInt8.self), header.count,
+                         out.assumingMemoryBound(to: UInt8.self)) == 1
+        }
+    }
+}
 
 /// Rejects packet numbers already seen or too far behind the highest one.
 struct ReplayWindow {
@@ -62,13 +106,13 @@ enum OpenFailure: Error {
 /// Both directions' keys for one session.
 struct PacketProtection {
     private var sendSecret: [UInt8]
-    private var sendKey: SymmetricKey
+    private var sendKey: PacketKey
     private(set) var sendPhase: UInt8 = 0
     private(set) var packetsSinceKeyUpdate: UInt64 = 0
 
     private var receiveSecret: [UInt8]
-    private var receiveKey: SymmetricKey
-    private var previousReceiveKey: SymmetricKey?
+    private var receiveKey: PacketKey
+    private var previousReceiveKey: PacketKey?
     private(set) var receivePhase: UInt8 = 0
     private var receivePhaseStart: UInt64 = 0
     private var replay = ReplayWindow()
@@ -77,9 +121,9 @@ struct PacketProtection {
 
     init(sendSecret: [UInt8], receiveSecret: [UInt8]) {
         self.sendSecret = sendSecret
-        self.sendKey = SymmetricKey(data: sendSecret)
+        self.sendKey = PacketKey(secret: sendSecret)
         self.receiveSecret = receiveSecret
-        self.receiveKey = SymmetricKey(data: receiveSecret)
+        self.receiveKey = PacketKey(secret: receiveSecret)
     }
 
     static func nextSecret(_ secret: [UInt8]) -> [UInt8] {
@@ -89,17 +133,9 @@ struct PacketProtection {
     /// Switches to the next send key and flips the key phase.
     mutating func updateSendKey() {
         sendSecret = Self.nextSecret(sendSecret)
-        sendKey = SymmetricKey(data: sendSecret)
+        sendKey = PacketKey(secret: sendSecret)
         sendPhase ^= 1
         packetsSinceKeyUpdate = 0
-    }
-
-    @inline(__always)
-    static func nonce(_ packetNumber: UInt64) -> ChaChaPoly.Nonce {
-        // 32 zero bits, then the packet number big-endian (three packed words, no padding).
-        var raw: (UInt32, UInt32, UInt32) = (0, UInt32(truncatingIfNeeded: packetNumber >> 32).bigEndian,
-                                             UInt32(truncatingIfNeeded: packetNumber).bigEndian)
-        return withUnsafeBytes(of: &raw) { try! ChaChaPoly.Nonce(data: $0) }
     }
 
     /// Seals in place: `packet[0..<13]` is the header (associated data), `packet[13..<13+length]`
@@ -107,53 +143,48 @@ struct PacketProtection {
     /// - Returns: the sealed packet's size.
     mutating func seal(packet: UnsafeMutableRawBufferPointer, payloadLength: Int, packetNumber: UInt64) -> Int {
         let headerSize = PacketHeader.dataHeaderSize
-        let header = UnsafeRawBufferPointer(rebasing: packet[0..<headerSize])
-        let plaintext = UnsafeRawBufferPointer(rebasing: packet[headerSize..<headerSize + payloadLength])
-        let box = try! ChaChaPoly.seal(plaintext, using: sendKey, nonce: Self.nonce(packetNumber), authenticating: header)
-        let ciphertextRange = headerSize..<headerSize + payloadLength
-        box.ciphertext.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: packet[ciphertextRange]).copyMemory(from: $0) }
-        box.tag.withUnsafeBytes { packet.baseAddress!.advanced(by: ciphertextRange.upperBound).copyMemory(from: $0.baseAddress!, byteCount: 16) }
+        precondition(headerSize + payloadLength + PacketHeader.tagSize <= packet.count, "no room for the tag")
+        sendKey.seal(packet.baseAddress! + headerSize, length: payloadLength,
+                     header: UnsafeRawBufferPointer(rebasing: packet[0..<headerSize]), packetNumber: packetNumber)
         packetsSinceKeyUpdate += 1
         return headerSize + payloadLength + PacketHeader.tagSize
     }
 
-    /// Opens a sealed data packet, enforcing the replay window.
-    mutating func open(_ datagram: UnsafeRawBufferPointer, header: PacketHeader) throws(OpenFailure) -> Data {
+    /// Opens a sealed data packet into `plaintext` (at least the datagram's size), enforcing
+    /// the replay window.
+    /// - Returns: the plaintext's length.
+    mutating func open(_ datagram: UnsafeRawBufferPointer, header: PacketHeader,
+                       into plaintext: UnsafeMutableRawBufferPointer) throws(OpenFailure) -> Int {
         switch replay.check(header.packetNumber) {
         case .duplicate: throw .replayed
         case .tooOld: throw .tooOld
         case .fresh: break
         }
-        let headerBytes = UnsafeRawBufferPointer(rebasing: datagram[0..<PacketHeader.dataHeaderSize])
-        let ciphertext = UnsafeRawBufferPointer(rebasing: datagram[PacketHeader.dataHeaderSize..<datagram.count - PacketHeader.tagSize])
-        let tag = UnsafeRawBufferPointer(rebasing: datagram[(datagram.count - PacketHeader.tagSize)...])
-        let nonce = Self.nonce(header.packetNumber)
-        guard let box = try? ChaChaPoly.SealedBox(nonce: nonce, ciphertext: ciphertext, tag: tag) else { throw .authentication }
-
-        let plaintext: Data
+        let headerSize = PacketHeader.dataHeaderSize
+        guard datagram.count >= headerSize + PacketHeader.tagSize, plaintext.count >= datagram.count else { throw .authentication }
+        let headerBytes = UnsafeRawBufferPointer(rebasing: datagram[0..<headerSize])
+        let sealed = UnsafeRawBufferPointer(rebasing: datagram[headerSize...])
+        let out = plaintext.baseAddress!
         if header.keyPhase == receivePhase {
-            guard let opened = try? ChaChaPoly.open(box, using: receiveKey, authenticating: headerBytes) else { throw .authentication }
-            plaintext = opened
+            guard receiveKey.open(sealed, header: headerBytes, packetNumber: header.packetNumber, into: out) else { throw .authentication }
         } else if header.packetNumber < receivePhaseStart {
             // A late packet from before the peer's last key update.
             guard let previousReceiveKey,
-                  let opened = try? ChaChaPoly.open(box, using: previousReceiveKey, authenticating: headerBytes)
+                  previousReceiveKey.open(sealed, header: headerBytes, packetNumber: header.packetNumber, into: out)
             else { throw .authentication }
-            plaintext = opened
         } else {
             // The peer rotated: try the next key, and adopt it only if the packet opens.
             let nextSecret = Self.nextSecret(receiveSecret)
-            let nextKey = SymmetricKey(data: nextSecret)
-            guard let opened = try? ChaChaPoly.open(box, using: nextKey, authenticating: headerBytes) else { throw .authentication }
+            let nextKey = PacketKey(secret: nextSecret)
+            guard nextKey.open(sealed, header: headerBytes, packetNumber: header.packetNumber, into: out) else { throw .authentication }
             previousReceiveKey = receiveKey
             receiveKey = nextKey
             receiveSecret = nextSecret
             receivePhase ^= 1
             receivePhaseStart = header.packetNumber
             peerKeyUpdates += 1
-            plaintext = opened
         }
         replay.mark(header.packetNumber)
-        return plaintext
+        return sealed.count - PacketHeader.tagSize
     }
 }

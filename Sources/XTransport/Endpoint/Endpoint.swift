@@ -23,6 +23,17 @@ public enum EndpointEvent: Sendable {
     case refused(peer: PublicKey, address: NetworkAddress)
     /// Something happened on an established session.
     case session(SessionID, SessionEvent)
+
+    /// Appends `more` stream bytes if this is stream data of the same session and channel,
+    /// so the application gets one chunk per read pass instead of one per packet.
+    /// - Returns: whether the bytes were taken.
+    mutating func appendStreamData(_ more: [UInt8], channel: UInt16, session: SessionID) -> Bool {
+        guard case .session(let id, .streamData(let existing, var bytes)) = self, id == session, existing == channel else { return false }
+        self = .session(id, .writable)  // drop this reference so `bytes` grows in place
+        bytes.append(contentsOf: more)
+        self = .session(id, .streamData(channel: channel, bytes: bytes))
+        return true
+    }
 }
 
 public final class Endpoint {
@@ -58,6 +69,9 @@ public final class Endpoint {
     private var loadWindowStart = Timestamp.zero
     private var initiationsInWindow = 0
     private let mac1Key: SymmetricKey
+    /// Where data packets are decrypted: one buffer for every session (the endpoint is
+    /// confined to one thread), as large as any UDP datagram.
+    private let plaintext = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 16)
 
     /// Creates an endpoint.
     /// - Throws: ``TransportError`` if the session configuration is invalid.
@@ -72,6 +86,8 @@ public final class Endpoint {
         }
         mac1Key = HandshakeMAC.mac1Key(configuration.identity.publicKey)
     }
+
+    deinit { plaintext.deallocate() }
 
     public var publicKey: PublicKey { configuration.identity.publicKey }
     public var sessionCount: Int { sessions.count }
@@ -157,7 +173,7 @@ public final class Endpoint {
                 stats.datagramsUnknownSession += 1
                 return
             }
-            if session.receive(datagram, header: header, from: address, now: now) {
+            if session.receive(datagram, header: header, from: address, now: now, scratch: plaintext) {
                 confirm(session)
             }
             afterActivity(session, now: now)
@@ -359,7 +375,13 @@ public final class Endpoint {
     private func afterActivity(_ session: Session, now: Timestamp) {
         let id = SessionID(rawValue: session.localIndex)
         if !session.events.isEmpty {
-            for event in session.events { events.append(.session(id, event)) }
+            for event in session.events {
+                if case .streamData(let channel, let bytes) = event, !events.isEmpty,
+                   events[events.count - 1].appendStreamData(bytes, channel: channel, session: id) {
+                    continue
+                }
+                events.append(.session(id, event))
+            }
             session.events.removeAll(keepingCapacity: true)
         }
         if session.isClosed {

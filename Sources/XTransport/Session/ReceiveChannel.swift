@@ -145,7 +145,11 @@ struct ReceiveChannel {
     private mutating func consume(_ bytes: UnsafeRawBufferPointer, maximumMessageSize: Int, output: inout [ReceiveOutput]) throws(TransportError) {
         guard !bytes.isEmpty else { return }
         if mode == .stream {
-            output.append(.bytes([UInt8](bytes)))
+            // Room for the chunks that follow in the same read pass to be appended in place.
+            var chunk: [UInt8] = []
+            chunk.reserveCapacity(min(bytes.count * 16, 256 * 1024))
+            chunk.append(contentsOf: bytes)
+            output.append(.bytes(chunk))
             return
         }
         var position = 0

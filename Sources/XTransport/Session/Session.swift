@@ -271,14 +271,16 @@ final class Session {
 
     // MARK: - Receiving
 
-    /// Handles an authenticated-to-be data packet for this session.
+    /// Handles an authenticated-to-be data packet for this session. `scratch` (at least the
+    /// datagram's size) receives the plaintext; frames are read from it in place.
     /// - Returns: false if it was dropped (authentication, replay); counted in stats.
     @discardableResult
-    func receive(_ datagram: UnsafeRawBufferPointer, header: PacketHeader, from address: NetworkAddress, now: Timestamp) -> Bool {
+    func receive(_ datagram: UnsafeRawBufferPointer, header: PacketHeader, from address: NetworkAddress, now: Timestamp,
+                 scratch: UnsafeMutableRawBufferPointer) -> Bool {
         guard state != .closed else { return false }
-        let payload: Data
+        let payloadLength: Int
         do {
-            payload = try protection.open(datagram, header: header)
+            payloadLength = try protection.open(datagram, header: header, into: scratch)
         } catch {
             switch error {
             case .authentication: stats.packetsRejectedAuthentication += 1
@@ -293,16 +295,14 @@ final class Session {
         lastReceiveTime = now
 
         var ackEliciting = false
-        do {
+        do throws(TransportError) {
             // Frames are read in place from the decrypted buffer (no copy).
-            try payload.withUnsafeBytesTyped { (raw) throws(TransportError) in
-                var decoder = FrameDecoder(raw)
-                while true {
-                    let frame: FrameView?
-                    do { frame = try decoder.next() } catch { throw .protocolViolation("malformed frame: \(error)") }
-                    guard let frame else { break }
-                    if try handle(frame, from: address, now: now) { ackEliciting = true }
-                }
+            var decoder = FrameDecoder(UnsafeRawBufferPointer(rebasing: scratch[0..<payloadLength]))
+            while true {
+                let frame: FrameView?
+                do { frame = try decoder.next() } catch { throw .protocolViolation("malformed frame: \(error)") }
+                guard let frame else { break }
+                if try handle(frame, from: address, now: now) { ackEliciting = true }
             }
         } catch {
             abort(reason: error.reason, now: now)
