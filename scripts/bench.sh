@@ -6,6 +6,11 @@ set -uo pipefail
 XT=$(realpath "${1:-.build/release/xt}")
 OUT=$(realpath -m bench-out)
 mkdir -p "$OUT"
+# Received copies go to memory (tmpfs) when there is one, so the disk is not what is measured;
+# the same place for xt and SRT.
+RECV=$OUT
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then RECV=$(mktemp -d /dev/shm/xt-bench.XXXXXX); fi
+trap '[ "$RECV" != "$OUT" ] && rm -rf "$RECV"' EXIT
 LOOP_MB=${BENCH_LOOP_MB:-512}
 VETH_MB=${BENCH_VETH_MB:-64}
 TIMEOUT=${BENCH_TIMEOUT:-180}
@@ -27,20 +32,23 @@ keys() {
   cp "$OUT/client.key.pub" "$OUT/authorized_keys"
 }
 
-# run_xt SERVER_NS CLIENT_NS HOST FILE -> "Mbit/s verified"
+# run_xt SERVER_NS CLIENT_NS HOST FILE [VERIFY] -> "Mbit/s verified". Without VERIFY the copy is
+# checked afterwards with cmp, as SRT's is; with it, xt also hashes (SHA-256) at both ends in-band.
 run_xt() {
-  local sns=$1 cns=$2 host=$3 file=$4 port=9600
-  rm -rf "$OUT/xt-recv"
+  local sns=$1 cns=$2 host=$3 file=$4 verify=${5:---no-verify} port=9600
+  rm -rf "$RECV/xt-recv"
   $sns timeout "$TIMEOUT" "$XT" listen --bind "$host:$port" --key "$OUT/server.key" --authorized-keys "$OUT/authorized_keys" \
-    --out-dir "$OUT/xt-recv" --sessions 1 >/dev/null 2>&1 &
+    --out-dir "$RECV/xt-recv" --sessions 1 >/dev/null 2>&1 &
   local listener=$!
   sleep 0.5
   local start end
   start=$(now)
-  $cns timeout "$TIMEOUT" "$XT" send --to "$host:$port" --peer-key "@$OUT/server.key.pub" --key "$OUT/client.key" --file "$file" >/dev/null 2>&1
+  $cns timeout "$TIMEOUT" "$XT" send --to "$host:$port" --peer-key "@$OUT/server.key.pub" --key "$OUT/client.key" --file "$file" $verify >/dev/null 2>&1
   end=$(now)
   wait $listener 2>/dev/null
-  if same "$file" "$OUT/xt-recv/$(basename "$file")"; then
+  local received="$RECV/xt-recv/$(basename "$file")"
+  if same "$file" "$received"; then
+    rm -f "$received"
     echo "$(rate "$(stat -c %s "$file")" "$(awk -v a="$start" -v b="$end" 'BEGIN { print b - a }')") ok"
   else
     echo "- failed"
@@ -71,9 +79,9 @@ run_tcp() {
 run_srt() {
   # In file mode the receiver names the output after the sender's file, inside a directory.
   local sns=$1 cns=$2 host=$3 file=$4 port=5399
-  rm -rf "$OUT/srt-recv"
-  mkdir -p "$OUT/srt-recv"
-  $sns timeout "$TIMEOUT" srt-file-transmit -q "srt://:$port?mode=listener&transtype=file" "file://$OUT/srt-recv/" >/dev/null 2>&1 &
+  rm -rf "$RECV/srt-recv"
+  mkdir -p "$RECV/srt-recv"
+  $sns timeout "$TIMEOUT" srt-file-transmit -q "srt://:$port?mode=listener&transtype=file" "file://$RECV/srt-recv/" >/dev/null 2>&1 &
   local server=$!
   sleep 0.5
   local start end
@@ -83,7 +91,9 @@ run_srt() {
   end=$(now)
   local elapsed
   elapsed=$(awk -v a="$start" -v b="$end" 'BEGIN { print b - a }')
-  if same "$file" "$OUT/srt-recv/$(basename "$file")"; then
+  local received="$RECV/srt-recv/$(basename "$file")"
+  if same "$file" "$received"; then
+    rm -f "$received"
     echo "$(rate "$(stat -c %s "$file")" "$elapsed") ok"
   else
     echo "$(rate "$(stat -c %s "$file")" "$elapsed") corrupt"
@@ -96,10 +106,11 @@ file=$(payload "$LOOP_MB")
 loop_xt=$(run_xt "" "" 127.0.0.1 "$file")
 loop_tcp=$(run_tcp "" "" 127.0.0.1 "$file")
 loop_srt=$(run_srt "" "" 127.0.0.1 "$file")
-echo "  xt $loop_xt | tcp $loop_tcp | srt $loop_srt"
+loop_xt_sha=$(run_xt "" "" 127.0.0.1 "$file" --verify)
+echo "  xt $loop_xt | tcp $loop_tcp | srt $loop_srt | xt with in-band SHA-256 $loop_xt_sha"
 
 echo "bench: 10,000 idle sessions on one socket, loopback"
-"$XT" listen --bind 127.0.0.1:9700 --key "$OUT/server.key" --open --out-dir "$OUT/xt-recv" >/dev/null 2>"$OUT/sessions-listener.err" &
+"$XT" listen --bind 127.0.0.1:9700 --key "$OUT/server.key" --open --out-dir "$RECV/xt-recv" >/dev/null 2>"$OUT/sessions-listener.err" &
 listener=$!   # the xt process itself (no timeout wrapper), so its memory can be read
 sleep 0.5
 sessions_json=$(timeout "$TIMEOUT" "$XT" bench --to 127.0.0.1:9700 --peer-key "@$OUT/server.key.pub" --key "$OUT/client.key" --sessions 10000 --json 2>"$OUT/sessions.err")
@@ -131,14 +142,17 @@ fi
   echo "# Benchmarks"
   echo
   echo "Written by \`make bench\` on $(date -u +%Y-%m-%d) ($(nproc) cores, $(uname -r)). Goodput in Mbit/s, timed"
-  echo "around each whole transfer (connect to last byte confirmed). \"ok\": for xt and SRT the received"
-  echo "file is byte-identical to the payload (cmp; xt also checks SHA-256 end to end); for TCP, iperf3"
-  echo "sent the whole payload file over the connection (iperf3's server cannot store all it receives)."
+  echo "around each whole transfer (process start to last byte confirmed). Each sender reads the payload"
+  echo "file. xt and SRT write what they receive to a file ($( [ "$RECV" = "$OUT" ] && echo "on disk" || echo "in tmpfs, so the disk is not measured")); \"ok\" means that"
+  echo "file is byte-identical to the payload (cmp, after the run). For TCP, \"ok\" means iperf3 sent the"
+  echo "whole payload file over the connection (iperf3's server does not store what it receives). xt"
+  echo "encrypts every packet (ChaCha20-Poly1305); SRT and TCP run unencrypted, as configured by default."
   echo "Loopback: ${LOOP_MB} MiB; veth: ${VETH_MB} MiB, drop applied to packets arriving at the receiver."
   echo
   echo "| path | xt | TCP (iperf3 -F) | SRT (srt-file-transmit, file mode) |"
   echo "|---|---|---|---|"
   echo "| loopback | $loop_xt | $loop_tcp | $loop_srt |"
+  echo "| loopback, xt also hashing SHA-256 at both ends in-band (\`xt send --verify\`, the default) | $loop_xt_sha | | |"
   for row in "${veth_rows[@]}"; do echo "$row"; done
   echo
   echo "## Sessions"

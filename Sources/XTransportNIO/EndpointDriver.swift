@@ -65,22 +65,34 @@ final class EndpointDriver {
 
     // MARK: - Input
 
-    func received(_ envelope: AddressedEnvelope<ByteBuffer>, now: Timestamp) {
-        guard let address = NetworkAddress(envelope.remoteAddress) else { return }
+    /// Hands one received envelope (one datagram, or several coalesced by GRO) to the core.
+    /// - Returns: how many datagrams it held.
+    @discardableResult
+    func received(_ envelope: AddressedEnvelope<ByteBuffer>, now: Timestamp) -> Int {
+        guard let address = NetworkAddress(envelope.remoteAddress) else { return 0 }
         let data = envelope.data
         if let segmentSize = envelope.metadata?.segmentSize, segmentSize > 0, data.readableBytes > segmentSize {
             // GRO coalesced several datagrams of `segmentSize` (the last may be shorter).
-            data.withUnsafeReadableBytes { raw in
+            return data.withUnsafeReadableBytes { raw in
                 var start = 0
+                var count = 0
                 while start < raw.count {
                     let end = min(start + segmentSize, raw.count)
                     endpoint.handle(datagram: UnsafeRawBufferPointer(rebasing: raw[start..<end]), from: address, now: now)
                     start = end
+                    count += 1
                 }
+                return count
             }
-        } else {
-            data.withUnsafeReadableBytes { endpoint.handle(datagram: $0, from: address, now: now) }
         }
+        data.withUnsafeReadableBytes { endpoint.handle(datagram: $0, from: address, now: now) }
+        return 1
+    }
+
+    /// In the middle of a long read batch: send what is due (ACKs above all), so the peer's
+    /// ACK clock does not stall for the whole batch.
+    func flushDuringRead() {
+        flushTransmits(now: now)
     }
 
     /// After input, a timer or an application call: send, dispatch, re-arm.
@@ -142,6 +154,12 @@ final class EndpointDriver {
                 return transmit?.size ?? 0
             }
             guard let transmit else { break }
+            if transmit.isMTUProbe {
+                if let batch = open { readyBatches.append(batch); open = nil }
+                readyBatches.append(Batch(destination: transmit.destination, segmentSize: transmit.size, count: 1,
+                                          start: writerStart, end: outbound.writerIndex))
+                continue
+            }
             if var batch = open, useGSO, batch.destination == transmit.destination,
                transmit.size <= batch.segmentSize, batch.count < 64,
                batch.end - batch.start + transmit.size <= 65_000 {
@@ -350,18 +368,33 @@ final class DatagramHandler: ChannelInboundHandler {
     let driver: EndpointDriver
     private var pendingService = false
     private var batchNow: Timestamp?
+    private var datagramsSinceFlush = 0
+    private var bytesSinceFlush = 0
+    /// Within one read batch, ACKs go out at least this often (datagrams, bytes).
+    static let flushEveryDatagrams = 16
+    static let flushEveryBytes = 64 * 1024
 
     init(driver: EndpointDriver) { self.driver = driver }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let now = batchNow ?? driver.now
         batchNow = now
-        driver.received(unwrapInboundIn(data), now: now)
+        let envelope = unwrapInboundIn(data)
+        datagramsSinceFlush += driver.received(envelope, now: now)
+        bytesSinceFlush += envelope.data.readableBytes
         pendingService = true
+        if datagramsSinceFlush >= Self.flushEveryDatagrams || bytesSinceFlush >= Self.flushEveryBytes {
+            datagramsSinceFlush = 0
+            bytesSinceFlush = 0
+            batchNow = nil  // a long batch: take a fresh time for what follows
+            driver.flushDuringRead()
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
         batchNow = nil
+        datagramsSinceFlush = 0
+        bytesSinceFlush = 0
         if pendingService {
             pendingService = false
             driver.service()

@@ -24,10 +24,10 @@ enum AppChannel {
 
 /// Control messages: a kind byte and UTF-8 fields separated by newlines.
 enum ControlMessage: Equatable {
-    /// A file follows on the bulk channel.
-    case fileHeader(name: String, size: UInt64)
-    /// The receiver has the whole file; its SHA-256.
-    case fileDone(sha256: String)
+    /// A file follows on the bulk channel; `verify` asks the receiver for its SHA-256.
+    case fileHeader(name: String, size: UInt64, verify: Bool)
+    /// The receiver has stored the whole file: its size, and its SHA-256 if asked for.
+    case fileDone(received: UInt64, sha256: String?)
     /// `size` bench bytes follow on the bulk channel.
     case benchStart(size: UInt64)
     /// The receiver got all bench bytes; their SHA-256.
@@ -35,8 +35,8 @@ enum ControlMessage: Equatable {
 
     var encoded: [UInt8] {
         switch self {
-        case .fileHeader(let name, let size): Array("F\n\(name)\n\(size)".utf8)
-        case .fileDone(let digest): Array("D\n\(digest)".utf8)
+        case .fileHeader(let name, let size, let verify): Array("F\n\(name)\n\(size)\n\(verify ? 1 : 0)".utf8)
+        case .fileDone(let received, let digest): Array("D\n\(received)\n\(digest ?? "")".utf8)
         case .benchStart(let size): Array("B\n\(size)".utf8)
         case .benchDone(let received, let digest): Array("E\n\(received)\n\(digest)".utf8)
         }
@@ -45,8 +45,12 @@ enum ControlMessage: Equatable {
     init?(_ bytes: [UInt8]) {
         let parts = String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         switch parts.first {
-        case "F" where parts.count == 3: guard let size = UInt64(parts[2]) else { return nil }; self = .fileHeader(name: parts[1], size: size)
-        case "D" where parts.count == 2: self = .fileDone(sha256: parts[1])
+        case "F" where parts.count == 4:
+            guard let size = UInt64(parts[2]), parts[3] == "0" || parts[3] == "1" else { return nil }
+            self = .fileHeader(name: parts[1], size: size, verify: parts[3] == "1")
+        case "D" where parts.count == 3:
+            guard let received = UInt64(parts[1]) else { return nil }
+            self = .fileDone(received: received, sha256: parts[2].isEmpty ? nil : parts[2])
         case "B" where parts.count == 2: guard let size = UInt64(parts[1]) else { return nil }; self = .benchStart(size: size)
         case "E" where parts.count == 3: guard let size = UInt64(parts[1]) else { return nil }; self = .benchDone(received: size, sha256: parts[2])
         default: return nil

@@ -60,8 +60,62 @@ struct Listen: AsyncParsableCommand {
 
     private func serve(_ session: TransportSession) async {
         let peer = String(session.peerKey.base64.prefix(8))
-        var file: (handle: FileHandle, path: String, size: UInt64, received: UInt64, hash: SHA256)?
+        var file: (handle: FileHandle, path: String, size: UInt64, received: UInt64, hash: SHA256?)?
         var bench: (size: UInt64, received: UInt64, hash: SHA256)?
+        // Channels are not ordered with each other: if the packet with a file header was lost,
+        // its bulk bytes may arrive first. They wait here until the header is repaired.
+        var early: [ArraySlice<UInt8>] = []
+        var earlyBytes = 0
+
+        /// Feeds bulk bytes to the file or bench in progress; bytes past its end, or with none
+        /// in progress, wait for the next header.
+        func takeBulk(_ bytes: ArraySlice<UInt8>) async throws {
+            var rest = bytes
+            while !rest.isEmpty {
+                if var current = file {
+                    let part = rest.prefix(Int(min(UInt64(rest.count), current.size - current.received)))
+                    rest = rest.dropFirst(part.count)
+                    do {
+                        try current.handle.write(contentsOf: part)
+                    } catch {
+                        session.abort(reason: "receiver cannot store the file")
+                        throw CLIError("cannot write \(current.path): \(error.localizedDescription): check free space and permissions, then send again")
+                    }
+                    current.received += UInt64(part.count)
+                    current.hash?.update(data: part)
+                    file = current
+                    if current.received >= current.size { try await finishFile(&file, session: session, peer: peer) }
+                } else if var current = bench {
+                    let part = rest.prefix(Int(min(UInt64(rest.count), current.size - current.received)))
+                    rest = rest.dropFirst(part.count)
+                    current.received += UInt64(part.count)
+                    current.hash.update(data: part)
+                    bench = current
+                    if current.received >= current.size {
+                        try await session.send(ControlMessage.benchDone(received: current.received, sha256: hex(current.hash.finalize())).encoded,
+                                               on: AppChannel.control)
+                        bench = nil
+                    }
+                } else {
+                    early.append(rest)
+                    earlyBytes += rest.count
+                    guard earlyBytes <= Self.maximumEarlyBulk else {
+                        session.abort(reason: "bulk data without a file header")
+                        throw CLIError("the peer sent \(earlyBytes) bulk bytes without announcing a file or bench")
+                    }
+                    return
+                }
+            }
+        }
+
+        /// After a header: the bytes that arrived ahead of it.
+        func takeEarlyBulk() async throws {
+            let waiting = early
+            early = []
+            earlyBytes = 0
+            for chunk in waiting { try await takeBulk(chunk) }
+        }
+
         do {
             try await AppChannel.configure(session)
             for try await item in session.inbound {
@@ -72,7 +126,7 @@ struct Listen: AsyncParsableCommand {
                     try await session.send(message.payload, on: AppChannel.ping)
                 case .message(let message) where message.channel == AppChannel.control:
                     switch ControlMessage(message.payload) {
-                    case .fileHeader(let name, let size):
+                    case .fileHeader(let name, let size, let verify):
                         let safeName = (name as NSString).lastPathComponent.replacingOccurrences(of: "..", with: "_")
                         let path = (outDir as NSString).appendingPathComponent(safeName.isEmpty ? "unnamed" : safeName)
                         guard FileManager.default.createFile(atPath: path, contents: nil),
@@ -81,36 +135,17 @@ struct Listen: AsyncParsableCommand {
                             session.abort(reason: "receiver cannot store the file")
                             return
                         }
-                        file = (handle, path, size, 0, SHA256())
+                        file = (handle, path, size, 0, verify ? SHA256() : nil)
                         if size == 0 { try await finishFile(&file, session: session, peer: peer) }
+                        try await takeEarlyBulk()
                     case .benchStart(let size):
                         bench = (size, 0, SHA256())
+                        try await takeEarlyBulk()
                     default:
                         FileHandle.standardError.write("xt: ignoring unknown control message from \(peer)\n")
                     }
                 case .bytes(let channel, let bytes) where channel == AppChannel.bulk:
-                    if var current = file {
-                        do {
-                            try current.handle.write(contentsOf: bytes)
-                        } catch {
-                            FileHandle.standardError.write("xt: cannot write \(current.path): \(error.localizedDescription): check free space and permissions, then send again\n")
-                            session.abort(reason: "receiver cannot store the file")
-                            return
-                        }
-                        current.received += UInt64(bytes.count)
-                        current.hash.update(data: bytes)
-                        file = current
-                        if current.received >= current.size { try await finishFile(&file, session: session, peer: peer) }
-                    } else if var current = bench {
-                        current.received += UInt64(bytes.count)
-                        current.hash.update(data: bytes)
-                        bench = current
-                        if current.received >= current.size {
-                            try await session.send(ControlMessage.benchDone(received: current.received, sha256: hex(current.hash.finalize())).encoded,
-                                                   on: AppChannel.control)
-                            bench = nil
-                        }
-                    }
+                    try await takeBulk(bytes[...])
                 default:
                     break
                 }
@@ -121,13 +156,16 @@ struct Listen: AsyncParsableCommand {
         }
     }
 
-    private func finishFile(_ file: inout (handle: FileHandle, path: String, size: UInt64, received: UInt64, hash: SHA256)?,
+    /// Most bulk bytes held while their header is repaired (a few round trips of data).
+    static let maximumEarlyBulk = 64 << 20
+
+    private func finishFile(_ file: inout (handle: FileHandle, path: String, size: UInt64, received: UInt64, hash: SHA256?)?,
                             session: TransportSession, peer: String) async throws {
         guard let current = file else { return }
         try current.handle.close()
-        let digest = hex(current.hash.finalize())
-        print("file from \(peer): \(current.path) (\(current.received) bytes, sha256 \(digest))")
-        try await session.send(ControlMessage.fileDone(sha256: digest).encoded, on: AppChannel.control)
+        let digest = current.hash.map { hex($0.finalize()) }
+        print("file from \(peer): \(current.path) (\(current.received) bytes\(digest.map { ", sha256 \($0)" } ?? ""))")
+        try await session.send(ControlMessage.fileDone(received: current.received, sha256: digest).encoded, on: AppChannel.control)
         file = nil
     }
 }

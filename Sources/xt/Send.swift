@@ -17,6 +17,9 @@ struct Send: AsyncParsableCommand {
     @Option(name: .long, help: "A file to send; the listener stores it and confirms its SHA-256.")
     var file: String?
 
+    @Flag(inversion: .prefixedNo, help: "Check the listener's copy by SHA-256 at both ends (--no-verify: by size only).")
+    var verify = true
+
     @Flag(name: .long, help: "Print the link stats at the end.")
     var stats = false
 
@@ -49,25 +52,35 @@ struct Send: AsyncParsableCommand {
             }
             if let handle, let file {
                 let start = ContinuousClock.now
-                var hash = SHA256()
-                try await session.send(ControlMessage.fileHeader(name: (file as NSString).lastPathComponent, size: size).encoded, on: AppChannel.control)
+                var hash: SHA256? = verify ? SHA256() : nil
+                try await session.send(ControlMessage.fileHeader(name: (file as NSString).lastPathComponent, size: size, verify: verify).encoded,
+                                       on: AppChannel.control)
+                var sent: UInt64 = 0
                 while true {
                     let bytes = try handle.readChunk(maximum: 1 << 20)
                     if bytes.isEmpty { break }
-                    hash.update(data: bytes)
+                    hash?.update(data: bytes)
+                    sent += UInt64(bytes.count)
                     try await session.send(bytes, on: AppChannel.bulk)
                 }
-                let expected = hex(hash.finalize())
+                guard sent == size else { throw CLIError("\(file) changed size while it was sent (\(sent) of \(size) bytes): send it again") }
+                let expected = hash.map { hex($0.finalize()) }
                 var iterator = session.inbound.makeAsyncIterator()
-                var confirmed: String?
+                var confirmed: (received: UInt64, digest: String?)?
                 while confirmed == nil, let item = try await iterator.next() {
-                    if case .message(let reply) = item, case .fileDone(let digest) = ControlMessage(reply.payload) { confirmed = digest }
+                    if case .message(let reply) = item, case .fileDone(let received, let digest) = ControlMessage(reply.payload) {
+                        confirmed = (received, digest)
+                    }
                 }
                 let seconds = Double((ContinuousClock.now - start).components.attoseconds) / 1e18 + Double((ContinuousClock.now - start).components.seconds)
-                guard confirmed == expected else {
-                    throw CLIError("the listener's copy of \(file) differs (sha256 \(confirmed ?? "none") vs \(expected)): send it again")
+                guard let confirmed, confirmed.received == size else {
+                    throw CLIError("the listener stored \(confirmed.map { "\($0.received)" } ?? "no") bytes of \(file)'s \(size): send it again")
                 }
-                print("sent \(file): \(size) bytes in \(String(format: "%.2f", seconds)) s, \(formatRate(bytes: Double(size), seconds: seconds)), sha256 verified")
+                guard confirmed.digest == expected else {
+                    throw CLIError("the listener's copy of \(file) differs (sha256 \(confirmed.digest ?? "none") vs \(expected ?? "none")): send it again")
+                }
+                print("sent \(file): \(size) bytes in \(String(format: "%.2f", seconds)) s, \(formatRate(bytes: Double(size), seconds: seconds)), "
+                      + (verify ? "sha256 verified" : "size confirmed (not hashed: --no-verify)"))
             }
             if stats, let snapshot = try await session.stats() { print("link: \(describe(snapshot))") }
             await session.close()

@@ -134,6 +134,15 @@ struct TransferTests {
         #expect(stats.datagramSize >= 1280)
     }
 
+    @Test("Path-MTU probing lands exactly on an Ethernet path's 1472 bytes, not near it")
+    func pathMTUEthernet() throws {
+        var conditions = Self.conditions()
+        conditions.mtu = 1472
+        let run = try Self.transfer(conditions, seed: 14, size: 4 << 20)  // maximum 16 KiB
+        let stats = try #require(run.transfer.clientSession.flatMap { run.pair.client.endpoint.stats(for: $0) })
+        #expect(stats.datagramSize == 1472)
+    }
+
     @Test("Path-MTU probing uses a large MTU when the path allows it")
     func pathMTULarge() throws {
         var session = SessionConfiguration()

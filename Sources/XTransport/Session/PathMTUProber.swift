@@ -1,7 +1,8 @@
 // Path-MTU discovery by probing (DPLPMTUD, RFC 8899 in spirit): after the handshake, send a
 // PING padded to a candidate size; an ACK raises the datagram size, two losses lower the
-// ceiling. First the configured maximum is tried outright, then a binary search. Persistent
-// loss (a black hole) drops back to the safe minimum and searches again.
+// ceiling. First the configured maximum is tried outright, then the common Ethernet sizes
+// (1472, 1452), then a binary search. Persistent loss (a black hole) drops back to the safe
+// minimum and searches again.
 
 struct PathMTUProber {
     private(set) var current: Int
@@ -13,6 +14,11 @@ struct PathMTUProber {
     private var failures = 0
     private var lastFailedSize = 0
     private var triedMaximum = false
+    /// Common path sizes already probed (each is tried once, before the binary search).
+    private var triedCommon: Set<Int> = []
+    /// Ethernet's 1500-byte MTU less the IPv4 + UDP (28) and IPv6 + UDP (48) headers: most
+    /// paths carry exactly one of these, and a binary search alone would stop short of them.
+    static let commonSizes = [1472, 1452]
     private var nextProbeTime: Timestamp?
     /// How long a finished search waits before trying again.
     static let researchInterval: Int64 = 600 * Nanos.second
@@ -40,6 +46,9 @@ struct PathMTUProber {
     var nextTimeout: Timestamp? { inFlight == nil && candidate != nil ? nextProbeTime : nil }
 
     private var candidate: Int? {
+        if let common = Self.commonSizes.first(where: { $0 > current && $0 <= ceiling && !triedCommon.contains($0) }), triedMaximum {
+            return common
+        }
         guard ceiling - current >= 16 else { return nil }
         if !triedMaximum { return ceiling }
         return (current + ceiling + 1) / 2
@@ -48,6 +57,7 @@ struct PathMTUProber {
     mutating func onProbeSent(size: Int) {
         inFlight = size
         if size == maximum { triedMaximum = true }
+        if Self.commonSizes.contains(size) { triedCommon.insert(size) }
     }
 
     mutating func onProbeAcknowledged(size: Int, now: Timestamp) {
@@ -80,6 +90,7 @@ struct PathMTUProber {
         current = minimum
         ceiling = maximum
         triedMaximum = false
+        triedCommon = []
         failures = 0
         inFlight = nil
         nextProbeTime = now

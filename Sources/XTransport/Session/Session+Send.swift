@@ -7,6 +7,15 @@
 public struct Transmit: Sendable, Equatable {
     public var destination: NetworkAddress
     public var size: Int
+    /// A path-MTU probe: larger than the path may carry, so it must travel alone (a GSO batch
+    /// that holds it would be refused whole, taking ordinary packets with it).
+    public var isMTUProbe = false
+
+    public init(destination: NetworkAddress, size: Int, isMTUProbe: Bool = false) {
+        self.destination = destination
+        self.size = size
+        self.isMTUProbe = isMTUProbe
+    }
 }
 
 extension Session {
@@ -87,7 +96,7 @@ extension Session {
                 cursor.fill(0, count: limit - cursor.position)
                 return true
             }
-            return Transmit(destination: peerAddress, size: size)
+            return Transmit(destination: peerAddress, size: size, isMTUProbe: true)
         }
 
         guard allowData || control || ackDue else { return nil }

@@ -4,11 +4,17 @@
 
 extension Session {
     /// The probe-timeout deadline: when the last ack-eliciting packet should have been acknowledged.
+    /// Consecutive timeouts double it, but only up to 4×: after an outage (a Wi-Fi dropout, a
+    /// rebooting switch) the session notices the path is back within a few round trips instead
+    /// of waiting out a long backoff. A probe is at most two packets, so this costs little.
     var probeTimeoutDeadline: Timestamp? {
         guard sent.elicitingInFlight > 0, let last = sent.lastElicitingSentTime else { return nil }
         let base = rtt.probeTimeout(maximumAckDelay: configuration.maximumAckDelay.nanoseconds)
-        return last.adding(nanoseconds: base << Int64(min(probeTimeoutCount, 8)))
+        return last.adding(nanoseconds: base << Int64(min(probeTimeoutCount, Self.maximumProbeBackoff)))
     }
+
+    /// Most doublings of the probe timeout.
+    static let maximumProbeBackoff = 2
 
     /// The earliest time `handleTimeout` (or `pollTransmit`) has something to do.
     func nextTimeout() -> Timestamp? {
