@@ -372,7 +372,7 @@ final class DatagramHandler: ChannelInboundHandler {
     private var bytesSinceFlush = 0
     /// Within one read batch, ACKs go out at least this often (datagrams, bytes).
     static let flushEveryDatagrams = 16
-    static let flushEveryBytes = 64 * 1024
+    static let flushEveryBytes = 256 * 1024
 
     init(driver: EndpointDriver) { self.driver = driver }
 

@@ -25,6 +25,15 @@ public struct RateBasedController: CongestionController {
     private var lostInRound = 0
     private var ackedInRound = 0
     private var lossBackoff = 1.0
+    // ACK aggregation (BBR's "extra acked"): ACKs that arrive in bursts — delayed ACKs, a
+    // receiver whose thread was not scheduled, batched reads — acknowledge more than the
+    // bandwidth estimate explains. The window grows by the recent maximum of that excess, so
+    // the sender still has data queued at the bottleneck when a burst of ACKs is late.
+    private var ackEpochStart = Timestamp.zero
+    private var ackEpochAcked: Double = 0
+    private var extraAcked: (Double, Double) = (0, 0)
+    private var extraAckedSlot = 0
+    private var extraAckedRounds: UInt64 = 0
 
     static let startupGain = 2.885
     static let cycleGains: [Double] = [1.25, 0.75, 1, 1, 1, 1, 1, 1]
@@ -32,6 +41,8 @@ public struct RateBasedController: CongestionController {
     static let minimumRTTWindow: Int64 = 10 * Nanos.second
     static let probeRTTDuration: Int64 = 200 * Nanos.millisecond
     static let minimumWindowRTT: Int64 = 2 * Nanos.millisecond
+    /// Rounds over which the largest ACK-aggregation excess is remembered.
+    static let extraAckedWindowRounds: UInt64 = 10
 
     public init(maximumDatagramSize: Int, initialRTT: Int64) {
         self.maximumDatagramSize = maximumDatagramSize
@@ -62,7 +73,9 @@ public struct RateBasedController: CongestionController {
         let windowRTT = max(minimumRTT, Self.minimumWindowRTT)
         let bdp = estimate * Double(windowRTT) / 1e9
         let gain = mode == .startup ? Self.startupGain : 2.0
-        return max(minimumWindow, Int(bdp * gain * lossBackoff) + 3 * maximumDatagramSize)
+        // At most 100 ms worth of bandwidth for aggregation, as in BBR.
+        let aggregation = min(max(extraAcked.0, extraAcked.1), estimate * 0.1)
+        return max(minimumWindow, Int((bdp * gain + aggregation) * lossBackoff) + 3 * maximumDatagramSize)
     }
 
     public var pacingRate: Double? {
@@ -89,6 +102,7 @@ public struct RateBasedController: CongestionController {
             roundEndDelivered = delivered + UInt64(max(sample.bytesInFlight, maximumDatagramSize))
             endOfRound()
         }
+        updateAckAggregation(ackedBytes: sample.ackedBytes, now: now)
         // Random loss (no queue building: RTT near its minimum) does not mean less capacity:
         // count what the path accepted, up to a loss of 30%. With a queue, only what arrived.
         var rate = sample.deliveryRate
@@ -108,6 +122,27 @@ public struct RateBasedController: CongestionController {
             }
         }
         updateMode(sample: sample)
+    }
+
+    private mutating func updateAckAggregation(ackedBytes: Int, now: Timestamp) {
+        let estimate = bandwidth
+        guard estimate > 0 else { return }
+        // A new round may start a new half of the window; the older half is forgotten.
+        if round >= extraAckedRounds + Self.extraAckedWindowRounds / 2 {
+            extraAckedRounds = round
+            extraAckedSlot ^= 1
+            if extraAckedSlot == 0 { extraAcked.0 = 0 } else { extraAcked.1 = 0 }
+        }
+        var expected = estimate * Double(max(0, now.nanoseconds(since: ackEpochStart))) / 1e9
+        if ackEpochAcked <= expected {
+            // ACKs are not ahead of the estimate: start a new epoch here.
+            ackEpochStart = now
+            ackEpochAcked = 0
+            expected = 0
+        }
+        ackEpochAcked += Double(ackedBytes)
+        let extra = ackEpochAcked - expected
+        if extraAckedSlot == 0 { extraAcked.0 = max(extraAcked.0, extra) } else { extraAcked.1 = max(extraAcked.1, extra) }
     }
 
     private mutating func endOfRound() {
@@ -174,6 +209,7 @@ public struct RateBasedController: CongestionController {
     public mutating func onPersistentCongestion(now: Timestamp) {
         // The path went silent: forget the bandwidth estimate and start over.
         bandwidthSamples.removeAll()
+        extraAcked = (0, 0)
         fullBandwidth = 0
         fullBandwidthRounds = 0
         mode = .startup

@@ -107,12 +107,16 @@ public final class Endpoint {
             initiator: NoiseInitiator(localStatic: configuration.identity.privateKey, remoteStatic: peerKey),
             peerKey: peerKey, address: address,
             deadline: now.adding(configuration.session.handshakeTimeout),
-            nextRetry: now, retryInterval: Nanos.second, mac1: [])
+            nextRetry: now, retryInterval: Self.firstHandshakeRetry, mac1: [])
         pending[index] = handshake
         stats.handshakesInitiated += 1
         sendInitiation(index, now: now)
         return SessionID(rawValue: index)
     }
+
+    /// A lost initiation is sent again after this, then after twice as long each time (at most
+    /// 4 s): on a LAN one lost packet should cost a fraction of a second, not a whole one.
+    static let firstHandshakeRetry: Int64 = 250 * Nanos.millisecond
 
     private func sendInitiation(_ index: UInt32, now: Timestamp) {
         guard var handshake = pending[index] else { return }

@@ -71,13 +71,19 @@ extension Session {
         }
     }
 
+    /// How long the peer must have acknowledged nothing, across three probe timeouts, before
+    /// the path counts as gone. On a busy host a receiver can go quiet for tens of milliseconds
+    /// (its thread not scheduled); that must not reset the rate and the MTU.
+    static let persistentCongestionMinimum: Int64 = 500 * Nanos.millisecond
+
     /// Nothing acknowledged for a probe timeout: send up to two probes carrying data (the
-    /// tail-loss probe). After three in a row, assume persistent congestion.
+    /// tail-loss probe). After three in a row spanning at least half a second, assume
+    /// persistent congestion: the rate starts over and the path MTU is searched again.
     private func onProbeTimeout(now: Timestamp) {
         probeTimeoutCount += 1
         stats.probeTimeouts += 1
         probesToSend = 2
-        if probeTimeoutCount >= 3 {
+        if probeTimeoutCount >= 3, now.nanoseconds(since: lastAcknowledgmentTime) >= Self.persistentCongestionMinimum {
             congestion.onPersistentCongestion(now: now)
             mtu.onBlackHole(now: now)
             sent.declareAllLost { onLost($0, now: now) }

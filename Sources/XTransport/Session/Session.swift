@@ -110,6 +110,8 @@ final class Session {
     var probeTimeoutCount = 0
     var probesToSend = 0
     var lastReceiveTime: Timestamp
+    /// When the peer last acknowledged something new.
+    var lastAcknowledgmentTime: Timestamp
     var lastElicitingSendTime: Timestamp
     var lastKeyUpdate: Timestamp
     var pacingWakeup: Timestamp?
@@ -156,6 +158,7 @@ final class Session {
         mtu = PathMTUProber(minimum: configuration.minimumDatagramSize, maximum: configuration.maximumDatagramSize,
                             enabled: configuration.pathMTUProbing)
         lastReceiveTime = now
+        lastAcknowledgmentTime = now
         lastElicitingSendTime = now
         lastKeyUpdate = now
         deliveredTime = now
@@ -457,6 +460,7 @@ final class Session {
             rtt.update(sample: now.nanoseconds(since: largest.timeSent), ackDelay: ackDelay)
         }
         probeTimeoutCount = 0
+        lastAcknowledgmentTime = now
         if appLimitedUntil > 0 && delivered > appLimitedUntil { appLimitedUntil = 0 }
         if ackedBytes > 0 {
             stats.payloadBytesAcknowledged += UInt64(ackedBytes)
