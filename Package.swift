@@ -52,10 +52,12 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Allocator tuning for the `xt` process (glibc's mallopt, which Swift's Glibc lacks).
+        .target(name: "CXTSystem"),
         .executableTarget(
             name: "xt",
             dependencies: [
-                "XTransport", "XTransportNIO",
+                "XTransport", "XTransportNIO", "CXTSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

@@ -14,6 +14,7 @@ trap '[ "$RECV" != "$OUT" ] && rm -rf "$RECV"' EXIT
 LOOP_MB=${BENCH_LOOP_MB:-512}
 VETH_MB=${BENCH_VETH_MB:-64}
 TIMEOUT=${BENCH_TIMEOUT:-180}
+RUNS=${BENCH_RUNS:-3}
 results=()
 
 now() { date +%s.%N; }
@@ -100,13 +101,35 @@ run_srt() {
   fi
 }
 
+# median "RATE STATUS"... -> "RATE ok (LOW–HIGH)" over the runs, or the first run that failed.
+median() {
+  local rates=() r
+  for r in "$@"; do
+    if [ "${r##* }" != ok ]; then echo "$r"; return; fi
+    rates+=("${r%% *}")
+  done
+  printf '%s\n' "${rates[@]}" | sort -n | awk '{ a[NR] = $1 } END { if (NR == 1) print a[1] " ok"; else print a[int((NR + 1) / 2)] " ok (" a[1] "–" a[NR] ")" }'
+}
+
+# compare SERVER_NS CLIENT_NS HOST FILE -> "xt | tcp | srt" medians; the tools take turns in
+# each of RUNS rounds, so a noisy moment on the machine does not land on one tool only.
+compare() {
+  local xs=() ts=() ss=() run
+  for run in $(seq "$RUNS"); do
+    xs+=("$(run_xt "$@")")
+    ts+=("$(run_tcp "$@")")
+    ss+=("$(run_srt "$@")")
+  done
+  echo "$(median "${xs[@]}")|$(median "${ts[@]}")|$(median "${ss[@]}")"
+}
+
 keys
-echo "bench: loopback, ${LOOP_MB} MiB"
+echo "bench: loopback, ${LOOP_MB} MiB, median of $RUNS runs"
 file=$(payload "$LOOP_MB")
-loop_xt=$(run_xt "" "" 127.0.0.1 "$file")
-loop_tcp=$(run_tcp "" "" 127.0.0.1 "$file")
-loop_srt=$(run_srt "" "" 127.0.0.1 "$file")
-loop_xt_sha=$(run_xt "" "" 127.0.0.1 "$file" --verify)
+IFS='|' read -r loop_xt loop_tcp loop_srt < <(compare "" "" 127.0.0.1 "$file")
+shas=()
+for run in $(seq "$RUNS"); do shas+=("$(run_xt "" "" 127.0.0.1 "$file" --verify)"); done
+loop_xt_sha=$(median "${shas[@]}")
 echo "  xt $loop_xt | tcp $loop_tcp | srt $loop_srt | xt with in-band SHA-256 $loop_xt_sha"
 
 echo "bench: 10,000 idle sessions on one socket, loopback"
@@ -126,9 +149,7 @@ if [ "$(id -u)" -eq 0 ]; then
     bash scripts/netns.sh up xtb 500mbit $drop
     a="ip netns exec xtba"
     b="ip netns exec xtbb"
-    x=$(run_xt "$b" "$a" 10.77.0.2 "$file")
-    t=$(run_tcp "$b" "$a" 10.77.0.2 "$file")
-    s=$(run_srt "$b" "$a" 10.77.0.2 "$file")
+    IFS='|' read -r x t s < <(compare "$b" "$a" 10.77.0.2 "$file")
     bash scripts/netns.sh down xtb
     pct=$(awk -v d=$drop 'BEGIN { printf "%g", d / 10 }')
     echo "  veth 500mbit, ${pct}% drop: xt $x | tcp $t | srt $s"
@@ -142,7 +163,8 @@ fi
   echo "# Benchmarks"
   echo
   echo "Written by \`make bench\` on $(date -u +%Y-%m-%d) ($(nproc) cores, $(uname -r)). Goodput in Mbit/s, timed"
-  echo "around each whole transfer (process start to last byte confirmed). Each sender reads the payload"
+  echo "around each whole transfer (process start to last byte confirmed); each cell is the median of"
+  echo "$RUNS runs (range in brackets), the three tools taking turns in every round. Each sender reads the payload"
   echo "file. xt and SRT write what they receive to a file ($( [ "$RECV" = "$OUT" ] && echo "on disk" || echo "in tmpfs, so the disk is not measured")); \"ok\" means that"
   echo "file is byte-identical to the payload (cmp, after the run). For TCP, \"ok\" means iperf3 sent the"
   echo "whole payload file over the connection (iperf3's server does not store what it receives). xt"

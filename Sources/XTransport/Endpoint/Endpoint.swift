@@ -28,7 +28,9 @@ public enum EndpointEvent: Sendable {
     /// so the application gets one chunk per read pass instead of one per packet.
     /// - Returns: whether the bytes were taken.
     mutating func appendStreamData(_ more: [UInt8], channel: UInt16, session: SessionID) -> Bool {
-        guard case .session(let id, .streamData(let existing, var bytes)) = self, id == session, existing == channel else { return false }
+        guard case .session(let id, .streamData(let existing, var bytes)) = self, id == session, existing == channel,
+              bytes.capacity - bytes.count >= more.count  // only into room already reserved: never a reallocation
+        else { return false }
         self = .session(id, .writable)  // drop this reference so `bytes` grows in place
         bytes.append(contentsOf: more)
         self = .session(id, .streamData(channel: channel, bytes: bytes))

@@ -99,6 +99,10 @@ struct ReceiveChannel {
     /// Delivers whatever is now contiguous at `deliveredOffset`.
     mutating func drain(maximumMessageSize: Int, output: inout [ReceiveOutput]) throws(TransportError) {
         guard !paused else { return }
+        // Segments used up are removed once at the end (removing each from the front would
+        // shift the whole array every time).
+        var used = 0
+        defer { segments.removeFirst(used) }
         while true {
             if let skip = skips.first, skip.start <= deliveredOffset {
                 skips.removeFirst()
@@ -116,8 +120,9 @@ struct ReceiveChannel {
                 deliveredOffset = skip.end
                 continue
             }
-            guard let first = segments.first, first.offset <= deliveredOffset else { break }
-            segments.removeFirst()
+            guard used < segments.count, segments[used].offset <= deliveredOffset else { break }
+            let first = segments[used]
+            used += 1
             bufferedBytes -= first.bytes.count
             let end = first.offset + UInt64(first.bytes.count)
             guard end > deliveredOffset else { continue }
