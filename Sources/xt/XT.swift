@@ -52,7 +52,7 @@ struct NodeOptions: ParsableArguments {
     var key = "Config/node.key"
 
     @Option(name: .long, help: "Largest UDP payload, bytes (xTransporter setmtu); path-MTU probing searches up to it.")
-    var mtu = 16_384
+    var mtu = 65_000
 
     @Option(name: .long, help: "Pacing timer granularity in microseconds (xTransporter netlatency).")
     var netlatency = 200

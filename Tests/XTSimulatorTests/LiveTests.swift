@@ -12,12 +12,12 @@ struct LiveTests {
     }
 
     /// Sends one message per 33 ms for `seconds` on a live channel, with an outage in the middle.
-    @Test("Live mode meets its deadlines through loss and an outage, and reports its gaps")
-    func liveDeadlines() throws {
+    @Test("Live mode meets its deadlines through loss and an outage, and reports its gaps", arguments: [21, 31, 41, 51] as [UInt64])
+    func liveDeadlines(seed: UInt64) throws {
         var conditions = LinkConditions.clean(delay: .milliseconds(25))
         conditions.bandwidth = 20e6
         conditions.lossRate = 0.10
-        let pair = try SimulatedPair(seed: 21, conditions: conditions)
+        let pair = try SimulatedPair(seed: seed, conditions: conditions)
         let deadline = Duration.milliseconds(200)
         var session: SessionID?
         var received: [Received] = []

@@ -49,7 +49,11 @@ public struct RateBasedController: CongestionController {
         self.minimumRTT = initialRTT
     }
 
-    private var bandwidth: Double { bandwidthSamples.map(\.rate).max() ?? 0 }
+    private var bandwidth: Double {
+        var best = 0.0
+        for sample in bandwidthSamples where sample.rate > best { best = sample.rate }
+        return best
+    }
 
     private var pacingGain: Double {
         switch mode {
@@ -75,7 +79,10 @@ public struct RateBasedController: CongestionController {
         let gain = mode == .startup ? Self.startupGain : 2.0
         // At most 100 ms worth of bandwidth for aggregation, as in BBR.
         let aggregation = min(max(extraAcked.0, extraAcked.1), estimate * 0.1)
-        return max(minimumWindow, Int((bdp * gain + aggregation) * lossBackoff) + 3 * maximumDatagramSize)
+        let window = max(minimumWindow, Int((bdp * gain + aggregation) * lossBackoff) + 3 * maximumDatagramSize)
+        // Early samples (the handshake, a first small message) understate the path: until
+        // startup is over, never drop below the initial window.
+        return mode == .startup ? max(window, initialWindow) : window
     }
 
     public var pacingRate: Double? {

@@ -95,6 +95,12 @@ struct SendChannel {
     var liveMessages = RingBuffer<LiveMessage>()
     /// Skip ranges waiting to be sent (or sent again after loss).
     var pendingSkips: [SkipRange] = []
+    /// Skip ranges sent once that go out once more, in a later packet: a lost SKIP would hold
+    /// back every later message at the receiver until it was repaired, past their deadlines.
+    var repeatSkips: [SkipRange] = []
+    /// Skipped ranges whose SKIP the peer has not acknowledged yet. Messages behind one may be
+    /// acknowledged yet still waiting at the receiver, so they are not known delivered.
+    var unconfirmedSkips = RangeSet()
     /// Unacknowledged skip ranges in flight, so a late ack can retire them.
     var messagesSkipped: UInt64 = 0
     var messagesWritten: UInt64 = 0
@@ -117,7 +123,7 @@ struct SendChannel {
     var blockedByFlowControl: Bool { sendOffset < writeOffset && sendOffset >= peerLimit }
 
     /// Whether there is anything to put in a packet now.
-    var wantsToSend: Bool { canSendNewData || hasLostData || !pendingSkips.isEmpty }
+    var wantsToSend: Bool { canSendNewData || hasLostData || !pendingSkips.isEmpty || !repeatSkips.isEmpty }
 
     mutating func write(_ bytes: [UInt8], now: Timestamp) {
         let start = writeOffset
@@ -185,8 +191,10 @@ struct SendChannel {
         var skippedNow: UInt64 = 0
         while let message = liveMessages.first, message.deadline <= now {
             liveMessages.popFirst()
-            let fullyAcknowledged = message.end <= ackedPrefix || acked.contains(message.start..<message.end)
-            if fullyAcknowledged { continue }
+            // Delivered for sure only when everything before its end is acknowledged and no
+            // skip below it is still unconfirmed. Otherwise the receiver may be holding it
+            // behind a lost SKIP: skip it too, so it is not delivered past its deadline.
+            if isDelivered(message) { continue }
             skippedNow += 1
             // Merge with the previous pending skip when contiguous.
             if let last = pendingSkips.last, last.end == message.start {
@@ -196,6 +204,7 @@ struct SendChannel {
                 pendingSkips.append(SkipRange(start: message.start, end: message.end, firstSequence: message.sequence, messageCount: 1))
             }
             lost.remove(message.start..<message.end)
+            unconfirmedSkips.insert(message.start..<message.end)
             if sendOffset < message.end { sendOffset = message.end }
             // The bytes are gone for good: treat them as acknowledged so the buffer frees them.
             acknowledge(message.start..<message.end)
@@ -207,8 +216,22 @@ struct SendChannel {
     /// The earliest live deadline still pending.
     var nextDeadline: Timestamp? { liveMessages.first?.deadline }
 
-    /// Live messages fully acknowledged can leave the deadline queue early.
+    /// Whether the receiver has certainly delivered `message` (in order, nothing before it
+    /// missing or waiting on a skip).
+    func isDelivered(_ message: LiveMessage) -> Bool {
+        guard message.end <= ackedPrefix else { return false }
+        if let skip = unconfirmedSkips.first, skip.lowerBound < message.end { return false }
+        return true
+    }
+
+    /// The peer acknowledged a SKIP covering `range`.
+    mutating func confirmSkip(_ range: Range<UInt64>) {
+        unconfirmedSkips.remove(range)
+        retireAcknowledgedLiveMessages()
+    }
+
+    /// Live messages certainly delivered leave the deadline queue early.
     mutating func retireAcknowledgedLiveMessages() {
-        while let message = liveMessages.first, message.end <= ackedPrefix { liveMessages.popFirst() }
+        while let message = liveMessages.first, isDelivered(message) { liveMessages.popFirst() }
     }
 }

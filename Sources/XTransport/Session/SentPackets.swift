@@ -52,7 +52,9 @@ struct SentPacketQueue {
     private var packets = RingBuffer<SentPacket>()
     /// Packet number of the front entry.
     private(set) var base: UInt64 = 0
-    /// Bytes of ack-eliciting packets in flight (what congestion control limits).
+    /// Bytes of ack-eliciting packets in flight (what congestion control limits). Path-MTU
+    /// probes are left out: they are not congestion controlled (RFC 8899), and a large probe
+    /// counted against a small early window would block data until it is declared lost.
     private(set) var bytesInFlight = 0
     private(set) var elicitingInFlight = 0
     /// Packet numbers already processed as acknowledged (so repeated ACK ranges cost nothing).
@@ -65,7 +67,7 @@ struct SentPacketQueue {
         if packets.isEmpty { base = packet.packetNumber }
         precondition(packet.packetNumber == base + UInt64(packets.count), "packet numbers must be consecutive")
         if packet.ackEliciting {
-            bytesInFlight += packet.size
+            if !packet.isMTUProbe { bytesInFlight += packet.size }
             elicitingInFlight += 1
         }
         packets.append(packet)
@@ -98,7 +100,7 @@ struct SentPacketQueue {
                     let previous = packets[index].state
                     guard previous != .acknowledged else { continue }
                     if previous == .inFlight && packets[index].ackEliciting {
-                        bytesInFlight -= packets[index].size
+                        if !packets[index].isMTUProbe { bytesInFlight -= packets[index].size }
                         elicitingInFlight -= 1
                     }
                     packets[index].state = .acknowledged
@@ -129,7 +131,7 @@ struct SentPacketQueue {
             let lostByTime = now.nanoseconds(since: packet.timeSent) >= lossDelay
             if lostByCount || lostByTime {
                 if packet.ackEliciting {
-                    bytesInFlight -= packet.size
+                    if !packet.isMTUProbe { bytesInFlight -= packet.size }
                     elicitingInFlight -= 1
                 }
                 packets[index].state = .lost
@@ -148,7 +150,7 @@ struct SentPacketQueue {
     mutating func declareAllLost(_ onLost: (SentPacket) -> Void) {
         for i in 0..<packets.count where packets[i].state == .inFlight {
             if packets[i].ackEliciting {
-                bytesInFlight -= packets[i].size
+                if !packets[i].isMTUProbe { bytesInFlight -= packets[i].size }
                 elicitingInFlight -= 1
             }
             packets[i].state = .lost

@@ -171,12 +171,22 @@ extension Session {
     /// frame was added.
     private func fillData(cursor: inout BufferCursor, limit: Int, refs: inout FrameRefs, now: Timestamp) -> Bool {
         var wrote = false
-        for id in sendOrder where !sendChannels[id]!.pendingSkips.isEmpty {
+        for id in sendOrder where !sendChannels[id]!.pendingSkips.isEmpty || !sendChannels[id]!.repeatSkips.isEmpty {
+            // Second copies of skips sent in an earlier packet (not tracked: the first copy is).
+            while let skip = sendChannels[id]!.repeatSkips.first {
+                guard FrameSizes.skip(skip, channel: id) <= limit - cursor.position else { return wrote }
+                sendChannels[id]!.repeatSkips.removeFirst()
+                FrameWriter.skip(skip, channel: id, into: &cursor)
+                wrote = true
+            }
+            var sentNow: [SkipRange] = []
+            defer { sendChannels[id]!.repeatSkips.append(contentsOf: sentNow) }
             while let skip = sendChannels[id]!.pendingSkips.first {
                 guard FrameSizes.skip(skip, channel: id) <= limit - cursor.position else { return wrote }
                 sendChannels[id]!.pendingSkips.removeFirst()
                 FrameWriter.skip(skip, channel: id, into: &cursor)
                 refs.append(.skip(channel: id, skip))
+                sentNow.append(skip)
                 wrote = true
             }
         }

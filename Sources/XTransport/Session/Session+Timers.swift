@@ -86,6 +86,7 @@ extension Session {
         if probeTimeoutCount >= 3, now.nanoseconds(since: lastAcknowledgmentTime) >= Self.persistentCongestionMinimum {
             congestion.onPersistentCongestion(now: now)
             mtu.onBlackHole(now: now)
+            congestion.onMaximumDatagramSizeChanged(mtu.current)
             sent.declareAllLost { onLost($0, now: now) }
             return
         }

@@ -258,7 +258,7 @@ final class Session {
 
     func checkFinished(now: Timestamp) {
         guard state == .finishing else { return }
-        let drained = bufferedBytes == 0 && sendChannels.values.allSatisfy { $0.pendingSkips.isEmpty } && datagrams.isEmpty
+        let drained = bufferedBytes == 0 && sendChannels.values.allSatisfy { $0.pendingSkips.isEmpty && $0.repeatSkips.isEmpty } && datagrams.isEmpty
         if drained {
             closeFramePending = true
             state = .closing(deadline: now.adding(configuration.closeTimeout))
@@ -484,7 +484,9 @@ final class Session {
             sendChannels[channel]?.acknowledge(offset..<offset + UInt64(length))
         case .close:
             if case .closing = state { finish(.local) }
-        case .skip, .window, .pathChallenge:
+        case .skip(let channel, let range):
+            sendChannels[channel]?.confirmSkip(range.start..<range.end)
+        case .window, .pathChallenge:
             break
         }
     }

@@ -4,8 +4,9 @@
 /// Settings for the sessions of an endpoint.
 public struct SessionConfiguration: Sendable, Hashable {
     /// Largest UDP payload to send (xTransporter's `setmtu`). Path-MTU probing searches up to
-    /// it, so a 1500-byte Ethernet path settles at 1472 and loopback uses the whole 16 KiB.
-    public var maximumDatagramSize: Int = 16_384
+    /// it, so a 1500-byte Ethernet path settles at 1472, a jumbo-frame LAN at 8972, and
+    /// loopback (same-host recorder and agent) at the full 65,000.
+    public var maximumDatagramSize: Int = 65_000
     /// Size every path is assumed to carry; probing starts here.
     public var minimumDatagramSize: Int = 1200
     /// Whether to probe for a larger path MTU after the handshake.
