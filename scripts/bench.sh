@@ -177,6 +177,9 @@ fi
   echo "| loopback, xt also hashing SHA-256 at both ends in-band (\`xt send --verify\`, the default) | $loop_xt_sha | | |"
   for row in "${veth_rows[@]}"; do echo "$row"; done
   echo
+  echo "Loopback ratios (medians): xt is $(awk -v x="${loop_xt%% *}" -v s="${loop_srt%% *}" 'BEGIN { if (s > 0) printf "%.2f", x / s; else print "-" }')× SRT's goodput"
+  echo "and $(awk -v x="${loop_xt%% *}" -v t="${loop_tcp%% *}" 'BEGIN { if (t > 0) printf "%.2f", x / t; else print "-" }')× TCP's."
+  echo
   echo "## Sessions"
   echo
   echo "| measure | value |"
