@@ -23,19 +23,6 @@ public enum EndpointEvent: Sendable {
     case refused(peer: PublicKey, address: NetworkAddress)
     /// Something happened on an established session.
     case session(SessionID, SessionEvent)
-
-    /// Appends `more` stream bytes if this is stream data of the same session and channel,
-    /// so the application gets one chunk per read pass instead of one per packet.
-    /// - Returns: whether the bytes were taken.
-    mutating func appendStreamData(_ more: [UInt8], channel: UInt16, session: SessionID) -> Bool {
-        guard case .session(let id, .streamData(let existing, var bytes)) = self, id == session, existing == channel,
-              bytes.capacity - bytes.count >= more.count  // only into room already reserved: never a reallocation
-        else { return false }
-        self = .session(id, .writable)  // drop this reference so `bytes` grows in place
-        bytes.append(contentsOf: more)
-        self = .session(id, .streamData(channel: channel, bytes: bytes))
-        return true
-    }
 }
 
 public final class Endpoint {
@@ -60,6 +47,8 @@ public final class Endpoint {
     private var unconfirmed: [PublicKey: [UInt32: UInt32]] = [:]
     private var handshakeOutbox = RingBuffer<(address: NetworkAddress, bytes: [UInt8])>()
     private var events = RingBuffer<EndpointEvent>()
+    /// Sessions holding stream bytes not yet turned into events.
+    private var sessionsWithPendingStreams: [UInt32] = []
     private var ready = RingBuffer<UInt32>()
     private var readySet = Set<UInt32>()
     private var timers = TimerHeap()
@@ -379,16 +368,9 @@ public final class Endpoint {
 
     /// After anything touched a session: collect its events, queue it to send, re-arm its timer.
     private func afterActivity(_ session: Session, now: Timestamp) {
-        let id = SessionID(rawValue: session.localIndex)
-        if !session.events.isEmpty {
-            for event in session.events {
-                if case .streamData(let channel, let bytes) = event, !events.isEmpty,
-                   events[events.count - 1].appendStreamData(bytes, channel: channel, session: id) {
-                    continue
-                }
-                events.append(.session(id, event))
-            }
-            session.events.removeAll(keepingCapacity: true)
+        moveEvents(of: session)
+        if session.hasPendingStreams, !sessionsWithPendingStreams.contains(session.localIndex) {
+            sessionsWithPendingStreams.append(session.localIndex)
         }
         if session.isClosed {
             removeSession(session.localIndex)
@@ -396,6 +378,14 @@ public final class Endpoint {
         }
         if readySet.insert(session.localIndex).inserted { ready.append(session.localIndex) }
         schedule(session.localIndex, at: session.nextTimeout())
+    }
+
+    /// Moves a session's events to the endpoint's queue.
+    private func moveEvents(of session: Session) {
+        guard !session.events.isEmpty else { return }
+        let id = SessionID(rawValue: session.localIndex)
+        for event in session.events { events.append(.session(id, event)) }
+        session.events.removeAll(keepingCapacity: true)
     }
 
     private func removeSession(_ index: UInt32) {
@@ -437,7 +427,19 @@ public final class Endpoint {
     }
 
     /// The next event for the application.
-    public func pollEvent() -> EndpointEvent? { events.popFirst() }
+    public func pollEvent() -> EndpointEvent? {
+        if events.isEmpty && !sessionsWithPendingStreams.isEmpty {
+            // Stream bytes gathered over the read pass become events once everything else
+            // has been taken: one chunk per channel instead of one per packet.
+            for index in sessionsWithPendingStreams {
+                guard let session = sessions[index] else { continue }
+                session.flushStreams()
+                moveEvents(of: session)
+            }
+            sessionsWithPendingStreams.removeAll(keepingCapacity: true)
+        }
+        return events.popFirst()
+    }
 
     // MARK: - Application calls
 

@@ -9,7 +9,8 @@ enum ReceiveOutput {
     case gap(firstSequence: UInt64, count: UInt64)
 }
 
-struct ReceiveChannel {
+/// A reference type for the same reason as ``SendChannel``.
+final class ReceiveChannel {
     let id: UInt16
     var mode: DeliveryMode
     /// Every byte below this has been delivered or skipped.
@@ -35,6 +36,22 @@ struct ReceiveChannel {
 
     static let maximumSkipRanges = 4096
 
+    /// In-order stream bytes not yet handed to the application. Packets append into room
+    /// reserved ahead, so a read pass costs one allocation instead of one per packet; the
+    /// session hands the chunk over when the application next polls.
+    private var pendingStream: [UInt8] = []
+    /// Room reserved for a chunk of stream bytes.
+    static let streamChunkSize = 256 * 1024
+
+    var hasPendingStream: Bool { !pendingStream.isEmpty }
+
+    /// The stream bytes gathered since the last call (empty if none).
+    func takePendingStream() -> [UInt8] {
+        let chunk = pendingStream
+        pendingStream = []
+        return chunk
+    }
+
     init(id: UInt16, mode: DeliveryMode, windowSize: UInt64) {
         self.id = id
         self.mode = mode
@@ -43,7 +60,7 @@ struct ReceiveChannel {
     }
 
     /// Accepts a STREAM frame. Data past the granted limit is a flow-control violation.
-    mutating func receive(offset: UInt64, data: UnsafeRawBufferPointer, maximumMessageSize: Int,
+    func receive(offset: UInt64, data: UnsafeRawBufferPointer, maximumMessageSize: Int,
                           output: inout [ReceiveOutput]) throws(TransportError) {
         let end = offset + UInt64(data.count)
         guard end <= grantedLimit else {
@@ -62,7 +79,7 @@ struct ReceiveChannel {
     }
 
     /// Accepts a SKIP frame (idempotent).
-    mutating func receiveSkip(_ skip: SkipRange, maximumMessageSize: Int, output: inout [ReceiveOutput]) throws(TransportError) {
+    func receiveSkip(_ skip: SkipRange, maximumMessageSize: Int, output: inout [ReceiveOutput]) throws(TransportError) {
         guard skip.end > deliveredOffset, skip.start < skip.end else { return }
         guard skip.end <= grantedLimit + (1 << 40) else { throw .protocolViolation("skip range beyond any plausible offset") }
         if !skips.contains(where: { $0.start == skip.start }) {
@@ -73,7 +90,7 @@ struct ReceiveChannel {
         try drain(maximumMessageSize: maximumMessageSize, output: &output)
     }
 
-    private mutating func store(offset: UInt64, data: UnsafeRawBufferPointer) {
+    private func store(offset: UInt64, data: UnsafeRawBufferPointer) {
         var start = offset
         var slice = data
         if start < deliveredOffset {
@@ -97,7 +114,7 @@ struct ReceiveChannel {
     }
 
     /// Delivers whatever is now contiguous at `deliveredOffset`.
-    mutating func drain(maximumMessageSize: Int, output: inout [ReceiveOutput]) throws(TransportError) {
+    func drain(maximumMessageSize: Int, output: inout [ReceiveOutput]) throws(TransportError) {
         guard !paused else { return }
         // Segments used up are removed once at the end (removing each from the front would
         // shift the whole array every time).
@@ -140,21 +157,22 @@ struct ReceiveChannel {
         }
     }
 
-    private mutating func resetFraming() {
+    private func resetFraming() {
         header.removeAll(keepingCapacity: true)
         messageLength = -1
         payload = []
     }
 
     /// Feeds in-order bytes to the application (streams) or the message parser.
-    private mutating func consume(_ bytes: UnsafeRawBufferPointer, maximumMessageSize: Int, output: inout [ReceiveOutput]) throws(TransportError) {
+    private func consume(_ bytes: UnsafeRawBufferPointer, maximumMessageSize: Int, output: inout [ReceiveOutput]) throws(TransportError) {
         guard !bytes.isEmpty else { return }
         if mode == .stream {
-            // Room for the chunks that follow in the same read pass to be appended in place.
-            var chunk: [UInt8] = []
-            chunk.reserveCapacity(min(bytes.count * 16, 256 * 1024))
-            chunk.append(contentsOf: bytes)
-            output.append(.bytes(chunk))
+            if pendingStream.capacity - pendingStream.count < bytes.count {
+                // Full: hand this chunk over now and start the next one.
+                if !pendingStream.isEmpty { output.append(.bytes(takePendingStream())) }
+                pendingStream.reserveCapacity(max(Self.streamChunkSize, bytes.count))
+            }
+            pendingStream.append(contentsOf: bytes)
             return
         }
         var position = 0
@@ -185,7 +203,7 @@ struct ReceiveChannel {
         }
     }
 
-    private mutating func beginMessage(length: Int, route: RoutingHeader, maximumMessageSize: Int) throws(TransportError) {
+    private func beginMessage(length: Int, route: RoutingHeader, maximumMessageSize: Int) throws(TransportError) {
         guard length <= maximumMessageSize else {
             throw .protocolViolation("message of \(length) bytes on channel \(id) exceeds the limit \(maximumMessageSize)")
         }
@@ -195,7 +213,7 @@ struct ReceiveChannel {
         payload.reserveCapacity(length)
     }
 
-    private mutating func finishMessage(output: inout [ReceiveOutput]) {
+    private func finishMessage(output: inout [ReceiveOutput]) {
         output.append(.message(Message(channel: id, route: messageRoute, sequence: nextSequence, payload: payload)))
         nextSequence += 1
         payload = []
@@ -212,7 +230,7 @@ struct ReceiveChannel {
     }
 
     /// A new limit to grant, when the application has consumed enough of the window.
-    mutating func windowUpdate() -> UInt64? {
+    func windowUpdate() -> UInt64? {
         guard !paused else { return nil }
         let target = deliveredOffset + windowSize
         guard target >= grantedLimit + windowSize / 4 else { return nil }

@@ -77,7 +77,9 @@ struct SkipRange: Hashable {
     var messageCount: UInt64
 }
 
-struct SendChannel {
+/// A reference type: the session reaches it through a dictionary on every packet, and a
+/// struct there would be copied out and back (and its accessor heap-allocated) each time.
+final class SendChannel {
     let id: UInt16
     var configuration: ChannelConfiguration
     var buffer = SendBuffer()
@@ -125,7 +127,7 @@ struct SendChannel {
     /// Whether there is anything to put in a packet now.
     var wantsToSend: Bool { canSendNewData || hasLostData || !pendingSkips.isEmpty || !repeatSkips.isEmpty }
 
-    mutating func write(_ bytes: [UInt8], now: Timestamp) {
+    func write(_ bytes: [UInt8], now: Timestamp) {
         let start = writeOffset
         buffer.append(bytes)
         messagesWritten += 1
@@ -136,7 +138,7 @@ struct SendChannel {
     }
 
     /// Marks `range` acknowledged and frees what the peer now holds.
-    mutating func acknowledge(_ range: Range<UInt64>) {
+    func acknowledge(_ range: Range<UInt64>) {
         guard range.upperBound > ackedPrefix else { return }
         let clipped = max(range.lowerBound, ackedPrefix)..<range.upperBound
         lost.remove(clipped)
@@ -154,7 +156,7 @@ struct SendChannel {
     }
 
     /// Queues the unacknowledged parts of `range` for retransmission.
-    mutating func markLost(_ range: Range<UInt64>) {
+    func markLost(_ range: Range<UInt64>) {
         guard range.upperBound > ackedPrefix else { return }
         let clipped = max(range.lowerBound, ackedPrefix)..<range.upperBound
         if acked.isEmpty {
@@ -165,7 +167,7 @@ struct SendChannel {
     }
 
     /// The next range to retransmit, at most `maximum` bytes, not crossing a chunk boundary.
-    mutating func takeLost(maximum: Int) -> Range<UInt64>? {
+    func takeLost(maximum: Int) -> Range<UInt64>? {
         while let first = lost.first {
             if first.upperBound <= ackedPrefix {
                 _ = lost.removeFirst()
@@ -187,7 +189,7 @@ struct SendChannel {
     }
 
     /// Skips live messages whose deadline has passed. Returns how many messages were skipped.
-    mutating func expireLiveMessages(now: Timestamp) -> UInt64 {
+    func expireLiveMessages(now: Timestamp) -> UInt64 {
         var skippedNow: UInt64 = 0
         while let message = liveMessages.first, message.deadline <= now {
             liveMessages.popFirst()
@@ -225,13 +227,13 @@ struct SendChannel {
     }
 
     /// The peer acknowledged a SKIP covering `range`.
-    mutating func confirmSkip(_ range: Range<UInt64>) {
+    func confirmSkip(_ range: Range<UInt64>) {
         unconfirmedSkips.remove(range)
         retireAcknowledgedLiveMessages()
     }
 
     /// Live messages certainly delivered leave the deadline queue early.
-    mutating func retireAcknowledgedLiveMessages() {
+    func retireAcknowledgedLiveMessages() {
         while let message = liveMessages.first, isDelivered(message) { liveMessages.popFirst() }
     }
 }

@@ -131,6 +131,9 @@ final class Session {
 
     var stats = SessionStats()
     var events: [SessionEvent] = []
+    /// Stream channels holding bytes not yet turned into events (see ``flushStreams()``).
+    private var channelsWithPendingStream: [UInt16] = []
+    var hasPendingStreams: Bool { !channelsWithPendingStream.isEmpty }
     /// Scratch space for receive-channel output, reused across packets.
     var receiveOutput: [ReceiveOutput] = []
     var random: any RandomNumberGenerator
@@ -174,12 +177,11 @@ final class Session {
 
     /// Sets a channel's mode, priority and deadline. The mode is fixed once data is written.
     func configureChannel(_ id: UInt16, _ configuration: ChannelConfiguration) throws(TransportError) {
-        if var existing = sendChannels[id] {
+        if let existing = sendChannels[id] {
             guard existing.configuration.mode == configuration.mode || existing.messagesWritten == 0 else {
                 throw TransportError(.channelModeMismatch, "channel \(id) already carries \(existing.configuration.mode) data; use another channel for \(configuration.mode)")
             }
             existing.configuration = configuration
-            sendChannels[id] = existing
         } else {
             sendChannels[id] = SendChannel(id: id, configuration: configuration, peerLimit: peerInitialWindow)
         }
@@ -236,9 +238,8 @@ final class Session {
 
     /// Stops (or resumes) delivering a channel's data; while paused no credit is granted.
     func setPaused(_ paused: Bool, channel: UInt16) {
-        guard var receiver = receiveChannels[channel], receiver.paused != paused else { return }
+        guard let receiver = receiveChannels[channel], receiver.paused != paused else { return }
         receiver.paused = paused
-        receiveChannels[channel] = receiver
         if !paused { drainReceiveChannel(channel) }
     }
 
@@ -265,8 +266,20 @@ final class Session {
         }
     }
 
+    /// Turns the stream bytes gathered since the last call into events.
+    func flushStreams() {
+        for channel in channelsWithPendingStream {
+            guard let receiver = receiveChannels[channel], receiver.hasPendingStream else { continue }
+            let bytes = receiver.takePendingStream()
+            stats.payloadBytesDelivered += UInt64(bytes.count)
+            events.append(.streamData(channel: channel, bytes: bytes))
+        }
+        channelsWithPendingStream.removeAll(keepingCapacity: true)
+    }
+
     func finish(_ reason: CloseReason) {
         guard state != .closed else { return }
+        flushStreams()  // what was delivered comes before the close
         state = .closed
         closeReason = reason
         events.append(.closed(reason))
@@ -337,10 +350,9 @@ final class Session {
             return false
         case .stream(let mode, let channel, let offset, let data):
             guard case .established = state else { return true }
-            var receiver = try receiveChannel(channel, mode: mode)
+            let receiver = try receiveChannel(channel, mode: mode)
             receiveOutput.removeAll(keepingCapacity: true)
             try receiver.receive(offset: offset, data: data, maximumMessageSize: configuration.maximumMessageSize, output: &receiveOutput)
-            receiveChannels[channel] = receiver
             emitReceiveOutput(channel)
             return true
         case .skip(let channel, let start, let end, let first, let count):
@@ -352,9 +364,8 @@ final class Session {
             events.append(.datagram(Message(channel: channel, route: route, sequence: 0, payload: [UInt8](data))))
             return true
         case .window(let channel, let maximumOffset):
-            if var sender = sendChannels[channel], maximumOffset > sender.peerLimit {
+            if let sender = sendChannels[channel], maximumOffset > sender.peerLimit {
                 sender.peerLimit = maximumOffset
-                sendChannels[channel] = sender
             }
             return true
         case .close:
@@ -363,6 +374,7 @@ final class Session {
             } else if state == .established || state == .finishing {
                 state = .draining(deadline: now.adding(nanoseconds: 3 * rtt.probeTimeout(maximumAckDelay: configuration.maximumAckDelay.nanoseconds)))
                 closeReason = .peerClosed
+                flushStreams()
                 events.append(.closed(.peerClosed))
             }
             return true
@@ -390,20 +402,21 @@ final class Session {
         guard receiveChannels.count < configuration.maximumChannels else {
             throw .protocolViolation("more than \(configuration.maximumChannels) channels")
         }
-        return ReceiveChannel(id: id, mode: mode, windowSize: UInt64(configuration.channelWindow))
+        let created = ReceiveChannel(id: id, mode: mode, windowSize: UInt64(configuration.channelWindow))
+        receiveChannels[id] = created
+        return created
     }
 
     func receiveSkip(channel: UInt16, skip: SkipRange) throws(TransportError) {
         guard case .established = state else { return }
-        var receiver = try receiveChannel(channel, mode: .live)
+        let receiver = try receiveChannel(channel, mode: .live)
         receiveOutput.removeAll(keepingCapacity: true)
         try receiver.receiveSkip(skip, maximumMessageSize: configuration.maximumMessageSize, output: &receiveOutput)
-        receiveChannels[channel] = receiver
         emitReceiveOutput(channel)
     }
 
     private func drainReceiveChannel(_ channel: UInt16) {
-        guard var receiver = receiveChannels[channel] else { return }
+        guard let receiver = receiveChannels[channel] else { return }
         receiveOutput.removeAll(keepingCapacity: true)
         do {
             try receiver.drain(maximumMessageSize: configuration.maximumMessageSize, output: &receiveOutput)
@@ -411,7 +424,6 @@ final class Session {
             resetPending = (2, error.reason)
             finish(.protocolViolation(error.reason))
         }
-        receiveChannels[channel] = receiver
         emitReceiveOutput(channel)
     }
 
@@ -428,6 +440,9 @@ final class Session {
                 stats.liveMessagesMissed += count
                 events.append(.gap(channel: channel, firstSequence: first, count: count))
             }
+        }
+        if let receiver = receiveChannels[channel], receiver.hasPendingStream, !channelsWithPendingStream.contains(channel) {
+            channelsWithPendingStream.append(channel)
         }
         if receiveChannels[channel]?.windowUpdate() != nil, !pendingWindowUpdates.contains(channel) {
             pendingWindowUpdates.append(channel)
