@@ -7,6 +7,8 @@ typedef struct evp_aead_st EVP_AEAD;
 typedef struct evp_aead_ctx_st EVP_AEAD_CTX;
 
 extern const EVP_AEAD *CCryptoBoringSSL_EVP_aead_chacha20_poly1305(void);
+extern const EVP_AEAD *CCryptoBoringSSL_EVP_aead_aes_256_gcm(void);
+extern int CCryptoBoringSSL_EVP_has_aes_hardware(void);
 extern EVP_AEAD_CTX *CCryptoBoringSSL_EVP_AEAD_CTX_new(const EVP_AEAD *aead, const uint8_t *key, size_t key_len,
                                                        size_t tag_len);
 extern void CCryptoBoringSSL_EVP_AEAD_CTX_free(EVP_AEAD_CTX *ctx);
@@ -20,10 +22,17 @@ extern int CCryptoBoringSSL_EVP_AEAD_CTX_open_gather(const EVP_AEAD_CTX *ctx, ui
                                                      const uint8_t *in_tag, size_t in_tag_len, const uint8_t *ad,
                                                      size_t ad_len);
 
-xt_aead *xt_aead_new(const uint8_t *key) {
-    return (xt_aead *)CCryptoBoringSSL_EVP_AEAD_CTX_new(CCryptoBoringSSL_EVP_aead_chacha20_poly1305(), key,
-                                                        XT_AEAD_KEY_BYTES, XT_AEAD_TAG_BYTES);
+xt_aead *xt_aead_new(int cipher, const uint8_t *key) {
+    const EVP_AEAD *aead;
+    switch (cipher) {
+    case XT_AEAD_CHACHA20_POLY1305: aead = CCryptoBoringSSL_EVP_aead_chacha20_poly1305(); break;
+    case XT_AEAD_AES_256_GCM: aead = CCryptoBoringSSL_EVP_aead_aes_256_gcm(); break;
+    default: return 0;
+    }
+    return (xt_aead *)CCryptoBoringSSL_EVP_AEAD_CTX_new(aead, key, XT_AEAD_KEY_BYTES, XT_AEAD_TAG_BYTES);
 }
+
+int xt_aead_has_aes_hardware(void) { return CCryptoBoringSSL_EVP_has_aes_hardware(); }
 
 void xt_aead_free(xt_aead *aead) { CCryptoBoringSSL_EVP_AEAD_CTX_free((EVP_AEAD_CTX *)aead); }
 

@@ -66,9 +66,9 @@ func formatRate(bytes: Double, seconds: Double) -> String {
 }
 
 func describe(_ stats: SessionStats) -> String {
-    String(format: "rtt %.2f ms (min %.2f)  cwnd %d KiB  pacing %@  mtu %d  sent %llu pkts  lost %llu (%.2f%%)  retransmitted %llu KiB  rejected %llu",
+    String(format: "rtt %.2f ms (min %.2f)  cwnd %d KiB  pacing %@  mtu %d  %@  sent %llu pkts  lost %llu (%.2f%%)  retransmitted %llu KiB  rejected %llu",
            Double(stats.smoothedRTT.nanoseconds) / 1e6, Double(stats.minimumRTT.nanoseconds) / 1e6,
-           stats.congestionWindow / 1024, formatRate(bytes: stats.pacingRate, seconds: 1), stats.datagramSize,
+           stats.congestionWindow / 1024, formatRate(bytes: stats.pacingRate, seconds: 1), stats.datagramSize, stats.packetCipher,
            stats.packetsSent, stats.packetsLost, stats.lossRate * 100, stats.bytesRetransmitted / 1024,
            stats.packetsRejectedAuthentication + stats.packetsRejectedReplay)
 }

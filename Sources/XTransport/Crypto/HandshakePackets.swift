@@ -221,13 +221,18 @@ public struct HandshakeParameters: Hashable, Sendable {
     public var initialChannelWindow: UInt64
     /// Application bytes (the node network puts node id and name here).
     public var hello: [UInt8]
+    /// Packet ciphers: the initiator's offer in its order of preference; in the response, the
+    /// one chosen.
+    public var ciphers: [PacketCipher] = [.chacha20Poly1305]
 
     func encoded() -> [UInt8] {
-        var writer = ByteWriter(capacity: 32 + hello.count)
+        var writer = ByteWriter(capacity: 40 + hello.count)
         writer.writeUInt64(timestamp)
         writer.writeVarInt(initialChannelWindow)
         writer.writeVarInt(UInt64(hello.count))
         writer.writeBytes(hello)
+        writer.writeVarInt(UInt64(ciphers.count))
+        for cipher in ciphers { writer.writeUInt8(cipher.rawValue) }
         return writer.bytes
     }
 
@@ -238,7 +243,10 @@ public struct HandshakeParameters: Hashable, Sendable {
             let window = try reader.readVarInt("initial window")
             let length = try reader.readLength("hello length", limit: reader.remaining)
             let hello = try reader.readBytes(length, "hello")
-            return HandshakeParameters(timestamp: timestamp, initialChannelWindow: window, hello: hello)
+            let count = try reader.readLength("cipher count", limit: min(reader.remaining, 16))
+            // Ciphers this version does not know are passed over, so a newer peer can offer more.
+            let ciphers = try reader.readBytes(count, "ciphers").compactMap(PacketCipher.init(rawValue:))
+            return HandshakeParameters(timestamp: timestamp, initialChannelWindow: window, hello: hello, ciphers: ciphers)
         }
     }
 }

@@ -1,19 +1,51 @@
-// Per-packet AEAD for an established session: ChaChaPoly keyed per direction, the packet
-// number as nonce and the cleartext header as associated data. Keys rotate: each direction
+// Per-packet AEAD for an established session: ChaCha20-Poly1305 or AES-256-GCM (agreed in the
+// handshake) keyed per direction, the packet number as nonce and the cleartext header as associated data. Keys rotate: each direction
 // derives its next key from the current secret (HKDF-style HMAC) and flips the key-phase bit;
 // the receiver follows the first packet that opens under the next key.
 internal import CXTAEAD
 import Crypto
 import Foundation
 
-/// One direction's ChaCha20-Poly1305 key schedule, set up once per key (the C context is
-/// owned here and freed with it). Seals in place; opens into a caller's buffer.
+/// The AEAD that seals a session's data packets, agreed in the handshake.
+public enum PacketCipher: UInt8, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+    /// ChaCha20-Poly1305: fast everywhere in software (a Raspberry Pi 4 has no AES hardware).
+    case chacha20Poly1305 = 1
+    /// AES-256-GCM: two to three times faster than ChaCha20 where the CPU has AES hardware.
+    case aes256GCM = 2
+
+    public var description: String {
+        switch self {
+        case .chacha20Poly1305: "chacha20-poly1305"
+        case .aes256GCM: "aes-256-gcm"
+        }
+    }
+
+    /// Whether this machine runs AES-GCM in hardware.
+    public static let hasAESHardware = xt_aead_has_aes_hardware() == 1
+
+    /// This machine's preference: AES-256-GCM first when it has AES hardware.
+    public static var preferred: [PacketCipher] {
+        hasAESHardware ? [.aes256GCM, .chacha20Poly1305] : [.chacha20Poly1305, .aes256GCM]
+    }
+
+    /// The responder's choice from the initiator's offer (its preference order): AES-256-GCM
+    /// only when both ends put it first, since a side without AES hardware pays dearly for
+    /// it; otherwise ChaCha20-Poly1305. Nil if nothing offered is known.
+    public static func choose(offered: [PacketCipher], local: [PacketCipher]) -> PacketCipher? {
+        if offered.first == .aes256GCM, local.first == .aes256GCM { return .aes256GCM }
+        if offered.contains(.chacha20Poly1305), local.contains(.chacha20Poly1305) { return .chacha20Poly1305 }
+        return offered.first { local.contains($0) }
+    }
+}
+
+/// One direction's key schedule, set up once per key (the C context is owned here and freed
+/// with it). Seals in place; opens into a caller's buffer.
 final class PacketKey {
     private let context: OpaquePointer
 
-    init(secret: [UInt8]) {
+    init(cipher: PacketCipher, secret: [UInt8]) {
         precondition(secret.count == Int(XT_AEAD_KEY_BYTES), "packet keys are 32 bytes")
-        guard let context = secret.withUnsafeBufferPointer({ xt_aead_new($0.baseAddress) }) else {
+        guard let context = secret.withUnsafeBufferPointer({ xt_aead_new(Int32(cipher.rawValue), $0.baseAddress) }) else {
             fatalError("out of memory creating a packet key")
         }
         self.context = context
@@ -35,7 +67,7 @@ final class PacketKey {
             xt_aead_seal(context, nonce, text.assumingMemoryBound(to: UInt8.self), length,
                          header.baseAddress!.assumingMemoryBound(to: UInt8.self), header.count)
         }
-        precondition(sealed == 1, "ChaCha20-Poly1305 seal failed")
+        precondition(sealed == 1, "packet seal failed")
     }
 
     /// Authenticates `sealed` (ciphertext, tag) and writes the plaintext to `out`.
@@ -105,6 +137,7 @@ enum OpenFailure: Error {
 
 /// Both directions' keys for one session.
 struct PacketProtection {
+    let cipher: PacketCipher
     private var sendSecret: [UInt8]
     private var sendKey: PacketKey
     private(set) var sendPhase: UInt8 = 0
@@ -119,11 +152,12 @@ struct PacketProtection {
     /// Key updates the peer has made that we followed.
     private(set) var peerKeyUpdates: UInt64 = 0
 
-    init(sendSecret: [UInt8], receiveSecret: [UInt8]) {
+    init(cipher: PacketCipher, sendSecret: [UInt8], receiveSecret: [UInt8]) {
+        self.cipher = cipher
         self.sendSecret = sendSecret
-        self.sendKey = PacketKey(secret: sendSecret)
+        self.sendKey = PacketKey(cipher: cipher, secret: sendSecret)
         self.receiveSecret = receiveSecret
-        self.receiveKey = PacketKey(secret: receiveSecret)
+        self.receiveKey = PacketKey(cipher: cipher, secret: receiveSecret)
     }
 
     static func nextSecret(_ secret: [UInt8]) -> [UInt8] {
@@ -133,7 +167,7 @@ struct PacketProtection {
     /// Switches to the next send key and flips the key phase.
     mutating func updateSendKey() {
         sendSecret = Self.nextSecret(sendSecret)
-        sendKey = PacketKey(secret: sendSecret)
+        sendKey = PacketKey(cipher: cipher, secret: sendSecret)
         sendPhase ^= 1
         packetsSinceKeyUpdate = 0
     }
@@ -175,7 +209,7 @@ struct PacketProtection {
         } else {
             // The peer rotated: try the next key, and adopt it only if the packet opens.
             let nextSecret = Self.nextSecret(receiveSecret)
-            let nextKey = PacketKey(secret: nextSecret)
+            let nextKey = PacketKey(cipher: cipher, secret: nextSecret)
             guard nextKey.open(sealed, header: headerBytes, packetNumber: header.packetNumber, into: out) else { throw .authentication }
             previousReceiveKey = receiveKey
             receiveKey = nextKey

@@ -81,6 +81,9 @@ public final class Endpoint {
     deinit { plaintext.deallocate() }
 
     public var publicKey: PublicKey { configuration.identity.publicKey }
+
+    /// The packet ciphers this endpoint offers or accepts, most preferred first.
+    private var localCiphers: [PacketCipher] { configuration.session.packetCiphers ?? PacketCipher.preferred }
     public var sessionCount: Int { sessions.count }
     public var sessionIDs: [SessionID] { sessions.keys.sorted().map(SessionID.init(rawValue:)) }
 
@@ -115,7 +118,7 @@ public final class Endpoint {
         handshake.initiator = NoiseInitiator(localStatic: configuration.identity.privateKey, remoteStatic: handshake.peerKey)
         let parameters = HandshakeParameters(timestamp: nextTimestamp(now: now),
                                              initialChannelWindow: UInt64(configuration.session.channelWindow),
-                                             hello: configuration.hello)
+                                             hello: configuration.hello, ciphers: localCiphers)
         guard let message = try? handshake.initiator.writeMessage1(payload: parameters.encoded()) else {
             pending[index] = nil
             events.append(.connectFailed(SessionID(rawValue: index), .invalidKey("peer key \(handshake.peerKey) is not a usable X25519 key")))
@@ -228,6 +231,10 @@ public final class Endpoint {
             stats.handshakesRefusedReplay += 1
             return
         }
+        guard let cipher = PacketCipher.choose(offered: parameters.ciphers, local: localCiphers) else {
+            stats.handshakesRefusedCipher += 1
+            return
+        }
         guard sessions.count < configuration.maximumSessions else { return }
         // A retried initiation replaces the unconfirmed session it retries.
         if let previous = unconfirmed[peerKey]?[packet.senderIndex] {
@@ -235,14 +242,14 @@ public final class Endpoint {
         }
         let index = newIndex()
         let reply = HandshakeParameters(timestamp: 0, initialChannelWindow: UInt64(configuration.session.channelWindow),
-                                        hello: configuration.hello)
+                                        hello: configuration.hello, ciphers: [cipher])
         guard let message = try? responder.writeMessage2(payload: reply.encoded()) else {
             stats.handshakeDecryptFailures += 1
             return
         }
         let session = Session(localIndex: index, remoteIndex: packet.senderIndex, peerKey: peerKey, peerAddress: address,
                               peerHello: parameters.hello, peerInitialWindow: parameters.initialChannelWindow,
-                              isInitiator: false, sendSecret: message.sendKey, receiveSecret: message.receiveKey,
+                              isInitiator: false, cipher: cipher, sendSecret: message.sendKey, receiveSecret: message.receiveKey,
                               configuration: configuration.session, random: SplitMix64(seed: random.next()), now: now)
         sessions[index] = session
         unconfirmed[peerKey, default: [:]][packet.senderIndex] = index
@@ -287,10 +294,14 @@ public final class Endpoint {
             stats.handshakeDecryptFailures += 1
             return
         }
+        guard parameters.ciphers.count == 1, let cipher = parameters.ciphers.first, localCiphers.contains(cipher) else {
+            stats.handshakesRefusedCipher += 1
+            return
+        }
         pending[packet.receiverIndex] = nil
         let session = Session(localIndex: packet.receiverIndex, remoteIndex: packet.senderIndex, peerKey: handshake.peerKey,
                               peerAddress: address, peerHello: parameters.hello,
-                              peerInitialWindow: parameters.initialChannelWindow, isInitiator: true,
+                              peerInitialWindow: parameters.initialChannelWindow, isInitiator: true, cipher: cipher,
                               sendSecret: result.sendKey, receiveSecret: result.receiveKey,
                               configuration: configuration.session, random: SplitMix64(seed: random.next()), now: now)
         sessions[packet.receiverIndex] = session

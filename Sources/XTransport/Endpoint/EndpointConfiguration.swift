@@ -50,6 +50,8 @@ public struct EndpointStats: Sendable, Hashable {
     public var handshakeMACFailures: UInt64 = 0
     /// Handshakes that failed decryption or key checks.
     public var handshakeDecryptFailures: UInt64 = 0
+    /// Handshakes with no packet cipher both sides accept.
+    public var handshakesRefusedCipher: UInt64 = 0
     /// Handshakes from keys not on the authorized list.
     public var handshakesRefusedUnauthorized: UInt64 = 0
     /// Replayed handshake initiations.

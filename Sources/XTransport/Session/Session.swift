@@ -139,7 +139,7 @@ final class Session {
     var random: any RandomNumberGenerator
 
     init(localIndex: UInt32, remoteIndex: UInt32, peerKey: PublicKey, peerAddress: NetworkAddress,
-         peerHello: [UInt8], peerInitialWindow: UInt64, isInitiator: Bool,
+         peerHello: [UInt8], peerInitialWindow: UInt64, isInitiator: Bool, cipher: PacketCipher,
          sendSecret: [UInt8], receiveSecret: [UInt8], configuration: SessionConfiguration,
          random: any RandomNumberGenerator, now: Timestamp) {
         self.localIndex = localIndex
@@ -151,7 +151,7 @@ final class Session {
         self.isInitiator = isInitiator
         self.configuration = configuration
         self.random = random
-        protection = PacketProtection(sendSecret: sendSecret, receiveSecret: receiveSecret)
+        protection = PacketProtection(cipher: cipher, sendSecret: sendSecret, receiveSecret: receiveSecret)
         ackTracker = AckTracker(ackFrequency: configuration.ackFrequency, maximumAckDelay: configuration.maximumAckDelay.nanoseconds)
         rtt = RTTEstimator(initial: configuration.initialRTT.nanoseconds)
         congestion = configuration.congestionControl.make(maximumDatagramSize: configuration.minimumDatagramSize,
@@ -569,6 +569,7 @@ final class Session {
         snapshot.pacingRate = pacingRate
         snapshot.bytesInFlight = sent.bytesInFlight
         snapshot.sendBufferBytes = bufferedBytes
+        snapshot.packetCipher = protection.cipher.description
         snapshot.congestionControl = congestion.name
         snapshot.congestionState = congestion.state
         snapshot.datagramSize = mtu.current

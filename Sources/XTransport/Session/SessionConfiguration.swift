@@ -31,6 +31,9 @@ public struct SessionConfiguration: Sendable, Hashable {
     public var maximumMessageSize = 16 << 20
     /// Most channels a peer may open in one session.
     public var maximumChannels = 256
+    /// Packet ciphers this side accepts, most preferred first; nil chooses by hardware
+    /// (AES-256-GCM first where the CPU has AES instructions, else ChaCha20-Poly1305).
+    public var packetCiphers: [PacketCipher]? = nil
     /// Congestion control for the session.
     public var congestionControl = CongestionControlAlgorithm.rate
     /// Packets that may leave back to back before pacing spaces them (xTransporter `packetburst`).
@@ -38,7 +41,7 @@ public struct SessionConfiguration: Sendable, Hashable {
     /// Pacing timer granularity: the shortest wait between bursts (xTransporter `netlatency`).
     public var netLatency: Duration = .microseconds(200)
     /// Rotate the send key after this many packets...
-    public var keyUpdatePackets: UInt64 = 1 << 24
+    public var keyUpdatePackets: UInt64 = 1 << 23  // within AES-GCM's per-key limit (RFC 9001 §6.6)
     /// ...or after this long, whichever comes first.
     public var keyUpdateInterval: Duration = .seconds(120)
     /// How long a graceful close waits for the peer's acknowledgement.
@@ -64,6 +67,9 @@ public struct SessionConfiguration: Sendable, Hashable {
         guard netLatency >= .zero, netLatency <= .seconds(1) else { throw .invalidConfiguration("netlatency must be 0…1 s") }
         guard deadPeerTimeout > keepaliveInterval else {
             throw .invalidConfiguration("the dead-peer timeout must be longer than the keepalive interval")
+        }
+        if let packetCiphers, packetCiphers.isEmpty {
+            throw .invalidConfiguration("give at least one packet cipher, or leave the choice to the hardware")
         }
         guard sendBufferLimit >= 65_536, channelWindow >= 65_536 else {
             throw .invalidConfiguration("send buffer and channel window must be at least 64 KiB")

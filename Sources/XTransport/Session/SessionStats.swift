@@ -12,6 +12,8 @@ public struct SessionStats: Sendable, Hashable {
     public var bytesInFlight = 0
     /// Bytes written by the application and not yet acknowledged (bounded by the send buffer).
     public var sendBufferBytes = 0
+    /// The packet cipher agreed in the handshake.
+    public var packetCipher = ""
     /// The congestion controller in use.
     public var congestionControl = ""
     /// The controller's state in a few words.

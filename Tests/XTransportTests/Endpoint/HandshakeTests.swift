@@ -19,6 +19,58 @@ struct HandshakeTests {
         #expect(pair.alice.stats.handshakesCompleted == 1)
     }
 
+    struct CipherCase: Sendable, CustomTestStringConvertible {
+        var alice: [PacketCipher]
+        var bob: [PacketCipher]
+        var agreed: PacketCipher?
+        var testDescription: String { "alice \(alice), bob \(bob) → \(agreed.map(\.description) ?? "refused")" }
+    }
+
+    @Test("The packet cipher is agreed: AES-256-GCM only when both put it first, else ChaCha20-Poly1305", arguments: [
+        CipherCase(alice: [.aes256GCM, .chacha20Poly1305], bob: [.aes256GCM, .chacha20Poly1305], agreed: .aes256GCM),
+        CipherCase(alice: [.aes256GCM, .chacha20Poly1305], bob: [.chacha20Poly1305, .aes256GCM], agreed: .chacha20Poly1305),
+        CipherCase(alice: [.chacha20Poly1305, .aes256GCM], bob: [.aes256GCM, .chacha20Poly1305], agreed: .chacha20Poly1305),
+        CipherCase(alice: [.chacha20Poly1305], bob: [.chacha20Poly1305], agreed: .chacha20Poly1305),
+        CipherCase(alice: [.aes256GCM], bob: [.aes256GCM, .chacha20Poly1305], agreed: .aes256GCM),
+        CipherCase(alice: [.chacha20Poly1305], bob: [.aes256GCM], agreed: nil),
+    ])
+    func cipherAgreement(_ test: CipherCase) throws {
+        var aliceSession = SessionConfiguration()
+        aliceSession.packetCiphers = test.alice
+        aliceSession.handshakeTimeout = .seconds(1)
+        var bobSession = SessionConfiguration()
+        bobSession.packetCiphers = test.bob
+        let pair = try Pair(session: aliceSession, bobSession: bobSession)
+        guard let agreed = test.agreed else {
+            let id = pair.alice.connect(to: bobAddress, peerKey: pair.bobIdentity.publicKey, now: pair.wire.now)
+            pair.wire.run(for: .seconds(2), step: .milliseconds(50))
+            #expect(pair.bob.sessionCount == 0)
+            #expect(pair.bob.stats.handshakesRefusedCipher >= 1)
+            #expect(pair.wire.takeEvents(aliceAddress).contains { if case .connectFailed(id, _) = $0 { true } else { false } })
+            return
+        }
+        let ids = try pair.connect()
+        #expect(pair.alice.stats(for: ids.alice)?.packetCipher == agreed.description)
+        #expect(pair.bob.stats(for: ids.bob)?.packetCipher == agreed.description)
+        // Data flows both ways under the agreed cipher.
+        _ = try pair.alice.write(Array("ping".utf8), channel: 1, session: ids.alice, now: pair.wire.now)
+        _ = try pair.bob.write(Array("pong".utf8), channel: 1, session: ids.bob, now: pair.wire.now)
+        pair.wire.run(for: .milliseconds(50))
+        #expect(pair.wire.takeEvents(bobAddress).contains { if case .session(_, .message(let m)) = $0 { m.payload == Array("ping".utf8) } else { false } })
+        #expect(pair.wire.takeEvents(aliceAddress).contains { if case .session(_, .message(let m)) = $0 { m.payload == Array("pong".utf8) } else { false } })
+    }
+
+    @Test("Handshake parameters carry the cipher offer; ciphers this version does not know are passed over")
+    func cipherOfferEncoding() throws {
+        let parameters = HandshakeParameters(timestamp: 7, initialChannelWindow: 1 << 20, hello: [1, 2, 3],
+                                             ciphers: [.aes256GCM, .chacha20Poly1305])
+        #expect(try HandshakeParameters.decode(parameters.encoded()) == parameters)
+        var bytes = HandshakeParameters(timestamp: 7, initialChannelWindow: 1, hello: [], ciphers: []).encoded()
+        bytes.removeLast()  // the count (0)
+        bytes += [3, 9, 2, 1]  // three ciphers, the first unknown
+        #expect(try HandshakeParameters.decode(bytes).ciphers == [.aes256GCM, .chacha20Poly1305])
+    }
+
     @Test("A key that is not authorized is refused and the initiator times out")
     func unknownKeyRefused() throws {
         var session = SessionConfiguration()

@@ -73,7 +73,8 @@ struct Pair {
     let aliceIdentity: NodeIdentity
     let bobIdentity: NodeIdentity
 
-    init(bobAdmits: Admission? = nil, session: SessionConfiguration = .default, cookieThreshold: Int = 500,
+    init(bobAdmits: Admission? = nil, session: SessionConfiguration = .default, bobSession: SessionConfiguration? = nil,
+         cookieThreshold: Int = 500,
          aliceIdentity: NodeIdentity = NodeIdentity(), bobIdentity: NodeIdentity = NodeIdentity()) throws {
         self.aliceIdentity = aliceIdentity
         self.bobIdentity = bobIdentity
@@ -82,7 +83,7 @@ struct Pair {
         aliceConfiguration.wallClockOrigin = 1_700_000_000_000_000_000
         var bobConfiguration = EndpointConfiguration(identity: bobIdentity,
                                                      admission: bobAdmits ?? .authorized(AuthorizedKeys([aliceIdentity.publicKey: "alice"])),
-                                                     session: session, hello: Array("bob".utf8), cookieThreshold: cookieThreshold, seed: 2)
+                                                     session: bobSession ?? session, hello: Array("bob".utf8), cookieThreshold: cookieThreshold, seed: 2)
         bobConfiguration.wallClockOrigin = 1_700_000_000_000_000_000
         alice = try Endpoint(configuration: aliceConfiguration, now: wire.now)
         bob = try Endpoint(configuration: bobConfiguration, now: wire.now)
