@@ -33,8 +33,8 @@ keys() {
   cp "$OUT/client.key.pub" "$OUT/authorized_keys"
 }
 
-# run_xt SERVER_NS CLIENT_NS HOST FILE [VERIFY] -> "Mbit/s verified". Without VERIFY the copy is
-# checked afterwards with cmp, as SRT's is; with it, xt also hashes (SHA-256) at both ends in-band.
+# run_xt SERVER_NS CLIENT_NS HOST FILE [SEND_ARGS] -> "Mbit/s verified". By default (--no-verify) the copy is
+# checked afterwards with cmp, as SRT's is; with --verify xt also hashes (SHA-256) at both ends in-band.
 run_xt() {
   local sns=$1 cns=$2 host=$3 file=$4 verify=${5:---no-verify} port=9600
   rm -rf "$RECV/xt-recv"
@@ -130,7 +130,10 @@ IFS='|' read -r loop_xt loop_tcp loop_srt < <(compare "" "" 127.0.0.1 "$file")
 shas=()
 for run in $(seq "$RUNS"); do shas+=("$(run_xt "" "" 127.0.0.1 "$file" --verify)"); done
 loop_xt_sha=$(median "${shas[@]}")
-echo "  xt $loop_xt | tcp $loop_tcp | srt $loop_srt | xt with in-band SHA-256 $loop_xt_sha"
+chachas=()
+for run in $(seq "$RUNS"); do chachas+=("$(run_xt "" "" 127.0.0.1 "$file" "--no-verify --cipher chacha20-poly1305")"); done
+loop_xt_chacha=$(median "${chachas[@]}")
+echo "  xt $loop_xt | tcp $loop_tcp | srt $loop_srt | xt with in-band SHA-256 $loop_xt_sha | xt with ChaCha20-Poly1305 $loop_xt_chacha"
 
 echo "bench: 10,000 idle sessions on one socket, loopback"
 "$XT" listen --bind 127.0.0.1:9700 --key "$OUT/server.key" --open --out-dir "$RECV/xt-recv" >/dev/null 2>"$OUT/sessions-listener.err" &
@@ -168,13 +171,15 @@ fi
   echo "file. xt and SRT write what they receive to a file ($( [ "$RECV" = "$OUT" ] && echo "on disk" || echo "in tmpfs, so the disk is not measured")); \"ok\" means that"
   echo "file is byte-identical to the payload (cmp, after the run). For TCP, \"ok\" means iperf3 sent the"
   echo "whole payload file over the connection (iperf3's server does not store what it receives). xt"
-  echo "encrypts every packet (ChaCha20-Poly1305); SRT and TCP run unencrypted, as configured by default."
+  echo "encrypts every packet ($(grep -qw aes /proc/cpuinfo && echo "AES-256-GCM: this CPU has AES instructions; ChaCha20-Poly1305 where a CPU has none" || echo "ChaCha20-Poly1305: this CPU has no AES instructions")); SRT and TCP run"
+  echo "unencrypted, as configured by default."
   echo "Loopback: ${LOOP_MB} MiB; veth: ${VETH_MB} MiB, drop applied to packets arriving at the receiver."
   echo
   echo "| path | xt | TCP (iperf3 -F) | SRT (srt-file-transmit, file mode) |"
   echo "|---|---|---|---|"
   echo "| loopback | $loop_xt | $loop_tcp | $loop_srt |"
   echo "| loopback, xt also hashing SHA-256 at both ends in-band (\`xt send --verify\`, the default) | $loop_xt_sha | | |"
+  echo "| loopback, xt with ChaCha20-Poly1305 (\`--cipher chacha20-poly1305\`, what a CPU without AES instructions uses) | $loop_xt_chacha | | |"
   for row in "${veth_rows[@]}"; do echo "$row"; done
   echo
   echo "Loopback ratios (medians): xt is $(awk -v x="${loop_xt%% *}" -v s="${loop_srt%% *}" 'BEGIN { if (s > 0) printf "%.2f", x / s; else print "-" }')× SRT's goodput"

@@ -63,6 +63,9 @@ struct NodeOptions: ParsableArguments {
     @Option(name: .long, help: "Congestion control: rate (default) or ledbat (background bulk).")
     var cc = "rate"
 
+    @Option(name: .long, help: "Packet cipher: auto (AES-256-GCM where the CPU has AES instructions), chacha20-poly1305 or aes-256-gcm.")
+    var cipher = "auto"
+
     @Option(name: .long, help: "Seconds of silence before a peer is declared dead.")
     var deadPeerTimeout = 15
 
@@ -83,6 +86,12 @@ struct NodeOptions: ParsableArguments {
             throw CLIError("unknown congestion control '\(cc)': use rate or ledbat")
         }
         session.congestionControl = algorithm
+        if cipher != "auto" {
+            guard let chosen = PacketCipher.allCases.first(where: { $0.description == cipher }) else {
+                throw CLIError("unknown cipher '\(cipher)': use auto, chacha20-poly1305 or aes-256-gcm")
+            }
+            session.packetCiphers = [chosen]
+        }
         try session.validate()
         return session
     }

@@ -68,6 +68,9 @@ struct CLITests {
         let badMTU = try CLI.run(["bench", "--to", "127.0.0.1:9", "--peer-key", "AAAA", "--mtu", "80"])
         #expect(badMTU.status != 0)
         #expect(badMTU.errorLines.count == 1 && badMTU.stderr.contains("MTU 80"))
+        let badCipher = try CLI.run(["send", "--to", "127.0.0.1:9", "--peer-key", "AAAA", "--message", "x", "--cipher", "rot13"])
+        #expect(badCipher.status == 1)
+        #expect(badCipher.errorLines.count == 1 && badCipher.stderr.contains("chacha20-poly1305"))
     }
 
     @Test("An unreadable key and a malformed peer key each give one line")
