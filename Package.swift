@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "XTransport", targets: ["XTransport"]),
         .library(name: "XTransportNIO", targets: ["XTransportNIO"]),
         .library(name: "XTSimulator", targets: ["XTSimulator"]),
+        .library(name: "XTNet", targets: ["XTNet"]),
         .executable(name: "xt", targets: ["xt"]),
     ],
     dependencies: [
@@ -41,6 +42,9 @@ let package = Package(
         .target(name: "CXTAEAD", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         // Deterministic, seeded network simulator that drives sans-IO endpoints on a virtual clock.
         .target(name: "XTSimulator", dependencies: ["XTransport"], swiftSettings: strict),
+        // Node network (xTransporter, UltraSockets): host and node roles, routing by unicast,
+        // name, channel, port and multicast, subscriptions.
+        .target(name: "XTNet", dependencies: ["XTransport"], swiftSettings: strict),
         // Production driver: one SwiftNIO DatagramChannel carrying many sessions, async API.
         .target(
             name: "XTransportNIO",
@@ -72,6 +76,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .testTarget(name: "XTNetTests", dependencies: ["XTNet", "XTransport"], swiftSettings: strict),
         .testTarget(name: "XTSimulatorTests", dependencies: ["XTransport", "XTSimulator"], swiftSettings: strict),
         // Runs the built `xt` binary the way a user does: exit codes and error lines.
         .testTarget(name: "xtTests", dependencies: ["xt"], swiftSettings: strict),

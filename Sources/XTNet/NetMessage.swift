@@ -1,0 +1,152 @@
+// The node network's own messages, between a node and its host on the control channel:
+// subscriptions, port offers, routed application messages and the host's answers. Application
+// messages keep xTransporter's routing header; the host stamps the sender's id into it.
+public import XTransport
+
+/// An application message routed through the host.
+public struct NetEnvelope: Hashable, Sendable {
+    /// Unique per sending node and increasing: the receiver's duplicate filter and the
+    /// sender's outbox key across reconnects.
+    public var id: UInt64
+    /// Routecode, destination, channel (or port), source, netcode, controlcode.
+    public var route: RoutingHeader
+    /// Unicast and port routing by node name instead of `route.to`.
+    public var toName: String?
+    public var payload: [UInt8]
+
+    public init(id: UInt64, route: RoutingHeader, toName: String? = nil, payload: [UInt8]) {
+        self.id = id
+        self.route = route
+        self.toName = toName
+        self.payload = payload
+    }
+}
+
+/// What nodes and the host say to each other on the control channel.
+public enum NetMessage: Hashable, Sendable {
+    /// Node → host: deliver messages published on `channel` to me.
+    case subscribe(channel: UInt16)
+    /// Node → host: stop delivering `channel`.
+    case unsubscribe(channel: UInt16)
+    /// Node → host: I serve `port` (port routing), under a service name.
+    case offerPort(port: UInt16, service: String)
+    /// Either way: an application message (node → host to be routed, host → node delivered).
+    case data(NetEnvelope)
+    /// Host → node: your message `id` was handed to every destination.
+    case accepted(id: UInt64)
+    /// Host → node: your message `id` could not be routed, and why.
+    case undeliverable(id: UInt64, reason: String)
+
+    private enum Kind: UInt8 {
+        case subscribe = 1, unsubscribe, offerPort, data, accepted, undeliverable
+    }
+
+    /// Largest name or reason carried (bytes of UTF-8).
+    static let maximumText = 255
+
+    public func encoded() -> [UInt8] {
+        var writer = ByteWriter(capacity: 32)
+        switch self {
+        case .subscribe(let channel):
+            writer.writeUInt8(Kind.subscribe.rawValue)
+            writer.writeUInt16(channel)
+        case .unsubscribe(let channel):
+            writer.writeUInt8(Kind.unsubscribe.rawValue)
+            writer.writeUInt16(channel)
+        case .offerPort(let port, let service):
+            writer.writeUInt8(Kind.offerPort.rawValue)
+            writer.writeUInt16(port)
+            Self.writeText(service, into: &writer)
+        case .data(let envelope):
+            writer.writeUInt8(Kind.data.rawValue)
+            writer.writeVarInt(envelope.id)
+            Self.writeRoute(envelope.route, into: &writer)
+            Self.writeText(envelope.toName ?? "", into: &writer)
+            writer.writeVarInt(UInt64(envelope.payload.count))
+            writer.writeBytes(envelope.payload)
+        case .accepted(let id):
+            writer.writeUInt8(Kind.accepted.rawValue)
+            writer.writeVarInt(id)
+        case .undeliverable(let id, let reason):
+            writer.writeUInt8(Kind.undeliverable.rawValue)
+            writer.writeVarInt(id)
+            Self.writeText(reason, into: &writer)
+        }
+        return writer.bytes
+    }
+
+    /// Decodes one message.
+    /// - Throws: ``WireError`` for a truncated message, an unknown kind or a bad field.
+    public static func decode(_ bytes: [UInt8]) throws(WireError) -> NetMessage {
+        var result: Result<NetMessage, WireError> = .failure(.truncated("net message"))
+        bytes.withUnsafeBytes { raw in
+            do throws(WireError) {
+                var reader = ByteReader(raw)
+                result = .success(try decode(&reader))
+            } catch {
+                result = .failure(error)
+            }
+        }
+        return try result.get()
+    }
+
+    private static func decode(_ reader: inout ByteReader) throws(WireError) -> NetMessage {
+        let kindByte = try reader.readUInt8("net message kind")
+        guard let kind = Kind(rawValue: kindByte) else { throw WireError.valueOutOfRange("net message kind") }
+        let message: NetMessage
+        switch kind {
+        case .subscribe: message = .subscribe(channel: try reader.readUInt16("channel"))
+        case .unsubscribe: message = .unsubscribe(channel: try reader.readUInt16("channel"))
+        case .offerPort:
+            let port = try reader.readUInt16("port")
+            message = .offerPort(port: port, service: try readText(&reader, "service name"))
+        case .data:
+            let id = try reader.readVarInt("message id")
+            let route = try readRoute(&reader)
+            let name = try readText(&reader, "destination name")
+            let length = try reader.readLength("payload length", limit: reader.remaining)
+            let payload = try reader.readBytes(length, "payload")
+            message = .data(NetEnvelope(id: id, route: route, toName: name.isEmpty ? nil : name, payload: payload))
+        case .accepted: message = .accepted(id: try reader.readVarInt("message id"))
+        case .undeliverable:
+            let id = try reader.readVarInt("message id")
+            message = .undeliverable(id: id, reason: try readText(&reader, "reason"))
+        }
+        guard reader.isAtEnd else { throw WireError.badLength("net message (stray bytes after it)") }
+        return message
+    }
+
+    private static func writeText(_ text: String, into writer: inout ByteWriter) {
+        let bytes = Array(text.utf8.prefix(maximumText))
+        writer.writeUInt8(UInt8(bytes.count))
+        writer.writeBytes(bytes)
+    }
+
+    private static func readText(_ reader: inout ByteReader, _ what: StaticString) throws(WireError) -> String {
+        let length = Int(try reader.readUInt8(what))
+        let bytes = try reader.readBytes(length, what)
+        guard let text = String(validating: bytes, as: UTF8.self) else { throw .valueOutOfRange(what) }
+        return text
+    }
+
+    private static func writeRoute(_ route: RoutingHeader, into writer: inout ByteWriter) {
+        writer.writeUInt8(route.routeCode.rawValue)
+        writer.writeUInt16(route.to.area)
+        writer.writeUInt16(route.to.local)
+        writer.writeUInt16(route.channel)
+        writer.writeUInt16(route.from.area)
+        writer.writeUInt16(route.from.local)
+        writer.writeUInt8(route.netCode)
+        writer.writeUInt8(route.controlCode)
+    }
+
+    private static func readRoute(_ reader: inout ByteReader) throws(WireError) -> RoutingHeader {
+        let code = try reader.readUInt8("routecode")
+        guard let routeCode = RouteCode(rawValue: code) else { throw .valueOutOfRange("routecode") }
+        let to = NodeID(area: try reader.readUInt16("toarea"), local: try reader.readUInt16("tolocal"))
+        let channel = try reader.readUInt16("channel")
+        let from = NodeID(area: try reader.readUInt16("fromarea"), local: try reader.readUInt16("fromid"))
+        return RoutingHeader(routeCode: routeCode, to: to, channel: channel, from: from,
+                             netCode: try reader.readUInt8("netcode"), controlCode: try reader.readUInt8("controlcode"))
+    }
+}

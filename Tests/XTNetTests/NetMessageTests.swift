@@ -1,0 +1,42 @@
+// The node network's control messages: every kind round-trips, and truncated or garbage
+// input is refused with a typed error, never a crash.
+import Testing
+import XTNet
+import XTransport
+
+@Suite("Net messages")
+struct NetMessageTests {
+    static let samples: [NetMessage] = [
+        .subscribe(channel: 7),
+        .unsubscribe(channel: 65_535),
+        .offerPort(port: 554, service: "rtsp"),
+        .data(NetEnvelope(id: 1 << 40, route: RoutingHeader(routeCode: .unicast, to: NodeID(area: 1, local: 2), channel: 9,
+                                                             from: NodeID(area: 3, local: 4), netCode: 5, controlCode: 6),
+                          toName: "garage-cam", payload: Array("motion".utf8))),
+        .data(NetEnvelope(id: 0, route: RoutingHeader(routeCode: .channel, channel: 30), payload: [])),
+        .accepted(id: 42),
+        .undeliverable(id: 43, reason: "no node named 'x' is connected"),
+    ]
+
+    @Test("Every kind round-trips", arguments: samples)
+    func roundTrip(_ message: NetMessage) throws {
+        #expect(try NetMessage.decode(message.encoded()) == message)
+    }
+
+    @Test("Every truncation and trailing garbage is refused with a typed error", arguments: samples)
+    func truncations(_ message: NetMessage) {
+        let bytes = message.encoded()
+        for length in 0..<bytes.count {
+            #expect(throws: WireError.self) { try NetMessage.decode(Array(bytes.prefix(length))) }
+        }
+        #expect(throws: WireError.self) { try NetMessage.decode(bytes + [0]) }
+    }
+
+    @Test("Unknown kinds and routecodes are refused")
+    func unknown() {
+        #expect(throws: WireError.self) { try NetMessage.decode([99, 0, 1]) }
+        var data = NetMessage.data(NetEnvelope(id: 1, route: RoutingHeader(), payload: [])).encoded()
+        data[2] = 77  // the routecode, after kind and a one-byte id
+        #expect(throws: WireError.self) { try NetMessage.decode(data) }
+    }
+}
