@@ -129,24 +129,16 @@ public enum NetMessage: Hashable, Sendable {
         return text
     }
 
+    // The routing header as the transport encodes it (11 bytes), then the channel: inside a
+    // net message the channel is not carried by a frame.
     private static func writeRoute(_ route: RoutingHeader, into writer: inout ByteWriter) {
-        writer.writeUInt8(route.routeCode.rawValue)
-        writer.writeUInt16(route.to.area)
-        writer.writeUInt16(route.to.local)
+        writer.writeBytes(route.encoded)
         writer.writeUInt16(route.channel)
-        writer.writeUInt16(route.from.area)
-        writer.writeUInt16(route.from.local)
-        writer.writeUInt8(route.netCode)
-        writer.writeUInt8(route.controlCode)
     }
 
     private static func readRoute(_ reader: inout ByteReader) throws(WireError) -> RoutingHeader {
-        let code = try reader.readUInt8("routecode")
-        guard let routeCode = RouteCode(rawValue: code) else { throw .valueOutOfRange("routecode") }
-        let to = NodeID(area: try reader.readUInt16("toarea"), local: try reader.readUInt16("tolocal"))
-        let channel = try reader.readUInt16("channel")
-        let from = NodeID(area: try reader.readUInt16("fromarea"), local: try reader.readUInt16("fromid"))
-        return RoutingHeader(routeCode: routeCode, to: to, channel: channel, from: from,
-                             netCode: try reader.readUInt8("netcode"), controlCode: try reader.readUInt8("controlcode"))
+        var route = try RoutingHeader.decode(from: &reader, channel: 0)
+        route.channel = try reader.readUInt16("channel")
+        return route
     }
 }

@@ -36,7 +36,7 @@ struct NetMessageTests {
     func unknown() {
         #expect(throws: WireError.self) { try NetMessage.decode([99, 0, 1]) }
         var data = NetMessage.data(NetEnvelope(id: 1, route: RoutingHeader(), payload: [])).encoded()
-        data[2] = 77  // the routecode, after kind and a one-byte id
+        data[2] = 77  // the routecode, after the kind and a one-byte id
         #expect(throws: WireError.self) { try NetMessage.decode(data) }
     }
 }
