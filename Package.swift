@@ -44,7 +44,11 @@ let package = Package(
         .target(name: "XTSimulator", dependencies: ["XTransport"], swiftSettings: strict),
         // Node network (xTransporter, UltraSockets): host and node roles, routing by unicast,
         // name, channel, port and multicast, subscriptions.
-        .target(name: "XTNet", dependencies: ["XTransport"], swiftSettings: strict),
+        .target(
+            name: "XTNet",
+            dependencies: ["XTransport", "XTransportNIO", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
         // Production driver: one SwiftNIO DatagramChannel carrying many sessions, async API.
         .target(
             name: "XTransportNIO",
@@ -76,7 +80,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "XTNetTests", dependencies: ["XTNet", "XTransport"], swiftSettings: strict),
+        .testTarget(name: "XTNetTests", dependencies: ["XTNet", "XTransport", "XTransportNIO"], swiftSettings: strict),
         .testTarget(name: "XTSimulatorTests", dependencies: ["XTransport", "XTSimulator"], swiftSettings: strict),
         // Runs the built `xt` binary the way a user does: exit codes and error lines.
         .testTarget(name: "xtTests", dependencies: ["xt"], swiftSettings: strict),

@@ -40,12 +40,16 @@ public struct NodeHello: Hashable, Sendable {
     }
 }
 
-/// Message ids for one sending process: a random epoch in the high 32 bits, a sequence below.
+/// Message ids for one sending process: a random epoch above a 32-bit sequence. The epoch has
+/// 30 bits, so an id fits the wire's varint (62 bits).
 public struct MessageIDs: Sendable {
     public let epoch: UInt32
     private var sequence: UInt32 = 0
 
-    public init(epoch: UInt32 = UInt32.random(in: 1...UInt32.max)) { self.epoch = epoch }
+    public init(epoch: UInt32 = UInt32.random(in: 1...(1 << 30 - 1))) {
+        precondition(epoch < 1 << 30, "epochs have 30 bits")
+        self.epoch = epoch
+    }
 
     public mutating func next() -> UInt64 {
         sequence &+= 1

@@ -43,13 +43,33 @@ public struct Router: Sendable {
     public private(set) var members: [NodeID: Member] = [:]
     private var byName: [String: NodeID] = [:]
     private var subscribers: [UInt16: Set<NodeID>] = [:]
+    /// Messages for a node that is probably reconnecting: held until it joins or `holdTime` passes.
+    private var held: [(envelope: NetEnvelope, from: NodeID, deadline: Timestamp)] = []
+    /// Nodes that left recently (by name and by id), and when.
+    private var recentlyLeft: [String: Timestamp] = [:]
+    private var recentlyLeftIDs: [NodeID: Timestamp] = [:]
+    private let startedAt: Timestamp
+    private let holdTime: Int64
 
-    public init() {}
+    /// - Parameters:
+    ///   - now: when the host started; for `holdTime` after it, unknown destinations are held
+    ///     (nodes are still reconnecting after a host restart).
+    ///   - holdTime: how long a message waits for a destination that left recently, or that has
+    ///     not come back since the host started. Other unknown destinations are refused at once.
+    public init(now: Timestamp = .zero, holdTime: Duration = .zero) {
+        startedAt = now
+        self.holdTime = holdTime.nanoseconds
+    }
+
+    /// Messages held now.
+    public var heldCount: Int { held.count }
 
     /// Admits a node that completed the handshake. `registered` is the id and name the host's
     /// node list gives its key, if it lists it; a claim that differs is refused.
+    /// - Returns: held messages that can go to it now.
+    @discardableResult
     public mutating func join(id: NodeID, name: String, key: PublicKey,
-                              registered: (id: NodeID, name: String)? = nil) throws(JoinRefusal) {
+                              registered: (id: NodeID, name: String)? = nil) throws(JoinRefusal) -> [RouterAction] {
         if let registered, registered.id != id || registered.name != name {
             throw .identityMismatch(claimed: "\(name) (\(id))", registered: "\(registered.name) (\(registered.id))")
         }
@@ -61,12 +81,55 @@ public struct Router: Sendable {
         }
         members[id] = Member(id: id, name: name, key: key, channels: members[id]?.channels ?? [], ports: members[id]?.ports ?? [:])
         byName[name] = id
+        recentlyLeft[name] = nil
+        recentlyLeftIDs[id] = nil
+        // Held messages for this node go now (a port message still needs its port offered:
+        // those wait for `expire`, or until the offer arrives and they are retried).
+        var actions: [RouterAction] = []
+        var keep: [(envelope: NetEnvelope, from: NodeID, deadline: Timestamp)] = []
+        for entry in held {
+            let forThis = entry.envelope.toName.map { $0 == name } ?? (entry.envelope.route.to == id)
+            if forThis && entry.envelope.route.routeCode == .unicast {
+                actions += route(entry.envelope, from: entry.from, now: nil)
+            } else {
+                keep.append(entry)
+            }
+        }
+        held = keep
+        return actions
+    }
+
+    /// Refuses held messages whose time is up.
+    public mutating func expire(now: Timestamp) -> [RouterAction] {
+        var actions: [RouterAction] = []
+        held.removeAll { entry in
+            guard entry.deadline <= now else { return false }
+            let seconds = Double(holdTime) / 1e9
+            let reason: String
+            if let name = entry.envelope.toName {
+                reason = recentlyLeft[name] != nil
+                    ? "node '\(name)' left and did not come back within \(seconds) s"
+                    : "no node named '\(name)' is connected"
+            } else {
+                let id = entry.envelope.route.to
+                reason = recentlyLeftIDs[id] != nil
+                    ? "node \(id) left and did not come back within \(seconds) s"
+                    : "node \(id) is not connected"
+            }
+            actions.append(.send(.undeliverable(id: entry.envelope.id, reason: reason), to: entry.from))
+            return true
+        }
+        recentlyLeft = recentlyLeft.filter { now.nanoseconds(since: $0.value) < holdTime }
+        recentlyLeftIDs = recentlyLeftIDs.filter { now.nanoseconds(since: $0.value) < holdTime }
+        return actions
     }
 
     /// Forgets a node (it left, or it was found dead).
-    public mutating func leave(_ id: NodeID) {
+    public mutating func leave(_ id: NodeID, now: Timestamp = .zero) {
         guard let member = members.removeValue(forKey: id) else { return }
         byName[member.name] = nil
+        recentlyLeft[member.name] = now
+        recentlyLeftIDs[id] = now
         for channel in member.channels { subscribers[channel]?.remove(id) }
     }
 
@@ -74,7 +137,7 @@ public struct Router: Sendable {
     public func node(named name: String) -> NodeID? { byName[name] }
 
     /// Handles a message from connected node `from`.
-    public mutating func handle(_ message: NetMessage, from: NodeID) -> [RouterAction] {
+    public mutating func handle(_ message: NetMessage, from: NodeID, now: Timestamp = .zero) -> [RouterAction] {
         guard members[from] != nil else { return [] }
         switch message {
         case .subscribe(let channel):
@@ -90,23 +153,36 @@ public struct Router: Sendable {
             return []
         case .data(var envelope):
             envelope.route.from = from  // the host vouches for the sender: no spoofed sources
-            return route(envelope, from: from)
+            return route(envelope, from: from, now: now)
         case .accepted, .undeliverable:
             return []  // host → node only
         }
     }
 
-    private func route(_ envelope: NetEnvelope, from: NodeID) -> [RouterAction] {
+    /// Routes one message; `now` nil means do not hold it again.
+    private mutating func route(_ envelope: NetEnvelope, from: NodeID, now: Timestamp?) -> [RouterAction] {
         let refuse = { (reason: String) in [RouterAction.send(.undeliverable(id: envelope.id, reason: reason), to: from)] }
+        func holdable(name: String?, id: NodeID) -> Bool {
+            guard let now, holdTime > 0 else { return false }
+            if now.nanoseconds(since: startedAt) < holdTime { return true }
+            if let name { return recentlyLeft[name] != nil }
+            return recentlyLeftIDs[id] != nil
+        }
         var destinations: [NodeID] = []
         switch envelope.route.routeCode {
         case .unicast, .port:
             let target: NodeID
             if let name = envelope.toName {
-                guard let named = byName[name] else { return refuse("no node named '\(name)' is connected") }
+                guard let named = byName[name] else {
+                    if holdable(name: name, id: envelope.route.to), let now { return hold(envelope, from: from, now: now) }
+                    return refuse("no node named '\(name)' is connected")
+                }
                 target = named
             } else {
-                guard members[envelope.route.to] != nil else { return refuse("node \(envelope.route.to) is not connected") }
+                guard members[envelope.route.to] != nil else {
+                    if holdable(name: nil, id: envelope.route.to), let now { return hold(envelope, from: from, now: now) }
+                    return refuse("node \(envelope.route.to) is not connected")
+                }
                 target = envelope.route.to
             }
             if envelope.route.routeCode == .port, members[target]?.ports[envelope.route.channel] == nil {
@@ -120,5 +196,10 @@ public struct Router: Sendable {
         var outbound = envelope
         if let target = destinations.first, destinations.count == 1 { outbound.route.to = target }
         return destinations.map { RouterAction.send(.data(outbound), to: $0) } + [.send(.accepted(id: envelope.id), to: from)]
+    }
+
+    private mutating func hold(_ envelope: NetEnvelope, from: NodeID, now: Timestamp) -> [RouterAction] {
+        held.append((envelope, from, now.adding(nanoseconds: holdTime)))
+        return []
     }
 }

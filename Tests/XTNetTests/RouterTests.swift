@@ -87,3 +87,32 @@ struct RouterTests {
         #expect(router.handle(data(9, RoutingHeader(routeCode: .unicast, to: porch)), from: NodeID(area: 8, local: 8)).isEmpty)
     }
 }
+
+@Suite("Router holding messages for reconnecting nodes")
+struct RouterHoldTests {
+    let sender = NodeID(area: 1, local: 1)
+    let porch = NodeID(area: 1, local: 2)
+    let keys = (0..<2).map { _ in NodeIdentity().publicKey }
+
+    func at(_ milliseconds: UInt64) -> Timestamp { Timestamp(nanoseconds: milliseconds * 1_000_000) }
+
+    @Test("After a host start, and after a node drops, its messages wait for it; then time out with a clear reason")
+    func holding() throws {
+        var router = Router(now: at(0), holdTime: .seconds(8))
+        try router.join(id: sender, name: "sender", key: keys[0])
+        let early = NetMessage.data(NetEnvelope(id: 1, route: RoutingHeader(routeCode: .unicast), toName: "porch", payload: [1]))
+        #expect(router.handle(early, from: sender, now: at(100)).isEmpty, "porch has not come back since the host started")
+        let released = try router.join(id: porch, name: "porch", key: keys[1])
+        #expect(released.count == 2)
+        #expect(released.last == .send(.accepted(id: 1), to: sender))
+        router.leave(porch, now: at(9_000))
+        let late = NetMessage.data(NetEnvelope(id: 2, route: RoutingHeader(routeCode: .unicast), toName: "porch", payload: [2]))
+        #expect(router.handle(late, from: sender, now: at(9_100)).isEmpty, "porch left a moment ago")
+        #expect(router.expire(now: at(10_000)).isEmpty)
+        #expect(router.expire(now: at(17_200))
+                == [.send(.undeliverable(id: 2, reason: "node 'porch' left and did not come back within 8.0 s"), to: sender)])
+        let typo = NetMessage.data(NetEnvelope(id: 3, route: RoutingHeader(routeCode: .unicast), toName: "porhc", payload: [3]))
+        #expect(router.handle(typo, from: sender, now: at(18_000))
+                == [.send(.undeliverable(id: 3, reason: "no node named 'porhc' is connected"), to: sender)])
+    }
+}

@@ -1,0 +1,206 @@
+// The node role (xTransporter's nodeclient): always connected to its host. When the host is
+// lost it reconnects with backoff and jitter, restores its subscriptions and port offers, and
+// sends again what the host had not accepted; the receiving side drops duplicates. What
+// arrives for the application comes out of `messages`, an AsyncStream.
+import Foundation
+public import Logging
+public import XTransport
+public import XTransportNIO
+
+/// Why a routed message was not delivered.
+public struct UndeliverableError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let reason: String
+    public init(reason: String) { self.reason = reason }
+    public var description: String { reason }
+}
+
+/// A running node.
+public actor NetNode {
+    public let configuration: NodeConfiguration
+    private let endpointConfiguration: EndpointConfiguration
+    private let hostKey: PublicKey
+    private let logger: Logger
+    private var endpoint: TransportEndpoint?
+    private var session: TransportSession?
+    private var ids = MessageIDs()
+    private var outbox = Outbox()
+    private var waiting: [UInt64: CheckedContinuation<Void, any Error>] = [:]
+    /// Answers that came while their sender was still sending.
+    private var answers: [UInt64: Result<Void, UndeliverableError>] = [:]
+    private var filter = DuplicateFilter()
+    private var channels: Set<UInt16> = []
+    private var ports: [UInt16: String] = [:]
+    private var stopped = false
+    private var connectedWaiters: [CheckedContinuation<Void, Never>] = []
+    private let messageContinuation: AsyncStream<NetEnvelope>.Continuation
+    /// Messages routed to this node, each once.
+    public nonisolated let messages: AsyncStream<NetEnvelope>
+    /// How many times the node (re)connected to its host.
+    public private(set) var connections = 0
+
+    /// Backoff between reconnection attempts: doubles from the first, up to the last, ±20%.
+    static let firstBackoff = 0.1
+    static let maximumBackoff = 1.0
+
+    public init(configuration: NodeConfiguration, identity: NodeIdentity, hostKey: PublicKey,
+                session: SessionConfiguration = SessionConfiguration(), logger: Logger = Logger(label: "xtnet.node")) {
+        self.configuration = configuration
+        self.hostKey = hostKey
+        self.logger = logger
+        endpointConfiguration = EndpointConfiguration(identity: identity, admission: .authorized(AuthorizedKeys([hostKey: "host"])),
+                                                      session: session,
+                                                      hello: NodeHello(id: configuration.id, name: configuration.name).encoded())
+        (messages, messageContinuation) = AsyncStream<NetEnvelope>.makeStream()
+    }
+
+    /// Starts the connection loop; returns once the first connection is up.
+    public func start() async throws {
+        endpoint = try await TransportEndpoint.bind(host: "0.0.0.0", port: 0, configuration: endpointConfiguration, logger: logger)
+        Task { await self.connectionLoop() }
+        await waitUntilConnected()
+    }
+
+    /// Leaves the network.
+    public func stop() async {
+        stopped = true
+        session?.abort(reason: "node stopping")
+        await endpoint?.close()
+        messageContinuation.finish()
+        for (_, waiter) in waiting { waiter.resume(throwing: UndeliverableError(reason: "the node stopped")) }
+        waiting.removeAll()
+    }
+
+    public var isConnected: Bool { session != nil }
+
+    /// Waits until the node is connected to its host.
+    public func waitUntilConnected() async {
+        if session != nil { return }
+        await withCheckedContinuation { connectedWaiters.append($0) }
+    }
+
+    // MARK: - Addressing
+
+    /// Sends to the node `name` through the host; returns when the host has routed it.
+    /// - Throws: ``UndeliverableError`` when no such node is connected.
+    public func send(_ payload: [UInt8], toName name: String, channel: UInt16 = 1) async throws {
+        try await route(NetEnvelope(id: ids.next(), route: RoutingHeader(routeCode: .unicast, channel: channel), toName: name, payload: payload))
+    }
+
+    /// Sends to the node `id` through the host.
+    public func send(_ payload: [UInt8], to id: NodeID, channel: UInt16 = 1) async throws {
+        try await route(NetEnvelope(id: ids.next(), route: RoutingHeader(routeCode: .unicast, to: id, channel: channel), payload: payload))
+    }
+
+    /// Publishes on `channel`: every subscriber but this node receives it.
+    public func publish(_ payload: [UInt8], channel: UInt16) async throws {
+        try await route(NetEnvelope(id: ids.next(), route: RoutingHeader(routeCode: .channel, channel: channel), payload: payload))
+    }
+
+    /// Sends to the service on `port` of the node `name`.
+    public func send(_ payload: [UInt8], toName name: String, port: UInt16) async throws {
+        try await route(NetEnvelope(id: ids.next(), route: RoutingHeader(routeCode: .port, channel: port), toName: name, payload: payload))
+    }
+
+    public func subscribe(_ channel: UInt16) async {
+        channels.insert(channel)
+        await control(.subscribe(channel: channel))
+    }
+
+    public func unsubscribe(_ channel: UInt16) async {
+        channels.remove(channel)
+        await control(.unsubscribe(channel: channel))
+    }
+
+    public func offer(port: UInt16, service: String) async {
+        ports[port] = service
+        await control(.offerPort(port: port, service: service))
+    }
+
+    private func control(_ message: NetMessage) async {
+        guard let session else { return }  // restored on the next connection
+        try? await session.send(message.encoded(), on: NetChannel.control)
+    }
+
+    private func route(_ envelope: NetEnvelope) async throws {
+        var stamped = envelope
+        stamped.route.from = configuration.id
+        outbox.add(stamped)
+        // Sent in order from here; if the host is away, the next connection sends the outbox.
+        if let session { try? await session.send(NetMessage.data(stamped).encoded(), on: NetChannel.control) }
+        if let answer = answers.removeValue(forKey: stamped.id) { return try answer.get() }
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            waiting[stamped.id] = continuation
+        }
+    }
+
+    // MARK: - Connection
+
+    private func connectionLoop() async {
+        var backoff = Self.firstBackoff
+        while !stopped {
+            if let session = await connectOnce() {
+                backoff = Self.firstBackoff
+                await serve(session)
+                if stopped { break }
+                logger.notice("lost the host; reconnecting", metadata: ["host": "\(configuration.host):\(configuration.hostPort)"])
+            }
+            let jitter = Double.random(in: 0.8...1.2)
+            try? await Task.sleep(for: .milliseconds(Int(backoff * jitter * 1000)))
+            backoff = min(backoff * 2, Self.maximumBackoff)
+        }
+    }
+
+    private func connectOnce() async -> TransportSession? {
+        guard let endpoint else { return nil }
+        let ports = [configuration.hostPort] + configuration.portRange.filter { $0 != configuration.hostPort }
+        for port in ports {
+            guard let address = try? NetworkAddress.resolve("\(configuration.host):\(port)") else { continue }
+            if let session = try? await endpoint.connect(to: address, peerKey: hostKey) { return session }
+        }
+        return nil
+    }
+
+    private func serve(_ session: TransportSession) async {
+        do {
+            try await NetChannel.configure(session)
+        } catch {
+            return
+        }
+        self.session = session
+        connections += 1
+        // Restore what the host forgot, then send again what it never accepted.
+        for channel in channels.sorted() { try? await session.send(NetMessage.subscribe(channel: channel).encoded(), on: NetChannel.control) }
+        for (port, service) in ports.sorted(by: { $0.key < $1.key }) {
+            try? await session.send(NetMessage.offerPort(port: port, service: service).encoded(), on: NetChannel.control)
+        }
+        for envelope in outbox.pending { try? await session.send(NetMessage.data(envelope).encoded(), on: NetChannel.control) }
+        for waiter in connectedWaiters { waiter.resume() }
+        connectedWaiters.removeAll()
+        do {
+            for try await item in session.inbound {
+                guard case .message(let message) = item, message.channel == NetChannel.control,
+                      let decoded = try? NetMessage.decode(message.payload) else { continue }
+                handle(decoded)
+            }
+        } catch {
+            logger.debug("host session ended", metadata: ["error": "\(error)"])
+        }
+        if self.session === session { self.session = nil }
+    }
+
+    private func handle(_ message: NetMessage) {
+        switch message {
+        case .data(let envelope):
+            if filter.accept(envelope.id, from: envelope.route.from) { messageContinuation.yield(envelope) }
+        case .accepted(let id):
+            guard outbox.remove(id) != nil else { return }  // an answer to a resend already answered
+            if let waiter = waiting.removeValue(forKey: id) { waiter.resume() } else { answers[id] = .success(()) }
+        case .undeliverable(let id, let reason):
+            guard outbox.remove(id) != nil else { return }
+            let error = UndeliverableError(reason: reason)
+            if let waiter = waiting.removeValue(forKey: id) { waiter.resume(throwing: error) } else { answers[id] = .failure(error) }
+        case .subscribe, .unsubscribe, .offerPort:
+            break  // node → host only
+        }
+    }
+}

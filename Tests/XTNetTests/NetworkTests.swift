@@ -1,0 +1,107 @@
+// Host and nodes on loopback: name routing and its errors, channel fan-out, and a host
+// restart that loses and duplicates nothing.
+import Foundation
+import Testing
+import XTNet
+import XTransport
+import XTransportNIO
+
+@Suite("Host and nodes on loopback", .serialized)
+struct NetworkTests {
+    let hostIdentity = NodeIdentity()
+
+    func startHost(port: UInt16, holdTime: Duration = .seconds(8)) async throws -> NetHost {
+        let configuration = EndpointConfiguration(identity: hostIdentity, admission: .open, session: SessionConfiguration())
+        return try await NetHost.start(host: "127.0.0.1", ports: port...port, configuration: configuration, holdTime: holdTime)
+    }
+
+    func node(_ name: String, _ local: UInt16, port: UInt16) async throws -> NetNode {
+        var configuration = NodeConfiguration()
+        configuration.id = NodeID(area: 1, local: local)
+        configuration.name = name
+        configuration.host = "127.0.0.1"
+        configuration.hostPort = port
+        configuration.portRange = port...port
+        let node = NetNode(configuration: configuration, identity: NodeIdentity(), hostKey: hostIdentity.publicKey)
+        try await node.start()
+        return node
+    }
+
+    func next(_ node: NetNode) async -> NetEnvelope? {
+        var iterator = node.messages.makeAsyncIterator()
+        return await iterator.next()
+    }
+
+    @Test("Messages reach a node by name; an unknown name is a clear error; channels fan out")
+    func routing() async throws {
+        let port = UInt16.random(in: 20_000...40_000)
+        // A short hold: past it, an unknown name is refused at once.
+        let host = try await startHost(port: port, holdTime: .milliseconds(200))
+        let garage = try await node("garage", 1, port: port)
+        let porch = try await node("porch", 2, port: port)
+        let phone = try await node("phone", 3, port: port)
+
+        try await garage.send(Array("hello porch".utf8), toName: "porch")
+        let received = await next(porch)
+        #expect(received.map { String(decoding: $0.payload, as: UTF8.self) } == "hello porch")
+        #expect(received?.route.from == NodeID(area: 1, local: 1))
+
+        try await Task.sleep(for: .milliseconds(300))
+        await #expect(throws: UndeliverableError(reason: "no node named 'attic' is connected")) {
+            try await garage.send([1], toName: "attic")
+        }
+
+        await porch.subscribe(30)
+        await phone.subscribe(30)
+        try await Task.sleep(for: .milliseconds(100))  // the subscriptions reach the host first
+        try await garage.publish(Array("motion".utf8), channel: 30)
+        #expect(await next(porch)?.payload == Array("motion".utf8))
+        #expect(await next(phone)?.payload == Array("motion".utf8))
+
+        for node in [garage, porch, phone] { await node.stop() }
+        await host.stop()
+    }
+
+    @Test("A host restart loses and duplicates nothing; nodes are back within 3 s")
+    func hostRestart() async throws {
+        let port = UInt16.random(in: 20_000...40_000)
+        var host = try await startHost(port: port)
+        let sender = try await node("sender", 1, port: port)
+        let receiver = try await node("receiver", 2, port: port)
+        let total = 200
+        let collected = Task { () -> [Int] in
+            var seen: [Int] = []
+            for await envelope in receiver.messages {
+                seen.append(Int(String(decoding: envelope.payload, as: UTF8.self))!)
+                if seen.count == total { break }
+            }
+            return seen
+        }
+        let sending = Task {
+            for index in 0..<total {
+                try await sender.send(Array("\(index)".utf8), toName: "receiver")
+            }
+        }
+        try await Task.sleep(for: .milliseconds(30))
+        await host.stop()
+        try await Task.sleep(for: .milliseconds(300))
+        let restarted = ContinuousClock.now
+        host = try await startHost(port: port)
+        await sender.waitUntilConnected()
+        await receiver.waitUntilConnected()
+        #expect(ContinuousClock.now - restarted < .seconds(3))
+        try await sending.value
+        let seen = try await withThrowingTaskGroup(of: [Int].self) { group in
+            group.addTask { await collected.value }
+            group.addTask { try await Task.sleep(for: .seconds(10)); throw CancellationError() }
+            let first = try await group.next()!
+            group.cancelAll()
+            return first
+        }
+        #expect(seen.sorted() == Array(0..<total), "each message exactly once")
+        #expect(await sender.connections >= 2)
+        await sender.stop()
+        await receiver.stop()
+        await host.stop()
+    }
+}
