@@ -224,6 +224,8 @@ public struct HandshakeParameters: Hashable, Sendable {
     /// Packet ciphers: the initiator's offer in its order of preference; in the response, the
     /// one chosen.
     public var ciphers: [PacketCipher] = [.chacha20Poly1305]
+    /// The sender's stateless-reset token for its connection id (16 bytes; empty if none).
+    var resetToken: [UInt8] = []
 
     func encoded() -> [UInt8] {
         var writer = ByteWriter(capacity: 40 + hello.count)
@@ -233,6 +235,8 @@ public struct HandshakeParameters: Hashable, Sendable {
         writer.writeBytes(hello)
         writer.writeVarInt(UInt64(ciphers.count))
         for cipher in ciphers { writer.writeUInt8(cipher.rawValue) }
+        writer.writeVarInt(UInt64(resetToken.count))
+        writer.writeBytes(resetToken)
         return writer.bytes
     }
 
@@ -246,7 +250,9 @@ public struct HandshakeParameters: Hashable, Sendable {
             let count = try reader.readLength("cipher count", limit: min(reader.remaining, 16))
             // Ciphers this version does not know are passed over, so a newer peer can offer more.
             let ciphers = try reader.readBytes(count, "ciphers").compactMap(PacketCipher.init(rawValue:))
-            return HandshakeParameters(timestamp: timestamp, initialChannelWindow: window, hello: hello, ciphers: ciphers)
+            let tokenLength = try reader.readLength("reset token length", limit: min(reader.remaining, StatelessReset.tokenSize))
+            let token = try reader.readBytes(tokenLength, "reset token")
+            return HandshakeParameters(timestamp: timestamp, initialChannelWindow: window, hello: hello, ciphers: ciphers, resetToken: token)
         }
     }
 }

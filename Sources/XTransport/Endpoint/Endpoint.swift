@@ -60,6 +60,13 @@ public final class Endpoint {
     private var loadWindowStart = Timestamp.zero
     private var initiationsInWindow = 0
     private let mac1Key: SymmetricKey
+    private let reset: StatelessReset
+    /// Our sessions by the peer's connection id (a stateless reset names that id).
+    private var byRemoteIndex: [UInt32: [UInt32]] = [:]
+    private var resetWindowStart = Timestamp.zero
+    private var resetsInWindow = 0
+    /// Most stateless resets sent per second (they answer unauthenticated packets).
+    static let maximumResetsPerSecond = 100
     /// Where data packets are decrypted: one buffer for every session (the endpoint is
     /// confined to one thread), as large as any UDP datagram.
     private let plaintext = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 16)
@@ -76,6 +83,7 @@ public final class Endpoint {
             random = SystemRandomNumberGenerator()
         }
         mac1Key = HandshakeMAC.mac1Key(configuration.identity.publicKey)
+        reset = StatelessReset(identity: configuration.identity)
     }
 
     deinit { plaintext.deallocate() }
@@ -116,9 +124,10 @@ public final class Endpoint {
         guard var handshake = pending[index] else { return }
         // A fresh initiation every time: a repeated timestamp would be refused as a replay.
         handshake.initiator = NoiseInitiator(localStatic: configuration.identity.privateKey, remoteStatic: handshake.peerKey)
-        let parameters = HandshakeParameters(timestamp: nextTimestamp(now: now),
+        var parameters = HandshakeParameters(timestamp: nextTimestamp(now: now),
                                              initialChannelWindow: UInt64(configuration.session.channelWindow),
                                              hello: configuration.hello, ciphers: localCiphers)
+        parameters.resetToken = reset.token(for: index)
         guard let message = try? handshake.initiator.writeMessage1(payload: parameters.encoded()) else {
             pending[index] = nil
             events.append(.connectFailed(SessionID(rawValue: index), .invalidKey("peer key \(handshake.peerKey) is not a usable X25519 key")))
@@ -169,6 +178,7 @@ public final class Endpoint {
             }
             guard let session = sessions[header.connectionID] else {
                 stats.datagramsUnknownSession += 1
+                sendReset(for: header.connectionID, to: address, answering: datagram.count, now: now)
                 return
             }
             if session.receive(datagram, header: header, from: address, now: now, scratch: plaintext) {
@@ -181,7 +191,43 @@ public final class Endpoint {
             handleResponse(datagram, from: address, now: now)
         case .cookieReply:
             handleCookieReply(datagram, now: now)
+        case .statelessReset:
+            handleReset(datagram, from: address, now: now)
         }
+    }
+
+    /// Answers a data packet for a session this endpoint does not have (it restarted, or the
+    /// session ended) with a stateless reset — never larger than what came in, and rate-limited,
+    /// so it cannot amplify or be turned into a flood.
+    private func sendReset(for index: UInt32, to address: NetworkAddress, answering size: Int, now: Timestamp) {
+        guard size > StatelessReset.packetSize else { return }
+        if now.nanoseconds(since: resetWindowStart) >= Nanos.second {
+            resetWindowStart = now
+            resetsInWindow = 0
+        }
+        guard resetsInWindow < Self.maximumResetsPerSecond else { return }
+        resetsInWindow += 1
+        stats.statelessResetsSent += 1
+        handshakeOutbox.append((address, reset.packet(for: index)))
+    }
+
+    /// A peer says it no longer has the session we know by its connection id: if the token is
+    /// the one it gave us, the session is over.
+    private func handleReset(_ datagram: UnsafeRawBufferPointer, from address: NetworkAddress, now: Timestamp) {
+        guard let (remote, token) = StatelessReset.parse(datagram) else {
+            stats.datagramsMalformed += 1
+            return
+        }
+        for index in byRemoteIndex[remote] ?? [] {
+            guard let session = sessions[index], StatelessReset.matches(session.peerResetToken, token) else { continue }
+            // A session already closing or draining ends on its own; its peer just got there first.
+            guard session.state == .established || session.state == .finishing else { return }
+            stats.statelessResetsReceived += 1
+            session.finish(.peerReset("the peer lost this session (it restarted): connect again"))
+            afterActivity(session, now: now)
+            return
+        }
+        stats.statelessResetsIgnored += 1
     }
 
     private func handleInitiation(_ datagram: UnsafeRawBufferPointer, from address: NetworkAddress, now: Timestamp) {
@@ -242,7 +288,7 @@ public final class Endpoint {
         }
         let index = newIndex()
         let reply = HandshakeParameters(timestamp: 0, initialChannelWindow: UInt64(configuration.session.channelWindow),
-                                        hello: configuration.hello, ciphers: [cipher])
+                                        hello: configuration.hello, ciphers: [cipher], resetToken: reset.token(for: index))
         guard let message = try? responder.writeMessage2(payload: reply.encoded()) else {
             stats.handshakeDecryptFailures += 1
             return
@@ -251,7 +297,9 @@ public final class Endpoint {
                               peerHello: parameters.hello, peerInitialWindow: parameters.initialChannelWindow,
                               isInitiator: false, cipher: cipher, sendSecret: message.sendKey, receiveSecret: message.receiveKey,
                               configuration: configuration.session, random: SplitMix64(seed: random.next()), now: now)
+        session.peerResetToken = parameters.resetToken
         sessions[index] = session
+        byRemoteIndex[packet.senderIndex, default: []].append(index)
         unconfirmed[peerKey, default: [:]][packet.senderIndex] = index
         stats.handshakesAccepted += 1
         stats.sessionsOpen = sessions.count
@@ -304,7 +352,9 @@ public final class Endpoint {
                               peerInitialWindow: parameters.initialChannelWindow, isInitiator: true, cipher: cipher,
                               sendSecret: result.sendKey, receiveSecret: result.receiveKey,
                               configuration: configuration.session, random: SplitMix64(seed: random.next()), now: now)
+        session.peerResetToken = parameters.resetToken
         sessions[packet.receiverIndex] = session
+        byRemoteIndex[packet.senderIndex, default: []].append(packet.receiverIndex)
         stats.handshakesCompleted += 1
         stats.sessionsOpen = sessions.count
         events.append(.connected(SessionID(rawValue: packet.receiverIndex), peer: handshake.peerKey, hello: parameters.hello))
@@ -401,6 +451,8 @@ public final class Endpoint {
 
     private func removeSession(_ index: UInt32) {
         guard let session = sessions.removeValue(forKey: index) else { return }
+        byRemoteIndex[session.remoteIndex]?.removeAll { $0 == index }
+        if byRemoteIndex[session.remoteIndex]?.isEmpty == true { byRemoteIndex[session.remoteIndex] = nil }
         scheduled[index] = nil
         readySet.remove(index)
         if var byIndex = unconfirmed[session.peerKey] {

@@ -52,6 +52,12 @@ public struct EndpointStats: Sendable, Hashable {
     public var handshakeDecryptFailures: UInt64 = 0
     /// Handshakes with no packet cipher both sides accept.
     public var handshakesRefusedCipher: UInt64 = 0
+    /// Stateless resets sent (packets for sessions this endpoint does not have).
+    public var statelessResetsSent: UInt64 = 0
+    /// Stateless resets that ended one of our sessions.
+    public var statelessResetsReceived: UInt64 = 0
+    /// Stateless resets whose token matched no session (forged, or for a session already gone).
+    public var statelessResetsIgnored: UInt64 = 0
     /// Handshakes from keys not on the authorized list.
     public var handshakesRefusedUnauthorized: UInt64 = 0
     /// Replayed handshake initiations.

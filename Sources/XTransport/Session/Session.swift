@@ -110,6 +110,8 @@ final class Session {
     var probeTimeoutCount = 0
     var probesToSend = 0
     var lastReceiveTime: Timestamp
+    /// The peer's stateless-reset token for its connection id (from the handshake).
+    var peerResetToken: [UInt8] = []
     /// When the peer last acknowledged something new.
     var lastAcknowledgmentTime: Timestamp
     var lastElicitingSendTime: Timestamp

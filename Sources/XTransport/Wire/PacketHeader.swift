@@ -14,6 +14,8 @@ public enum PacketType: UInt8, Hashable, Sendable {
     case dataPhase0 = 4
     /// An encrypted data packet sealed with key phase 1.
     case dataPhase1 = 5
+    /// A restarted endpoint's answer to a packet for a session it no longer has.
+    case statelessReset = 6
 }
 
 /// The header of a data packet.

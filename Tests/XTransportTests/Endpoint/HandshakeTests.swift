@@ -66,8 +66,8 @@ struct HandshakeTests {
                                              ciphers: [.aes256GCM, .chacha20Poly1305])
         #expect(try HandshakeParameters.decode(parameters.encoded()) == parameters)
         var bytes = HandshakeParameters(timestamp: 7, initialChannelWindow: 1, hello: [], ciphers: []).encoded()
-        bytes.removeLast()  // the count (0)
-        bytes += [3, 9, 2, 1]  // three ciphers, the first unknown
+        bytes.removeLast(2)  // the cipher count and the reset token length (both 0)
+        bytes += [3, 9, 2, 1, 0]  // three ciphers, the first unknown; no token
         #expect(try HandshakeParameters.decode(bytes).ciphers == [.aes256GCM, .chacha20Poly1305])
     }
 
@@ -222,5 +222,38 @@ struct HandshakeTests {
         let repeated = guardian.accept(key, timestamp: 2_000_000_000_000)
         let ancient = guardian.accept(key, timestamp: 1_000_000_000_000)  // far older than the window
         #expect(first && reordered && !repeated && !ancient)
+    }
+}
+
+@Suite("Stateless reset")
+struct StatelessResetTests {
+    @Test("A restarted peer answers with a reset; the session ends at once with a clear reason; forged resets are ignored")
+    func restartedPeer() throws {
+        let pair = try Pair()
+        let ids = try pair.connect()
+        // Bob restarts: same identity and address, no sessions.
+        var bobConfiguration = EndpointConfiguration(identity: pair.bobIdentity,
+                                                     admission: .authorized(AuthorizedKeys([pair.aliceIdentity.publicKey: "alice"])),
+                                                     hello: Array("bob".utf8), seed: 3)
+        bobConfiguration.wallClockOrigin = 1_700_000_000_000_000_000
+        let restarted = try Endpoint(configuration: bobConfiguration, now: pair.wire.now)
+        pair.wire.add(restarted, at: bobAddress)
+
+        // A forged reset (right connection id, wrong token) changes nothing.
+        let remote = try #require(pair.bob.sessionIDs.first).rawValue
+        var forged: [UInt8] = [0x16, UInt8(remote >> 24), UInt8(remote >> 16 & 0xff), UInt8(remote >> 8 & 0xff), UInt8(remote & 0xff)]
+        forged += [UInt8](repeating: 0xAB, count: 16)
+        pair.wire.inject(.init(from: bobAddress, to: aliceAddress, bytes: forged))
+        #expect(pair.alice.stats.statelessResetsIgnored == 1)
+        #expect(pair.alice.sessionCount == 1)
+
+        _ = try pair.alice.write(Array("are you there".utf8), channel: 1, session: ids.alice, now: pair.wire.now)
+        pair.wire.run(for: .milliseconds(50))
+        #expect(restarted.stats.statelessResetsSent >= 1)
+        #expect(pair.alice.stats.statelessResetsReceived == 1)
+        #expect(pair.alice.sessionCount == 0)
+        #expect(pair.wire.takeEvents(aliceAddress).contains {
+            if case .session(ids.alice, .closed(.peerReset(let reason))) = $0 { reason.contains("restarted") } else { false }
+        })
     }
 }
