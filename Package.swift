@@ -65,7 +65,7 @@ let package = Package(
         .executableTarget(
             name: "xt",
             dependencies: [
-                "XTransport", "XTransportNIO", "CXTSystem",
+                "XTransport", "XTransportNIO", "XTNet", "CXTSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

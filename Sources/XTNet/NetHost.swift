@@ -23,7 +23,7 @@ public enum HostEvent: Sendable, Equatable {
 
 /// A running host.
 public actor NetHost {
-    public let endpoint: TransportEndpoint
+    public nonisolated let endpoint: TransportEndpoint
     private let directory: NodeDirectory?
     private let logger: Logger
     private var router: Router
@@ -136,6 +136,7 @@ public actor NetHost {
         let (outbound, continuation) = AsyncStream<[UInt8]>.makeStream()
         links[hello.id] = Link(session: session, name: hello.name, outbound: continuation)
         eventContinuation.yield(.joined(hello.id, name: hello.name))
+        continuation.yield(NetMessage.welcome.encoded())
         perform(released)
         logger.info("node joined", metadata: ["name": "\(hello.name)", "id": "\(hello.id)"])
         Task {

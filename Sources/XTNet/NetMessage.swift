@@ -36,9 +36,11 @@ public enum NetMessage: Hashable, Sendable {
     case accepted(id: UInt64)
     /// Host → node: your message `id` could not be routed, and why.
     case undeliverable(id: UInt64, reason: String)
+    /// Host → node: you are admitted under the id and name you claimed.
+    case welcome
 
     private enum Kind: UInt8 {
-        case subscribe = 1, unsubscribe, offerPort, data, accepted, undeliverable
+        case subscribe = 1, unsubscribe, offerPort, data, accepted, undeliverable, welcome
     }
 
     /// Largest name or reason carried (bytes of UTF-8).
@@ -71,6 +73,8 @@ public enum NetMessage: Hashable, Sendable {
             writer.writeUInt8(Kind.undeliverable.rawValue)
             writer.writeVarInt(id)
             Self.writeText(reason, into: &writer)
+        case .welcome:
+            writer.writeUInt8(Kind.welcome.rawValue)
         }
         return writer.bytes
     }
@@ -111,6 +115,7 @@ public enum NetMessage: Hashable, Sendable {
         case .undeliverable:
             let id = try reader.readVarInt("message id")
             message = .undeliverable(id: id, reason: try readText(&reader, "reason"))
+        case .welcome: message = .welcome
         }
         guard reader.isAtEnd else { throw WireError.badLength("net message (stray bytes after it)") }
         return message

@@ -37,6 +37,8 @@ public actor NetNode {
     public nonisolated let messages: AsyncStream<NetEnvelope>
     /// How many times the node (re)connected to its host.
     public private(set) var connections = 0
+    /// Why the host refused this node, if it did (the node then stops trying).
+    public private(set) var refusal: String?
 
     /// Backoff between reconnection attempts: doubles from the first, up to the last, ±20%.
     static let firstBackoff = 0.1
@@ -53,11 +55,12 @@ public actor NetNode {
         (messages, messageContinuation) = AsyncStream<NetEnvelope>.makeStream()
     }
 
-    /// Starts the connection loop; returns once the first connection is up.
-    public func start() async throws {
+    /// Starts the connection loop; with `waitForConnection`, returns once the first
+    /// connection is up (otherwise at once: see ``isConnected``).
+    public func start(waitForConnection: Bool = true) async throws {
         endpoint = try await TransportEndpoint.bind(host: "0.0.0.0", port: 0, configuration: endpointConfiguration, logger: logger)
         Task { await self.connectionLoop() }
-        await waitUntilConnected()
+        if waitForConnection { await waitUntilConnected() }
     }
 
     /// Leaves the network.
@@ -72,9 +75,9 @@ public actor NetNode {
 
     public var isConnected: Bool { session != nil }
 
-    /// Waits until the node is connected to its host.
+    /// Waits until the node is connected to its host (or refused by it: see ``refusal``).
     public func waitUntilConnected() async {
-        if session != nil { return }
+        if session != nil || refusal != nil { return }
         await withCheckedContinuation { connectedWaiters.append($0) }
     }
 
@@ -139,9 +142,17 @@ public actor NetNode {
         var backoff = Self.firstBackoff
         while !stopped {
             if let session = await connectOnce() {
-                backoff = Self.firstBackoff
-                await serve(session)
+                let welcomed = await serve(session)
                 if stopped { break }
+                if !welcomed, case .peerReset(let reason) = session.closedReason {
+                    // The host refused us (identity): trying again would be refused again.
+                    refusal = reason
+                    logger.error("the host refused this node", metadata: ["reason": "\(reason)"])
+                    for waiter in connectedWaiters { waiter.resume() }
+                    connectedWaiters.removeAll()
+                    break
+                }
+                if welcomed { backoff = Self.firstBackoff }
                 logger.notice("lost the host; reconnecting", metadata: ["host": "\(configuration.host):\(configuration.hostPort)"])
             }
             let jitter = Double.random(in: 0.8...1.2)
@@ -160,15 +171,36 @@ public actor NetNode {
         return nil
     }
 
-    private func serve(_ session: TransportSession) async {
+    /// Serves one host session until it ends. Returns whether the host admitted this node.
+    private func serve(_ session: TransportSession) async -> Bool {
         do {
             try await NetChannel.configure(session)
         } catch {
-            return
+            return false
         }
+        var welcomed = false
+        do {
+            for try await item in session.inbound {
+                guard case .message(let message) = item, message.channel == NetChannel.control,
+                      let decoded = try? NetMessage.decode(message.payload) else { continue }
+                if case .welcome = decoded, !welcomed {
+                    welcomed = true
+                    await admitted(session)
+                    continue
+                }
+                handle(decoded)
+            }
+        } catch {
+            logger.debug("host session ended", metadata: ["error": "\(error)"])
+        }
+        if self.session === session { self.session = nil }
+        return welcomed
+    }
+
+    /// The host admitted us on `session`: restore what it forgot, send again what it never accepted.
+    private func admitted(_ session: TransportSession) async {
         self.session = session
         connections += 1
-        // Restore what the host forgot, then send again what it never accepted.
         for channel in channels.sorted() { try? await session.send(NetMessage.subscribe(channel: channel).encoded(), on: NetChannel.control) }
         for (port, service) in ports.sorted(by: { $0.key < $1.key }) {
             try? await session.send(NetMessage.offerPort(port: port, service: service).encoded(), on: NetChannel.control)
@@ -176,16 +208,6 @@ public actor NetNode {
         for envelope in outbox.pending { try? await session.send(NetMessage.data(envelope).encoded(), on: NetChannel.control) }
         for waiter in connectedWaiters { waiter.resume() }
         connectedWaiters.removeAll()
-        do {
-            for try await item in session.inbound {
-                guard case .message(let message) = item, message.channel == NetChannel.control,
-                      let decoded = try? NetMessage.decode(message.payload) else { continue }
-                handle(decoded)
-            }
-        } catch {
-            logger.debug("host session ended", metadata: ["error": "\(error)"])
-        }
-        if self.session === session { self.session = nil }
     }
 
     private func handle(_ message: NetMessage) {
@@ -199,8 +221,8 @@ public actor NetNode {
             guard outbox.remove(id) != nil else { return }
             let error = UndeliverableError(reason: reason)
             if let waiter = waiting.removeValue(forKey: id) { waiter.resume(throwing: error) } else { answers[id] = .failure(error) }
-        case .subscribe, .unsubscribe, .offerPort:
-            break  // node → host only
+        case .subscribe, .unsubscribe, .offerPort, .welcome:
+            break
         }
     }
 }

@@ -154,7 +154,7 @@ public struct Router: Sendable {
         case .data(var envelope):
             envelope.route.from = from  // the host vouches for the sender: no spoofed sources
             return route(envelope, from: from, now: now)
-        case .accepted, .undeliverable:
+        case .accepted, .undeliverable, .welcome:
             return []  // host → node only
         }
     }

@@ -14,12 +14,13 @@ struct XT: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "xt",
         abstract: "XTransport: encrypted, congestion-controlled transport for cameras, alarms, calls and backups.",
-        subcommands: [Keygen.self, Listen.self, Send.self, Bench.self]
+        subcommands: [Keygen.self, Listen.self, Send.self, Bench.self, Host.self, Msg.self, Pub.self, Sub.self]
     )
 
     /// Runs a subcommand body, turning any error into one clear line and exit status 1.
     static func run(_ body: () async throws -> Void) async throws {
         tuneAllocator()
+        xt_line_buffer_stdout()
         do {
             try await body()
         } catch let error as TransportError {
@@ -115,15 +116,18 @@ struct PeerOptions: ParsableArguments {
 
     func address() throws -> NetworkAddress { try NetworkAddress.resolve(to) }
 
-    func key() throws -> PublicKey {
-        if peerKey.hasPrefix("@") {
-            let path = String(peerKey.dropFirst())
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-                throw CLIError("cannot read peer key file \(path): copy the listener's .pub file here")
+    func key() throws -> PublicKey { try Self.parseKey(peerKey) }
+
+    /// A base64 public key, or @FILE to read one from a .pub file.
+    static func parseKey(_ text: String) throws -> PublicKey {
+        if text.hasPrefix("@") {
+            let path = String(text.dropFirst())
+            guard let contents = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw CLIError("cannot read peer key file \(path): copy the other side's .pub file here")
             }
-            return try PublicKey(base64: text)
+            return try PublicKey(base64: contents)
         }
-        return try PublicKey(base64: peerKey)
+        return try PublicKey(base64: text)
     }
 }
 

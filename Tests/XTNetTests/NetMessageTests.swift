@@ -15,6 +15,7 @@ struct NetMessageTests {
                           toName: "garage-cam", payload: Array("motion".utf8))),
         .data(NetEnvelope(id: 0, route: RoutingHeader(routeCode: .channel, channel: 30), payload: [])),
         .accepted(id: 42),
+        .welcome,
         .undeliverable(id: 43, reason: "no node named 'x' is connected"),
     ]
 

@@ -1,4 +1,4 @@
-// Process-level system tuning for the `xt` executable that Swift's Glibc module does not expose.
+// Process-level settings for the `xt` executable that Swift cannot reach safely or at all.
 #ifndef CXTSYSTEM_H
 #define CXTSYSTEM_H
 
@@ -6,5 +6,9 @@
 /// unmapping each one) and trims the heap only when `trim_threshold` bytes are free at its top.
 /// Returns 1 if glibc accepted both settings.
 int xt_tune_allocator(int mmap_threshold, int trim_threshold);
+
+/// Makes standard output line-buffered, also when it is a file or a pipe (a running host's
+/// log lines appear as they happen).
+void xt_line_buffer_stdout(void);
 
 #endif

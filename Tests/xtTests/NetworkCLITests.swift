@@ -1,0 +1,67 @@
+// `xt host`, `xt sub`, `xt msg` and `xt pub` as a user runs them on loopback: a message by
+// name, a channel publication, a clear error for an unknown name, and a node claiming an id
+// its key is not registered for refused with the reason.
+import Foundation
+import Testing
+
+@Suite("xt node network commands", .serialized, .enabled(if: FileManager.default.isExecutableFile(atPath: CLI.xt), "xt is not built"))
+struct NetworkCLITests {
+    @Test("host, sub, msg and pub: routing by name and channel, unknown names and spoofed ids")
+    func hostAndNodes() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for name in ["host", "alice", "bob"] { _ = try CLI.run(["keygen", "--out", "\(name).key"], in: dir) }
+        let alice = try String(contentsOf: dir.appendingPathComponent("alice.key.pub"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let bob = try String(contentsOf: dir.appendingPathComponent("bob.key.pub"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        try Data("\(alice) alice 1.1\n\(bob) bob 1.2\n".utf8).write(to: dir.appendingPathComponent("nodes"))
+        let port = Int.random(in: 20_000...40_000)
+
+        let host = Process()
+        host.executableURL = URL(fileURLWithPath: CLI.xt)
+        host.arguments = ["host", "--bind", "127.0.0.1", "--ports", "\(port)-\(port)", "--key", "host.key", "--authorized-keys", "nodes",
+                          "--hold-time", "0"]
+        host.currentDirectoryURL = dir
+        let hostOut = Pipe()
+        host.standardOutput = hostOut
+        host.standardError = FileHandle.nullDevice
+        try host.run()
+        defer { if host.isRunning { host.terminate() } }
+        Thread.sleep(forTimeInterval: 0.5)
+
+        let common = ["--host-key", "@host.key.pub", "--host", "127.0.0.1:\(port)", "--config", "none"]
+        let sub = Process()
+        sub.executableURL = URL(fileURLWithPath: CLI.xt)
+        sub.arguments = ["sub", "--key", "bob.key", "--id", "1.2", "--name", "bob", "--channel", "30", "--count", "2"] + common
+        sub.currentDirectoryURL = dir
+        let subOut = Pipe()
+        sub.standardOutput = subOut
+        sub.standardError = FileHandle.nullDevice
+        try sub.run()
+        defer { if sub.isRunning { sub.terminate() } }
+        Thread.sleep(forTimeInterval: 0.7)
+
+        let asAlice = ["--key", "alice.key", "--id", "1.1", "--name", "alice"] + common
+        let message = try CLI.run(["msg", "bob", "hello bob"] + asAlice, in: dir)
+        #expect(message.status == 0, "\(message.stderr)")
+        let published = try CLI.run(["pub", "--channel", "30", "motion"] + asAlice, in: dir)
+        #expect(published.status == 0, "\(published.stderr)")
+        let unknown = try CLI.run(["msg", "carol", "hi"] + asAlice, in: dir)
+        #expect(unknown.status == 1)
+        #expect(unknown.errorLines.last?.contains("no node named 'carol' is connected") == true, "\(unknown.stderr)")
+        let spoofed = try CLI.run(["msg", "bob", "hi", "--key", "alice.key", "--id", "1.7", "--name", "mallory",
+                                   "--connect-timeout", "3"] + common, in: dir)
+        #expect(spoofed.status == 1)
+        #expect(spoofed.errorLines.last?.contains("registered as alice (1.1)") == true, "\(spoofed.stderr)")
+
+        let deadline = Date().addingTimeInterval(10)
+        while sub.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        let received = String(decoding: subOut.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(received.contains("[direct] from 1.1: hello bob"), "\(received)")
+        #expect(received.contains("[channel 30] from 1.1: motion"), "\(received)")
+        host.terminate()
+        host.waitUntilExit()
+        let hostLog = String(decoding: hostOut.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(hostLog.contains("joined: bob (1.2)"), "\(hostLog)")
+        #expect(hostLog.contains("refused: mallory"), "\(hostLog)")
+    }
+}
