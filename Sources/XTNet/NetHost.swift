@@ -1,6 +1,7 @@
 // The host role (xTransporter's SetSocket host, UltraSockets' relay): accepts nodes on one
 // endpoint, checks their claimed id and name, and routes their messages with the `Router`.
 // Every node has its own outbound queue and writer task, so a slow node never stalls another.
+import Foundation
 public import Logging
 public import XTransport
 public import XTransportNIO
@@ -82,6 +83,16 @@ public actor NetHost {
     /// The session of a connected node (for its link stats).
     public func session(of id: NodeID) -> TransportSession? { links[id]?.session }
 
+    /// Every connected node with its channels, ports and link stats.
+    public func status() async -> [NodeStatus] {
+        var nodes: [NodeStatus] = []
+        for member in members {
+            let stats = try? await links[member.id]?.session.stats()
+            nodes.append(NodeStatus(member: member, stats: stats ?? nil))
+        }
+        return nodes
+    }
+
     /// Stops accepting and closes every session.
     public func stop() async {
         stopped = true
@@ -152,6 +163,11 @@ public actor NetHost {
                 guard case .message(let message) = item, message.channel == NetChannel.control else { continue }
                 guard let decoded = try? NetMessage.decode(message.payload) else {
                     logger.warning("malformed net message dropped", metadata: ["node": "\(hello.name)"])
+                    continue
+                }
+                if case .statusRequest(let id) = decoded {
+                    let json = (try? JSONEncoder().encode(await status())).map { [UInt8]($0) } ?? Array("[]".utf8)
+                    links[hello.id]?.outbound.yield(NetMessage.statusReport(id: id, json: json).encoded())
                     continue
                 }
                 perform(router.handle(decoded, from: hello.id, now: now))

@@ -38,9 +38,13 @@ public enum NetMessage: Hashable, Sendable {
     case undeliverable(id: UInt64, reason: String)
     /// Host → node: you are admitted under the id and name you claimed.
     case welcome
+    /// Node → host: describe the network (`xt status`).
+    case statusRequest(id: UInt64)
+    /// Host → node: the answer, JSON (an array of ``NodeStatus``).
+    case statusReport(id: UInt64, json: [UInt8])
 
     private enum Kind: UInt8 {
-        case subscribe = 1, unsubscribe, offerPort, data, accepted, undeliverable, welcome
+        case subscribe = 1, unsubscribe, offerPort, data, accepted, undeliverable, welcome, statusRequest, statusReport
     }
 
     /// Largest name or reason carried (bytes of UTF-8).
@@ -75,6 +79,14 @@ public enum NetMessage: Hashable, Sendable {
             Self.writeText(reason, into: &writer)
         case .welcome:
             writer.writeUInt8(Kind.welcome.rawValue)
+        case .statusRequest(let id):
+            writer.writeUInt8(Kind.statusRequest.rawValue)
+            writer.writeVarInt(id)
+        case .statusReport(let id, let json):
+            writer.writeUInt8(Kind.statusReport.rawValue)
+            writer.writeVarInt(id)
+            writer.writeVarInt(UInt64(json.count))
+            writer.writeBytes(json)
         }
         return writer.bytes
     }
@@ -116,6 +128,11 @@ public enum NetMessage: Hashable, Sendable {
             let id = try reader.readVarInt("message id")
             message = .undeliverable(id: id, reason: try readText(&reader, "reason"))
         case .welcome: message = .welcome
+        case .statusRequest: message = .statusRequest(id: try reader.readVarInt("request id"))
+        case .statusReport:
+            let id = try reader.readVarInt("request id")
+            let length = try reader.readLength("report length", limit: reader.remaining)
+            message = .statusReport(id: id, json: try reader.readBytes(length, "report"))
         }
         guard reader.isAtEnd else { throw WireError.badLength("net message (stray bytes after it)") }
         return message

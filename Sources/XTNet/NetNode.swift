@@ -25,6 +25,7 @@ public actor NetNode {
     private var ids = MessageIDs()
     private var outbox = Outbox()
     private var waiting: [UInt64: CheckedContinuation<Void, any Error>] = [:]
+    private var statusWaiters: [UInt64: CheckedContinuation<[NodeStatus], any Error>] = [:]
     /// Answers that came while their sender was still sending.
     private var answers: [UInt64: Result<Void, UndeliverableError>] = [:]
     private var filter = DuplicateFilter()
@@ -71,6 +72,8 @@ public actor NetNode {
         messageContinuation.finish()
         for (_, waiter) in waiting { waiter.resume(throwing: UndeliverableError(reason: "the node stopped")) }
         waiting.removeAll()
+        for (_, waiter) in statusWaiters { waiter.resume(throwing: UndeliverableError(reason: "the node stopped")) }
+        statusWaiters.removeAll()
     }
 
     public var isConnected: Bool { session != nil }
@@ -102,6 +105,15 @@ public actor NetNode {
     /// Sends to the service on `port` of the node `name`.
     public func send(_ payload: [UInt8], toName name: String, port: UInt16) async throws {
         try await route(NetEnvelope(id: ids.next(), route: RoutingHeader(routeCode: .port, channel: port), toName: name, payload: payload))
+    }
+
+    /// The network as the host sees it: every node, its channels and the host's link to it.
+    /// - Throws: ``UndeliverableError`` when not connected to the host.
+    public func status() async throws -> [NodeStatus] {
+        guard let session else { throw UndeliverableError(reason: "not connected to the host") }
+        let id = ids.next()
+        try await session.send(NetMessage.statusRequest(id: id).encoded(), on: NetChannel.control)
+        return try await withCheckedThrowingContinuation { statusWaiters[id] = $0 }
     }
 
     public func subscribe(_ channel: UInt16) async {
@@ -221,7 +233,14 @@ public actor NetNode {
             guard outbox.remove(id) != nil else { return }
             let error = UndeliverableError(reason: reason)
             if let waiter = waiting.removeValue(forKey: id) { waiter.resume(throwing: error) } else { answers[id] = .failure(error) }
-        case .subscribe, .unsubscribe, .offerPort, .welcome:
+        case .statusReport(let id, let json):
+            guard let waiter = statusWaiters.removeValue(forKey: id) else { return }
+            do {
+                waiter.resume(returning: try JSONDecoder().decode([NodeStatus].self, from: Data(json)))
+            } catch {
+                waiter.resume(throwing: UndeliverableError(reason: "the host's status report is not readable: \(error)"))
+            }
+        case .subscribe, .unsubscribe, .offerPort, .welcome, .statusRequest:
             break
         }
     }

@@ -154,8 +154,8 @@ public struct Router: Sendable {
         case .data(var envelope):
             envelope.route.from = from  // the host vouches for the sender: no spoofed sources
             return route(envelope, from: from, now: now)
-        case .accepted, .undeliverable, .welcome:
-            return []  // host → node only
+        case .accepted, .undeliverable, .welcome, .statusRequest, .statusReport:
+            return []  // host → node, or answered by the host role itself
         }
     }
 

@@ -194,3 +194,33 @@ struct Sub: AsyncParsableCommand {
         }
     }
 }
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the nodes connected to the host, their channels and links.")
+
+    @Flag(name: .long, help: "Print JSON instead of a table.")
+    var json = false
+
+    @OptionGroup var net: NetNodeOptions
+    @OptionGroup var node: NodeOptions
+
+    func run() async throws {
+        try await XT.run {
+            let member = try await net.start(node: node)
+            let nodes: [NodeStatus]
+            do {
+                nodes = try await member.status()
+            } catch let error as UndeliverableError {
+                throw CLIError("no status from the host: \(error.reason)")
+            }
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                print(String(decoding: try encoder.encode(nodes), as: UTF8.self))
+            } else {
+                print(NodeStatus.table(nodes))
+            }
+            await member.stop()
+        }
+    }
+}

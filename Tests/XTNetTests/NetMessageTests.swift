@@ -16,6 +16,8 @@ struct NetMessageTests {
         .data(NetEnvelope(id: 0, route: RoutingHeader(routeCode: .channel, channel: 30), payload: [])),
         .accepted(id: 42),
         .welcome,
+        .statusRequest(id: 5),
+        .statusReport(id: 5, json: Array("[]".utf8)),
         .undeliverable(id: 43, reason: "no node named 'x' is connected"),
     ]
 

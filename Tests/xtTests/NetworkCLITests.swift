@@ -1,6 +1,6 @@
-// `xt host`, `xt sub`, `xt msg` and `xt pub` as a user runs them on loopback: a message by
-// name, a channel publication, a clear error for an unknown name, and a node claiming an id
-// its key is not registered for refused with the reason.
+// `xt host`, `xt sub`, `xt msg`, `xt pub` and `xt status` as a user runs them on loopback: a
+// message by name, a channel publication, a clear error for an unknown name, a node claiming
+// an id its key is not registered for refused with the reason, and the status table and JSON.
 import Foundation
 import Testing
 
@@ -43,6 +43,13 @@ struct NetworkCLITests {
         let asAlice = ["--key", "alice.key", "--id", "1.1", "--name", "alice"] + common
         let message = try CLI.run(["msg", "bob", "hello bob"] + asAlice, in: dir)
         #expect(message.status == 0, "\(message.stderr)")
+        let status = try CLI.run(["status"] + asAlice, in: dir)
+        #expect(status.status == 0, "\(status.stderr)")
+        #expect(status.stdout.contains("bob") && status.stdout.contains("30"), "\(status.stdout)")
+        let json = try CLI.run(["status", "--json"] + asAlice, in: dir)
+        let nodes = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]]
+        #expect(nodes?.contains { $0["name"] as? String == "bob" && ($0["channels"] as? [Int]) == [30] } == true, "\(json.stdout)")
+        // bob exits after its second message, so the status is taken before the publication.
         let published = try CLI.run(["pub", "--channel", "30", "motion"] + asAlice, in: dir)
         #expect(published.status == 0, "\(published.stderr)")
         let unknown = try CLI.run(["msg", "carol", "hi"] + asAlice, in: dir)

@@ -1,0 +1,44 @@
+// What `xt status` shows: each connected node with its channels, ports and the link to it.
+import Foundation
+public import XTransport
+
+/// One node as the host sees it.
+public struct NodeStatus: Codable, Hashable, Sendable {
+    public var id: String
+    public var name: String
+    public var channels: [UInt16]
+    public var ports: [UInt16: String]
+    /// The host's link to the node.
+    public var rttMilliseconds: Double
+    public var lossPercent: Double
+    public var retransmittedBytes: UInt64
+    public var bytesSent: UInt64
+    public var bytesReceived: UInt64
+    public var cipher: String
+
+    public init(member: Router.Member, stats: SessionStats?) {
+        id = member.id.description
+        name = member.name
+        channels = member.channels.sorted()
+        ports = member.ports
+        rttMilliseconds = Double(stats?.smoothedRTT.nanoseconds ?? 0) / 1e6
+        lossPercent = (stats?.lossRate ?? 0) * 100
+        retransmittedBytes = stats?.bytesRetransmitted ?? 0
+        bytesSent = stats?.bytesSent ?? 0
+        bytesReceived = stats?.bytesReceived ?? 0
+        cipher = stats?.packetCipher ?? ""
+    }
+
+    /// A table for people.
+    public static func table(_ nodes: [NodeStatus]) -> String {
+        var lines = ["id       name             channels        rtt ms   loss %   retx KiB    sent KiB    recv KiB"]
+        for node in nodes {
+            let channels = node.channels.isEmpty ? "-" : node.channels.map(String.init).joined(separator: ",")
+            lines.append(String(format: "%-8@ %-16@ %-14@ %7.2f %8.2f %10llu %11llu %11llu", node.id as NSString, node.name as NSString,
+                                channels as NSString, node.rttMilliseconds, node.lossPercent, node.retransmittedBytes / 1024,
+                                node.bytesSent / 1024, node.bytesReceived / 1024))
+        }
+        if nodes.isEmpty { lines.append("(no nodes connected)") }
+        return lines.joined(separator: "\n")
+    }
+}
