@@ -87,6 +87,9 @@ struct Host: AsyncParsableCommand {
     @Option(name: .long, help: "Seconds a message waits for a node that is reconnecting.")
     var holdTime = 8
 
+    @Option(name: .long, help: "Seconds of silence after which a node is declared dead and cleaned up (the seed's 8).")
+    var deadNodeInterval = 8
+
     @OptionGroup var node: NodeOptions
 
     func run() async throws {
@@ -100,7 +103,7 @@ struct Host: AsyncParsableCommand {
                 do { return try NodeDirectory(keys) } catch { throw CLIError("\(authorizedKeys): \(error)") }
             }
             var session = try node.sessionConfiguration()
-            session.deadPeerTimeout = .seconds(node.deadPeerTimeout)
+            session.deadPeerTimeout = .seconds(deadNodeInterval)
             let configuration = EndpointConfiguration(identity: try node.identity(), admission: keys.map { .authorized($0) } ?? .open,
                                                       session: session)
             let host = try await NetHost.start(host: bind, ports: parts.first!...parts.last!, configuration: configuration,
