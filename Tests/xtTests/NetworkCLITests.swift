@@ -72,3 +72,41 @@ struct NetworkCLITests {
         #expect(hostLog.contains("refused: mallory"), "\(hostLog)")
     }
 }
+
+extension NetworkCLITests {
+    @Test("A node killed without a word is reported dead within the host's dead-node interval")
+    func deadNode() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for name in ["host", "bob"] { _ = try CLI.run(["keygen", "--out", "\(name).key"], in: dir) }
+        let port = Int.random(in: 20_000...40_000)
+        let host = Process()
+        host.executableURL = URL(fileURLWithPath: CLI.xt)
+        host.arguments = ["host", "--bind", "127.0.0.1", "--ports", "\(port)-\(port)", "--key", "host.key", "--open", "--dead-node-interval", "2"]
+        host.currentDirectoryURL = dir
+        let hostOut = Pipe()
+        host.standardOutput = hostOut
+        host.standardError = FileHandle.nullDevice
+        try host.run()
+        defer { if host.isRunning { host.terminate() } }
+        Thread.sleep(forTimeInterval: 0.5)
+        let sub = Process()
+        sub.executableURL = URL(fileURLWithPath: CLI.xt)
+        sub.arguments = ["sub", "--key", "bob.key", "--id", "1.2", "--name", "bob", "--host-key", "@host.key.pub",
+                         "--host", "127.0.0.1:\(port)", "--config", "none"]
+        sub.currentDirectoryURL = dir
+        sub.standardOutput = FileHandle.nullDevice
+        sub.standardError = FileHandle.nullDevice
+        try sub.run()
+        Thread.sleep(forTimeInterval: 1.0)
+        kill(sub.processIdentifier, SIGKILL)
+        sub.waitUntilExit()
+        let killed = Date()
+        Thread.sleep(forTimeInterval: 3.5)  // the 2 s interval, plus a margin for the check
+        host.terminate()
+        host.waitUntilExit()
+        let log = String(decoding: hostOut.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(log.contains("joined: bob (1.2)"), "\(log)")
+        #expect(log.contains("left: bob (1.2)"), "dead within \(Date().timeIntervalSince(killed)) s: \(log)")
+    }
+}
