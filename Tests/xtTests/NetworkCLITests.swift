@@ -4,6 +4,21 @@
 import Foundation
 import Testing
 
+extension CLI {
+    /// Starts `xt` in the background; its standard output goes to the returned pipe.
+    static func spawn(_ arguments: [String], in directory: URL) throws -> (process: Process, output: Pipe) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: xt)
+        process.arguments = arguments
+        process.currentDirectoryURL = directory
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return (process, output)
+    }
+}
+
 @Suite("xt node network commands", .serialized, .enabled(if: FileManager.default.isExecutableFile(atPath: CLI.xt), "xt is not built"))
 struct NetworkCLITests {
     @Test("host, sub, msg and pub: routing by name and channel, unknown names and spoofed ids")
@@ -16,27 +31,14 @@ struct NetworkCLITests {
         try Data("\(alice) alice 1.1\n\(bob) bob 1.2\n".utf8).write(to: dir.appendingPathComponent("nodes"))
         let port = Int.random(in: 20_000...40_000)
 
-        let host = Process()
-        host.executableURL = URL(fileURLWithPath: CLI.xt)
-        host.arguments = ["host", "--bind", "127.0.0.1", "--ports", "\(port)-\(port)", "--key", "host.key", "--authorized-keys", "nodes",
-                          "--hold-time", "0"]
-        host.currentDirectoryURL = dir
-        let hostOut = Pipe()
-        host.standardOutput = hostOut
-        host.standardError = FileHandle.nullDevice
-        try host.run()
+        let (host, hostOut) = try CLI.spawn(["host", "--bind", "127.0.0.1", "--ports", "\(port)-\(port)", "--key", "host.key",
+                                             "--authorized-keys", "nodes", "--hold-time", "0"], in: dir)
         defer { if host.isRunning { host.terminate() } }
         Thread.sleep(forTimeInterval: 0.5)
 
         let common = ["--host-key", "@host.key.pub", "--host", "127.0.0.1:\(port)", "--config", "none"]
-        let sub = Process()
-        sub.executableURL = URL(fileURLWithPath: CLI.xt)
-        sub.arguments = ["sub", "--key", "bob.key", "--id", "1.2", "--name", "bob", "--channel", "30", "--count", "2"] + common
-        sub.currentDirectoryURL = dir
-        let subOut = Pipe()
-        sub.standardOutput = subOut
-        sub.standardError = FileHandle.nullDevice
-        try sub.run()
+        let (sub, subOut) = try CLI.spawn(["sub", "--key", "bob.key", "--id", "1.2", "--name", "bob", "--channel", "30", "--count", "2"] + common,
+                                          in: dir)
         defer { if sub.isRunning { sub.terminate() } }
         Thread.sleep(forTimeInterval: 0.7)
 
@@ -80,24 +82,12 @@ extension NetworkCLITests {
         defer { try? FileManager.default.removeItem(at: dir) }
         for name in ["host", "bob"] { _ = try CLI.run(["keygen", "--out", "\(name).key"], in: dir) }
         let port = Int.random(in: 20_000...40_000)
-        let host = Process()
-        host.executableURL = URL(fileURLWithPath: CLI.xt)
-        host.arguments = ["host", "--bind", "127.0.0.1", "--ports", "\(port)-\(port)", "--key", "host.key", "--open", "--dead-node-interval", "2"]
-        host.currentDirectoryURL = dir
-        let hostOut = Pipe()
-        host.standardOutput = hostOut
-        host.standardError = FileHandle.nullDevice
-        try host.run()
+        let (host, hostOut) = try CLI.spawn(["host", "--bind", "127.0.0.1", "--ports", "\(port)-\(port)", "--key", "host.key", "--open",
+                                             "--dead-node-interval", "2"], in: dir)
         defer { if host.isRunning { host.terminate() } }
         Thread.sleep(forTimeInterval: 0.5)
-        let sub = Process()
-        sub.executableURL = URL(fileURLWithPath: CLI.xt)
-        sub.arguments = ["sub", "--key", "bob.key", "--id", "1.2", "--name", "bob", "--host-key", "@host.key.pub",
-                         "--host", "127.0.0.1:\(port)", "--config", "none"]
-        sub.currentDirectoryURL = dir
-        sub.standardOutput = FileHandle.nullDevice
-        sub.standardError = FileHandle.nullDevice
-        try sub.run()
+        let (sub, _) = try CLI.spawn(["sub", "--key", "bob.key", "--id", "1.2", "--name", "bob", "--host-key", "@host.key.pub",
+                                      "--host", "127.0.0.1:\(port)", "--config", "none"], in: dir)
         Thread.sleep(forTimeInterval: 1.0)
         kill(sub.processIdentifier, SIGKILL)
         sub.waitUntilExit()
