@@ -129,19 +129,31 @@ struct Msg: AsyncParsableCommand {
     @Argument(help: "The message.")
     var text: String
 
+    @Option(name: .long, help: "Send it this many times, numbered (\"TEXT 0\", \"TEXT 1\", …), one after another.")
+    var `repeat`: Int = 1
+
+    @Option(name: .long, help: "Milliseconds between repeated messages.")
+    var interval: Int = 0
+
     @OptionGroup var net: NetNodeOptions
     @OptionGroup var node: NodeOptions
 
     func run() async throws {
         try await XT.run {
             let member = try await net.start(node: node)
-            defer { Task { await member.stop() } }
-            do {
-                try await member.send(Array(text.utf8), toName: to)
-            } catch let error as UndeliverableError {
-                throw CLIError("not delivered to \(to): \(error.reason)")
+            let count = max(`repeat`, 1)
+            for index in 0..<count {
+                let payload = count > 1 ? "\(text) \(index)" : text
+                do {
+                    // Waits while the host is away: the message is sent again once the node is back.
+                    try await member.send(Array(payload.utf8), toName: to)
+                } catch let error as UndeliverableError {
+                    await member.stop()
+                    throw CLIError("not delivered to \(to): \(error.reason)")
+                }
+                if interval > 0 { try await Task.sleep(for: .milliseconds(interval)) }
             }
-            print("delivered to \(to)")
+            print(count > 1 ? "delivered \(count) messages to \(to)" : "delivered to \(to)")
             await member.stop()
         }
     }
