@@ -84,6 +84,7 @@ struct NodeNetworkNamespaceTests {
             else { Thread.sleep(forTimeInterval: 0.1) }
         }
         let reconnect = try #require(back, "the nodes did not come back within 10 s")
+        print("node network: both nodes back \(String(format: "%.2f", reconnect)) s after the host restart")
         #expect(reconnect < 3, "back \(reconnect) s after the restart")
 
         let deadline = Date().addingTimeInterval(30)
