@@ -33,9 +33,9 @@ public actor NetNode {
     private var ports: [UInt16: String] = [:]
     private var stopped = false
     private var connectedWaiters: [CheckedContinuation<Void, Never>] = []
-    private let messageContinuation: AsyncStream<NetEnvelope>.Continuation
-    /// Messages routed to this node, each once.
-    public nonisolated let messages: AsyncStream<NetEnvelope>
+    /// Messages routed to this node, each once. Bounded: while it is full the node stops
+    /// reading from the host, and the transport's flow control holds the host back.
+    public nonisolated let messages: BoundedQueue<NetEnvelope>
     /// How many times the node (re)connected to its host.
     public private(set) var connections = 0
     /// Why the host refused this node, if it did (the node then stops trying).
@@ -45,15 +45,17 @@ public actor NetNode {
     static let firstBackoff = 0.1
     static let maximumBackoff = 1.0
 
+    /// - Parameter inboxCapacity: messages waiting for the application before the node stops reading.
     public init(configuration: NodeConfiguration, identity: NodeIdentity, hostKey: PublicKey,
-                session: SessionConfiguration = SessionConfiguration(), logger: Logger = Logger(label: "xtnet.node")) {
+                session: SessionConfiguration = SessionConfiguration(), inboxCapacity: Int = 1024,
+                logger: Logger = Logger(label: "xtnet.node")) {
         self.configuration = configuration
         self.hostKey = hostKey
         self.logger = logger
         endpointConfiguration = EndpointConfiguration(identity: identity, admission: .authorized(AuthorizedKeys([hostKey: "host"])),
                                                       session: session,
                                                       hello: NodeHello(id: configuration.id, name: configuration.name).encoded())
-        (messages, messageContinuation) = AsyncStream<NetEnvelope>.makeStream()
+        messages = BoundedQueue(capacity: inboxCapacity)
     }
 
     /// Starts the connection loop; with `waitForConnection`, returns once the first
@@ -69,7 +71,7 @@ public actor NetNode {
         stopped = true
         session?.abort(reason: "node stopping")
         await endpoint?.close()
-        messageContinuation.finish()
+        messages.finish()
         for (_, waiter) in waiting { waiter.resume(throwing: UndeliverableError(reason: "the node stopped")) }
         waiting.removeAll()
         for (_, waiter) in statusWaiters { waiter.resume(throwing: UndeliverableError(reason: "the node stopped")) }
@@ -200,6 +202,11 @@ public actor NetNode {
                     await admitted(session)
                     continue
                 }
+                if case .data(let envelope) = decoded {
+                    // Waits while the application is behind: this session is not read meanwhile.
+                    if filter.accept(envelope.id, from: envelope.route.from) { await messages.push(envelope) }
+                    continue
+                }
                 handle(decoded)
             }
         } catch {
@@ -224,8 +231,8 @@ public actor NetNode {
 
     private func handle(_ message: NetMessage) {
         switch message {
-        case .data(let envelope):
-            if filter.accept(envelope.id, from: envelope.route.from) { messageContinuation.yield(envelope) }
+        case .data:
+            break  // taken in `serve`, where it can wait for room
         case .accepted(let id):
             guard outbox.remove(id) != nil else { return }  // an answer to a resend already answered
             if let waiter = waiting.removeValue(forKey: id) { waiter.resume() } else { answers[id] = .success(()) }

@@ -62,6 +62,33 @@ struct NetworkTests {
         await host.stop()
     }
 
+    @Test("A node that does not read holds at most its inbox; reading later gets everything in order")
+    func inboxBackpressure() async throws {
+        let port = UInt16.random(in: 20_000...40_000)
+        let host = try await startHost(port: port)
+        let sender = try await node("sender", 1, port: port)
+        var configuration = NodeConfiguration()
+        configuration.id = NodeID(area: 1, local: 2)
+        configuration.name = "slow"
+        configuration.host = "127.0.0.1"
+        configuration.hostPort = port
+        configuration.portRange = port...port
+        let slow = NetNode(configuration: configuration, identity: NodeIdentity(), hostKey: hostIdentity.publicKey, inboxCapacity: 8)
+        try await slow.start()
+        for index in 0..<50 { try await sender.send(Array("\(index)".utf8), toName: "slow") }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(slow.messages.count <= 8)
+        var received: [Int] = []
+        for await envelope in slow.messages {
+            received.append(Int(String(decoding: envelope.payload, as: UTF8.self))!)
+            if received.count == 50 { break }
+        }
+        #expect(received == Array(0..<50))
+        await sender.stop()
+        await slow.stop()
+        await host.stop()
+    }
+
     @Test("A host restart loses and duplicates nothing; nodes are back within 3 s")
     func hostRestart() async throws {
         let port = UInt16.random(in: 20_000...40_000)
