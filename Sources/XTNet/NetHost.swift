@@ -43,10 +43,17 @@ public actor NetHost {
         let session: TransportSession
         let name: String
         let outbound: AsyncStream<[UInt8]>.Continuation
+        /// Bytes queued for this node and not yet taken by its session.
+        var queued = 0
     }
 
-    private init(endpoint: TransportEndpoint, directory: NodeDirectory?, holdTime: Duration, logger: Logger) {
+    /// Most bytes queued for one node. Past it, messages for that node are refused (the sender
+    /// is told), so a node that stopped reading costs bounded memory and stalls no one.
+    public let maximumQueuedBytes: Int
+
+    private init(endpoint: TransportEndpoint, directory: NodeDirectory?, holdTime: Duration, maximumQueuedBytes: Int, logger: Logger) {
         self.endpoint = endpoint
+        self.maximumQueuedBytes = maximumQueuedBytes
         self.directory = directory
         self.logger = logger
         router = Router(now: .zero, holdTime: holdTime)
@@ -58,15 +65,18 @@ public actor NetHost {
     ///   - directory: names and ids pinned to keys; a node claiming another is refused.
     ///   - holdTime: how long a message waits for a node that is reconnecting (after it
     ///     dropped, or after this host started) before it is refused; the seed's 8 s.
+    ///   - maximumQueuedBytes: most bytes queued for one node before its messages are refused.
     /// - Throws: ``TransportError`` if no port in the range can be bound.
     public static func start(host: String = "0.0.0.0", ports: ClosedRange<UInt16>, configuration: EndpointConfiguration,
                              directory: NodeDirectory? = nil, holdTime: Duration = .seconds(8),
+                             maximumQueuedBytes: Int = 16 << 20,
                              logger: Logger = Logger(label: "xtnet.host")) async throws -> NetHost {
         var lastError: (any Error)?
         for port in ports {
             do {
                 let endpoint = try await TransportEndpoint.bind(host: host, port: Int(port), configuration: configuration, logger: logger)
-                let netHost = NetHost(endpoint: endpoint, directory: directory, holdTime: holdTime, logger: logger)
+                let netHost = NetHost(endpoint: endpoint, directory: directory, holdTime: holdTime,
+                                      maximumQueuedBytes: maximumQueuedBytes, logger: logger)
                 Task { await netHost.acceptLoop() }
                 Task { await netHost.expireLoop() }
                 return netHost
@@ -111,11 +121,36 @@ public actor NetHost {
     }
 
     private func perform(_ actions: [RouterAction]) {
+        var refused: [UInt64: String] = [:]  // unicast messages whose destination is full
         for action in actions {
             switch action {
-            case .send(let message, let to): links[to]?.outbound.yield(message.encoded())
+            case .send(.data(let envelope), let to):
+                guard let link = links[to] else { continue }
+                let bytes = NetMessage.data(envelope).encoded()
+                if link.queued + bytes.count > maximumQueuedBytes {
+                    if envelope.route.routeCode == .unicast || envelope.route.routeCode == .port {
+                        refused[envelope.id] = "node \(link.name) (\(to)) is not keeping up: \(link.queued >> 20) MiB wait for it"
+                    }
+                    continue
+                }
+                enqueue(bytes, to: to)
+            case .send(.accepted(let id), let to) where refused[id] != nil:
+                enqueue(NetMessage.undeliverable(id: id, reason: refused[id]!).encoded(), to: to)
+            case .send(let message, let to):
+                enqueue(message.encoded(), to: to)
             }
         }
+    }
+
+    private func enqueue(_ bytes: [UInt8], to id: NodeID) {
+        guard links[id] != nil else { return }
+        links[id]!.queued += bytes.count
+        links[id]!.outbound.yield(bytes)
+    }
+
+    private func taken(_ count: Int, by id: NodeID, session: TransportSession) {
+        guard links[id]?.session === session else { return }
+        links[id]!.queued -= count
     }
 
     private func acceptLoop() async {
@@ -147,13 +182,14 @@ public actor NetHost {
         let (outbound, continuation) = AsyncStream<[UInt8]>.makeStream()
         links[hello.id] = Link(session: session, name: hello.name, outbound: continuation)
         eventContinuation.yield(.joined(hello.id, name: hello.name))
-        continuation.yield(NetMessage.welcome.encoded())
+        enqueue(NetMessage.welcome.encoded(), to: hello.id)
         perform(released)
         logger.info("node joined", metadata: ["name": "\(hello.name)", "id": "\(hello.id)"])
         Task {
             // The writer: this node's messages go out in order without holding up anyone else.
             for await bytes in outbound {
                 do { try await session.send(bytes, on: NetChannel.control) } catch { break }
+                await self.taken(bytes.count, by: hello.id, session: session)
             }
         }
         var reason = "closed"
@@ -167,7 +203,7 @@ public actor NetHost {
                 }
                 if case .statusRequest(let id) = decoded {
                     let json = (try? JSONEncoder().encode(await status())).map { [UInt8]($0) } ?? Array("[]".utf8)
-                    links[hello.id]?.outbound.yield(NetMessage.statusReport(id: id, json: json).encoded())
+                    enqueue(NetMessage.statusReport(id: id, json: json).encoded(), to: hello.id)
                     continue
                 }
                 perform(router.handle(decoded, from: hello.id, now: now))

@@ -89,6 +89,34 @@ struct NetworkTests {
         await host.stop()
     }
 
+    @Test("A node that stops reading gets its senders a clear error, and other nodes are not held up")
+    func slowNodeDoesNotStallOthers() async throws {
+        let port = UInt16.random(in: 20_000...40_000)
+        let configuration = EndpointConfiguration(identity: hostIdentity, admission: .open, session: SessionConfiguration())
+        let host = try await NetHost.start(host: "127.0.0.1", ports: port...port, configuration: configuration,
+                                           holdTime: .zero, maximumQueuedBytes: 1 << 20)
+        let sender = try await node("sender", 1, port: port)
+        let quick = try await node("quick", 3, port: port)
+        var slowConfiguration = NodeConfiguration()
+        slowConfiguration.id = NodeID(area: 1, local: 2)
+        slowConfiguration.name = "slow"
+        slowConfiguration.host = "127.0.0.1"
+        slowConfiguration.hostPort = port
+        slowConfiguration.portRange = port...port
+        let slow = NetNode(configuration: slowConfiguration, identity: NodeIdentity(), hostKey: hostIdentity.publicKey, inboxCapacity: 1)
+        try await slow.start()
+        let chunk = [UInt8](repeating: 7, count: 32 << 10)
+        var refusal: UndeliverableError?
+        for _ in 0..<5_000 {
+            do { try await sender.send(chunk, toName: "slow") } catch let error as UndeliverableError { refusal = error; break }
+        }
+        #expect(refusal?.reason.contains("is not keeping up") == true, "\(String(describing: refusal))")
+        try await sender.send(Array("still here".utf8), toName: "quick")
+        #expect(await next(quick)?.payload == Array("still here".utf8))
+        for member in [sender, quick, slow] { await member.stop() }
+        await host.stop()
+    }
+
     @Test("A host restart loses and duplicates nothing; nodes are back within 3 s")
     func hostRestart() async throws {
         let port = UInt16.random(in: 20_000...40_000)
