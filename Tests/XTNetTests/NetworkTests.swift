@@ -15,14 +15,14 @@ struct NetworkTests {
         return try await NetHost.start(host: "127.0.0.1", ports: port...port, configuration: configuration, holdTime: holdTime)
     }
 
-    func node(_ name: String, _ local: UInt16, port: UInt16) async throws -> NetNode {
+    func node(_ name: String, _ local: UInt16, port: UInt16, inboxCapacity: Int = 1024) async throws -> NetNode {
         var configuration = NodeConfiguration()
         configuration.id = NodeID(area: 1, local: local)
         configuration.name = name
         configuration.host = "127.0.0.1"
         configuration.hostPort = port
         configuration.portRange = port...port
-        let node = NetNode(configuration: configuration, identity: NodeIdentity(), hostKey: hostIdentity.publicKey)
+        let node = NetNode(configuration: configuration, identity: NodeIdentity(), hostKey: hostIdentity.publicKey, inboxCapacity: inboxCapacity)
         try await node.start()
         return node
     }
@@ -67,14 +67,7 @@ struct NetworkTests {
         let port = UInt16.random(in: 20_000...40_000)
         let host = try await startHost(port: port)
         let sender = try await node("sender", 1, port: port)
-        var configuration = NodeConfiguration()
-        configuration.id = NodeID(area: 1, local: 2)
-        configuration.name = "slow"
-        configuration.host = "127.0.0.1"
-        configuration.hostPort = port
-        configuration.portRange = port...port
-        let slow = NetNode(configuration: configuration, identity: NodeIdentity(), hostKey: hostIdentity.publicKey, inboxCapacity: 8)
-        try await slow.start()
+        let slow = try await node("slow", 2, port: port, inboxCapacity: 8)
         for index in 0..<50 { try await sender.send(Array("\(index)".utf8), toName: "slow") }
         try await Task.sleep(for: .milliseconds(200))
         #expect(slow.messages.count <= 8)
@@ -97,14 +90,7 @@ struct NetworkTests {
                                            holdTime: .zero, maximumQueuedBytes: 1 << 20)
         let sender = try await node("sender", 1, port: port)
         let quick = try await node("quick", 3, port: port)
-        var slowConfiguration = NodeConfiguration()
-        slowConfiguration.id = NodeID(area: 1, local: 2)
-        slowConfiguration.name = "slow"
-        slowConfiguration.host = "127.0.0.1"
-        slowConfiguration.hostPort = port
-        slowConfiguration.portRange = port...port
-        let slow = NetNode(configuration: slowConfiguration, identity: NodeIdentity(), hostKey: hostIdentity.publicKey, inboxCapacity: 1)
-        try await slow.start()
+        let slow = try await node("slow", 2, port: port, inboxCapacity: 1)
         let chunk = [UInt8](repeating: 7, count: 32 << 10)
         var refusal: UndeliverableError?
         for _ in 0..<5_000 {

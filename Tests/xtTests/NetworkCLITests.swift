@@ -5,11 +5,17 @@ import Foundation
 import Testing
 
 extension CLI {
-    /// Starts `xt` in the background; its standard output goes to the returned pipe.
-    static func spawn(_ arguments: [String], in directory: URL) throws -> (process: Process, output: Pipe) {
+    /// Starts `xt` in the background (inside network namespace `namespace` if given); its
+    /// standard output goes to the returned pipe.
+    static func spawn(_ arguments: [String], in directory: URL, namespace: String? = nil) throws -> (process: Process, output: Pipe) {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: xt)
-        process.arguments = arguments
+        if let namespace {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["ip", "netns", "exec", namespace, xt] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: xt)
+            process.arguments = arguments
+        }
         process.currentDirectoryURL = directory
         let output = Pipe()
         process.standardOutput = output

@@ -19,15 +19,7 @@ enum Bridge {
 
     /// `xt` inside namespace `ns`, in the background.
     static func spawn(_ ns: String, _ arguments: [String], in directory: URL) throws -> (process: Process, output: Pipe) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["ip", "netns", "exec", ns, CLI.xt] + arguments
-        process.currentDirectoryURL = directory
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        return (process, output)
+        try CLI.spawn(arguments, in: directory, namespace: ns)
     }
 
     static func shell(_ arguments: [String]) {
