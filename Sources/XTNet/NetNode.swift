@@ -16,7 +16,7 @@ public struct UndeliverableError: Error, Sendable, Equatable, CustomStringConver
 
 /// A running node.
 public actor NetNode {
-    public let configuration: NodeConfiguration
+    public nonisolated let configuration: NodeConfiguration
     private let endpointConfiguration: EndpointConfiguration
     private let hostKey: PublicKey
     private let logger: Logger

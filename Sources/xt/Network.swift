@@ -239,3 +239,24 @@ struct Status: AsyncParsableCommand {
         }
     }
 }
+
+struct Node: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a node: stay connected to the host (reconnecting as needed), subscribe to the configured channel and print what arrives.")
+
+    @OptionGroup var net: NetNodeOptions
+    @OptionGroup var node: NodeOptions
+
+    func run() async throws {
+        try await XT.run {
+            let member = try await net.start(node: node)
+            let configuration = member.configuration
+            await member.subscribe(configuration.channel)
+            print("node \(configuration.name) (\(configuration.id)) joined \(configuration.host):\(configuration.hostPort), channel \(configuration.channel)")
+            for await envelope in member.messages {
+                let kind = envelope.route.routeCode == .channel ? "channel \(envelope.route.channel)" : "direct"
+                print("[\(kind)] from \(envelope.route.from): \(String(decoding: envelope.payload, as: UTF8.self))")
+            }
+        }
+    }
+}

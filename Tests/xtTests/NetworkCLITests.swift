@@ -106,3 +106,29 @@ extension NetworkCLITests {
         #expect(log.contains("left: bob (1.2)"), "dead within \(Date().timeIntervalSince(killed)) s: \(log)")
     }
 }
+
+extension NetworkCLITests {
+    @Test("xt node runs from its config file: it joins under the configured name and channel")
+    func nodeFromConfig() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for name in ["host", "cam", "ops"] { _ = try CLI.run(["keygen", "--out", "\(name).key"], in: dir) }
+        let port = Int.random(in: 20_000...40_000)
+        try Data("id = 2.7\nname = cam\nhost = 127.0.0.1:\(port)\nchannel = 44\n".utf8).write(to: dir.appendingPathComponent("node.conf"))
+        let (host, _) = try CLI.spawn(["host", "--bind", "127.0.0.1", "--ports", "\(port)-\(port)", "--key", "host.key", "--open"], in: dir)
+        defer { if host.isRunning { host.terminate() } }
+        Thread.sleep(forTimeInterval: 0.5)
+        let (node, nodeOut) = try CLI.spawn(["node", "--config", "node.conf", "--key", "cam.key", "--host-key", "@host.key.pub"], in: dir)
+        defer { if node.isRunning { node.terminate() } }
+        Thread.sleep(forTimeInterval: 0.8)
+        let published = try CLI.run(["pub", "--channel", "44", "hello cams", "--key", "ops.key", "--id", "1.1", "--name", "ops",
+                                     "--host-key", "@host.key.pub", "--host", "127.0.0.1:\(port)", "--config", "none"], in: dir)
+        #expect(published.status == 0, "\(published.stderr)")
+        Thread.sleep(forTimeInterval: 0.3)
+        node.terminate()
+        node.waitUntilExit()
+        let log = String(decoding: nodeOut.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(log.contains("node cam (2.7) joined 127.0.0.1:\(port), channel 44"), "\(log)")
+        #expect(log.contains("[channel 44] from 1.1: hello cams"), "\(log)")
+    }
+}
