@@ -76,17 +76,13 @@ public struct Outbox: Sendable {
 }
 
 /// Drops messages already delivered from each sender (resent after a reconnect, or relayed
-/// twice by a host that restarted before it could confirm them).
+/// twice by a host that restarted before it could confirm them): one replay window — the
+/// transport's, as for packet numbers — per sender and epoch.
 public struct DuplicateFilter: Sendable {
     /// Sequences remembered behind the newest one per sender epoch.
-    public static let window: UInt32 = 4096
+    public static let window = UInt32(ReplayWindow.size)
 
-    private struct Seen: Sendable {
-        var highest: UInt32 = 0
-        var bits = [UInt64](repeating: 0, count: Int(DuplicateFilter.window / 64))
-    }
-
-    private var seen: [NodeID: [UInt32: Seen]] = [:]
+    private var seen: [NodeID: [UInt32: ReplayWindow]] = [:]
 
     public init() {}
 
@@ -94,36 +90,17 @@ public struct DuplicateFilter: Sendable {
     /// count as already delivered.
     public mutating func accept(_ id: UInt64, from sender: NodeID) -> Bool {
         let epoch = UInt32(truncatingIfNeeded: id >> 32)
-        let sequence = UInt32(truncatingIfNeeded: id)
+        let sequence = UInt64(UInt32(truncatingIfNeeded: id))
         var epochs = seen[sender] ?? [:]
         defer { seen[sender] = epochs }
         if epochs[epoch] == nil, epochs.count >= 4 {
             // Keep the few most recent epochs of a sender that restarts often.
             if let oldest = epochs.min(by: { $0.value.highest < $1.value.highest })?.key { epochs[oldest] = nil }
         }
-        var state = epochs[epoch] ?? Seen()
-        defer { epochs[epoch] = state }
-        let index = Int(sequence % Self.window)
-        let mask = UInt64(1) << UInt64(index & 63)
-        if sequence > state.highest {
-            let advance = sequence - state.highest
-            if advance >= Self.window {
-                for i in state.bits.indices { state.bits[i] = 0 }
-            } else {
-                var clear = state.highest &+ 1
-                while clear != sequence {
-                    let slot = Int(clear % Self.window)
-                    state.bits[slot >> 6] &= ~(UInt64(1) << UInt64(slot & 63))
-                    clear &+= 1
-                }
-            }
-            state.highest = sequence
-            state.bits[index >> 6] |= mask
-            return true
-        }
-        guard state.highest - sequence < Self.window else { return false }
-        if state.bits[index >> 6] & mask != 0 { return false }
-        state.bits[index >> 6] |= mask
+        var window = epochs[epoch] ?? ReplayWindow()
+        guard window.check(sequence) == .fresh else { return false }
+        window.mark(sequence)
+        epochs[epoch] = window
         return true
     }
 }

@@ -81,17 +81,20 @@ final class PacketKey {
     }
 }
 
-/// Rejects packet numbers already seen or too far behind the highest one.
-struct ReplayWindow {
-    /// Packets further than this behind the highest seen are refused as too old.
-    static let size: UInt64 = 16_384
+/// Rejects numbers already seen or too far behind the highest one: packet numbers here, and
+/// the node network's message ids (its duplicate filter).
+public struct ReplayWindow: Sendable {
+    /// Numbers further than this behind the highest seen are refused as too old.
+    public static let size: UInt64 = 16_384
     private var bits: [UInt64] = []
-    private(set) var highest: UInt64 = 0
+    public private(set) var highest: UInt64 = 0
     private var any = false
 
-    enum Verdict { case fresh, duplicate, tooOld }
+    public enum Verdict: Sendable { case fresh, duplicate, tooOld }
 
-    func check(_ packetNumber: UInt64) -> Verdict {
+    public init() {}
+
+    public func check(_ packetNumber: UInt64) -> Verdict {
         guard any else { return .fresh }
         if packetNumber > highest { return .fresh }
         if highest - packetNumber >= Self.size { return .tooOld }
@@ -103,7 +106,7 @@ struct ReplayWindow {
         return bits[index >> 6] & (1 << UInt64(index & 63)) != 0
     }
 
-    mutating func mark(_ packetNumber: UInt64) {
+    public mutating func mark(_ packetNumber: UInt64) {
         if bits.isEmpty { bits = Array(repeating: 0, count: Int(Self.size / 64)) }
         if !any {
             any = true
