@@ -171,22 +171,27 @@ extension Session {
     /// frame was added.
     private func fillData(cursor: inout BufferCursor, limit: Int, refs: inout FrameRefs, now: Timestamp) -> Bool {
         var wrote = false
-        for id in sendOrder where !sendChannels[id]!.pendingSkips.isEmpty || !sendChannels[id]!.repeatSkips.isEmpty {
-            // Second copies of skips sent in an earlier packet (not tracked: the first copy is).
-            while let skip = sendChannels[id]!.repeatSkips.first {
-                guard FrameSizes.skip(skip, channel: id) <= limit - cursor.position else { return wrote }
-                sendChannels[id]!.repeatSkips.removeFirst()
+        for id in sendOrder {
+            let channel = sendChannels[id]!
+            guard !channel.pendingSkips.isEmpty || !channel.repeatSkips.isEmpty else { continue }
+            // Second copies of skips sent in an earlier packet go first (untracked: the first
+            // copy is); then first copies, tracked for loss and queued to be repeated.
+            let repeats = channel.repeatSkips
+            channel.repeatSkips = []
+            for (index, skip) in repeats.enumerated() {
+                guard FrameSizes.skip(skip, channel: id) <= limit - cursor.position else {
+                    channel.repeatSkips = Array(repeats[index...])
+                    return wrote
+                }
                 FrameWriter.skip(skip, channel: id, into: &cursor)
                 wrote = true
             }
-            var sentNow: [SkipRange] = []
-            defer { sendChannels[id]!.repeatSkips.append(contentsOf: sentNow) }
-            while let skip = sendChannels[id]!.pendingSkips.first {
+            while let skip = channel.pendingSkips.first {
                 guard FrameSizes.skip(skip, channel: id) <= limit - cursor.position else { return wrote }
-                sendChannels[id]!.pendingSkips.removeFirst()
+                channel.pendingSkips.removeFirst()
                 FrameWriter.skip(skip, channel: id, into: &cursor)
                 refs.append(.skip(channel: id, skip))
-                sentNow.append(skip)
+                channel.repeatSkips.append(skip)
                 wrote = true
             }
         }
