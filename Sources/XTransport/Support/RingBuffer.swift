@@ -55,3 +55,4 @@ struct RingBuffer<Element> {
         head = 0
     }
 }
+extension RingBuffer: Sendable where Element: Sendable {}
