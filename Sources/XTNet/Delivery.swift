@@ -104,3 +104,16 @@ public struct DuplicateFilter: Sendable {
         return true
     }
 }
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension Timestamp {
+    /// Now on the monotonic clock (CLOCK_MONOTONIC), for the sans-IO parts' timers.
+    static var monotonicNow: Timestamp {
+        var spec = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &spec)
+        return Timestamp(nanoseconds: UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec))
+    }
+}

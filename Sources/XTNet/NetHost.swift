@@ -28,11 +28,10 @@ public actor NetHost {
     private let directory: NodeDirectory?
     private let logger: Logger
     private var router: Router
-    private let origin = ContinuousClock.now
-    private var now: Timestamp {
-        let elapsed = ContinuousClock.now - origin
-        return Timestamp(nanoseconds: UInt64(elapsed.components.seconds) * 1_000_000_000 + UInt64(elapsed.components.attoseconds / 1_000_000_000))
-    }
+    private var fanout: MulticastFanout
+    /// Where the fan-out's group datagrams go out; nil when the host does not multicast.
+    private let multicastSocket: MulticastSocket?
+    private var now: Timestamp { .monotonicNow }
     private var links: [NodeID: Link] = [:]
     private let eventContinuation: AsyncStream<HostEvent>.Continuation
     /// Joins, leaves and refusals, for status displays and tests.
@@ -51,12 +50,15 @@ public actor NetHost {
     /// is told), so a node that stopped reading costs bounded memory and stalls no one.
     public let maximumQueuedBytes: Int
 
-    private init(endpoint: TransportEndpoint, directory: NodeDirectory?, holdTime: Duration, maximumQueuedBytes: Int, logger: Logger) {
+    private init(endpoint: TransportEndpoint, directory: NodeDirectory?, holdTime: Duration, maximumQueuedBytes: Int,
+                 multicast: MulticastOptions?, multicastSocket: MulticastSocket?, logger: Logger) {
         self.endpoint = endpoint
+        self.multicastSocket = multicastSocket
+        fanout = MulticastFanout(options: multicastSocket == nil ? nil : multicast)
         self.maximumQueuedBytes = maximumQueuedBytes
         self.directory = directory
         self.logger = logger
-        router = Router(now: .zero, holdTime: holdTime)
+        router = Router(now: .monotonicNow, holdTime: holdTime)
         (events, eventContinuation) = AsyncStream<HostEvent>.makeStream()
     }
 
@@ -66,17 +68,32 @@ public actor NetHost {
     ///   - holdTime: how long a message waits for a node that is reconnecting (after it
     ///     dropped, or after this host started) before it is refused; the seed's 8 s.
     ///   - maximumQueuedBytes: most bytes queued for one node before its messages are refused.
+    ///   - multicast: the groups multicast streams go to (routecode 2); nil relays every
+    ///     stream over each node's session (host fan-out). If the multicast socket cannot be
+    ///     opened the host logs why and relays.
     /// - Throws: ``TransportError`` if no port in the range can be bound.
     public static func start(host: String = "0.0.0.0", ports: ClosedRange<UInt16>, configuration: EndpointConfiguration,
                              directory: NodeDirectory? = nil, holdTime: Duration = .seconds(8),
-                             maximumQueuedBytes: Int = 16 << 20,
+                             maximumQueuedBytes: Int = 16 << 20, multicast: MulticastOptions? = nil,
                              logger: Logger = Logger(label: "xtnet.host")) async throws -> NetHost {
         var lastError: (any Error)?
         for port in ports {
             do {
                 let endpoint = try await TransportEndpoint.bind(host: host, port: Int(port), configuration: configuration, logger: logger)
+                var socket: MulticastSocket?
+                if var options = multicast {
+                    if options.interface == 0, case .v4(let address)? = (try? NetworkAddress.resolve(host, defaultPort: 1))?.host {
+                        options.interface = address  // send out of the interface the host listens on
+                    }
+                    do {
+                        socket = try await MulticastSocket.open(interface: options.interface, ttl: options.ttl)
+                    } catch {
+                        logger.error("cannot multicast; relaying streams to each node instead", metadata: ["reason": "\(error)"])
+                    }
+                }
                 let netHost = NetHost(endpoint: endpoint, directory: directory, holdTime: holdTime,
-                                      maximumQueuedBytes: maximumQueuedBytes, logger: logger)
+                                      maximumQueuedBytes: maximumQueuedBytes, multicast: multicast, multicastSocket: socket,
+                                      logger: logger)
                 Task { await netHost.acceptLoop() }
                 Task { await netHost.expireLoop() }
                 return netHost
@@ -98,15 +115,24 @@ public actor NetHost {
         var nodes: [NodeStatus] = []
         for member in members {
             let stats = try? await links[member.id]?.session.stats()
-            nodes.append(NodeStatus(member: member, stats: stats ?? nil))
+            var node = NodeStatus(member: member, stats: stats ?? nil)
+            node.multicastViaGroup = fanout.channelsViaGroup(of: member.id)
+            nodes.append(node)
         }
         return nodes
     }
+
+    /// Each multicast stream's counters (datagrams on the group, relays, repairs).
+    public var multicastStats: [MulticastChannelStats] { fanout.stats }
+
+    /// Group sends that failed (no route to the group).
+    public nonisolated var multicastSendFailures: Int { multicastSocket?.sendFailures ?? 0 }
 
     /// Stops accepting and closes every session.
     public func stop() async {
         stopped = true
         for link in links.values { link.outbound.finish() }
+        await multicastSocket?.close()
         await endpoint.close()
         eventContinuation.finish()
     }
@@ -115,8 +141,9 @@ public actor NetHost {
 
     private func expireLoop() async {
         while !stopped {
-            try? await Task.sleep(for: .milliseconds(250))
+            try? await Task.sleep(for: .milliseconds(50))
             perform(router.expire(now: now))
+            perform(fanout.tick(now: now))
         }
     }
 
@@ -138,6 +165,24 @@ public actor NetHost {
                 enqueue(NetMessage.undeliverable(id: id, reason: refused[id]!).encoded(), to: to)
             case .send(let message, let to):
                 enqueue(message.encoded(), to: to)
+            case .multicast(let envelope):
+                perform(fanout.publish(NetMessage.data(envelope).encoded(), channel: envelope.route.channel,
+                                       from: envelope.route.from, now: now))
+            }
+        }
+    }
+
+    private func perform(_ actions: [MulticastFanout.Action]) {
+        for action in actions {
+            switch action {
+            case .group(let datagram, let group):
+                multicastSocket?.send(datagram, to: group)
+            case .send(let message, let to):
+                let bytes = message.encoded()
+                if case .relay = message, let link = links[to], link.queued + bytes.count > maximumQueuedBytes {
+                    continue  // the node is not keeping up: it asks again for what it misses, or skips it
+                }
+                enqueue(bytes, to: to)
             }
         }
     }
@@ -207,6 +252,17 @@ public actor NetHost {
                     continue
                 }
                 perform(router.handle(decoded, from: hello.id, now: now))
+                switch decoded {
+                case .subscribe(let channel): perform(fanout.subscribe(hello.id, channel: channel, now: now))
+                case .unsubscribe(let channel): fanout.unsubscribe(hello.id, channel: channel)
+                case .multicastReception(let channel, let stream, let receiving):
+                    fanout.reception(hello.id, channel: channel, stream: stream, receiving: receiving)
+                    logger.info("multicast reception", metadata: ["node": "\(hello.name)", "channel": "\(channel)",
+                                                                  "via": "\(receiving ? "group" : "relay")"])
+                case .nack(let channel, let stream, let ranges):
+                    perform(fanout.nack(hello.id, channel: channel, stream: stream, ranges: ranges))
+                default: break
+                }
             }
         } catch {
             reason = "\(error)"
@@ -215,6 +271,7 @@ public actor NetHost {
             links[hello.id]?.outbound.finish()
             links[hello.id] = nil
             router.leave(hello.id, now: now)
+            fanout.leave(hello.id)
             eventContinuation.yield(.left(hello.id, name: hello.name, reason: reason))
             logger.info("node left", metadata: ["name": "\(hello.name)", "reason": "\(reason)"])
         }

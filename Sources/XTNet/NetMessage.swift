@@ -42,10 +42,23 @@ public enum NetMessage: Hashable, Sendable {
     case statusRequest(id: UInt64)
     /// Host → node: the answer, JSON (an array of ``NodeStatus``).
     case statusReport(id: UInt64, json: [UInt8])
+    /// Host → node: `channel`'s multicast stream: its key, first sequence and IP group.
+    case multicastJoin(MulticastStreamDescriptor)
+    /// Node → host: whether the group reaches me (if not, the host relays the stream to me).
+    case multicastReception(channel: UInt16, stream: UInt32, receiving: Bool)
+    /// Node → host: these datagrams of the stream are missing here; send them to me.
+    case nack(channel: UInt16, stream: UInt32, ranges: [Range<UInt64>])
+    /// Host → node: one sealed multicast datagram over the session (a repair, or the stream
+    /// itself while the group does not reach the node).
+    case relay(datagram: [UInt8])
 
     private enum Kind: UInt8 {
         case subscribe = 1, unsubscribe, offerPort, data, accepted, undeliverable, welcome, statusRequest, statusReport
+        case multicastJoin, multicastReception, nack, relay
     }
+
+    /// Most ranges in one NACK.
+    static let maximumRanges = 1024
 
     /// Largest name or reason carried (bytes of UTF-8).
     static let maximumText = 255
@@ -87,6 +100,37 @@ public enum NetMessage: Hashable, Sendable {
             writer.writeVarInt(id)
             writer.writeVarInt(UInt64(json.count))
             writer.writeBytes(json)
+        case .multicastJoin(let stream):
+            writer.writeUInt8(Kind.multicastJoin.rawValue)
+            writer.writeUInt16(stream.channel)
+            writer.writeUInt32(stream.stream)
+            writer.writeBytes(stream.key)
+            writer.writeVarInt(stream.firstSequence)
+            if let group = stream.group, case .v4(let address) = group.host {
+                writer.writeUInt8(4)
+                writer.writeUInt32(address)
+                writer.writeUInt16(group.port)
+            } else {
+                writer.writeUInt8(0)
+            }
+        case .multicastReception(let channel, let stream, let receiving):
+            writer.writeUInt8(Kind.multicastReception.rawValue)
+            writer.writeUInt16(channel)
+            writer.writeUInt32(stream)
+            writer.writeUInt8(receiving ? 1 : 0)
+        case .nack(let channel, let stream, let ranges):
+            writer.writeUInt8(Kind.nack.rawValue)
+            writer.writeUInt16(channel)
+            writer.writeUInt32(stream)
+            let kept = ranges.prefix(Self.maximumRanges)
+            writer.writeVarInt(UInt64(kept.count))
+            for range in kept {
+                writer.writeVarInt(range.lowerBound)
+                writer.writeVarInt(UInt64(range.count))
+            }
+        case .relay(let datagram):
+            writer.writeUInt8(Kind.relay.rawValue)
+            writer.writeBytes(datagram)
         }
         return writer.bytes
     }
@@ -133,6 +177,42 @@ public enum NetMessage: Hashable, Sendable {
             let id = try reader.readVarInt("request id")
             let length = try reader.readLength("report length", limit: reader.remaining)
             message = .statusReport(id: id, json: try reader.readBytes(length, "report"))
+        case .multicastJoin:
+            let channel = try reader.readUInt16("channel")
+            let stream = try reader.readUInt32("stream")
+            let key = try reader.readBytes(32, "group key")
+            let first = try reader.readVarInt("first sequence")
+            let group: NetworkAddress?
+            switch try reader.readUInt8("group family") {
+            case 0: group = nil
+            case 4:
+                let address = try reader.readUInt32("group address")
+                group = NetworkAddress(host: .v4(address), port: try reader.readUInt16("group port"))
+            default: throw WireError.valueOutOfRange("group family")
+            }
+            message = .multicastJoin(MulticastStreamDescriptor(channel: channel, stream: stream, key: key, firstSequence: first, group: group))
+        case .multicastReception:
+            let channel = try reader.readUInt16("channel")
+            let stream = try reader.readUInt32("stream")
+            let receiving = try reader.readUInt8("receiving")
+            guard receiving <= 1 else { throw WireError.valueOutOfRange("receiving") }
+            message = .multicastReception(channel: channel, stream: stream, receiving: receiving == 1)
+        case .nack:
+            let channel = try reader.readUInt16("channel")
+            let stream = try reader.readUInt32("stream")
+            let count = try reader.readLength("range count", limit: maximumRanges)
+            var ranges: [Range<UInt64>] = []
+            for _ in 0..<count {
+                let start = try reader.readVarInt("range start")
+                let length = try reader.readVarInt("range length")
+                guard length > 0, length <= UInt64(MulticastReceiver.window), start <= UInt64.max - length else {
+                    throw WireError.valueOutOfRange("range length")
+                }
+                ranges.append(start..<start + length)
+            }
+            message = .nack(channel: channel, stream: stream, ranges: ranges)
+        case .relay:
+            message = .relay(datagram: try reader.readBytes(reader.remaining, "datagram"))
         }
         guard reader.isAtEnd else { throw WireError.badLength("net message (stray bytes after it)") }
         return message

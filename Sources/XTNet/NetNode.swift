@@ -32,6 +32,10 @@ public actor NetNode {
     private var channels: Set<UInt16> = []
     private var ports: [UInt16: String] = [:]
     private var stopped = false
+    private var reception: MulticastReception
+    /// Multicast sockets by group port, and the groups joined on each.
+    private var multicastSockets: [UInt16: MulticastSocket] = [:]
+    private var joinedGroups: Set<NetworkAddress> = []
     private var connectedWaiters: [CheckedContinuation<Void, Never>] = []
     /// Messages routed to this node, each once. Bounded: while it is full the node stops
     /// reading from the host, and the transport's flow control holds the host back.
@@ -45,11 +49,16 @@ public actor NetNode {
     static let firstBackoff = 0.1
     static let maximumBackoff = 1.0
 
-    /// - Parameter inboxCapacity: messages waiting for the application before the node stops reading.
+    /// - Parameters:
+    ///   - inboxCapacity: messages waiting for the application before the node stops reading.
+    ///   - multicastDeadline: how long a multicast gap is waited for (NACK and repair) before
+    ///     the messages in it are skipped.
     public init(configuration: NodeConfiguration, identity: NodeIdentity, hostKey: PublicKey,
                 session: SessionConfiguration = SessionConfiguration(), inboxCapacity: Int = 1024,
+                multicastDeadline: Duration = .milliseconds(500),
                 logger: Logger = Logger(label: "xtnet.node")) {
         self.configuration = configuration
+        reception = MulticastReception(deadline: multicastDeadline)
         self.hostKey = hostKey
         self.logger = logger
         endpointConfiguration = EndpointConfiguration(identity: identity, admission: .authorized(AuthorizedKeys([hostKey: "host"])),
@@ -63,6 +72,7 @@ public actor NetNode {
     public func start(waitForConnection: Bool = true) async throws {
         endpoint = try await TransportEndpoint.bind(host: "0.0.0.0", port: 0, configuration: endpointConfiguration, logger: logger)
         Task { await self.connectionLoop() }
+        Task { await self.multicastTimer() }
         if waitForConnection { await waitUntilConnected() }
     }
 
@@ -71,6 +81,7 @@ public actor NetNode {
         stopped = true
         session?.abort(reason: "node stopping")
         await endpoint?.close()
+        for socket in multicastSockets.values { await socket.close() }
         messages.finish()
         for (_, waiter) in waiting { waiter.resume(throwing: UndeliverableError(reason: "the node stopped")) }
         waiting.removeAll()
@@ -104,6 +115,21 @@ public actor NetNode {
         try await route(NetEnvelope(id: ids.next(), route: RoutingHeader(routeCode: .channel, channel: channel), payload: payload))
     }
 
+    /// Puts `payload` on `channel`'s multicast stream (routecode 2): the host sends it to the
+    /// channel's IP group once, and relays it to subscribers the group does not reach. A live
+    /// stream: returns once the host's session took it, with no answer from the host, and
+    /// nothing is kept for a resend after a reconnect.
+    /// - Throws: ``UndeliverableError`` when not connected to the host.
+    public func multicast(_ payload: [UInt8], channel: UInt16) async throws {
+        guard let session else { throw UndeliverableError(reason: "not connected to the host: the message was not sent") }
+        let envelope = NetEnvelope(id: ids.next(), route: RoutingHeader(routeCode: .multicast, channel: channel, from: configuration.id),
+                                   payload: payload)
+        try await session.send(NetMessage.data(envelope).encoded(), on: NetChannel.control)
+    }
+
+    /// Each multicast channel's reception counters (via group, via relay, repaired, lost).
+    public var multicastStats: [UInt16: MulticastReceiverStats] { reception.stats }
+
     /// Sends to the service on `port` of the node `name`.
     public func send(_ payload: [UInt8], toName name: String, port: UInt16) async throws {
         try await route(NetEnvelope(id: ids.next(), route: RoutingHeader(routeCode: .port, channel: port), toName: name, payload: payload))
@@ -125,6 +151,10 @@ public actor NetNode {
 
     public func unsubscribe(_ channel: UInt16) async {
         channels.remove(channel)
+        if let group = reception.descriptor(channel)?.group, joinedGroups.remove(group) != nil {
+            try? await multicastSockets[group.port]?.leave(group)
+        }
+        reception.leave(channel)
         await control(.unsubscribe(channel: channel))
     }
 
@@ -207,6 +237,14 @@ public actor NetNode {
                     if filter.accept(envelope.id, from: envelope.route.from) { await messages.push(envelope) }
                     continue
                 }
+                if case .relay(let datagram) = decoded {
+                    await deliver(reception.receive(datagram, via: .relay, now: .monotonicNow))
+                    continue
+                }
+                if case .multicastJoin(let descriptor) = decoded {
+                    await follow(descriptor)
+                    continue
+                }
                 handle(decoded)
             }
         } catch {
@@ -247,8 +285,65 @@ public actor NetNode {
             } catch {
                 waiter.resume(throwing: UndeliverableError(reason: "the host's status report is not readable: \(error)"))
             }
-        case .subscribe, .unsubscribe, .offerPort, .welcome, .statusRequest:
+        case .subscribe, .unsubscribe, .offerPort, .welcome, .statusRequest, .multicastJoin, .multicastReception, .nack, .relay:
             break
+        }
+    }
+
+    // MARK: - Multicast
+
+    /// Follows a multicast stream the host announced: joins its IP group on the interface
+    /// that reaches the host. If the group cannot be joined the host keeps relaying.
+    private func follow(_ descriptor: MulticastStreamDescriptor) async {
+        guard channels.contains(descriptor.channel) else { return }
+        do {
+            try reception.join(descriptor)
+        } catch {
+            logger.warning("bad multicast stream from the host", metadata: ["error": "\(error)"])
+            return
+        }
+        guard let group = descriptor.group, !joinedGroups.contains(group) else { return }
+        do {
+            let socket = try await multicastSocket(port: group.port)
+            try await socket.join(group)
+            joinedGroups.insert(group)
+        } catch {
+            logger.warning("cannot join the multicast group; the host relays the stream instead",
+                           metadata: ["group": "\(group)", "error": "\(error)"])
+        }
+    }
+
+    private func multicastSocket(port: UInt16) async throws -> MulticastSocket {
+        if let socket = multicastSockets[port] { return socket }
+        let hostAddress = try? NetworkAddress.resolve("\(configuration.host):\(configuration.hostPort)")
+        let socket = try await MulticastSocket.open(port: port, interface: hostAddress?.localIPv4Route ?? 0)
+        multicastSockets[port] = socket
+        Task {
+            for await datagram in socket.datagrams {
+                await self.deliver(self.reception.receive(datagram, via: .group, now: .monotonicNow))
+            }
+        }
+        return socket
+    }
+
+    /// Hands multicast messages to the application and tells the host what it must know.
+    private func deliver(_ output: MulticastReception.Output) async {
+        for message in output.control { await control(message) }
+        for bytes in output.messages {
+            guard case .data(let envelope)? = try? NetMessage.decode(bytes) else {
+                logger.warning("malformed multicast message dropped")
+                continue
+            }
+            guard envelope.route.from != configuration.id else { continue }  // our own, back from the group
+            await messages.push(envelope)
+        }
+    }
+
+    /// Gaps past their deadline, NACKs again, and reports of whether the group reaches us.
+    private func multicastTimer() async {
+        while !stopped {
+            try? await Task.sleep(for: .milliseconds(25))
+            await deliver(reception.tick(now: .monotonicNow))
         }
     }
 }

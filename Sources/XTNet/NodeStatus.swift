@@ -15,6 +15,9 @@ public struct NodeStatus: Codable, Hashable, Sendable {
     public var bytesSent: UInt64
     public var bytesReceived: UInt64
     public var cipher: String
+    /// Channels whose multicast stream reaches this node through the IP group (the others
+    /// it subscribes to are relayed by the host).
+    public var multicastViaGroup: [UInt16] = []
 
     public init(member: Router.Member, stats: SessionStats?) {
         id = member.id.description
@@ -33,12 +36,15 @@ public struct NodeStatus: Codable, Hashable, Sendable {
     public static func table(_ nodes: [NodeStatus]) -> String {
         var lines = ["id       name             channels        rtt ms   loss %   retx KiB    sent KiB    recv KiB"]
         for node in nodes {
-            let channels = node.channels.isEmpty ? "-" : node.channels.map(String.init).joined(separator: ",")
+            // A channel the group reaches the node on is marked with an asterisk.
+            let channels = node.channels.isEmpty ? "-"
+                : node.channels.map { node.multicastViaGroup.contains($0) ? "\($0)*" : "\($0)" }.joined(separator: ",")
             lines.append(String(format: "%-8@ %-16@ %-14@ %7.2f %8.2f %10llu %11llu %11llu", node.id as NSString, node.name as NSString,
                                 channels as NSString, node.rttMilliseconds, node.lossPercent, node.retransmittedBytes / 1024,
                                 node.bytesSent / 1024, node.bytesReceived / 1024))
         }
         if nodes.isEmpty { lines.append("(no nodes connected)") }
+        if nodes.contains(where: { !$0.multicastViaGroup.isEmpty }) { lines.append("* multicast reaches the node through the IP group") }
         return lines.joined(separator: "\n")
     }
 }

@@ -26,6 +26,9 @@ public enum JoinRefusal: Error, Hashable, Sendable, CustomStringConvertible {
 public enum RouterAction: Hashable, Sendable {
     /// Send `message` to the connected node `to`.
     case send(NetMessage, to: NodeID)
+    /// Put `envelope` on its channel's multicast stream (the IP group, and relays where the
+    /// group does not reach): see ``MulticastFanout``.
+    case multicast(NetEnvelope)
 }
 
 /// The routing table and its rules.
@@ -154,7 +157,8 @@ public struct Router: Sendable {
         case .data(var envelope):
             envelope.route.from = from  // the host vouches for the sender: no spoofed sources
             return route(envelope, from: from, now: now)
-        case .accepted, .undeliverable, .welcome, .statusRequest, .statusReport:
+        case .accepted, .undeliverable, .welcome, .statusRequest, .statusReport, .multicastJoin, .relay,
+             .multicastReception, .nack:
             return []  // host → node, or answered by the host role itself
         }
     }
@@ -189,8 +193,10 @@ public struct Router: Sendable {
                 return refuse("\(members[target]!.name) (\(target)) serves nothing on port \(envelope.route.channel)")
             }
             destinations = [target]
-        case .channel, .multicast:
-            // Multicast falls back to host fan-out here: the subscribers of the group's channel.
+        case .multicast:
+            // A live stream: no answer to the sender; the multicast fan-out takes it from here.
+            return [.multicast(envelope)]
+        case .channel:
             destinations = (subscribers[envelope.route.channel] ?? []).filter { $0 != from }.sorted { ($0.area, $0.local) < ($1.area, $1.local) }
         }
         var outbound = envelope

@@ -90,6 +90,12 @@ struct Host: AsyncParsableCommand {
     @Option(name: .long, help: "Seconds of silence after which a node is declared dead and cleaned up (the seed's 8).")
     var deadNodeInterval = 8
 
+    @Option(name: .long, help: "Multicast streams (routecode 2) go to this IPv4 group plus the channel number, e.g. 239.77.0.0:5960 (channel 7 → 239.77.0.7). Without it, streams are relayed to each node.")
+    var multicast: String?
+
+    @Option(name: .long, help: "Hops multicast datagrams may cross (1 keeps them on the LAN).")
+    var multicastTTL: UInt8 = 1
+
     @OptionGroup var node: NodeOptions
 
     func run() async throws {
@@ -106,9 +112,17 @@ struct Host: AsyncParsableCommand {
             session.deadPeerTimeout = .seconds(deadNodeInterval)
             let configuration = EndpointConfiguration(identity: try node.identity(), admission: keys.map { .authorized($0) } ?? .open,
                                                       session: session)
+            let multicastOptions: MulticastOptions?
+            do {
+                multicastOptions = try multicast.map { MulticastOptions(base: try MulticastOptions.parse($0), ttl: multicastTTL, maximumDatagram: 1472) }
+            } catch {
+                throw CLIError("--multicast: \(error)")
+            }
             let host = try await NetHost.start(host: bind, ports: parts.first!...parts.last!, configuration: configuration,
-                                               directory: directory, holdTime: .seconds(holdTime), logger: node.logger())
+                                               directory: directory, holdTime: .seconds(holdTime), multicast: multicastOptions,
+                                               logger: node.logger())
             print("host listening on \(host.endpoint.localAddress) as \(configuration.identity.publicKey)\(open ? " (open mode)" : "")")
+            if let multicast { print("multicast streams go to \(multicast) + channel") }
             for await event in host.events {
                 switch event {
                 case .joined(let id, let name): print("joined: \(name) (\(id))")
@@ -160,13 +174,27 @@ struct Msg: AsyncParsableCommand {
 }
 
 struct Pub: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Publish a message on a channel; every subscriber gets it.")
+    static let configuration = CommandConfiguration(
+        abstract: "Publish on a channel: one message, or with --rate a live stream of stamped messages.",
+        discussion: "Without --multicast every subscriber gets the message through the host (routecode 3). With it the message goes on the channel's multicast stream (routecode 2): once on the IP group, relayed where the group does not reach.")
 
     @Option(name: .long, help: "The channel.")
     var channel: UInt16
 
-    @Argument(help: "The message.")
-    var text: String
+    @Argument(help: "The message (not needed with --rate).")
+    var text: String?
+
+    @Flag(name: .long, help: "Use the channel's multicast stream (routecode 2).")
+    var multicast = false
+
+    @Option(name: .long, help: "Send a live stream at this many kbit/s of payload instead of one message.")
+    var rate: Int?
+
+    @Option(name: .long, help: "Payload bytes per stream message (each starts with its send time and number).")
+    var size = 1000
+
+    @Option(name: .long, help: "Seconds the stream lasts.")
+    var seconds = 10.0
 
     @OptionGroup var net: NetNodeOptions
     @OptionGroup var node: NodeOptions
@@ -174,10 +202,68 @@ struct Pub: AsyncParsableCommand {
     func run() async throws {
         try await XT.run {
             let member = try await net.start(node: node)
-            try await member.publish(Array(text.utf8), channel: channel)
-            print("published on channel \(channel)")
+            if let rate {
+                guard rate > 0, size >= StampedPayload.headerLength else {
+                    throw CLIError("--rate must be positive and --size at least \(StampedPayload.headerLength) bytes")
+                }
+                let sent = try await stream(member, kilobits: rate)
+                print("sent \(sent) messages on channel \(channel) (\(multicast ? "multicast" : "channel"))")
+            } else {
+                guard let text else { throw CLIError("give the message, or --rate for a stream") }
+                if multicast {
+                    try await member.multicast(Array(text.utf8), channel: channel)
+                } else {
+                    try await member.publish(Array(text.utf8), channel: channel)
+                }
+                print("published on channel \(channel)")
+            }
             await member.stop()
         }
+    }
+
+    /// Paced messages, each stamped with its send time and number; returns how many went.
+    private func stream(_ member: NetNode, kilobits: Int) async throws -> Int {
+        let interval = Double(size * 8) / Double(kilobits * 1000)
+        let total = Int(seconds / interval)
+        let start = ContinuousClock.now
+        for index in 0..<total {
+            let due = start + .nanoseconds(Int64(Double(index) * interval * 1e9))
+            if due > ContinuousClock.now { try await Task.sleep(until: due, clock: .continuous) }
+            let payload = StampedPayload.make(sequence: UInt64(index), size: size)
+            if multicast {
+                try await member.multicast(payload, channel: channel)
+            } else {
+                try await member.publish(payload, channel: channel)
+            }
+        }
+        return total
+    }
+}
+
+/// Stream payloads for measuring delivery: the wall-clock send time (ns), the message number,
+/// then filler. Wall clock, so namespaces on one machine agree.
+enum StampedPayload {
+    static let headerLength = 16
+
+    static func wallClock() -> UInt64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
+    }
+
+    static func make(sequence: UInt64, size: Int) -> [UInt8] {
+        var payload = [UInt8](repeating: 0x5A, count: size)
+        withUnsafeBytes(of: wallClock().bigEndian) { payload.replaceSubrange(0..<8, with: $0) }
+        withUnsafeBytes(of: sequence.bigEndian) { payload.replaceSubrange(8..<16, with: $0) }
+        return payload
+    }
+
+    /// (sent at, number), or nil if the payload is not stamped.
+    static func read(_ payload: [UInt8]) -> (sent: UInt64, sequence: UInt64)? {
+        guard payload.count >= headerLength else { return nil }
+        let sent = payload[0..<8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        let sequence = payload[8..<16].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        return (sent, sequence)
     }
 }
 
@@ -187,26 +273,126 @@ struct Sub: AsyncParsableCommand {
     @Option(name: .long, help: "A channel to subscribe to (repeatable).")
     var channel: [UInt16] = []
 
-    @Option(name: .long, help: "Exit after this many messages.")
+    @Option(name: .long, help: "Exit after this many messages (per node).")
     var count: Int?
+
+    @Option(name: .long, help: "Exit after this many seconds.")
+    var seconds: Double?
+
+    @Flag(name: .long, help: "Print no messages; at exit print one JSON report: messages, duplicates, delivery latency of stamped stream messages (`xt pub --rate`), multicast counters.")
+    var report = false
+
+    @Option(name: .long, help: "Run this many nodes in this process (named NAME-1, NAME-2, … with consecutive ids), for fan-out tests.")
+    var nodes = 1
 
     @OptionGroup var net: NetNodeOptions
     @OptionGroup var node: NodeOptions
 
     func run() async throws {
         try await XT.run {
-            let member = try await net.start(node: node)
-            for channel in channel { await member.subscribe(channel) }
-            print("subscribed to \(channel.map(String.init).joined(separator: ", "))")
-            var received = 0
-            for await envelope in member.messages {
-                let kind = envelope.route.routeCode == .channel ? "channel \(envelope.route.channel)" : "direct"
-                print("[\(kind)] from \(envelope.route.from): \(String(decoding: envelope.payload, as: UTF8.self))")
-                received += 1
-                if let count, received >= count { break }
+            guard nodes >= 1 else { throw CLIError("--nodes must be at least 1") }
+            var members: [NetNode] = []
+            for index in 0..<nodes {
+                var options = net
+                if nodes > 1 {
+                    let base = try net.configuration()
+                    options.name = "\(base.name)-\(index + 1)"
+                    options.id = "\(base.id.area).\(base.id.local + UInt16(index))"
+                }
+                members.append(try await options.start(node: node))
             }
-            await member.stop()
+            for member in members {
+                for channel in channel { await member.subscribe(channel) }
+            }
+            print("subscribed to \(channel.map(String.init).joined(separator: ", "))\(nodes > 1 ? " with \(nodes) nodes" : "")")
+            let tally = try await withThrowingTaskGroup(of: SubscriberTally.self) { group in
+                for member in members {
+                    group.addTask { await receive(member) }
+                }
+                if let seconds {
+                    try await Task.sleep(for: .seconds(seconds))
+                    for member in members { await member.stop() }
+                }
+                var total = SubscriberTally()
+                for try await tally in group { total.merge(tally) }
+                return total
+            }
+            var stats = MulticastReceiverStats()
+            for member in members {
+                for channelStats in await member.multicastStats.values { stats.add(channelStats) }
+                await member.stop()
+            }
+            if report { print(tally.json(multicast: stats)) }
         }
+    }
+
+    private func receive(_ member: NetNode) async -> SubscriberTally {
+        var tally = SubscriberTally()
+        for await envelope in member.messages {
+            tally.take(envelope)
+            if !report {
+                let kind = switch envelope.route.routeCode {
+                case .channel: "channel \(envelope.route.channel)"
+                case .multicast: "multicast \(envelope.route.channel)"
+                default: "direct"
+                }
+                print("[\(kind)] from \(envelope.route.from): \(String(decoding: envelope.payload, as: UTF8.self))")
+            }
+            if let count, tally.messages >= count { break }
+        }
+        return tally
+    }
+}
+
+/// What subscribers received, for `xt sub --report`.
+struct SubscriberTally: Sendable {
+    var messages = 0
+    var perNode: [Int] = []
+    /// Stamped messages seen twice by one node.
+    var duplicates = 0
+    var latencies: [Double] = []
+    private var seen: Set<UInt64> = []
+
+    mutating func take(_ envelope: NetEnvelope) {
+        messages += 1
+        guard let stamp = StampedPayload.read(envelope.payload) else { return }
+        if !seen.insert(stamp.sequence).inserted { duplicates += 1 }
+        latencies.append(Double(Int64(StampedPayload.wallClock()) - Int64(stamp.sent)) / 1e6)
+    }
+
+    mutating func merge(_ other: SubscriberTally) {
+        messages += other.messages
+        perNode.append(other.messages)
+        duplicates += other.duplicates
+        latencies += other.latencies
+    }
+
+    func json(multicast: MulticastReceiverStats) -> String {
+        let sorted = latencies.sorted()
+        func percentile(_ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
+        let object: [String: Any] = [
+            "messages": messages, "per_node": perNode.sorted(), "duplicates": duplicates,
+            "latency_ms": ["p50": percentile(0.5), "p99": percentile(0.99), "max": sorted.last ?? 0],
+            "multicast": ["via_group": multicast.viaGroup, "via_relay": multicast.viaRelay, "duplicates": multicast.duplicates,
+                          "nacked": multicast.nackedDatagrams, "nacks": multicast.nacks, "repaired": multicast.repaired,
+                          "lost": multicast.lostDatagrams, "delivered": multicast.delivered, "rejected": multicast.rejected],
+        ]
+        let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+extension MulticastReceiverStats {
+    mutating func add(_ other: MulticastReceiverStats) {
+        viaGroup += other.viaGroup
+        viaRelay += other.viaRelay
+        duplicates += other.duplicates
+        nackedDatagrams += other.nackedDatagrams
+        nacks += other.nacks
+        repaired += other.repaired
+        lostDatagrams += other.lostDatagrams
+        delivered += other.delivered
+        rejected += other.rejected
     }
 }
 
@@ -254,7 +440,11 @@ struct Node: AsyncParsableCommand {
             await member.subscribe(configuration.channel)
             print("node \(configuration.name) (\(configuration.id)) joined \(configuration.host):\(configuration.hostPort), channel \(configuration.channel)")
             for await envelope in member.messages {
-                let kind = envelope.route.routeCode == .channel ? "channel \(envelope.route.channel)" : "direct"
+                let kind = switch envelope.route.routeCode {
+                case .channel: "channel \(envelope.route.channel)"
+                case .multicast: "multicast \(envelope.route.channel)"
+                default: "direct"
+                }
                 print("[\(kind)] from \(envelope.route.from): \(String(decoding: envelope.payload, as: UTF8.self))")
             }
         }
