@@ -39,9 +39,11 @@ public struct NodeStatus: Codable, Hashable, Sendable {
             // A channel the group reaches the node on is marked with an asterisk.
             let channels = node.channels.isEmpty ? "-"
                 : node.channels.map { node.multicastViaGroup.contains($0) ? "\($0)*" : "\($0)" }.joined(separator: ",")
-            lines.append(String(format: "%-8@ %-16@ %-14@ %7.2f %8.2f %10llu %11llu %11llu", node.id as NSString, node.name as NSString,
-                                channels as NSString, node.rttMilliseconds, node.lossPercent, node.retransmittedBytes / 1024,
-                                node.bytesSent / 1024, node.bytesReceived / 1024))
+            // Text columns padded here: String(format:)'s %-8@ does not pad on Linux.
+            func pad(_ text: String, _ width: Int) -> String { text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count) }
+            lines.append(pad(node.id, 9) + pad(node.name, 17) + pad(channels, 15)
+                         + String(format: "%7.2f %8.2f %10llu %11llu %11llu", node.rttMilliseconds, node.lossPercent,
+                                  node.retransmittedBytes / 1024, node.bytesSent / 1024, node.bytesReceived / 1024))
         }
         if nodes.isEmpty { lines.append("(no nodes connected)") }
         if nodes.contains(where: { !$0.multicastViaGroup.isEmpty }) { lines.append("* multicast reaches the node through the IP group") }

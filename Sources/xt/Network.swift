@@ -305,18 +305,24 @@ struct Sub: AsyncParsableCommand {
                 for channel in channel { await member.subscribe(channel) }
             }
             print("subscribed to \(channel.map(String.init).joined(separator: ", "))\(nodes > 1 ? " with \(nodes) nodes" : "")")
-            let tally = try await withThrowingTaskGroup(of: SubscriberTally.self) { group in
+            // Each node's messages end at --count, or when the timer stops the nodes.
+            let everyone = members
+            var timer: Task<Void, any Error>?
+            if let seconds {
+                timer = Task {
+                    try await Task.sleep(for: .seconds(seconds))
+                    for member in everyone { await member.stop() }
+                }
+            }
+            let tally = await withTaskGroup(of: SubscriberTally.self) { group in
                 for member in members {
                     group.addTask { await receive(member) }
                 }
-                if let seconds {
-                    try await Task.sleep(for: .seconds(seconds))
-                    for member in members { await member.stop() }
-                }
                 var total = SubscriberTally()
-                for try await tally in group { total.merge(tally) }
+                for await tally in group { total.merge(tally) }
                 return total
             }
+            timer?.cancel()
             var stats = MulticastReceiverStats()
             for member in members {
                 for channelStats in await member.multicastStats.values { stats.add(channelStats) }
