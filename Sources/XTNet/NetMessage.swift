@@ -130,6 +130,7 @@ public enum NetMessage: Hashable, Sendable {
             }
         case .relay(let datagram):
             writer.writeUInt8(Kind.relay.rawValue)
+            writer.writeVarInt(UInt64(datagram.count))
             writer.writeBytes(datagram)
         }
         return writer.bytes
@@ -212,7 +213,8 @@ public enum NetMessage: Hashable, Sendable {
             }
             message = .nack(channel: channel, stream: stream, ranges: ranges)
         case .relay:
-            message = .relay(datagram: try reader.readBytes(reader.remaining, "datagram"))
+            let length = try reader.readLength("datagram length", limit: reader.remaining)
+            message = .relay(datagram: try reader.readBytes(length, "datagram"))
         }
         guard reader.isAtEnd else { throw WireError.badLength("net message (stray bytes after it)") }
         return message

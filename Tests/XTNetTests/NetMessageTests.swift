@@ -19,6 +19,12 @@ struct NetMessageTests {
         .statusRequest(id: 5),
         .statusReport(id: 5, json: Array("[]".utf8)),
         .undeliverable(id: 43, reason: "no node named 'x' is connected"),
+        .multicastJoin(MulticastStreamDescriptor(channel: 7, stream: 0xDEAD_BEEF, key: Array(repeating: 9, count: 32), firstSequence: 1 << 33,
+                                                 group: .ipv4(239, 77, 0, 7, port: 5960))),
+        .multicastJoin(MulticastStreamDescriptor(channel: 8, stream: 1, key: Array(repeating: 1, count: 32), firstSequence: 1, group: nil)),
+        .multicastReception(channel: 7, stream: 3, receiving: true),
+        .nack(channel: 7, stream: 3, ranges: [4..<6, 9..<10, 1 << 40..<(1 << 40) + 300]),
+        .relay(datagram: Array(repeating: 0xD1, count: 40)),
     ]
 
     @Test("Every kind round-trips", arguments: samples)
@@ -33,6 +39,15 @@ struct NetMessageTests {
             #expect(throws: WireError.self) { try NetMessage.decode(Array(bytes.prefix(length))) }
         }
         #expect(throws: WireError.self) { try NetMessage.decode(bytes + [0]) }
+    }
+
+    @Test("A NACK with an empty or huge range is refused")
+    func badNack() {
+        var empty = NetMessage.nack(channel: 1, stream: 1, ranges: [5..<6]).encoded()
+        empty[empty.count - 1] = 0  // length 0
+        #expect(throws: WireError.self) { try NetMessage.decode(empty) }
+        let huge = NetMessage.nack(channel: 1, stream: 1, ranges: [0..<1_000_000]).encoded()
+        #expect(throws: WireError.self) { try NetMessage.decode(huge) }
     }
 
     @Test("Unknown kinds and routecodes are refused")
