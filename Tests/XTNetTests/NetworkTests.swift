@@ -10,9 +10,10 @@ import XTransportNIO
 struct NetworkTests {
     let hostIdentity = NodeIdentity()
 
-    func startHost(port: UInt16, holdTime: Duration = .seconds(8)) async throws -> NetHost {
+    func startHost(port: UInt16, holdTime: Duration = .seconds(8), multicast: MulticastOptions? = nil) async throws -> NetHost {
         let configuration = EndpointConfiguration(identity: hostIdentity, admission: .open, session: SessionConfiguration())
-        return try await NetHost.start(host: "127.0.0.1", ports: port...port, configuration: configuration, holdTime: holdTime)
+        return try await NetHost.start(host: "127.0.0.1", ports: port...port, configuration: configuration, holdTime: holdTime,
+                                       multicast: multicast)
     }
 
     func node(_ name: String, _ local: UInt16, port: UInt16, inboxCapacity: Int = 1024) async throws -> NetNode {
@@ -59,6 +60,42 @@ struct NetworkTests {
         #expect(await next(phone)?.payload == Array("motion".utf8))
 
         for node in [garage, porch, phone] { await node.stop() }
+        await host.stop()
+    }
+
+    @Test("A multicast stream reaches every subscriber once and in order, through the group on loopback or relayed",
+          arguments: [true, false])
+    func multicastStream(group: Bool) async throws {
+        let port = UInt16.random(in: 20_000...40_000)
+        let options = MulticastOptions(base: .ipv4(239, 77, 0, 0, port: UInt16.random(in: 40_001...50_000)))
+        let host = try await startHost(port: port, multicast: group ? options : nil)
+        let camera = try await node("camera", 1, port: port)
+        let viewers = [try await node("viewer-1", 2, port: port), try await node("viewer-2", 3, port: port)]
+        for viewer in viewers { await viewer.subscribe(7) }
+        // Heartbeats every 250 ms tell the viewers the group reaches them (over lo here).
+        try await Task.sleep(for: .milliseconds(700))
+        let total = 300
+        for index in 0..<total {
+            try await camera.multicast(Array(repeating: UInt8(truncatingIfNeeded: index), count: 3000), channel: 7)
+            if index % 10 == 0 { try await Task.sleep(for: .milliseconds(2)) }
+        }
+        for viewer in viewers {
+            var received: [UInt8] = []
+            for await envelope in viewer.messages {
+                #expect(envelope.route.routeCode == .multicast && envelope.route.from == NodeID(area: 1, local: 1))
+                #expect(envelope.payload.count == 3000)
+                received.append(envelope.payload[0])
+                if received.count == total { break }
+            }
+            #expect(received == (0..<total).map { UInt8(truncatingIfNeeded: $0) })
+            let stats = try #require(await viewer.multicastStats[7])
+            print("multicast on loopback (\(group ? "group" : "relay only")): \(stats.viaGroup) datagrams via the group, \(stats.viaRelay) relayed, \(stats.lostDatagrams) lost")
+            #expect(stats.lostDatagrams == 0)
+            if !group { #expect(stats.viaGroup == 0) }
+        }
+        let sent = await host.multicastStats.first
+        #expect(sent?.sender.messages == UInt64(total))
+        for node in [camera] + viewers { await node.stop() }
         await host.stop()
     }
 
