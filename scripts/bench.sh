@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: xt beside TCP (iperf3) and SRT (srt-file-transmit) in one run, on the same
 # byte-verified payload: (a) loopback, (b) a veth pair between two namespaces with
-# `tbf rate 500mbit` at 0, 1, 5 and 10% random drop. Writes BENCHMARKS.md.
+# `tbf rate 500mbit` at 0, 1, 5 and 10% random drop; then the node network's fan-out of a live
+# stream by multicast and by host unicast (scripts/bench-fanout.sh). Writes BENCHMARKS.md.
 set -uo pipefail
 XT=$(realpath "${1:-.build/release/xt}")
 OUT=$(realpath -m bench-out)
@@ -162,6 +163,13 @@ else
   veth_rows+=("| veth | skipped: not root | | |")
 fi
 
+fanout_md="$OUT/fanout.md"
+if [ "$(id -u)" -eq 0 ]; then
+  bash scripts/bench-fanout.sh "$XT" "$OUT" > "$fanout_md"
+else
+  printf '## Node network: fan-out of a live stream\n\nSkipped: needs root for network namespaces.\n' > "$fanout_md"
+fi
+
 {
   echo "# Benchmarks"
   echo
@@ -193,5 +201,7 @@ fi
   echo "| memory per idle session, initiator process (10,000 sessions, after 3 s idle) | $per_session KiB |"
   echo "| listener resident memory holding 10,000 sessions | $(awk -v k="${listener_rss:-0}" 'BEGIN { printf "%.1f MiB (%.1f KiB per session)", k / 1024, k / 10000 }') |"
   echo "| sessions still open after idling (keepalives) | $still_open |"
+  echo
+  cat "$fanout_md"
 } > BENCHMARKS.md
 echo "bench: wrote BENCHMARKS.md"

@@ -107,11 +107,17 @@ public struct MulticastFanout: Sendable {
     /// One message on `channel`'s stream: on the group once if any member receives it there,
     /// and relayed to each member it does not reach but the sender.
     public mutating func publish(_ message: [UInt8], channel: UInt16, from: NodeID, now: Timestamp) -> [Action] {
-        guard var stream = streams[channel], !stream.members.isEmpty else { return [] }
+        guard streams[channel]?.members.isEmpty == false else { return [] }
+        // Changed in place: a copy of the stream would copy its whole repair store each time.
+        return Self.publish(message, on: &streams[channel]!, from: from, options: options, now: now)
+    }
+
+    private static func publish(_ message: [UInt8], on stream: inout Stream, from: NodeID, options: MulticastOptions?,
+                                now: Timestamp) -> [Action] {
         let datagrams = stream.sender.send(message, now: now)
         var actions: [Action] = []
         if let options, stream.members.values.contains(true) {
-            let group = options.group(for: channel)
+            let group = options.group(for: stream.sender.channel)
             for datagram in datagrams { actions.append(.group(datagram, group: group)) }
             stream.groupDatagrams += UInt64(datagrams.count)
         }
@@ -120,7 +126,6 @@ public struct MulticastFanout: Sendable {
             for datagram in datagrams { actions.append(.send(.relay(datagram: datagram), to: member)) }
             stream.relayedDatagrams += UInt64(datagrams.count)
         }
-        streams[channel] = stream
         return actions
     }
 

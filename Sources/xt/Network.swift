@@ -226,7 +226,10 @@ struct Pub: AsyncParsableCommand {
         let interval = Double(size * 8) / Double(kilobits * 1000)
         let total = Int(seconds / interval)
         let start = ContinuousClock.now
+        let end = start + .nanoseconds(Int64(seconds * 1e9))
         for index in 0..<total {
+            // A publisher that cannot keep the rate stops at the time limit: it reports what it sent.
+            if ContinuousClock.now >= end { return index }
             let due = start + .nanoseconds(Int64(Double(index) * interval * 1e9))
             if due > ContinuousClock.now { try await Task.sleep(until: due, clock: .continuous) }
             let payload = StampedPayload.make(sequence: UInt64(index), size: size)
@@ -357,13 +360,19 @@ struct SubscriberTally: Sendable {
     /// Stamped messages seen twice by one node.
     var duplicates = 0
     var latencies: [Double] = []
+    /// Wall-clock nanoseconds of the first and last message taken.
+    var first: UInt64 = .max
+    var last: UInt64 = 0
     private var seen: Set<UInt64> = []
 
     mutating func take(_ envelope: NetEnvelope) {
         messages += 1
+        let now = StampedPayload.wallClock()
+        first = min(first, now)
+        last = max(last, now)
         guard let stamp = StampedPayload.read(envelope.payload) else { return }
         if !seen.insert(stamp.sequence).inserted { duplicates += 1 }
-        latencies.append(Double(Int64(StampedPayload.wallClock()) - Int64(stamp.sent)) / 1e6)
+        latencies.append(Double(Int64(now) - Int64(stamp.sent)) / 1e6)
     }
 
     mutating func merge(_ other: SubscriberTally) {
@@ -371,6 +380,8 @@ struct SubscriberTally: Sendable {
         perNode.append(other.messages)
         duplicates += other.duplicates
         latencies += other.latencies
+        first = min(first, other.first)
+        last = max(last, other.last)
     }
 
     func json(multicast: MulticastReceiverStats) -> String {
@@ -378,6 +389,7 @@ struct SubscriberTally: Sendable {
         func percentile(_ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
         let object: [String: Any] = [
             "messages": messages, "per_node": perNode.sorted(), "duplicates": duplicates,
+            "first_to_last_s": last > first ? Double(last - first) / 1e9 : 0,
             "latency_ms": ["p50": percentile(0.5), "p99": percentile(0.99), "max": sorted.last ?? 0],
             "multicast": ["via_group": multicast.viaGroup, "via_relay": multicast.viaRelay, "duplicates": multicast.duplicates,
                           "nacked": multicast.nackedDatagrams, "nacks": multicast.nacks, "repaired": multicast.repaired,
