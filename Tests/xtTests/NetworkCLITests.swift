@@ -7,7 +7,7 @@ import Testing
 extension CLI {
     /// Starts `xt` in the background (inside network namespace `namespace` if given); its
     /// standard output goes to the returned pipe.
-    static func spawn(_ arguments: [String], in directory: URL, namespace: String? = nil) throws -> (process: Process, output: Pipe) {
+    static func spawn(_ arguments: [String], in directory: URL, namespace: String? = nil, errors: Bool = false) throws -> (process: Process, output: Pipe) {
         let process = Process()
         if let namespace {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -19,7 +19,7 @@ extension CLI {
         process.currentDirectoryURL = directory
         let output = Pipe()
         process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
+        process.standardError = errors ? output : FileHandle.nullDevice
         try process.run()
         return (process, output)
     }

@@ -17,9 +17,9 @@ enum Bridge {
         return nil
     }
 
-    /// `xt` inside namespace `ns`, in the background.
-    static func spawn(_ ns: String, _ arguments: [String], in directory: URL) throws -> (process: Process, output: Pipe) {
-        try CLI.spawn(arguments, in: directory, namespace: ns)
+    /// `xt` inside namespace `ns`, in the background; with `errors`, its standard error goes to the same pipe.
+    static func spawn(_ ns: String, _ arguments: [String], in directory: URL, errors: Bool = false) throws -> (process: Process, output: Pipe) {
+        try CLI.spawn(arguments, in: directory, namespace: ns, errors: errors)
     }
 
     static func shell(_ arguments: [String]) {
@@ -88,5 +88,62 @@ struct NodeNetworkNamespaceTests {
             return Int(last)
         }
         #expect(numbers.sorted() == Array(0..<total), "each message exactly once (\(numbers.count) received)")
+    }
+}
+
+extension NodeNetworkNamespaceTests {
+    @Test("Across the bridge: name routing, an unknown name, a spoofed id, an unauthorized key, and a killed node reported dead")
+    func namesAndRefusals() throws {
+        let prefix = "xtr"
+        let dir = try CLI.temporaryDirectory()
+        Bridge.shell(["bash", Bridge.script, "up", prefix, "4"])
+        defer {
+            Bridge.shell(["pkill", "-KILL", "-f", "xt host --bind 10.78.0.1 --ports 9400"])
+            Bridge.shell(["bash", Bridge.script, "down", prefix, "4"])
+            try? FileManager.default.removeItem(at: dir)
+        }
+        for name in ["host", "alice", "bob", "carol", "eve"] { _ = try CLI.run(["keygen", "--out", "\(name).key"], in: dir) }
+        func key(_ name: String) throws -> String {
+            try String(contentsOf: dir.appendingPathComponent("\(name).key.pub"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        try Data("\(try key("alice")) alice 1.1\n\(try key("bob")) bob 1.2\n\(try key("carol")) carol 1.3\n".utf8)
+            .write(to: dir.appendingPathComponent("nodes"))
+        let host = try Bridge.spawn("\(prefix)0", ["host", "--bind", "10.78.0.1", "--ports", "9400", "--key", "host.key",
+                                                   "--authorized-keys", "nodes", "--hold-time", "0", "--dead-node-interval", "2"], in: dir)
+        defer { if host.process.isRunning { kill(host.process.processIdentifier, SIGKILL) } }
+        Thread.sleep(forTimeInterval: 0.5)
+        let common = ["--host-key", "@host.key.pub", "--host", "10.78.0.1:9400", "--config", "none"]
+        let bob = try Bridge.spawn("\(prefix)2", ["sub", "--key", "bob.key", "--id", "1.2", "--name", "bob", "--count", "1"] + common, in: dir)
+        defer { if bob.process.isRunning { bob.process.terminate() } }
+        let carol = try Bridge.spawn("\(prefix)3", ["sub", "--key", "carol.key", "--id", "1.3", "--name", "carol"] + common, in: dir)
+        defer { if carol.process.isRunning { carol.process.terminate() } }
+        Thread.sleep(forTimeInterval: 1.0)
+
+        func alice(_ arguments: [String], key: String = "alice.key", id: String = "1.1", name: String = "alice") throws -> (status: Int32, output: String) {
+            let run = try Bridge.spawn("\(prefix)1", arguments + ["--key", key, "--id", id, "--name", name, "--connect-timeout", "3"] + common, in: dir,
+                                       errors: true)
+            run.process.waitUntilExit()
+            return (run.process.terminationStatus, String(decoding: run.output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+        }
+        let delivered = try alice(["msg", "bob", "hello bob"])
+        #expect(delivered.status == 0, "\(delivered.output)")
+        let unknown = try alice(["msg", "nobody", "hi"])
+        #expect(unknown.status == 1 && unknown.output.contains("no node named 'nobody' is connected"), "\(unknown.output)")
+        let spoofed = try alice(["msg", "bob", "hi"], id: "1.7", name: "mallory")
+        #expect(spoofed.status == 1 && spoofed.output.contains("registered as alice (1.1)"), "\(spoofed.output)")
+        let unauthorized = try alice(["msg", "bob", "hi"], key: "eve.key", id: "1.9", name: "eve")
+        #expect(unauthorized.status == 1 && unauthorized.output.contains("has this node's key"), "\(unauthorized.output)")
+
+        // carol's process dies without a word; the host notices within its 2 s interval.
+        Bridge.shell(["pkill", "-KILL", "-f", "xt sub --key carol.key"])
+        Thread.sleep(forTimeInterval: 3.5)
+        Bridge.shell(["pkill", "-TERM", "-f", "xt host --bind 10.78.0.1 --ports 9400"])
+        host.process.waitUntilExit()
+        bob.process.waitUntilExit()
+        let hostLog = String(decoding: host.output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(hostLog.contains("refused: mallory"), "\(hostLog)")
+        #expect(hostLog.contains("left: carol (1.3)"), "\(hostLog)")
+        let bobLog = String(decoding: bob.output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(bobLog.contains("[direct] from 1.1: hello bob"), "\(bobLog)")
     }
 }
