@@ -1,6 +1,8 @@
 // libFuzzer entry point (built by `make fuzz` with -sanitize=fuzzer): every input is fed to a
 // listening endpoint as a datagram (packet decoder, handshake, cookie path) and to the frame
-// decoder. Any crash, trap or leak is a finding.
+// decoder, and to a multicast receiver twice: as it came (header checks, forgeries), and with
+// its first 16 bytes taken as a header and the rest sealed under the group key, so arbitrary
+// sequences, fragments and heartbeats reach the reordering. Any crash, trap or leak is a finding.
 import XTransport
 
 private let identity = NodeIdentity()
@@ -11,6 +13,9 @@ nonisolated(unsafe) private var endpoint: Endpoint = {
 }()
 nonisolated(unsafe) private var clock: UInt64 = 1_000_000_000
 nonisolated(unsafe) private var scratch = [UInt8](repeating: 0, count: 65_536)
+private let groupKey = MulticastKey()
+nonisolated(unsafe) private var multicast = try! MulticastReceiver(
+    MulticastStreamDescriptor(channel: 7, stream: 42, key: groupKey.bytes, firstSequence: 1, group: nil))
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
@@ -22,6 +27,17 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     while scratch.withUnsafeMutableBytes({ endpoint.pollTransmit(now: now, into: $0) }) != nil {}
     while endpoint.pollEvent() != nil {}
     _ = try? Frame.decodeAll(Array(bytes))
+
+    let datagram = Array(bytes)
+    _ = multicast.receive(datagram, via: .group, now: now)
+    if datagram.count >= 16 {
+        let sequence = datagram[5..<13].reduce(UInt64(0)) { $0 << 8 | UInt64($1) } % (1 << 40)
+        let header = MulticastHeader(kind: datagram[0] & 1 == 0 ? .data : .heartbeat, stream: 42, sequence: sequence, channel: 7,
+                                     flags: MulticastHeader.Flags(rawValue: datagram[15] & 3))
+        _ = multicast.receive(groupKey.seal(header, body: datagram[16...]), via: .relay, now: now)
+    }
+    _ = multicast.takeMessages(now: now)
+    _ = multicast.takeNack(now: now)
     return 0
 }
 

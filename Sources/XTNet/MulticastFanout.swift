@@ -51,6 +51,8 @@ public struct MulticastChannelStats: Hashable, Sendable, Codable {
     public var relayedDatagrams: UInt64
     public var members: Int
     public var membersViaGroup: Int
+    /// New streams (new key) started because a subscriber went away.
+    public var rekeys: UInt64
 }
 
 public struct MulticastFanout: Sendable {
@@ -68,34 +70,68 @@ public struct MulticastFanout: Sendable {
         var lastHeartbeat: Timestamp
         var groupDatagrams: UInt64 = 0
         var relayedDatagrams: UInt64 = 0
+        /// Members whose connection dropped, and when: if they do not come back within
+        /// `rekeyAfter`, the stream gets a new key.
+        var departed: [NodeID: Timestamp] = [:]
+        var rekeys: UInt64 = 0
     }
 
     public let options: MulticastOptions?
     private var streams: [UInt16: Stream] = [:]
+    private let rekeyAfter: Int64
     /// Time between heartbeats on each group.
     public static let heartbeatInterval: Int64 = 250_000_000
 
-    /// - Parameter options: nil when the host does not multicast: every member is relayed to.
-    public init(options: MulticastOptions?) { self.options = options }
+    /// - Parameters:
+    ///   - options: nil when the host does not multicast: every member is relayed to.
+    ///   - rekeyAfter: how long a member that dropped may come back and resume its stream;
+    ///     after that (and at once on unsubscribe) the stream starts over with a new key, so
+    ///     a node that is gone cannot read the group.
+    public init(options: MulticastOptions?, rekeyAfter: Duration = .seconds(8)) {
+        self.options = options
+        self.rekeyAfter = rekeyAfter.nanoseconds
+    }
+
+    private func makeSender(_ channel: UInt16) -> MulticastSender {
+        MulticastSender(channel: channel, maximumDatagram: options?.maximumDatagram ?? 1472)
+    }
+
+    /// A new stream (id and key) for `channel`'s remaining members, who are told; none left: gone.
+    private mutating func rekey(_ channel: UInt16) -> [Action] {
+        guard streams[channel]?.members.isEmpty == false else {
+            streams[channel] = nil
+            return []
+        }
+        streams[channel]!.sender = makeSender(channel)
+        streams[channel]!.rekeys += 1
+        let descriptor = streams[channel]!.sender.descriptor(group: options?.group(for: channel))
+        return streams[channel]!.members.keys.sorted { ($0.area, $0.local) < ($1.area, $1.local) }
+            .map { .send(.multicastJoin(descriptor), to: $0) }
+    }
 
     /// `node` subscribed to `channel`: it gets the stream's key and position.
     public mutating func subscribe(_ node: NodeID, channel: UInt16, now: Timestamp) -> [Action] {
         if streams[channel] == nil {
-            streams[channel] = Stream(sender: MulticastSender(channel: channel, maximumDatagram: options?.maximumDatagram ?? 1472),
-                                      lastHeartbeat: now)
+            streams[channel] = Stream(sender: makeSender(channel), lastHeartbeat: now)
         }
         streams[channel]!.members[node] = streams[channel]!.members[node] ?? false
+        streams[channel]!.departed[node] = nil
         let descriptor = streams[channel]!.sender.descriptor(group: options?.group(for: channel))
         return [.send(.multicastJoin(descriptor), to: node)]
     }
 
-    public mutating func unsubscribe(_ node: NodeID, channel: UInt16) {
-        streams[channel]?.members[node] = nil
+    /// `node` unsubscribed: the others get a new key at once.
+    public mutating func unsubscribe(_ node: NodeID, channel: UInt16) -> [Action] {
+        guard streams[channel]?.members.removeValue(forKey: node) != nil else { return [] }
+        return rekey(channel)
     }
 
-    /// `node` left the network.
-    public mutating func leave(_ node: NodeID) {
-        for channel in streams.keys { streams[channel]!.members[node] = nil }
+    /// `node`'s connection ended: it stops getting relays; if it does not subscribe again
+    /// within `rekeyAfter`, its streams get new keys (see ``tick(now:)``).
+    public mutating func leave(_ node: NodeID, now: Timestamp) {
+        for channel in streams.keys where streams[channel]!.members.removeValue(forKey: node) != nil {
+            streams[channel]!.departed[node] = now
+        }
     }
 
     /// `node` says whether the group reaches it.
@@ -135,10 +171,17 @@ public struct MulticastFanout: Sendable {
         return streams[channel]!.sender.repair(ranges).map { .send(.relay(datagram: $0), to: node) }
     }
 
-    /// Heartbeats due on the groups (receivers learn of lost tails, and that the group reaches them).
+    /// New keys for streams whose departed members did not come back in time, and heartbeats
+    /// due on the groups (receivers learn of lost tails, and that the group reaches them).
     public mutating func tick(now: Timestamp) -> [Action] {
-        guard let options else { return [] }
         var actions: [Action] = []
+        for channel in streams.keys.sorted() {
+            let overdue = streams[channel]!.departed.filter { now.nanoseconds(since: $0.value) >= rekeyAfter }
+            guard !overdue.isEmpty else { continue }
+            for node in overdue.keys { streams[channel]!.departed[node] = nil }
+            actions += rekey(channel)
+        }
+        guard let options else { return actions }
         for channel in streams.keys.sorted() where !streams[channel]!.members.isEmpty {
             guard now.nanoseconds(since: streams[channel]!.lastHeartbeat) >= Self.heartbeatInterval else { continue }
             streams[channel]!.lastHeartbeat = now
@@ -157,7 +200,7 @@ public struct MulticastFanout: Sendable {
             let stream = streams[channel]!
             return MulticastChannelStats(channel: channel, sender: stream.sender.stats, groupDatagrams: stream.groupDatagrams,
                                          relayedDatagrams: stream.relayedDatagrams, members: stream.members.count,
-                                         membersViaGroup: stream.members.values.filter { $0 }.count)
+                                         membersViaGroup: stream.members.values.filter { $0 }.count, rekeys: stream.rekeys)
         }
     }
 }

@@ -54,7 +54,7 @@ public actor NetHost {
                  multicast: MulticastOptions?, multicastSocket: MulticastSocket?, logger: Logger) {
         self.endpoint = endpoint
         self.multicastSocket = multicastSocket
-        fanout = MulticastFanout(options: multicastSocket == nil ? nil : multicast)
+        fanout = MulticastFanout(options: multicastSocket == nil ? nil : multicast, rekeyAfter: holdTime)
         self.maximumQueuedBytes = maximumQueuedBytes
         self.directory = directory
         self.logger = logger
@@ -254,7 +254,7 @@ public actor NetHost {
                 perform(router.handle(decoded, from: hello.id, now: now))
                 switch decoded {
                 case .subscribe(let channel): perform(fanout.subscribe(hello.id, channel: channel, now: now))
-                case .unsubscribe(let channel): fanout.unsubscribe(hello.id, channel: channel)
+                case .unsubscribe(let channel): perform(fanout.unsubscribe(hello.id, channel: channel))
                 case .multicastReception(let channel, let stream, let receiving):
                     fanout.reception(hello.id, channel: channel, stream: stream, receiving: receiving)
                     logger.info("multicast reception", metadata: ["node": "\(hello.name)", "channel": "\(channel)",
@@ -271,7 +271,7 @@ public actor NetHost {
             links[hello.id]?.outbound.finish()
             links[hello.id] = nil
             router.leave(hello.id, now: now)
-            fanout.leave(hello.id)
+            fanout.leave(hello.id, now: now)
             eventContinuation.yield(.left(hello.id, name: hello.name, reason: reason))
             logger.info("node left", metadata: ["name": "\(hello.name)", "reason": "\(reason)"])
         }

@@ -65,7 +65,7 @@ struct MulticastFanoutTests {
         #expect(repairs.allSatisfy { if case .send(.relay, Self.b) = $0 { true } else { false } })
         #expect(fanout.nack(Self.b, channel: 7, stream: join.stream &+ 1, ranges: [2..<4]).isEmpty)
         #expect(fanout.nack(Self.a, channel: 7, stream: join.stream, ranges: [2..<4]).isEmpty)
-        fanout.leave(Self.b)
+        fanout.leave(Self.b, now: Self.t0)
         #expect(fanout.nack(Self.b, channel: 7, stream: join.stream, ranges: [2..<4]).isEmpty)
     }
 
@@ -77,7 +77,7 @@ struct MulticastFanoutTests {
         #expect(fanout.tick(now: Self.t0.adding(.milliseconds(100))).isEmpty)
         #expect(fanout.tick(now: Self.t0.adding(.milliseconds(250))).count == 1)
         #expect(fanout.tick(now: Self.t0.adding(.milliseconds(300))).isEmpty)
-        fanout.unsubscribe(Self.b, channel: 7)
+        #expect(fanout.unsubscribe(Self.b, channel: 7).isEmpty, "no one left to rekey for")
         #expect(fanout.tick(now: Self.t0.adding(.seconds(2))).isEmpty)
 
         var relayOnly = MulticastFanout(options: nil)
@@ -88,6 +88,37 @@ struct MulticastFanoutTests {
         #expect(actions.count == 1)
         guard case .send(.relay, Self.b) = actions[0] else { Issue.record("\(actions)"); return }
         #expect(relayOnly.tick(now: Self.t0.adding(.seconds(1))).isEmpty)
+    }
+
+    @Test("A subscriber that unsubscribes, or drops and stays away past the hold time, leaves the others with a new key")
+    func rekey() throws {
+        var fanout = MulticastFanout(options: Self.options, rekeyAfter: .seconds(8))
+        let first = try Self.descriptor(fanout.subscribe(Self.a, channel: 7, now: Self.t0))
+        _ = fanout.subscribe(Self.b, channel: 7, now: Self.t0)
+        _ = fanout.subscribe(Self.c, channel: 7, now: Self.t0)
+        // c drops and comes back in time: same stream, it resumes where it was.
+        fanout.leave(Self.c, now: Self.t0)
+        let back = try Self.descriptor(fanout.subscribe(Self.c, channel: 7, now: Self.t0.adding(.seconds(2))))
+        #expect(back.stream == first.stream && back.key == first.key)
+        #expect(fanout.tick(now: Self.t0.adding(.seconds(20))).allSatisfy { if case .group = $0 { true } else { false } })
+        // b unsubscribes: a and c get a new stream at once.
+        let joins = fanout.unsubscribe(Self.b, channel: 7)
+        #expect(joins.count == 2)
+        let second = try Self.descriptor(joins)
+        #expect(second.stream != first.stream && second.key != first.key && second.firstSequence == 1)
+        // c drops for good: after 8 s, a alone gets another key.
+        fanout.leave(Self.c, now: Self.t0.adding(.seconds(30)))
+        #expect(fanout.tick(now: Self.t0.adding(.seconds(37))).filter { if case .send = $0 { true } else { false } }.isEmpty)
+        let later = fanout.tick(now: Self.t0.adding(.seconds(38))).compactMap { action -> MulticastStreamDescriptor? in
+            if case .send(.multicastJoin(let descriptor), Self.a) = action { descriptor } else { nil }
+        }
+        #expect(later.count == 1 && later.first?.key != second.key)
+        #expect(fanout.stats.first?.rekeys == 2)
+        // Datagrams under the new key do not open with the old one.
+        var stale = try MulticastReceiver(second)
+        let datagram = fanout.publish([1], channel: 7, from: Self.b, now: Self.t0.adding(.seconds(39)))
+        guard case .group(let bytes, _)? = datagram.first else { Issue.record("\(datagram)"); return }
+        #expect(stale.receive(bytes, via: .group, now: Self.t0) == .foreignStream)
     }
 
     @Test("A node reports when the group starts and stops reaching it, and keeps a stream it already follows")
