@@ -117,7 +117,7 @@ struct MulticastFanoutTests {
         // Datagrams under the new key do not open with the old one.
         var stale = try MulticastReceiver(second)
         let datagram = fanout.publish([1], channel: 7, from: Self.b, now: Self.t0.adding(.seconds(39)))
-        guard case .group(let bytes, _)? = datagram.first else { Issue.record("\(datagram)"); return }
+        guard case .send(.relay(let bytes), Self.a)? = datagram.first else { Issue.record("\(datagram)"); return }
         #expect(stale.receive(bytes, via: .group, now: Self.t0) == .foreignStream)
     }
 
