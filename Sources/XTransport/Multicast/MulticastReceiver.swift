@@ -55,6 +55,8 @@ public struct MulticastReceiver: Sendable {
     private var buffered: [UInt64: (flags: MulticastHeader.Flags, body: [UInt8])] = [:]
     /// Missing sequences: when first noticed, and when last asked for (nil: not yet).
     private var missing: [UInt64: (noticed: Timestamp, asked: Timestamp?)] = [:]
+    /// No NACK is due before this (a cheap answer to the frequent question).
+    private var nackDue: Timestamp?
     /// Most datagrams held ahead of a gap; a sequence further ahead moves the window on.
     public static let window: UInt64 = 16_384
 
@@ -120,6 +122,7 @@ public struct MulticastReceiver: Sendable {
         if end > next + Self.window { skip(to: end - Self.window) }
         for sequence in known..<end where buffered[sequence] == nil && sequence >= next {
             missing[sequence] = (now, nil)
+            nackDue = now
         }
         known = end
     }
@@ -132,10 +135,11 @@ public struct MulticastReceiver: Sendable {
                 messages.append(message)
                 continue
             }
-            // Blocked on a gap at `next` (or on the rest of a message): skip it once overdue.
-            guard let firstMissing = missing.keys.min(), let entry = missing[firstMissing],
-                  now.nanoseconds(since: entry.noticed) >= deadline else { break }
-            skip(to: firstMissing + 1)
+            // Blocked on a gap at `next` or inside the message starting there: skip it once overdue.
+            var gap = next
+            while buffered[gap] != nil { gap += 1 }
+            guard let entry = missing[gap], now.nanoseconds(since: entry.noticed) >= deadline else { break }
+            skip(to: gap + 1)
         }
         stats.delivered += UInt64(messages.count)
         return messages
@@ -163,11 +167,19 @@ public struct MulticastReceiver: Sendable {
     /// fragments of messages that cannot complete are dropped.
     private mutating func skip(to sequence: UInt64) {
         guard sequence > next else { return }
-        for lost in missing.keys where lost < sequence {
-            missing[lost] = nil
-            stats.lostDatagrams += 1
+        if sequence - next <= UInt64(missing.count + buffered.count) {
+            // A short skip (the usual one gap): visit just those sequences.
+            for dropped in next..<min(sequence, known) {
+                if missing.removeValue(forKey: dropped) != nil { stats.lostDatagrams += 1 }
+                buffered[dropped] = nil
+            }
+        } else {
+            for lost in missing.keys where lost < sequence {
+                missing[lost] = nil
+                stats.lostDatagrams += 1
+            }
+            for dropped in buffered.keys where dropped < sequence { buffered[dropped] = nil }
         }
-        for dropped in buffered.keys where dropped < sequence { buffered[dropped] = nil }
         if sequence > known {
             stats.lostDatagrams += sequence - known  // never seen nor announced
             known = sequence
@@ -179,11 +191,17 @@ public struct MulticastReceiver: Sendable {
     /// Missing sequences to ask the sender for now, as ranges; each asked again only after
     /// the NACK interval.
     public mutating func takeNack(now: Timestamp) -> [Range<UInt64>] {
+        guard let nackDue, now >= nackDue, !missing.isEmpty else { return [] }
         var due: [UInt64] = []
+        var nextDue = now.adding(nanoseconds: nackInterval)
         for (sequence, entry) in missing {
-            if let asked = entry.asked, now.nanoseconds(since: asked) < nackInterval { continue }
+            if let asked = entry.asked, now.nanoseconds(since: asked) < nackInterval {
+                nextDue = min(nextDue, asked.adding(nanoseconds: nackInterval))
+                continue
+            }
             due.append(sequence)
         }
+        self.nackDue = nextDue
         guard !due.isEmpty else { return [] }
         due.sort()
         var ranges: [Range<UInt64>] = []

@@ -123,4 +123,19 @@ struct MulticastTests {
         #expect(receiver.takeMessages(now: Self.t0.adding(.seconds(1))) == [[7]])
         #expect(receiver.stats.lostDatagrams == MulticastReceiver.window + 10)
     }
+
+    @Test("Many gaps at once: every overdue gap is skipped and every whole message between them delivered")
+    func manyGaps() throws {
+        var (sender, receiver) = try Self.pair()
+        let datagrams = (0..<4000).flatMap { sender.send([UInt8(truncatingIfNeeded: $0)], now: Self.t0) }
+        for (index, datagram) in datagrams.enumerated() where index % 2 == 0 {
+            _ = receiver.receive(datagram, via: .group, now: Self.t0)
+        }
+        #expect(receiver.takeNack(now: Self.t0).count == 1999, "one range per gap (the last one is not known yet)")
+        #expect(receiver.takeNack(now: Self.t0.adding(.milliseconds(100))) == [])
+        #expect(receiver.takeNack(now: Self.t0.adding(.milliseconds(250))).count == 1999, "asked again after the interval")
+        let delivered = receiver.takeMessages(now: Self.t0.adding(.milliseconds(500)))
+        #expect(delivered == (0..<4000).filter { $0 % 2 == 0 }.map { [UInt8(truncatingIfNeeded: $0)] })
+        #expect(receiver.stats.lostDatagrams == 1999 && receiver.missingCount == 0)
+    }
 }
