@@ -193,8 +193,11 @@ struct Pub: AsyncParsableCommand {
     @Option(name: .long, help: "Payload bytes per stream message (each starts with its send time and number).")
     var size = 1000
 
-    @Option(name: .long, help: "Seconds the stream lasts.")
+    @Option(name: .long, help: "Seconds the stream lasts (a publisher that cannot keep the rate stops then).")
     var seconds = 10.0
+
+    @Option(name: .long, help: "Send exactly this many stream messages at the rate, however long it takes (instead of --seconds).")
+    var messages: Int?
 
     @OptionGroup var net: NetNodeOptions
     @OptionGroup var node: NodeOptions
@@ -224,12 +227,12 @@ struct Pub: AsyncParsableCommand {
     /// Paced messages, each stamped with its send time and number; returns how many went.
     private func stream(_ member: NetNode, kilobits: Int) async throws -> Int {
         let interval = Double(size * 8) / Double(kilobits * 1000)
-        let total = Int(seconds / interval)
+        let total = messages ?? Int(seconds / interval)
         let start = ContinuousClock.now
         let end = start + .nanoseconds(Int64(seconds * 1e9))
         for index in 0..<total {
             // A publisher that cannot keep the rate stops at the time limit: it reports what it sent.
-            if ContinuousClock.now >= end { return index }
+            if messages == nil, ContinuousClock.now >= end { return index }
             let due = start + .nanoseconds(Int64(Double(index) * interval * 1e9))
             if due > ContinuousClock.now { try await Task.sleep(until: due, clock: .continuous) }
             let payload = StampedPayload.make(sequence: UInt64(index), size: size)

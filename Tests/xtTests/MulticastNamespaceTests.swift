@@ -101,7 +101,7 @@ struct MulticastNamespaceTests {
         Thread.sleep(forTimeInterval: 1.6)  // a receiver the group misses has told the host so by now
 
         let publisher = try Bridge.spawn("\(prefix)1", ["pub", "--multicast", "--channel", "7", "--rate", "4000", "--size", "1000",
-                                                        "--seconds", "3", "--key", "tx.key", "--id", "1.1", "--name", "tx"] + common, in: dir)
+                                                        "--messages", "\(messages)", "--key", "tx.key", "--id", "1.1", "--name", "tx"] + common, in: dir)
         publisher.process.waitUntilExit()
         #expect(publisher.process.terminationStatus == 0)
         for receiver in receivers { receiver.process.waitUntilExit() }
