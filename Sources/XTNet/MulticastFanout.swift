@@ -157,8 +157,7 @@ public struct MulticastFanout: Sendable {
             for datagram in datagrams { actions.append(.group(datagram, group: group)) }
             stream.groupDatagrams += UInt64(datagrams.count)
         }
-        for (member, viaGroup) in stream.members.sorted(by: { ($0.key.area, $0.key.local) < ($1.key.area, $1.key.local) })
-        where !viaGroup && member != from {
+        for (member, viaGroup) in stream.members where !viaGroup && member != from {
             for datagram in datagrams { actions.append(.send(.relay(datagram: datagram), to: member)) }
             stream.relayedDatagrams += UInt64(datagrams.count)
         }

@@ -44,7 +44,7 @@ public struct MulticastReception: Sendable {
     /// One datagram, from the group or relayed by the host.
     public mutating func receive(_ datagram: [UInt8], via path: MulticastReceiver.Path, now: Timestamp) -> Output {
         guard let header = try? MulticastHeader.decode(datagram), receivers[header.channel] != nil else { return Output() }
-        _ = receivers[header.channel]!.receive(datagram, via: path, now: now)
+        _ = receivers[header.channel]!.receive(datagram, header: header, via: path, now: now)
         return collect(header.channel, now: now)
     }
 

@@ -343,12 +343,7 @@ struct Sub: AsyncParsableCommand {
         for await envelope in member.messages {
             tally.take(envelope)
             if !report {
-                let kind = switch envelope.route.routeCode {
-                case .channel: "channel \(envelope.route.channel)"
-                case .multicast: "multicast \(envelope.route.channel)"
-                default: "direct"
-                }
-                print("[\(kind)] from \(envelope.route.from): \(String(decoding: envelope.payload, as: UTF8.self))")
+                print(envelope.line)
             }
             if let count, tally.messages >= count { break }
         }
@@ -461,13 +456,20 @@ struct Node: AsyncParsableCommand {
             await member.subscribe(configuration.channel)
             print("node \(configuration.name) (\(configuration.id)) joined \(configuration.host):\(configuration.hostPort), channel \(configuration.channel)")
             for await envelope in member.messages {
-                let kind = switch envelope.route.routeCode {
-                case .channel: "channel \(envelope.route.channel)"
-                case .multicast: "multicast \(envelope.route.channel)"
-                default: "direct"
-                }
-                print("[\(kind)] from \(envelope.route.from): \(String(decoding: envelope.payload, as: UTF8.self))")
+                print(envelope.line)
             }
         }
+    }
+}
+
+extension NetEnvelope {
+    /// How `xt sub` and `xt node` print a message: "[channel 30] from 1.1: text".
+    var line: String {
+        let kind = switch route.routeCode {
+        case .channel: "channel \(route.channel)"
+        case .multicast: "multicast \(route.channel)"
+        default: "direct"
+        }
+        return "[\(kind)] from \(route.from): \(String(decoding: payload, as: UTF8.self))"
     }
 }

@@ -80,6 +80,11 @@ public struct MulticastReceiver: Sendable {
             stats.rejected += 1
             return .forged
         }
+        return receive(datagram, header: header, via: path, now: now)
+    }
+
+    /// Takes one datagram whose header the caller has already read.
+    public mutating func receive(_ datagram: [UInt8], header: MulticastHeader, via path: Path, now: Timestamp) -> Verdict {
         guard header.stream == descriptor.stream, header.channel == descriptor.channel else {
             return .foreignStream
         }
