@@ -60,7 +60,7 @@ struct NodeNetworkNamespaceTests {
         Thread.sleep(forTimeInterval: 1.0)
 
         // `ip netns exec` runs xt as its child: kill the xt process itself.
-        Bridge.shell(["pkill", "-KILL", "-f", "xt host --bind 10.78.0.1"])
+        Bridge.shell(["pkill", "-KILL", "-f", "xt host --bind 10.78.0.1 --ports 9000-9000"])
         host.process.waitUntilExit()
         Thread.sleep(forTimeInterval: 0.3)
         host = try Bridge.spawn("\(prefix)0", hostArguments, in: dir)
