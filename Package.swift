@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "XTransportNIO", targets: ["XTransportNIO"]),
         .library(name: "XTSimulator", targets: ["XTSimulator"]),
         .library(name: "XTNet", targets: ["XTNet"]),
+        .library(name: "XTMedia", targets: ["XTMedia"]),
         .executable(name: "xt", targets: ["xt"]),
     ],
     dependencies: [
@@ -60,6 +61,15 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // C media libraries, each behind a shim header for what Swift cannot import (macros,
+        // variadic functions): FFmpeg, libopus, libv4l2, ALSA.
+        .systemLibrary(name: "CFFmpeg", providers: [.apt(["libavcodec-dev", "libavformat-dev", "libswscale-dev", "libswresample-dev"])]),
+        .systemLibrary(name: "COpus", providers: [.apt(["libopus-dev"])]),
+        .systemLibrary(name: "CV4L2", providers: [.apt(["libv4l-dev"])]),
+        .systemLibrary(name: "CALSA", providers: [.apt(["libasound2-dev"])]),
+        // Media: frames, capture sources (V4L2, ALSA, files, synthetic), H.264 and Opus coding,
+        // the media wire format, containers. Knows nothing of the network.
+        .target(name: "XTMedia", dependencies: ["CFFmpeg", "COpus", "CV4L2", "CALSA"], swiftSettings: strict),
         // Allocator tuning for the `xt` process (glibc's mallopt, which Swift's Glibc lacks).
         .target(name: "CXTSystem"),
         .executableTarget(
@@ -81,6 +91,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "XTNetTests", dependencies: ["XTNet", "XTransport", "XTransportNIO"], swiftSettings: strict),
+        .testTarget(name: "XTMediaTests", dependencies: ["XTMedia"], swiftSettings: strict),
         .testTarget(name: "XTSimulatorTests", dependencies: ["XTransport", "XTSimulator"], swiftSettings: strict),
         // Runs the built `xt` binary the way a user does: exit codes and error lines.
         .testTarget(name: "xtTests", dependencies: ["xt"], swiftSettings: strict),

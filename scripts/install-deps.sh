@@ -7,7 +7,9 @@ packages=(
   # build
   pkg-config libssl-dev
   # media (later issues link these; installed now so one script serves every target)
-  libavformat-dev libavcodec-dev libswscale-dev libavutil-dev libv4l-dev libopus-dev libasound2-dev
+  libavformat-dev libavcodec-dev libswscale-dev libswresample-dev libavutil-dev libv4l-dev libopus-dev libasound2-dev
+  # speech and tones for the audio tests
+  espeak-ng sox
   # tests and peers for `make bench`
   iproute2 nftables iperf3 srt-tools ffmpeg
   # libFuzzer runtime for `make fuzz`

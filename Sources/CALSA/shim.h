@@ -1,0 +1,7 @@
+// ALSA's PCM capture API (libasound) for Swift.
+#ifndef CALSA_SHIM_H
+#define CALSA_SHIM_H
+
+#include <alsa/asoundlib.h>
+
+#endif

@@ -1,0 +1,42 @@
+// What every camera-like input gives the agent: raw pictures to encode, or pictures already
+// coded in H.264 (a camera's own encoder, an RTSP camera, a recorded clip) to pass through.
+
+/// The output of a video source.
+public enum VideoSourceOutput: Sendable {
+    /// A raw picture: the agent encodes it.
+    case raw(VideoFrame)
+    /// A coded picture: the agent passes it through as it is.
+    case encoded(EncodedFrame)
+}
+
+/// A camera, a test pattern or a file. Reads block until the next picture is due.
+public protocol VideoSource: AnyObject {
+    /// A line for logs: "synthetic 1280x720 at 30 fps", "/dev/video0 (MJPEG 1280x720 at 30 fps)".
+    var summary: String { get }
+    /// The picture size and frame rate the source produces.
+    var width: Int { get }
+    var height: Int { get }
+    var frameRate: Int { get }
+    /// For sources that deliver coded pictures: the stream's description (SPS/PPS once known).
+    var encodedDescription: StreamDescription? { get }
+    /// The next picture, blocking until it is captured.
+    /// - Throws: ``MediaError`` (`.deviceLost` when a camera went away, `.endOfStream` at the
+    ///   end of a file).
+    func next() throws(MediaError) -> VideoSourceOutput
+    /// Asks a source that encodes by itself for a keyframe (others ignore it).
+    func requestKeyframe()
+}
+
+extension VideoSource {
+    public var encodedDescription: StreamDescription? { nil }
+    public func requestKeyframe() {}
+}
+
+/// How a synthetic or file source paces itself.
+public enum Pacing: Sendable, Equatable {
+    /// As a camera does: one picture each frame interval, stamped with the wall clock.
+    case realTime
+    /// As fast as the consumer takes them, stamped on a virtual clock that starts at `start`
+    /// (tests that cover minutes of stream time in seconds).
+    case virtual(start: CaptureTime)
+}

@@ -1,0 +1,48 @@
+// Just enough of H.264's Annex B byte stream to find NAL units: which access units hold a
+// keyframe, and the SPS and PPS a decoder needs first.
+
+/// Annex B helpers.
+public enum H264Bitstream {
+    /// NAL unit types that matter here.
+    public static let idrSlice: UInt8 = 5
+    public static let sequenceParameterSet: UInt8 = 7
+    public static let pictureParameterSet: UInt8 = 8
+
+    /// The NAL units in an Annex B buffer, without their start codes.
+    public static func nalUnits(_ data: [UInt8]) -> [ArraySlice<UInt8>] {
+        var units: [ArraySlice<UInt8>] = []
+        var starts: [(payload: Int, code: Int)] = []
+        var index = 0
+        while index + 2 < data.count {
+            if data[index] == 0, data[index + 1] == 0, data[index + 2] == 1 {
+                let code = index > 0 && data[index - 1] == 0 ? index - 1 : index
+                starts.append((index + 3, code))
+                index += 3
+            } else {
+                index += 1
+            }
+        }
+        for (position, start) in starts.enumerated() {
+            let end = position + 1 < starts.count ? starts[position + 1].code : data.count
+            if end > start.payload { units.append(data[start.payload..<end]) }
+        }
+        return units
+    }
+
+    /// The type (low five bits of the first byte) of a NAL unit.
+    public static func type(_ unit: ArraySlice<UInt8>) -> UInt8 { (unit.first ?? 0) & 0x1F }
+
+    /// Whether an access unit holds an IDR slice.
+    public static func isKeyframe(_ accessUnit: [UInt8]) -> Bool {
+        nalUnits(accessUnit).contains { type($0) == idrSlice }
+    }
+
+    /// The SPS and PPS of an access unit, in Annex B; empty when it has none.
+    public static func parameterSets(_ accessUnit: [UInt8]) -> [UInt8] {
+        var result: [UInt8] = []
+        for unit in nalUnits(accessUnit) where type(unit) == sequenceParameterSet || type(unit) == pictureParameterSet {
+            result += [0, 0, 0, 1] + unit
+        }
+        return result
+    }
+}

@@ -1,0 +1,40 @@
+// Capture time: the agent's wall clock at the moment light or sound was captured, in
+// nanoseconds since the Unix epoch. It travels with every frame to the recorder and viewers.
+import Foundation
+
+/// A point in time on the agent's wall clock (nanoseconds since 1970), as stamped at capture.
+public struct CaptureTime: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var nanoseconds: Int64
+
+    public init(nanoseconds: Int64) { self.nanoseconds = nanoseconds }
+
+    /// The wall clock now.
+    public static var now: CaptureTime {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return CaptureTime(nanoseconds: Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec))
+    }
+
+    /// A CLOCK_MONOTONIC reading (as V4L2 and ALSA stamp buffers) on the wall clock.
+    public static func fromMonotonic(_ monotonicNanoseconds: Int64) -> CaptureTime {
+        CaptureTime(nanoseconds: now.nanoseconds - (monotonicNow - monotonicNanoseconds))
+    }
+
+    /// CLOCK_MONOTONIC now, in nanoseconds.
+    public static var monotonicNow: Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &spec)
+        return Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
+    }
+
+    public func adding(nanoseconds delta: Int64) -> CaptureTime { CaptureTime(nanoseconds: nanoseconds + delta) }
+    public func nanoseconds(since earlier: CaptureTime) -> Int64 { nanoseconds - earlier.nanoseconds }
+    public var seconds: Double { Double(nanoseconds) / 1e9 }
+
+    public static func < (lhs: CaptureTime, rhs: CaptureTime) -> Bool { lhs.nanoseconds < rhs.nanoseconds }
+
+    public var description: String {
+        let date = Date(timeIntervalSince1970: seconds)
+        return date.formatted(.iso8601.year().month().day().timeSeparator(.colon).time(includingFractionalSeconds: true))
+    }
+}
