@@ -8,11 +8,40 @@ public import XTransportNIO
 
 /// The control channel every node talks to its host on (reliable messages, control priority).
 public enum NetChannel {
-    public static let control: UInt16 = 0
+    public static let control: UInt16 = NetLane.control.rawValue
 
-    static func configure(_ session: TransportSession) async throws {
-        try await session.configure(channel: control, ChannelConfiguration(mode: .messages, priority: .control))
+    /// Sets up every lane on a node–host session (each side configures what it sends).
+    static func configure(_ session: TransportSession, liveDeadline: Duration) async throws {
+        for lane in NetLane.allCases { try await session.configure(channel: lane.rawValue, lane.configuration(liveDeadline: liveDeadline)) }
     }
+}
+
+/// The transport channels between a node and its host. Control carries everything the node
+/// network says and reliable messages; media rides the live lanes (retransmitted until the
+/// deadline, then skipped), audio ahead of video; bulk (backfill, files) gets what is left.
+/// Messages on lanes other than control get no `accepted` answer: the sender does not wait.
+public enum NetLane: UInt16, Hashable, Sendable, CaseIterable {
+    case control = 0
+    case audio = 1
+    case video = 2
+    case bulk = 3
+
+    func configuration(liveDeadline: Duration) -> ChannelConfiguration {
+        switch self {
+        case .control: ChannelConfiguration(mode: .messages, priority: .control)
+        case .audio: .live(priority: .audio, deadline: liveDeadline)
+        case .video: .live(priority: .video, deadline: liveDeadline)
+        case .bulk: ChannelConfiguration(mode: .messages, priority: .bulk)
+        }
+    }
+}
+
+/// A message for the host's own application (the recorder): routed to the host by name
+/// ("host") or id (0.0), or published on a channel the host subscribed to.
+public struct HostDelivery: Sendable {
+    public var envelope: NetEnvelope
+    /// The lane it arrived on.
+    public var lane: NetLane
 }
 
 /// What the host reports about its nodes.
@@ -37,22 +66,34 @@ public actor NetHost {
     /// Joins, leaves and refusals, for status displays and tests.
     public nonisolated let events: AsyncStream<HostEvent>
 
-    /// One node's session and its outbound queue.
+    /// One node's session and its outbound queues, one per lane.
     private struct Link {
         let session: TransportSession
         let name: String
-        let outbound: AsyncStream<[UInt8]>.Continuation
+        let outbound: [NetLane: AsyncStream<[UInt8]>.Continuation]
         /// Bytes queued for this node and not yet taken by its session.
         var queued = 0
+
+        func finish() { for continuation in outbound.values { continuation.finish() } }
     }
+
+    /// Messages for the host's application: see ``subscribe(_:)`` and ``send(_:to:channel:lane:)``.
+    /// Bounded: while it is full, the host stops reading the node that sends more.
+    public nonisolated let messages: BoundedQueue<HostDelivery>
+    /// How long live-lane messages from the host may still be delivered.
+    public let liveDeadline: Duration
+    private var messageIDs = MessageIDs()
 
     /// Most bytes queued for one node. Past it, messages for that node are refused (the sender
     /// is told), so a node that stopped reading costs bounded memory and stalls no one.
     public let maximumQueuedBytes: Int
 
     private init(endpoint: TransportEndpoint, directory: NodeDirectory?, holdTime: Duration, maximumQueuedBytes: Int,
-                 multicast: MulticastOptions?, multicastSocket: MulticastSocket?, logger: Logger) {
+                 multicast: MulticastOptions?, multicastSocket: MulticastSocket?, liveDeadline: Duration, inboxCapacity: Int,
+                 logger: Logger) {
         self.endpoint = endpoint
+        self.liveDeadline = liveDeadline
+        messages = BoundedQueue(capacity: inboxCapacity)
         self.multicastSocket = multicastSocket
         fanout = MulticastFanout(options: multicastSocket == nil ? nil : multicast, rekeyAfter: holdTime)
         self.maximumQueuedBytes = maximumQueuedBytes
@@ -71,10 +112,13 @@ public actor NetHost {
     ///   - multicast: the groups multicast streams go to (routecode 2); nil relays every
     ///     stream over each node's session (host fan-out). If the multicast socket cannot be
     ///     opened the host logs why and relays.
+    ///   - liveDeadline: how long the host's live-lane messages may still be delivered.
+    ///   - inboxCapacity: messages waiting for the host's application before it stops reading.
     /// - Throws: ``TransportError`` if no port in the range can be bound.
     public static func start(host: String = "0.0.0.0", ports: ClosedRange<UInt16>, configuration: EndpointConfiguration,
                              directory: NodeDirectory? = nil, holdTime: Duration = .seconds(8),
                              maximumQueuedBytes: Int = 16 << 20, multicast: MulticastOptions? = nil,
+                             liveDeadline: Duration = .milliseconds(500), inboxCapacity: Int = 4096,
                              logger: Logger = Logger(label: "xtnet.host")) async throws -> NetHost {
         var lastError: (any Error)?
         for port in ports {
@@ -93,7 +137,7 @@ public actor NetHost {
                 }
                 let netHost = NetHost(endpoint: endpoint, directory: directory, holdTime: holdTime,
                                       maximumQueuedBytes: maximumQueuedBytes, multicast: multicast, multicastSocket: socket,
-                                      logger: logger)
+                                      liveDeadline: liveDeadline, inboxCapacity: inboxCapacity, logger: logger)
                 Task { await netHost.acceptLoop() }
                 Task { await netHost.expireLoop() }
                 return netHost
@@ -131,13 +175,38 @@ public actor NetHost {
     /// Stops accepting and closes every session.
     public func stop() async {
         stopped = true
-        for link in links.values { link.outbound.finish() }
+        for link in links.values { link.finish() }
         await multicastSocket?.close()
         await endpoint.close()
         eventContinuation.finish()
+        messages.finish()
     }
 
     private var stopped = false
+
+    // MARK: - The host's own application
+
+    /// Delivers what nodes publish on `channel` (routecodes 3 and 2) to ``messages`` too.
+    public func subscribe(_ channel: UInt16) { router.subscribeLocally(channel) }
+
+    /// Stops delivering `channel` to ``messages``.
+    public func unsubscribe(_ channel: UInt16) { router.unsubscribeLocally(channel) }
+
+    /// Sends `payload` from the host to the connected node `id`. Nothing is kept for a node
+    /// that is not connected: the caller decides whether to try again.
+    /// - Throws: ``UndeliverableError`` when the node is not connected or not keeping up.
+    public func send(_ payload: [UInt8], to id: NodeID, channel: UInt16 = 1, lane: NetLane = .control) throws {
+        guard let link = links[id] else { throw UndeliverableError(reason: "node \(id) is not connected") }
+        let envelope = NetEnvelope(id: messageIDs.next(), route: RoutingHeader(routeCode: .unicast, to: id, channel: channel, from: .host),
+                                   payload: payload)
+        let bytes = NetMessage.data(envelope).encoded()
+        guard link.queued + bytes.count <= maximumQueuedBytes else {
+            throw UndeliverableError(reason: "node \(link.name) (\(id)) is not keeping up: \(link.queued >> 20) MiB wait for it")
+        }
+        enqueue(bytes, to: id, lane: lane)
+    }
+
+    // MARK: - Routing
 
     private func expireLoop() async {
         while !stopped {
@@ -147,8 +216,12 @@ public actor NetHost {
         }
     }
 
-    private func perform(_ actions: [RouterAction]) {
+    /// Carries out routing actions for a message that came on `lane`; returns the deliveries
+    /// for the host's own application (the caller waits for room for them).
+    @discardableResult
+    private func perform(_ actions: [RouterAction], lane: NetLane = .control) -> [NetEnvelope] {
         var refused: [UInt64: String] = [:]  // unicast messages whose destination is full
+        var local: [NetEnvelope] = []
         for action in actions {
             switch action {
             case .send(.data(let envelope), let to):
@@ -160,7 +233,9 @@ public actor NetHost {
                     }
                     continue
                 }
-                enqueue(bytes, to: to)
+                enqueue(bytes, to: to, lane: lane)
+            case .send(.accepted, _) where lane != .control, .send(.undeliverable, _) where lane != .control:
+                continue  // the sender of a lane message does not wait for an answer
             case .send(.accepted(let id), let to) where refused[id] != nil:
                 enqueue(NetMessage.undeliverable(id: id, reason: refused[id]!).encoded(), to: to)
             case .send(let message, let to):
@@ -168,8 +243,11 @@ public actor NetHost {
             case .multicast(let envelope):
                 perform(fanout.publish(NetMessage.data(envelope).encoded(), channel: envelope.route.channel,
                                        from: envelope.route.from, now: now))
+            case .local(let envelope):
+                local.append(envelope)
             }
         }
+        return local
     }
 
     private func perform(_ actions: [MulticastFanout.Action]) {
@@ -187,10 +265,10 @@ public actor NetHost {
         }
     }
 
-    private func enqueue(_ bytes: [UInt8], to id: NodeID) {
-        guard links[id] != nil else { return }
+    private func enqueue(_ bytes: [UInt8], to id: NodeID, lane: NetLane = .control) {
+        guard let link = links[id] else { return }
         links[id]!.queued += bytes.count
-        links[id]!.outbound.yield(bytes)
+        link.outbound[lane]?.yield(bytes)
     }
 
     private func taken(_ count: Int, by id: NodeID, session: TransportSession) {
@@ -221,29 +299,42 @@ public actor NetHost {
         }
         if let previous = links[hello.id] {
             // The node reconnected before its old session was found dead.
-            previous.outbound.finish()
+            previous.finish()
             previous.session.abort(reason: "replaced by a new session from the same node")
         }
-        let (outbound, continuation) = AsyncStream<[UInt8]>.makeStream()
-        links[hello.id] = Link(session: session, name: hello.name, outbound: continuation)
+        var outbound: [NetLane: AsyncStream<[UInt8]>.Continuation] = [:]
+        for lane in NetLane.allCases {
+            let (stream, continuation) = AsyncStream<[UInt8]>.makeStream()
+            outbound[lane] = continuation
+            Task {
+                // A writer per lane: this node's messages go out in order without holding up
+                // anyone else, and a backlog of bulk never delays control or live media.
+                for await bytes in stream {
+                    do { try await session.send(bytes, on: lane.rawValue) } catch { break }
+                    await self.taken(bytes.count, by: hello.id, session: session)
+                }
+            }
+        }
+        links[hello.id] = Link(session: session, name: hello.name, outbound: outbound)
         eventContinuation.yield(.joined(hello.id, name: hello.name))
         enqueue(NetMessage.welcome.encoded(), to: hello.id)
         perform(released)
         logger.info("node joined", metadata: ["name": "\(hello.name)", "id": "\(hello.id)"])
-        Task {
-            // The writer: this node's messages go out in order without holding up anyone else.
-            for await bytes in outbound {
-                do { try await session.send(bytes, on: NetChannel.control) } catch { break }
-                await self.taken(bytes.count, by: hello.id, session: session)
-            }
-        }
         var reason = "closed"
         do {
-            try await NetChannel.configure(session)
+            try await NetChannel.configure(session, liveDeadline: liveDeadline)
             for try await item in session.inbound {
-                guard case .message(let message) = item, message.channel == NetChannel.control else { continue }
+                guard case .message(let message) = item, let lane = NetLane(rawValue: message.channel) else { continue }
                 guard let decoded = try? NetMessage.decode(message.payload) else {
                     logger.warning("malformed net message dropped", metadata: ["node": "\(hello.name)"])
+                    continue
+                }
+                if lane != .control {
+                    // Lanes carry data only; control stays on the control channel.
+                    guard case .data = decoded else { continue }
+                    for envelope in perform(router.handle(decoded, from: hello.id, now: now), lane: lane) {
+                        await messages.push(HostDelivery(envelope: envelope, lane: lane))
+                    }
                     continue
                 }
                 if case .statusRequest(let id) = decoded {
@@ -251,7 +342,9 @@ public actor NetHost {
                     enqueue(NetMessage.statusReport(id: id, json: json).encoded(), to: hello.id)
                     continue
                 }
-                perform(router.handle(decoded, from: hello.id, now: now))
+                for envelope in perform(router.handle(decoded, from: hello.id, now: now)) {
+                    await messages.push(HostDelivery(envelope: envelope, lane: .control))
+                }
                 switch decoded {
                 case .subscribe(let channel): perform(fanout.subscribe(hello.id, channel: channel, now: now))
                 case .unsubscribe(let channel): perform(fanout.unsubscribe(hello.id, channel: channel))
@@ -268,7 +361,7 @@ public actor NetHost {
             reason = "\(error)"
         }
         if links[hello.id]?.session === session {
-            links[hello.id]?.outbound.finish()
+            links[hello.id]?.finish()
             links[hello.id] = nil
             router.leave(hello.id, now: now)
             fanout.leave(hello.id, now: now)

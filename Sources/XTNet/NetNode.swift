@@ -37,6 +37,8 @@ public actor NetNode {
     private var multicastSockets: [UInt16: MulticastSocket] = [:]
     private var joinedGroups: Set<NetworkAddress> = []
     private var connectedWaiters: [CheckedContinuation<Void, Never>] = []
+    /// How long this node's live-lane messages may still be delivered.
+    public nonisolated let liveDeadline: Duration
     /// Messages routed to this node, each once. Bounded: while it is full the node stops
     /// reading from the host, and the transport's flow control holds the host back.
     public nonisolated let messages: BoundedQueue<NetEnvelope>
@@ -51,13 +53,16 @@ public actor NetNode {
 
     /// - Parameters:
     ///   - inboxCapacity: messages waiting for the application before the node stops reading.
+    ///   - liveDeadline: how long messages sent on the live lanes (``NetLane/audio``,
+    ///     ``NetLane/video``) are retransmitted before they are skipped.
     ///   - multicastDeadline: how long a multicast gap is waited for (NACK and repair) before
     ///     the messages in it are skipped.
     public init(configuration: NodeConfiguration, identity: NodeIdentity, hostKey: PublicKey,
                 session: SessionConfiguration = SessionConfiguration(), inboxCapacity: Int = 1024,
-                multicastDeadline: Duration = .milliseconds(500),
+                multicastDeadline: Duration = .milliseconds(500), liveDeadline: Duration = .milliseconds(500),
                 logger: Logger = Logger(label: "xtnet.node")) {
         self.configuration = configuration
+        self.liveDeadline = liveDeadline
         reception = MulticastReception(deadline: multicastDeadline)
         self.hostKey = hostKey
         self.logger = logger
@@ -119,13 +124,34 @@ public actor NetNode {
     /// channel's IP group once, and relays it to subscribers the group does not reach. A live
     /// stream: returns once the host's session took it, with no answer from the host, and
     /// nothing is kept for a resend after a reconnect.
+    /// - Parameter lane: the lane to the host (a live lane skips what misses its deadline).
     /// - Throws: ``UndeliverableError`` when not connected to the host.
-    public func multicast(_ payload: [UInt8], channel: UInt16) async throws {
-        guard let session else { throw UndeliverableError(reason: "not connected to the host: the message was not sent") }
-        let envelope = NetEnvelope(id: ids.next(), route: RoutingHeader(routeCode: .multicast, channel: channel, from: configuration.id),
-                                   payload: payload)
-        try await session.send(NetMessage.data(envelope).encoded(), on: NetChannel.control)
+    public func multicast(_ payload: [UInt8], channel: UInt16, lane: NetLane = .control) async throws {
+        try await transmit(NetEnvelope(id: ids.next(), route: RoutingHeader(routeCode: .multicast, channel: channel), payload: payload),
+                           lane: lane)
     }
+
+    /// Sends `payload` on a lane with no answer from the host and nothing kept for a resend:
+    /// for live media (``NetLane/audio``, ``NetLane/video``: retransmitted until the deadline,
+    /// then skipped) and for bulk that the application acknowledges itself (``NetLane/bulk``).
+    /// Routes by unicast (`to`, or `toName`; "host" is the host's own application), channel
+    /// or multicast as `routeCode` says.
+    /// - Throws: ``UndeliverableError`` when not connected to the host.
+    public func send(_ payload: [UInt8], routeCode: RouteCode, to id: NodeID = .unassigned, toName name: String? = nil,
+                     channel: UInt16, lane: NetLane) async throws {
+        try await transmit(NetEnvelope(id: ids.next(), route: RoutingHeader(routeCode: routeCode, to: id, channel: channel),
+                                       toName: name, payload: payload), lane: lane)
+    }
+
+    private func transmit(_ envelope: NetEnvelope, lane: NetLane) async throws {
+        guard let session else { throw UndeliverableError(reason: "not connected to the host: the message was not sent") }
+        var stamped = envelope
+        stamped.route.from = configuration.id
+        try await session.send(NetMessage.data(stamped).encoded(), on: lane.rawValue)
+    }
+
+    /// Statistics of the session to the host (RTT, loss, live messages skipped), if connected.
+    public func sessionStats() async -> SessionStats? { try? await session?.stats() }
 
     /// Each multicast channel's reception counters (via group, via relay, repaired, lost).
     public var multicastStats: [UInt16: MulticastReceiverStats] { reception.stats }
@@ -218,15 +244,21 @@ public actor NetNode {
     /// Serves one host session until it ends. Returns whether the host admitted this node.
     private func serve(_ session: TransportSession) async -> Bool {
         do {
-            try await NetChannel.configure(session)
+            try await NetChannel.configure(session, liveDeadline: liveDeadline)
         } catch {
             return false
         }
         var welcomed = false
         do {
             for try await item in session.inbound {
-                guard case .message(let message) = item, message.channel == NetChannel.control,
+                guard case .message(let message) = item, let lane = NetLane(rawValue: message.channel),
                       let decoded = try? NetMessage.decode(message.payload) else { continue }
+                if lane != .control {
+                    // Lanes carry data only, never resent by this layer, so no duplicate filter
+                    // (which would also misjudge ids reordered across lanes).
+                    if case .data(let envelope) = decoded { await messages.push(envelope) }
+                    continue
+                }
                 if case .welcome = decoded, !welcomed {
                     welcomed = true
                     await admitted(session)

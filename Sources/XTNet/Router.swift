@@ -11,6 +11,8 @@ public enum JoinRefusal: Error, Hashable, Sendable, CustomStringConvertible {
     case nameInUse(String)
     /// The key is registered for a different id or name (a spoofed identity).
     case identityMismatch(claimed: String, registered: String)
+    /// The id or name is the host's own.
+    case reserved(String)
 
     public var description: String {
         switch self {
@@ -18,6 +20,7 @@ public enum JoinRefusal: Error, Hashable, Sendable, CustomStringConvertible {
         case .nameInUse(let name): "node name '\(name)' is in use by another node: give this node its own name"
         case .identityMismatch(let claimed, let registered):
             "this key is registered as \(registered) but claimed \(claimed): fix the node's id and name or the host's node list"
+        case .reserved(let reason): reason
         }
     }
 }
@@ -29,6 +32,14 @@ public enum RouterAction: Hashable, Sendable {
     /// Put `envelope` on its channel's multicast stream (the IP group, and relays where the
     /// group does not reach): see ``MulticastFanout``.
     case multicast(NetEnvelope)
+    /// Hand `envelope` to the host's own application (the recorder).
+    case local(NetEnvelope)
+}
+
+extension NodeID {
+    /// The host's own address: unicast to it (or to the name ``Router/hostName``) goes to the
+    /// host's application. No node can take it.
+    public static let host = NodeID(area: 0, local: 0)
 }
 
 /// The routing table and its rules.
@@ -46,6 +57,10 @@ public struct Router: Sendable {
     public private(set) var members: [NodeID: Member] = [:]
     private var byName: [String: NodeID] = [:]
     private var subscribers: [UInt16: Set<NodeID>] = [:]
+    /// Channels the host's own application subscribed to.
+    public private(set) var localChannels: Set<UInt16> = []
+    /// The name that addresses the host's own application.
+    public static let hostName = "host"
     /// Messages for a node that is probably reconnecting: held until it joins or `holdTime` passes.
     private var held: [(envelope: NetEnvelope, from: NodeID, deadline: Timestamp)] = []
     /// Nodes that left recently (by name and by id), and when.
@@ -73,6 +88,8 @@ public struct Router: Sendable {
     @discardableResult
     public mutating func join(id: NodeID, name: String, key: PublicKey,
                               registered: (id: NodeID, name: String)? = nil) throws(JoinRefusal) -> [RouterAction] {
+        if id == .host { throw .reserved("node id \(id) is the host's own: give this node an id such as 1.1") }
+        if name == Self.hostName { throw .reserved("node name '\(name)' addresses the host itself: give this node another name") }
         if let registered, registered.id != id || registered.name != name {
             throw .identityMismatch(claimed: "\(name) (\(id))", registered: "\(registered.name) (\(registered.id))")
         }
@@ -136,6 +153,10 @@ public struct Router: Sendable {
         for channel in member.channels { subscribers[channel]?.remove(id) }
     }
 
+    /// Delivers `channel` to the host's own application as well.
+    public mutating func subscribeLocally(_ channel: UInt16) { localChannels.insert(channel) }
+    public mutating func unsubscribeLocally(_ channel: UInt16) { localChannels.remove(channel) }
+
     /// The node with `name`, if connected.
     public func node(named name: String) -> NodeID? { byName[name] }
 
@@ -174,6 +195,10 @@ public struct Router: Sendable {
         }
         var destinations: [NodeID] = []
         switch envelope.route.routeCode {
+        case .unicast where envelope.toName == Self.hostName || (envelope.toName == nil && envelope.route.to == .host):
+            var local = envelope
+            local.route.to = .host
+            return [.local(local), .send(.accepted(id: envelope.id), to: from)]
         case .unicast, .port:
             let target: NodeID
             if let name = envelope.toName {
@@ -195,13 +220,15 @@ public struct Router: Sendable {
             destinations = [target]
         case .multicast:
             // A live stream: no answer to the sender; the multicast fan-out takes it from here.
-            return [.multicast(envelope)]
+            return (localChannels.contains(envelope.route.channel) ? [.local(envelope)] : []) + [.multicast(envelope)]
         case .channel:
             destinations = (subscribers[envelope.route.channel] ?? []).filter { $0 != from }.sorted { ($0.area, $0.local) < ($1.area, $1.local) }
         }
         var outbound = envelope
         if let target = destinations.first, destinations.count == 1 { outbound.route.to = target }
-        return destinations.map { RouterAction.send(.data(outbound), to: $0) } + [.send(.accepted(id: envelope.id), to: from)]
+        let local: [RouterAction] = envelope.route.routeCode == .channel && localChannels.contains(envelope.route.channel)
+            ? [.local(envelope)] : []
+        return local + destinations.map { RouterAction.send(.data(outbound), to: $0) } + [.send(.accepted(id: envelope.id), to: from)]
     }
 
     private mutating func hold(_ envelope: NetEnvelope, from: NodeID, now: Timestamp) -> [RouterAction] {
