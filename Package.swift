@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "XTSimulator", targets: ["XTSimulator"]),
         .library(name: "XTNet", targets: ["XTNet"]),
         .library(name: "XTMedia", targets: ["XTMedia"]),
+        .library(name: "XTAgent", targets: ["XTAgent"]),
         .executable(name: "xt", targets: ["xt"]),
     ],
     dependencies: [
@@ -70,6 +71,12 @@ let package = Package(
         // Media: frames, capture sources (V4L2, ALSA, files, synthetic), H.264 and Opus coding,
         // the media wire format, containers. Knows nothing of the network.
         .target(name: "XTMedia", dependencies: ["CFFmpeg", "COpus", "CV4L2", "CALSA"], swiftSettings: strict),
+        // The camera agent: capture pipelines, live publishing, the ring buffer and backfill.
+        .target(
+            name: "XTAgent",
+            dependencies: ["XTMedia", "XTNet", "XTransport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
         // Allocator tuning for the `xt` process (glibc's mallopt, which Swift's Glibc lacks).
         .target(name: "CXTSystem"),
         .executableTarget(

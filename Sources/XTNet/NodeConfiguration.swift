@@ -5,8 +5,56 @@
 import Foundation
 public import XTransport
 
+/// Settings read from `key = value` files and the environment: node, agent and recorder
+/// configurations share the file format, the precedence and the error messages.
+public protocol KeyValueSettings {
+    /// Every key a file or the environment may set, with what it takes.
+    static var keys: [(key: String, takes: String)] { get }
+    /// Applies one `key = value` setting.
+    /// - Throws: ``NodeConfigurationError`` naming the key and what it takes.
+    mutating func set(_ key: String, _ value: String) throws(NodeConfigurationError)
+}
+
+extension KeyValueSettings {
+    /// Reads `key = value` lines (`#` starts a comment).
+    /// - Throws: ``NodeConfigurationError`` with the source and line.
+    public mutating func apply(file text: String, source: String) throws(NodeConfigurationError) {
+        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+            if line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
+            guard let equals = line.firstIndex(of: "=") else {
+                throw .atLine(source: source, line: index + 1, .malformed(line.trimmingCharacters(in: .whitespaces)))
+            }
+            let key = line[..<equals].trimmingCharacters(in: .whitespaces).lowercased()
+            do {
+                try set(key, String(line[line.index(after: equals)...]))
+            } catch {
+                throw .atLine(source: source, line: index + 1, error)
+            }
+        }
+    }
+
+    /// Applies `prefix` + each key in capitals with `-` as `_` (XT_NODE_PORT_RANGE, XT_AGENT_FPS).
+    public mutating func apply(environment: [String: String], prefix: String) throws(NodeConfigurationError) {
+        for (key, _) in Self.keys {
+            let variable = prefix + key.uppercased().replacingOccurrences(of: "-", with: "_")
+            guard let value = environment[variable] else { continue }
+            do {
+                try set(key, value)
+            } catch {
+                throw .atLine(source: "environment variable \(variable)", line: 0, error)
+            }
+        }
+    }
+
+    /// The error for a value that does not fit `key`.
+    public static func badValue(_ key: String, _ value: String) -> NodeConfigurationError {
+        .badValue(key: key, value: value, expected: keys.first { $0.key == key }?.takes ?? "")
+    }
+}
+
 /// Where a node joins the network and how it talks.
-public struct NodeConfiguration: Hashable, Sendable {
+public struct NodeConfiguration: KeyValueSettings, Hashable, Sendable {
     /// This node's address: area and local id (xTransporter's fromarea/fromid).
     public var id = NodeID(area: 1, local: 1)
     /// A human name, unique in the network (UltraSockets' named nodes).
@@ -36,9 +84,7 @@ public struct NodeConfiguration: Hashable, Sendable {
     /// - Throws: ``NodeConfigurationError`` naming the key and what it takes.
     public mutating func set(_ key: String, _ value: String) throws(NodeConfigurationError) {
         let value = value.trimmingCharacters(in: .whitespaces)
-        func bad() -> NodeConfigurationError {
-            .badValue(key: key, value: value, expected: Self.keys.first { $0.key == key }?.takes ?? "")
-        }
+        func bad() -> NodeConfigurationError { Self.badValue(key, value) }
         switch key {
         case "id":
             guard let id = Self.parseID(value) else { throw bad() }
@@ -69,40 +115,14 @@ public struct NodeConfiguration: Hashable, Sendable {
             guard let mtu = Int(value), (1200...65_507).contains(mtu) else { throw bad() }
             self.mtu = mtu
         default:
-            throw .unknownKey(key)
-        }
-    }
-
-    /// Reads `key = value` lines (`#` starts a comment).
-    /// - Throws: ``NodeConfigurationError`` with the source and line.
-    public mutating func apply(file text: String, source: String) throws(NodeConfigurationError) {
-        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
-            if line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
-            guard let equals = line.firstIndex(of: "=") else {
-                throw .atLine(source: source, line: index + 1, .malformed(line.trimmingCharacters(in: .whitespaces)))
-            }
-            let key = line[..<equals].trimmingCharacters(in: .whitespaces).lowercased()
-            do {
-                try set(key, String(line[line.index(after: equals)...]))
-            } catch {
-                throw .atLine(source: source, line: index + 1, error)
-            }
+            throw .unknownKey(key, known: Self.keys.map(\.key))
         }
     }
 
     /// Applies `XT_NODE_ID`, `XT_NODE_NAME`, `XT_NODE_HOST`, `XT_NODE_PORT_RANGE`,
     /// `XT_NODE_CHANNEL`, `XT_NODE_NETLATENCY`, `XT_NODE_PACKETBURST` and `XT_NODE_MTU`.
     public mutating func apply(environment: [String: String]) throws(NodeConfigurationError) {
-        for (key, _) in Self.keys {
-            let variable = "XT_NODE_" + key.uppercased().replacingOccurrences(of: "-", with: "_")
-            guard let value = environment[variable] else { continue }
-            do {
-                try set(key, value)
-            } catch {
-                throw .atLine(source: "environment variable \(variable)", line: 0, error)
-            }
-        }
+        try apply(environment: environment, prefix: "XT_NODE_")
     }
 
     /// The session settings these knobs give.
@@ -125,15 +145,15 @@ public struct NodeConfiguration: Hashable, Sendable {
 
 /// A configuration problem, worded for the person fixing it.
 public indirect enum NodeConfigurationError: Error, Hashable, Sendable, CustomStringConvertible {
-    case unknownKey(String)
+    case unknownKey(String, known: [String])
     case badValue(key: String, value: String, expected: String)
     case malformed(String)
     case atLine(source: String, line: Int, NodeConfigurationError)
 
     public var description: String {
         switch self {
-        case .unknownKey(let key):
-            "unknown key '\(key)': known keys are \(NodeConfiguration.keys.map(\.key).joined(separator: ", "))"
+        case .unknownKey(let key, let known):
+            "unknown key '\(key)': known keys are \(known.joined(separator: ", "))"
         case .badValue(let key, let value, let expected):
             "'\(value)' is not a valid \(key): expected \(expected)"
         case .malformed(let line):

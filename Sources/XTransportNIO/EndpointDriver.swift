@@ -302,8 +302,9 @@ final class EndpointDriver {
             continuation.resume(throwing: TransportError.sessionClosed())
             return
         }
-        if !state.waitingWriters.isEmpty {
-            // Keep writers in order: queue behind those already waiting.
+        if state.waitingWriters.contains(where: { $0.channel == channel }) {
+            // Keep a channel's writes in order: queue behind its writers already waiting. Other
+            // channels go on (a live write is never held up behind a bulk backlog).
             state.waitingWriters.append((bytes, channel, route, continuation))
             return
         }
@@ -319,20 +320,28 @@ final class EndpointDriver {
     }
 
     private func resumeWriters(_ id: SessionID, state: SessionState) {
-        while let writer = state.waitingWriters.first {
+        guard !state.waitingWriters.isEmpty else { return }
+        // In order per channel: once one of a channel's writers does not fit, its later ones wait.
+        var blocked: Set<UInt16> = []
+        var still: [(bytes: [UInt8], channel: UInt16, route: RoutingHeader, continuation: CheckedContinuation<Void, any Error>)] = []
+        for writer in state.waitingWriters {
+            if blocked.contains(writer.channel) {
+                still.append(writer)
+                continue
+            }
             do {
                 switch try endpoint.write(writer.bytes, channel: writer.channel, route: writer.route, session: id, now: now) {
                 case .accepted:
-                    state.waitingWriters.removeFirst()
                     writer.continuation.resume()
                 case .bufferFull:
-                    return
+                    blocked.insert(writer.channel)
+                    still.append(writer)
                 }
             } catch {
-                state.waitingWriters.removeFirst()
                 writer.continuation.resume(throwing: error)
             }
         }
+        state.waitingWriters = still
     }
 
     func close(_ id: SessionID, continuation: CheckedContinuation<Void, Never>) {

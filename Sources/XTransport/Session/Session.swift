@@ -224,7 +224,9 @@ final class Session {
                 throw .messageTooLarge(bytes.count, limit: self.configuration.maximumMessageSize)
             }
             let framed = ReceiveChannel.frameMessage(bytes, route: route)
-            guard admit(framed.count) else { return .bufferFull }
+            // Live messages always get in: they leave the buffer by their deadline at the latest,
+            // and a bulk backlog must not hold live media back.
+            guard configuration.mode == .live || admit(framed.count) else { return .bufferFull }
             sendChannels[channel]!.write(framed, now: now)
             bufferedBytes += framed.count
         }

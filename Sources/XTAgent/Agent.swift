@@ -1,0 +1,116 @@
+// The camera agent: opens its sources, runs one capture pipeline per source, publishes what
+// they encode, keeps the ring buffer and answers the recorder's receipts with backfill.
+import Foundation
+public import Logging
+public import XTMedia
+public import XTNet
+public import XTransport
+
+/// What the agent reports (`xt agent --report FILE`).
+public struct AgentReport: Sendable, Codable, Equatable {
+    public var camera: String
+    public var video: String
+    public var audio: String
+    public var videoCaptured = 0
+    public var videoEncoded = 0
+    public var audioCaptured = 0
+    public var audioEncoded = 0
+    public var deviceLosses = 0
+    public var connections = 0
+    public var liveSkippedBySession = 0
+    public var publisher = PublisherStats()
+}
+
+/// A running agent.
+public actor Agent {
+    public let configuration: AgentConfiguration
+    private let node: NetNode
+    private let logger: Logger
+    private var publisher: MediaPublisher?
+    private var pipelines: [CapturePipeline] = []
+    private var tasks: [Task<Void, Never>] = []
+
+    /// - Parameters:
+    ///   - identity: this node's key pair.
+    ///   - hostKey: the recorder's (host's) public key.
+    public init(configuration: AgentConfiguration, identity: NodeIdentity, hostKey: PublicKey,
+                session: SessionConfiguration = SessionConfiguration(), logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        node = NetNode(configuration: configuration.node, identity: identity, hostKey: hostKey, session: session,
+                       liveDeadline: configuration.deadline, logger: logger)
+    }
+
+    /// Opens the ring, checks the sources open, and starts capturing and publishing. Returns
+    /// at once; the host may come later (the ring keeps what it would have received).
+    /// - Throws: ``MediaError`` for a bad configuration or a ring directory that cannot be used.
+    ///   A camera or microphone that is missing is not fatal: it is logged and retried.
+    public func start() async throws {
+        try configuration.validate()
+        MediaLibrary.initialize()
+        let ring = try MediaRing(retention: .milliseconds(Int64(configuration.ringMinutes * 60_000)),
+                                 maximumBytes: configuration.ringMegabytes << 20,
+                                 directory: configuration.ringOnDisk ? configuration.ringDirectory : nil)
+        let (outputs, continuation) = AsyncStream<PipelineOutput>.makeStream()
+        var video: CapturePipeline?
+        if configuration.video != .none {
+            let open = try Sources.video(configuration)
+            video = CapturePipeline.video(name: "\(configuration.cameraName) video (\(configuration.video))", settings: configuration.h264,
+                                          logger: logger, open: open) { continuation.yield($0) }
+            pipelines.append(video!)
+        }
+        if configuration.audio != .none {
+            let open = try Sources.audio(configuration)
+            pipelines.append(CapturePipeline.audio(name: "\(configuration.cameraName) audio (\(configuration.audio))", settings: configuration.opus,
+                                                   logger: logger, open: open) { continuation.yield($0) })
+        }
+        let publisher = MediaPublisher(node: node, ring: ring, camera: configuration.cameraName, videoChannel: configuration.channel,
+                                       audioChannel: configuration.audioChannel, deadline: configuration.deadline,
+                                       multicast: configuration.multicast, logger: logger) { [video] in video?.requestKeyframe() }
+        self.publisher = publisher
+        try await node.start(waitForConnection: false)
+        tasks.append(Task {
+            for await output in outputs { await publisher.publish(output) }
+        })
+        tasks.append(Task { [node] in
+            for await envelope in node.messages { await publisher.handle(envelope) }
+        })
+        tasks.append(Task { [node] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                if await node.isConnected { await publisher.sendInventory() }
+            }
+        })
+        for pipeline in pipelines { pipeline.start() }
+        logger.info("agent started", metadata: ["camera": "\(configuration.cameraName)", "video": "\(configuration.video)",
+                                                "audio": "\(configuration.audio)", "host": "\(configuration.node.host):\(configuration.node.hostPort)",
+                                                "channels": "\(configuration.channel) (video), \(configuration.audioChannel) (audio)"])
+    }
+
+    /// Stops capturing, then leaves the network.
+    public func stop() async {
+        for pipeline in pipelines { await pipeline.stop() }
+        for task in tasks { task.cancel() }
+        await node.stop()
+    }
+
+    /// Counters so far.
+    public func report() async -> AgentReport {
+        var report = AgentReport(camera: configuration.cameraName, video: configuration.video.description, audio: configuration.audio.description)
+        for pipeline in pipelines {
+            let stats = pipeline.stats
+            if pipeline.name.contains(" video ") {
+                report.videoCaptured = stats.captured
+                report.videoEncoded = stats.encoded
+            } else {
+                report.audioCaptured = stats.captured
+                report.audioEncoded = stats.encoded
+            }
+            report.deviceLosses += stats.deviceLosses
+        }
+        report.connections = await node.connections
+        report.liveSkippedBySession = Int(await node.sessionStats()?.liveMessagesSkipped ?? 0)
+        if let publisher { report.publisher = await publisher.stats }
+        return report
+    }
+}

@@ -1,0 +1,167 @@
+// Capture → encode, one thread per source. A source blocks until its next picture or block
+// of samples; the thread encodes it at once and hands the coded frame on. A camera that goes
+// away is reopened every second (with one log line when it goes and one when it is back), and
+// the first picture after that is a keyframe.
+import Foundation
+public import Logging
+import Synchronization
+public import XTMedia
+
+/// A coded frame and the description of its stream at that moment.
+public struct PipelineOutput: Sendable {
+    public var frame: EncodedFrame
+    public var description: StreamDescription
+}
+
+/// Counters of one pipeline.
+public struct PipelineStats: Sendable, Equatable {
+    public var captured = 0
+    public var encoded = 0
+    public var deviceLosses = 0
+    public var errors = 0
+}
+
+/// A capture thread: a source (reopened when it fails), its encoder, and where output goes.
+public final class CapturePipeline: Sendable {
+    public let name: String
+    private let state: Mutex<PipelineStats> = Mutex(PipelineStats())
+    private let stopped = Atomic<Bool>(false)
+    private let keyframeWanted = Atomic<Bool>(false)
+    private let body: @Sendable (CapturePipeline) -> Void
+    private let finished = Mutex<[CheckedContinuation<Void, Never>]?>([])
+
+    private init(name: String, body: @escaping @Sendable (CapturePipeline) -> Void) {
+        self.name = name
+        self.body = body
+    }
+
+    /// A video pipeline: pictures from `open()`'s source, encoded with `settings` (or passed
+    /// through when the source already gives H.264).
+    public static func video(name: String, settings: H264Settings, logger: Logger,
+                             open: @escaping @Sendable () throws(MediaError) -> any VideoSource,
+                             output: @escaping @Sendable (PipelineOutput) -> Void) -> CapturePipeline {
+        CapturePipeline(name: name) { pipeline in
+            var encoder: H264Encoder?
+            pipeline.run(logger: logger, open: open) { (source: any VideoSource) throws(MediaError) in
+                let captured = try source.next()
+                pipeline.state.withLock { $0.captured += 1 }
+                let wantKeyframe = pipeline.keyframeWanted.exchange(false, ordering: .relaxed)
+                switch captured {
+                case .raw(let frame):
+                    if encoder == nil {
+                        encoder = try H264Encoder(settings: settings)
+                        logger.info("video encoder open", metadata: ["encoder": "\(encoder!.name)", "camera": "\(name)",
+                                                                     "size": "\(settings.width)x\(settings.height)", "fps": "\(settings.frameRate)",
+                                                                     "bitrate": "\(settings.bitrate)"])
+                    }
+                    frame.forceKeyframe = wantKeyframe
+                    for coded in try encoder!.encode(frame) {
+                        pipeline.state.withLock { $0.encoded += 1 }
+                        output(PipelineOutput(frame: coded, description: encoder!.description))
+                    }
+                case .encoded(let coded):
+                    if wantKeyframe { source.requestKeyframe() }
+                    pipeline.state.withLock { $0.encoded += 1 }
+                    let description = source.encodedDescription
+                        ?? StreamDescription(codec: .h264, width: source.width, height: source.height, frameRate: source.frameRate)
+                    output(PipelineOutput(frame: coded, description: description))
+                }
+            } onReopen: {
+                pipeline.keyframeWanted.store(true, ordering: .relaxed)
+            }
+        }
+    }
+
+    /// An audio pipeline: blocks from `open()`'s source, encoded to Opus in 20 ms frames.
+    public static func audio(name: String, settings: OpusSettings, logger: Logger,
+                             open: @escaping @Sendable () throws(MediaError) -> any AudioSource,
+                             output: @escaping @Sendable (PipelineOutput) -> Void) -> CapturePipeline {
+        CapturePipeline(name: name) { pipeline in
+            var encoder: OpusEncoder?
+            pipeline.run(logger: logger, open: open) { (source: any AudioSource) throws(MediaError) in
+                let block = try source.next()
+                pipeline.state.withLock { $0.captured += 1 }
+                if encoder == nil { encoder = try OpusEncoder(settings: settings) }
+                for coded in try encoder!.encode(block) {
+                    pipeline.state.withLock { $0.encoded += 1 }
+                    output(PipelineOutput(frame: coded, description: encoder!.description))
+                }
+            } onReopen: {}
+        }
+    }
+
+    /// Starts the capture thread.
+    public func start() {
+        let thread = Thread { [self] in
+            body(self)
+            let waiters = finished.withLock { waiters in
+                defer { waiters = nil }
+                return waiters ?? []
+            }
+            for waiter in waiters { waiter.resume() }
+        }
+        thread.name = "capture \(name)"
+        thread.start()
+    }
+
+    /// Stops after the current frame; returns when the thread has ended.
+    public func stop() async {
+        stopped.store(true, ordering: .relaxed)
+        await withCheckedContinuation { continuation in
+            let done = finished.withLock { waiters -> Bool in
+                guard waiters != nil else { return true }
+                waiters!.append(continuation)
+                return false
+            }
+            if done { continuation.resume() }
+        }
+    }
+
+    /// Makes the next picture a keyframe.
+    public func requestKeyframe() { keyframeWanted.store(true, ordering: .relaxed) }
+
+    public var stats: PipelineStats { state.withLock { $0 } }
+    public var isStopped: Bool { stopped.load(ordering: .relaxed) }
+
+    /// The loop: open the source (again, every second, while it fails), read and encode.
+    private func run<Source>(logger: Logger, open: () throws(MediaError) -> Source,
+                             step: (Source) throws(MediaError) -> Void, onReopen: () -> Void) {
+        var source: Source?
+        var lastFailure: String?
+        var everOpened = false
+        while !isStopped {
+            if source == nil {
+                do throws(MediaError) {
+                    source = try open()
+                    if everOpened {
+                        logger.notice("source is back", metadata: ["source": "\(name)"])
+                    }
+                    everOpened = true
+                    lastFailure = nil
+                    onReopen()
+                } catch {
+                    if lastFailure != error.reason {
+                        logger.error("cannot open the source; retrying every second", metadata: ["source": "\(name)", "reason": "\(error.reason)"])
+                        lastFailure = error.reason
+                    }
+                    Thread.sleep(forTimeInterval: 1)
+                    continue
+                }
+            }
+            do throws(MediaError) {
+                try step(source!)
+            } catch where error.code == .deviceLost || error.code == .endOfStream || error.code == .io {
+                if error.code == .deviceLost { state.withLock { $0.deviceLosses += 1 } }
+                logger.warning(error.code == .endOfStream ? "source ended; opening it again" : "source lost; reopening it every second",
+                               metadata: ["source": "\(name)", "reason": "\(error.reason)"])
+                lastFailure = error.reason
+                source = nil
+            } catch {
+                state.withLock { $0.errors += 1 }
+                logger.error("capture failed", metadata: ["source": "\(name)", "reason": "\(error.reason)"])
+                source = nil
+                Thread.sleep(forTimeInterval: 1)
+            }
+        }
+    }
+}
