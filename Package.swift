@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "XTNet", targets: ["XTNet"]),
         .library(name: "XTMedia", targets: ["XTMedia"]),
         .library(name: "XTAgent", targets: ["XTAgent"]),
+        .library(name: "XTRecorder", targets: ["XTRecorder"]),
         .executable(name: "xt", targets: ["xt"]),
     ],
     dependencies: [
@@ -77,12 +78,19 @@ let package = Package(
             dependencies: ["XTMedia", "XTNet", "XTransport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
+        // The recorder: the host role plus ingest of live and backfilled media into journals,
+        // export and checks of what was recorded.
+        .target(
+            name: "XTRecorder",
+            dependencies: ["XTMedia", "XTNet", "XTransport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
         // Allocator tuning for the `xt` process (glibc's mallopt, which Swift's Glibc lacks).
         .target(name: "CXTSystem"),
         .executableTarget(
             name: "xt",
             dependencies: [
-                "XTransport", "XTransportNIO", "XTNet", "CXTSystem",
+                "XTransport", "XTransportNIO", "XTNet", "XTMedia", "XTAgent", "XTRecorder", "CXTSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

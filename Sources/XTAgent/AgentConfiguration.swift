@@ -78,6 +78,8 @@ public struct AgentConfiguration: KeyValueSettings, Hashable, Sendable {
     /// The camera's name in recordings; the node's name when not set.
     public var camera: String?
     public var video = VideoInput.synthetic
+    /// Which of a V4L2 camera's formats to use.
+    public var videoFormat = V4L2FormatChoice.auto
     public var width = 1280
     public var height = 720
     public var fps = 30
@@ -114,6 +116,7 @@ public struct AgentConfiguration: KeyValueSettings, Hashable, Sendable {
 
     public static let keys: [(key: String, takes: String)] = [
         ("camera", "a name without spaces"), ("video", "synthetic, /dev/videoN, file:PATH, rtsp://... or none"),
+        ("video-format", "auto, h264, mjpeg or yuyv (a V4L2 camera's format)"),
         ("width", "pixels, even"), ("height", "pixels, even"), ("fps", "1…120"), ("bitrate", "video kbit/s"),
         ("gop", "frames between keyframes"), ("profile", "baseline, main or high"), ("preset", "an x264 preset, e.g. ultrafast"),
         ("encoder", "auto, libx264 or h264_v4l2m2m"), ("audio", "synthetic, alsa:DEVICE, file:PATH or none"),
@@ -137,6 +140,9 @@ public struct AgentConfiguration: KeyValueSettings, Hashable, Sendable {
         case "video":
             guard let input = VideoInput(value) else { throw bad }
             video = input
+        case "video-format":
+            guard let choice = V4L2FormatChoice(rawValue: value.lowercased()) else { throw bad }
+            videoFormat = choice
         case "width": width = try integer(16...7680)
         case "height": height = try integer(16...4320)
         case "fps": fps = try integer(1...120)

@@ -59,6 +59,8 @@ public actor MediaPublisher {
         var header: MediaStreamHeader
         var nextSequence: UInt64 = 0
         var sinceHeader = 0
+        /// The header reached the session since the host (re)connected.
+        var headerSent = false
     }
 
     public init(node: NetNode, ring: MediaRing, camera: String, videoChannel: UInt16, audioChannel: UInt16, deadline: Duration,
@@ -104,17 +106,20 @@ public actor MediaPublisher {
         }
         // The header goes ahead of every keyframe (video) or every second (audio), so a viewer
         // that joins can decode from there.
-        let needsHeader = kind == .video ? output.frame.isKeyframe : stream.sinceHeader >= 50 || stream.nextSequence == 1
+        let needsHeader = !stream.headerSent || (kind == .video ? output.frame.isKeyframe : stream.sinceHeader >= 50)
         if needsHeader { stream.sinceHeader = 0 } else { stream.sinceHeader += 1 }
         streams[kind] = stream
         do {
             if needsHeader {
                 try await node.send(MediaMessage.header(stream.header).encoded(), routeCode: routeCode, channel: channel, lane: lane)
+                streams[kind]?.headerSent = true
             }
             try await node.send(MediaMessage.frame(frame).encoded(), routeCode: routeCode, channel: channel, lane: lane)
             if kind == .video { stats.videoSent += 1 } else { stats.audioSent += 1 }
         } catch {
             stats.offline += 1
+            // The host is away: the header goes again with the first frame it gets.
+            streams[kind]?.headerSent = false
         }
     }
 

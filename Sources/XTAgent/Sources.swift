@@ -11,7 +11,8 @@ enum Sources {
         case .synthetic:
             return { () throws(MediaError) in try SyntheticVideoSource(width: width, height: height, frameRate: fps, script: script) }
         case .v4l2(let path):
-            throw .unsupportedFormat("V4L2 capture from \(path) is not built yet")
+            let choice = configuration.videoFormat
+            return { () throws(MediaError) in try V4L2Camera(path: path, width: width, height: height, fps: fps, choice: choice) }
         case .file(let location):
             throw .unsupportedFormat("file input \(location) is not built yet")
         }
@@ -26,7 +27,7 @@ enum Sources {
         case .synthetic:
             return { () throws(MediaError) in SyntheticAudioSource(sampleRate: rate, channels: channels) }
         case .alsa(let name):
-            throw .unsupportedFormat("ALSA capture from \(name) is not built yet")
+            return { () throws(MediaError) in try ALSACapture(device: name, sampleRate: rate, channels: channels) }
         case .file(let location):
             throw .unsupportedFormat("file audio \(location) is not built yet")
         }

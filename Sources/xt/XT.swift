@@ -3,6 +3,7 @@
 import ArgumentParser
 internal import CXTSystem
 import Logging
+import XTMedia
 import XTransport
 import XTransportNIO
 #if canImport(Glibc)
@@ -14,7 +15,8 @@ struct XT: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "xt",
         abstract: "XTransport: encrypted, congestion-controlled transport for cameras, alarms, calls and backups.",
-        subcommands: [Keygen.self, Listen.self, Send.self, Bench.self, Host.self, Node.self, Msg.self, Pub.self, Sub.self, Status.self]
+        subcommands: [Keygen.self, Listen.self, Send.self, Bench.self, Host.self, Node.self, Msg.self, Pub.self, Sub.self, Status.self,
+                      AgentCommand.self, RecorderCommand.self]
     )
 
     /// Runs a subcommand body, turning any error into one clear line and exit status 1.
@@ -28,6 +30,9 @@ struct XT: AsyncParsableCommand {
             throw ExitCode.failure
         } catch let error as CLIError {
             FileHandle.standardError.write("xt: \(error.message)\n")
+            throw ExitCode.failure
+        } catch let error as MediaError {
+            FileHandle.standardError.write("xt: \(error.reason)\n")
             throw ExitCode.failure
         }
     }
@@ -99,9 +104,9 @@ struct NodeOptions: ParsableArguments {
 
     func identity() throws -> NodeIdentity { try NodeIdentity.load(path: key) }
 
-    func logger() -> Logger {
+    func logger(level: Logger.Level = .notice) -> Logger {
         var logger = Logger(label: "xt")
-        logger.logLevel = verbose ? .debug : .notice
+        logger.logLevel = verbose ? .debug : level
         return logger
     }
 }

@@ -19,7 +19,7 @@ public final class MediaRing {
     public let maximumBytes: Int
     /// The directory of a disk ring; nil in RAM.
     public let directory: String?
-    private var segments: [RingSegment] = []
+    private var segments: [MediaRecordLog] = []
     private var nextSegmentNumber = 0
     private var streams: [MediaStreamID: StreamIndex] = [:]
     /// Bytes held now.
@@ -131,7 +131,7 @@ public final class MediaRing {
         return Location(segment: segment.number, offset: offset, length: message.count)
     }
 
-    private func shouldSeal(_ segment: RingSegment, adding time: CaptureTime?) -> Bool {
+    private func shouldSeal(_ segment: MediaRecordLog, adding time: CaptureTime?) -> Bool {
         if segment.size >= Self.segmentBytes { return true }
         guard let time, let first = firstTime[segment.number] else { return false }
         return time.nanoseconds(since: first) >= Self.segmentNanoseconds
@@ -141,7 +141,7 @@ public final class MediaRing {
     private var firstTime: [Int: CaptureTime] = [:]
 
     private func openSegment() throws(MediaError) {
-        let segment = if let directory { try RingSegment(number: nextSegmentNumber, directory: directory) } else { RingSegment(number: nextSegmentNumber) }
+        let segment = if let directory { try MediaRecordLog(number: nextSegmentNumber, directory: directory) } else { MediaRecordLog(number: nextSegmentNumber) }
         nextSegmentNumber += 1
         segments.append(segment)
         // Headers of the streams still held go first, so this segment reads back on its own.
@@ -164,7 +164,7 @@ public final class MediaRing {
         }
     }
 
-    private func drop(_ segment: RingSegment) {
+    private func drop(_ segment: MediaRecordLog) {
         segments.removeFirst()
         bytes -= segment.size
         firstTime[segment.number] = nil
@@ -189,7 +189,7 @@ public final class MediaRing {
             .filter { $0.hasPrefix("ring-") && $0.hasSuffix(".xtm") }.sorted()
         for name in names {
             guard let number = Int(name.dropFirst(5).dropLast(4)) else { continue }
-            let segment = try RingSegment(number: number, directory: directory, existing: true)
+            let segment = try MediaRecordLog(number: number, directory: directory, existing: true)
             segments.append(segment)
             nextSegmentNumber = number + 1
             bytes += segment.size

@@ -1,0 +1,114 @@
+// A microphone through ALSA (libasound): 16-bit interleaved capture at the configured rate,
+// read in 20 ms blocks. Blocks are stamped on a sample clock anchored to the wall clock (now,
+// less what the device still holds), which follows the sound card's real rate without the
+// jitter of reading the clock per block.
+internal import CALSA
+import Foundation
+
+/// An open ALSA capture device.
+public final class ALSACapture: AudioSource {
+    public let device: String
+    public let sampleRate: Int
+    public let channels: Int
+    private var pcm: OpaquePointer?
+    private let blockFrames: Int
+    private var buffer: [Int16]
+    /// The capture time of sample zero, and samples read since.
+    private var anchor: Int64?
+    private var samplesRead: Int64 = 0
+    /// Overruns (the agent did not read in time; samples were lost and the clock re-anchored).
+    public private(set) var overruns = 0
+
+    /// Opens `device` ("default", "hw:1", "plughw:1,0", or a PCM from the ALSA configuration).
+    /// - Throws: ``MediaError``: `.deviceMissing` when there is no such device,
+    ///   `.unsupportedFormat` when it cannot capture at this rate and channel count.
+    public init(device: String, sampleRate: Int = 48_000, channels: Int = 1) throws(MediaError) {
+        self.device = device
+        self.sampleRate = sampleRate
+        self.channels = channels
+        blockFrames = sampleRate / 50
+        buffer = [Int16](repeating: 0, count: blockFrames * channels)
+        var handle: OpaquePointer?
+        let opened = snd_pcm_open(&handle, device, SND_PCM_STREAM_CAPTURE, 0)
+        guard opened >= 0, let handle else {
+            throw .deviceMissing("microphone '\(device)' cannot be opened: \(String(cString: snd_strerror(opened))): `xt agent --list-devices` lists capture devices")
+        }
+        // 100 ms of buffering, with ALSA converting rate and channels if the card needs it.
+        let configured = snd_pcm_set_params(handle, SND_PCM_FORMAT_S16_LE, SND_PCM_ACCESS_RW_INTERLEAVED, UInt32(channels),
+                                            UInt32(sampleRate), 1, 100_000)
+        guard configured >= 0 else {
+            snd_pcm_close(handle)
+            throw .unsupportedFormat("microphone '\(device)' cannot capture \(sampleRate) Hz × \(channels): \(String(cString: snd_strerror(configured))); try plughw: instead of hw:, or another audio-rate")
+        }
+        pcm = handle
+    }
+
+    deinit { if let pcm { snd_pcm_close(pcm) } }
+
+    public var summary: String { "ALSA \(device) (\(sampleRate) Hz, \(channels) channel\(channels == 1 ? "" : "s"))" }
+
+    public func next() throws(MediaError) -> AudioFrame {
+        var filled = 0
+        while filled < blockFrames {
+            let count = buffer.withUnsafeMutableBufferPointer { samples in
+                snd_pcm_readi(pcm, samples.baseAddress! + filled * channels, snd_pcm_uframes_t(blockFrames - filled))
+            }
+            if count >= 0 {
+                filled += count
+                continue
+            }
+            let code = Int32(count)
+            if code == -EPIPE || code == -ESTRPIPE || code == -EINTR {
+                // An overrun: samples were lost, so the sample clock starts again from now.
+                overruns += 1
+                anchor = nil
+                samplesRead = 0
+                if snd_pcm_recover(pcm, code, 1) >= 0 { continue }
+            }
+            throw .deviceLost("microphone '\(device)' failed: \(String(cString: snd_strerror(code))); the agent reopens it every second")
+        }
+        return AudioFrame(samples: buffer, sampleRate: sampleRate, channels: channels, captureTime: stamp())
+    }
+
+    /// The capture time of the block just read.
+    private func stamp() -> CaptureTime {
+        var delay: snd_pcm_sframes_t = 0
+        if snd_pcm_delay(pcm, &delay) < 0 { delay = 0 }
+        let nanosecondsPerSecond: Int64 = 1_000_000_000
+        let measured = CaptureTime.now.nanoseconds - (Int64(delay) + Int64(blockFrames)) * nanosecondsPerSecond / Int64(sampleRate)
+        let measuredZero = measured - samplesRead * nanosecondsPerSecond / Int64(sampleRate)
+        if let current = anchor {
+            let error = measuredZero - current
+            // Far off (a stall, a clock step): start again; near: follow slowly, so the stamps
+            // track the card's true rate and not the scheduler's jitter.
+            anchor = abs(error) > 20_000_000 ? measuredZero : current + error / 64
+        } else {
+            anchor = measuredZero
+        }
+        let time = anchor! + samplesRead * nanosecondsPerSecond / Int64(sampleRate)
+        samplesRead += Int64(blockFrames)
+        return CaptureTime(nanoseconds: time)
+    }
+
+    /// The capture devices ALSA knows (names to use as audio = alsa:NAME).
+    public static func listDevices() -> [String] {
+        var hints: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+        guard snd_device_name_hint(-1, "pcm", &hints) >= 0, let hints else { return [] }
+        defer { snd_device_name_free_hint(hints) }
+        var names: [String] = []
+        var cursor = hints
+        while let hint = cursor.pointee {
+            defer { cursor += 1 }
+            func value(_ key: String) -> String? {
+                guard let raw = snd_device_name_get_hint(hint, key) else { return nil }
+                defer { free(raw) }
+                return String(cString: raw)
+            }
+            let direction = value("IOID")
+            guard direction == nil || direction == "Input", let name = value("NAME") else { continue }
+            let description = value("DESC")?.replacingOccurrences(of: "\n", with: " — ")
+            names.append(description.map { "\(name): \($0)" } ?? name)
+        }
+        return names
+    }
+}

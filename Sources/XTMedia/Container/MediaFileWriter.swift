@@ -1,0 +1,129 @@
+// Writes coded H.264 and Opus frames into a container file through libavformat (MP4, fMP4,
+// Matroska, ...). Timestamps are the frames' capture times, relative to the first frame the
+// file was given, so audio and video stay aligned as they were captured.
+internal import CFFmpeg
+import Foundation
+
+/// A container file being written.
+public final class MediaFileWriter {
+    private var context: UnsafeMutablePointer<AVFormatContext>?
+    private let packet: UnsafeMutablePointer<AVPacket>
+    public let path: String
+    private var origin: CaptureTime?
+    private var lastTimestamp: [Int64]
+    private var timeBases: [AVRational] = []
+    private var headerWritten = false
+    private var finished = false
+    /// Frames written per stream.
+    public private(set) var written: [Int]
+
+    /// Creates `path` with one track per description.
+    /// - Parameters:
+    ///   - format: libavformat's muxer name ("mp4", "matroska"); nil guesses from the extension.
+    ///   - options: muxer options (for fragmented MP4: `movflags` = `frag_keyframe+empty_moov`).
+    ///   - origin: the capture time at timestamp zero; the first frame's when nil.
+    /// - Throws: ``MediaError`` when the file or a track cannot be set up.
+    public init(path: String, format: String? = nil, streams: [StreamDescription], options: [String: String] = [:],
+                origin: CaptureTime? = nil) throws(MediaError) {
+        MediaLibrary.initialize()
+        self.path = path
+        self.origin = origin
+        guard let packet = av_packet_alloc() else { throw .codecFailed("out of memory allocating a packet") }
+        self.packet = packet
+        lastTimestamp = Array(repeating: .min, count: streams.count)
+        written = Array(repeating: 0, count: streams.count)
+        var allocated: UnsafeMutablePointer<AVFormatContext>?
+        let status = avformat_alloc_output_context2(&allocated, nil, format, path)
+        guard status >= 0, let allocated else {
+            throw .ffmpeg(.invalidConfiguration, status, "choosing a container for \(path)", hint: "use a .mp4 or .mkv file name")
+        }
+        context = allocated
+        for description in streams {
+            guard let stream = avformat_new_stream(allocated, nil) else { throw .codecFailed("out of memory adding a track to \(path)") }
+            let parameters = stream.pointee.codecpar!
+            switch description.codec {
+            case .h264:
+                parameters.pointee.codec_type = AVMEDIA_TYPE_VIDEO
+                parameters.pointee.codec_id = AV_CODEC_ID_H264
+                parameters.pointee.width = Int32(description.width)
+                parameters.pointee.height = Int32(description.height)
+                stream.pointee.time_base = AVRational(num: 1, den: 90_000)
+                if description.frameRate > 0 { stream.pointee.avg_frame_rate = AVRational(num: Int32(description.frameRate), den: 1) }
+            case .opus:
+                parameters.pointee.codec_type = AVMEDIA_TYPE_AUDIO
+                parameters.pointee.codec_id = AV_CODEC_ID_OPUS
+                parameters.pointee.sample_rate = 48_000
+                av_channel_layout_default(&parameters.pointee.ch_layout, Int32(max(description.channels, 1)))
+                stream.pointee.time_base = AVRational(num: 1, den: 48_000)
+                if description.configuration.count >= 12 {
+                    parameters.pointee.initial_padding = Int32(description.configuration[10]) | Int32(description.configuration[11]) << 8
+                }
+            }
+            if !description.configuration.isEmpty {
+                let size = description.configuration.count
+                guard let extradata = av_mallocz(size + Int(AV_INPUT_BUFFER_PADDING_SIZE))?.assumingMemoryBound(to: UInt8.self) else {
+                    throw .codecFailed("out of memory")
+                }
+                extradata.update(from: description.configuration, count: size)
+                parameters.pointee.extradata = extradata
+                parameters.pointee.extradata_size = Int32(size)
+            }
+        }
+        if allocated.pointee.oformat.pointee.flags & AVFMT_NOFILE == 0 {
+            let opened = avio_open(&allocated.pointee.pb, path, AVIO_FLAG_WRITE)
+            if opened < 0 { throw .ffmpeg(.io, opened, "creating \(path)", hint: "check the directory exists and has free space") }
+        }
+        var dictionary: OpaquePointer?
+        for (key, value) in options { av_dict_set(&dictionary, key, value, 0) }
+        let header = avformat_write_header(allocated, &dictionary)
+        av_dict_free(&dictionary)
+        if header < 0 { throw .ffmpeg(.codecFailed, header, "writing the header of \(path)") }
+        headerWritten = true
+        for index in 0..<streams.count { timeBases.append(allocated.pointee.streams[index]!.pointee.time_base) }
+    }
+
+    deinit {
+        if !finished { try? finish() }
+        var owned: UnsafeMutablePointer<AVPacket>? = packet
+        av_packet_free(&owned)
+    }
+
+    /// Writes one frame to track `stream` (the index of its description).
+    /// - Throws: ``MediaError`` when the muxer fails (a full disk, for one).
+    public func write(_ frame: EncodedFrame, stream index: Int) throws(MediaError) {
+        guard let context, index < timeBases.count, !frame.data.isEmpty else { return }
+        if origin == nil { origin = frame.captureTime }
+        let base = timeBases[index]
+        let nanoseconds = frame.captureTime.nanoseconds(since: origin!)
+        var timestamp = av_rescale_q(nanoseconds, AVRational(num: 1, den: 1_000_000_000), base)
+        // Timestamps must rise within a track; a capture clock that stepped back is nudged.
+        if timestamp <= lastTimestamp[index] { timestamp = lastTimestamp[index] + 1 }
+        lastTimestamp[index] = timestamp
+        guard av_new_packet(packet, Int32(frame.data.count)) >= 0 else { throw .codecFailed("out of memory") }
+        frame.data.withUnsafeBufferPointer { packet.pointee.data.update(from: $0.baseAddress!, count: $0.count) }
+        packet.pointee.stream_index = Int32(index)
+        packet.pointee.pts = timestamp
+        packet.pointee.dts = timestamp
+        packet.pointee.duration = av_rescale_q(frame.duration, AVRational(num: 1, den: 1_000_000_000), base)
+        if frame.isKeyframe { packet.pointee.flags |= AV_PKT_FLAG_KEY }
+        let status = av_interleaved_write_frame(context, packet)
+        av_packet_unref(packet)
+        if status < 0 { throw .ffmpeg(.io, status, "writing to \(path)", hint: "check free disk space") }
+        written[index] += 1
+    }
+
+    /// Writes the trailer and closes the file.
+    public func finish() throws(MediaError) {
+        guard !finished, let context else { return }
+        finished = true
+        defer {
+            if context.pointee.oformat.pointee.flags & AVFMT_NOFILE == 0 { avio_closep(&context.pointee.pb) }
+            avformat_free_context(context)
+            self.context = nil
+        }
+        if headerWritten {
+            let status = av_write_trailer(context)
+            if status < 0 { throw .ffmpeg(.io, status, "finishing \(path)") }
+        }
+    }
+}
