@@ -22,6 +22,8 @@ let package = Package(
         .library(name: "XTMedia", targets: ["XTMedia"]),
         .library(name: "XTAgent", targets: ["XTAgent"]),
         .library(name: "XTRecorder", targets: ["XTRecorder"]),
+        // libv4l2 plugin for tests: an emulated camera (see Sources/CV4L2Emulator).
+        .library(name: "xtv4l2emulator", type: .dynamic, targets: ["CV4L2Emulator"]),
         .executable(name: "xt", targets: ["xt"]),
     ],
     dependencies: [
@@ -72,6 +74,8 @@ let package = Package(
         // Media: frames, capture sources (V4L2, ALSA, files, synthetic), H.264 and Opus coding,
         // the media wire format, containers. Knows nothing of the network.
         .target(name: "XTMedia", dependencies: ["CFFmpeg", "COpus", "CV4L2", "CALSA"], swiftSettings: strict),
+        // An emulated V4L2 camera loaded by libv4l2 as a plugin, so tests run the real V4L2 path.
+        .target(name: "CV4L2Emulator"),
         // The camera agent: capture pipelines, live publishing, the ring buffer and backfill.
         .target(
             name: "XTAgent",

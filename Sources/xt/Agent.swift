@@ -77,7 +77,10 @@ struct AgentCommand: AsyncParsableCommand {
     func run() async throws {
         try await XT.run {
             if listDevices {
-                print(DeviceList.text())
+                // The configured camera is listed too, wherever it is.
+                var extra: [String] = []
+                if case .v4l2(let path)? = (try? settings())?.video, !path.hasPrefix("/dev/video") { extra.append(path) }
+                print(DeviceList.text(extra: extra))
                 return
             }
             let configuration = try settings()

@@ -2,9 +2,9 @@
 import XTMedia
 
 enum DeviceList {
-    static func text() -> String {
+    static func text(extra: [String] = []) -> String {
         var lines: [String] = []
-        let cameras = V4L2Camera.listDevices()
+        let cameras = V4L2Camera.listDevices(extra: extra)
         lines.append(cameras.isEmpty ? "cameras: none found (no /dev/video* with capture)" : "cameras:")
         for camera in cameras { lines.append("  " + camera.summary.replacingOccurrences(of: "\n", with: "\n  ")) }
         let microphones = ALSACapture.listDevices()
