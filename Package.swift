@@ -24,6 +24,8 @@ let package = Package(
         .library(name: "XTRecorder", targets: ["XTRecorder"]),
         // libv4l2 plugin for tests: an emulated camera (see Sources/CV4L2Emulator).
         .library(name: "xtv4l2emulator", type: .dynamic, targets: ["CV4L2Emulator"]),
+        // ALSA plugin for tests: a capture PCM that runs at real time (see Sources/CALSAClock).
+        .library(name: "xtalsaclock", type: .dynamic, targets: ["CALSAClock"]),
         .executable(name: "xt", targets: ["xt"]),
     ],
     dependencies: [
@@ -76,6 +78,8 @@ let package = Package(
         .target(name: "XTMedia", dependencies: ["CFFmpeg", "COpus", "CV4L2", "CALSA"], swiftSettings: strict),
         // An emulated V4L2 camera loaded by libv4l2 as a plugin, so tests run the real V4L2 path.
         .target(name: "CV4L2Emulator"),
+        // A real-time capture PCM for ALSA's file plugin to read a speech file through.
+        .target(name: "CALSAClock", cSettings: [.define("PIC")], linkerSettings: [.linkedLibrary("asound")]),
         // The camera agent: capture pipelines, live publishing, the ring buffer and backfill.
         .target(
             name: "XTAgent",

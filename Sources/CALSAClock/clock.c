@@ -1,0 +1,134 @@
+// The xtclock PCM: see include/CALSAClock.h. Built on ALSA's ioplug API: ALSA asks where the
+// "hardware" is (`pointer`), which here is how many frames of wall-clock time have passed since
+// start; a timerfd that fires every period is what a blocking read waits on.
+#include "CALSAClock.h"
+
+#include <alsa/asoundlib.h>
+#include <alsa/pcm_external.h>
+#include <alsa/pcm_ioplug.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+struct xt_clock {
+    snd_pcm_ioplug_t io;
+    int timer;
+    uint64_t started;
+    snd_pcm_uframes_t produced;
+};
+
+static uint64_t monotonic_ns(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+}
+
+static int clock_start(snd_pcm_ioplug_t *io) {
+    struct xt_clock *clock = io->private_data;
+    clock->started = monotonic_ns();
+    clock->produced = 0;
+    uint64_t period = (uint64_t)io->period_size * 1000000000ull / io->rate;
+    struct itimerspec every = {
+        .it_interval = { (time_t)(period / 1000000000ull), (long)(period % 1000000000ull) },
+        .it_value = { (time_t)(period / 1000000000ull), (long)(period % 1000000000ull) },
+    };
+    return timerfd_settime(clock->timer, 0, &every, NULL) == 0 ? 0 : -errno;
+}
+
+static int clock_stop(snd_pcm_ioplug_t *io) {
+    struct xt_clock *clock = io->private_data;
+    struct itimerspec off = { { 0, 0 }, { 0, 0 } };
+    timerfd_settime(clock->timer, 0, &off, NULL);
+    return 0;
+}
+
+/// Where the "hardware" is in the buffer: frames of real time since start.
+static snd_pcm_sframes_t clock_pointer(snd_pcm_ioplug_t *io) {
+    struct xt_clock *clock = io->private_data;
+    if (io->state != SND_PCM_STATE_RUNNING) return (snd_pcm_sframes_t)(clock->produced % io->buffer_size);
+    uint64_t elapsed = monotonic_ns() - clock->started;
+    snd_pcm_uframes_t frames = (snd_pcm_uframes_t)(elapsed * io->rate / 1000000000ull);
+    // Never more than a buffer ahead of the reader: ALSA sees a full buffer, not a wrap.
+    if (frames > io->appl_ptr + io->buffer_size) frames = io->appl_ptr + io->buffer_size;
+    clock->produced = frames;
+    return (snd_pcm_sframes_t)(frames % io->buffer_size);
+}
+
+static snd_pcm_sframes_t clock_transfer(snd_pcm_ioplug_t *io, const snd_pcm_channel_area_t *areas,
+                                        snd_pcm_uframes_t offset, snd_pcm_uframes_t size) {
+    snd_pcm_areas_silence(areas, offset, io->channels, size, io->format);
+    return (snd_pcm_sframes_t)size;
+}
+
+static int clock_poll_revents(snd_pcm_ioplug_t *io, struct pollfd *descriptors, unsigned int count, unsigned short *revents) {
+    struct xt_clock *clock = io->private_data;
+    uint64_t expirations;
+    (void)descriptors;
+    (void)count;
+    while (read(clock->timer, &expirations, sizeof expirations) > 0) {}
+    *revents = POLLIN;
+    return 0;
+}
+
+static int clock_close(snd_pcm_ioplug_t *io) {
+    struct xt_clock *clock = io->private_data;
+    close(clock->timer);
+    free(clock);
+    return 0;
+}
+
+static const snd_pcm_ioplug_callback_t callbacks = {
+    .start = clock_start,
+    .stop = clock_stop,
+    .pointer = clock_pointer,
+    .transfer = clock_transfer,
+    .close = clock_close,
+    .poll_revents = clock_poll_revents,
+};
+
+SND_PCM_PLUGIN_DEFINE_FUNC(xtclock) {
+    (void)root;
+    (void)conf;
+    if (stream != SND_PCM_STREAM_CAPTURE) {
+        SNDERR("xtclock only captures");
+        return -EINVAL;
+    }
+    struct xt_clock *clock = calloc(1, sizeof *clock);
+    if (!clock) return -ENOMEM;
+    clock->timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (clock->timer < 0) {
+        free(clock);
+        return -errno;
+    }
+    clock->io.version = SND_PCM_IOPLUG_VERSION;
+    clock->io.name = "XTransport real-time silence";
+    clock->io.callback = &callbacks;
+    clock->io.private_data = clock;
+    clock->io.poll_fd = clock->timer;
+    clock->io.poll_events = POLLIN;
+    int error = snd_pcm_ioplug_create(&clock->io, name, stream, mode);
+    if (error < 0) {
+        close(clock->timer);
+        free(clock);
+        return error;
+    }
+    static const unsigned int accesses[] = { SND_PCM_ACCESS_RW_INTERLEAVED };
+    static const unsigned int formats[] = { SND_PCM_FORMAT_S16_LE };
+    if ((error = snd_pcm_ioplug_set_param_list(&clock->io, SND_PCM_IOPLUG_HW_ACCESS, 1, accesses)) < 0 ||
+        (error = snd_pcm_ioplug_set_param_list(&clock->io, SND_PCM_IOPLUG_HW_FORMAT, 1, formats)) < 0 ||
+        (error = snd_pcm_ioplug_set_param_minmax(&clock->io, SND_PCM_IOPLUG_HW_CHANNELS, 1, 2)) < 0 ||
+        (error = snd_pcm_ioplug_set_param_minmax(&clock->io, SND_PCM_IOPLUG_HW_RATE, 8000, 48000)) < 0 ||
+        (error = snd_pcm_ioplug_set_param_minmax(&clock->io, SND_PCM_IOPLUG_HW_PERIOD_BYTES, 256, 65536)) < 0 ||
+        (error = snd_pcm_ioplug_set_param_minmax(&clock->io, SND_PCM_IOPLUG_HW_PERIODS, 2, 64)) < 0) {
+        snd_pcm_ioplug_delete(&clock->io);
+        return error;
+    }
+    *pcmp = clock->io.pcm;
+    return 0;
+}
+
+SND_PCM_PLUGIN_SYMBOL(xtclock);
