@@ -14,7 +14,7 @@ enum Sources {
             let choice = configuration.videoFormat
             return { () throws(MediaError) in try V4L2Camera(path: path, width: width, height: height, fps: fps, choice: choice) }
         case .file(let location):
-            throw .unsupportedFormat("file input \(location) is not built yet")
+            return { () throws(MediaError) in try FileVideoSource(location: location) }
         }
     }
 
@@ -29,7 +29,7 @@ enum Sources {
         case .alsa(let name):
             return { () throws(MediaError) in try ALSACapture(device: name, sampleRate: rate, channels: channels) }
         case .file(let location):
-            throw .unsupportedFormat("file audio \(location) is not built yet")
+            return { () throws(MediaError) in try FileAudioSource(location: location, sampleRate: rate, channels: channels) }
         }
     }
 }
