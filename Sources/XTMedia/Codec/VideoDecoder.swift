@@ -20,8 +20,10 @@ public final class VideoDecoder {
     /// Pictures that failed to decode (corrupt input), counted and skipped.
     public private(set) var errors = 0
 
+    /// - Parameter configuration: the stream's codec configuration when its packets need it
+    ///   (an MP4's avcC with length-prefixed NAL units); Annex B streams carry it in-band.
     /// - Throws: ``MediaError`` when this FFmpeg lacks the decoder.
-    public init(codec: VideoDecoderCodec, threads: Int = 1) throws(MediaError) {
+    public init(codec: VideoDecoderCodec, threads: Int = 1, configuration: [UInt8] = []) throws(MediaError) {
         MediaLibrary.initialize()
         self.codec = codec
         guard let decoder = avcodec_find_decoder(codec.id) else { throw .codecUnavailable("this FFmpeg has no \(codec.rawValue) decoder") }
@@ -29,6 +31,11 @@ public final class VideoDecoder {
         self.packet = packet
         context = avcodec_alloc_context3(decoder)
         context?.pointee.thread_count = Int32(threads)
+        if !configuration.isEmpty, let extradata = av_mallocz(configuration.count + Int(AV_INPUT_BUFFER_PADDING_SIZE)) {
+            extradata.copyMemory(from: configuration, byteCount: configuration.count)
+            context?.pointee.extradata = extradata.assumingMemoryBound(to: UInt8.self)
+            context?.pointee.extradata_size = Int32(configuration.count)
+        }
         let status = avcodec_open2(context, decoder, nil)
         if status < 0 {
             avcodec_free_context(&context)

@@ -1,0 +1,80 @@
+// Reads the packets of a container file back through libavformat, with their timestamps:
+// checks of exported recordings (do timestamps rise, do audio and video line up), and the
+// recorder's re-indexing of files.
+internal import CFFmpeg
+
+/// A container file opened for reading.
+public final class MediaFileReader {
+    /// One track of the file.
+    public struct Track: Sendable, Equatable {
+        public var kind: MediaKind?
+        public var codec: String
+        public var width: Int
+        public var height: Int
+        public var sampleRate: Int
+        public var channels: Int
+        /// Codec configuration (avcC or Annex B SPS/PPS; OpusHead).
+        public var configuration: [UInt8]
+    }
+
+    /// One packet and where it sits in time.
+    public struct Packet: Sendable {
+        public var track: Int
+        public var data: [UInt8]
+        /// Presentation time in seconds (nil when the file has none).
+        public var time: Double?
+        public var isKeyframe: Bool
+    }
+
+    private var context: UnsafeMutablePointer<AVFormatContext>?
+    private let packet: UnsafeMutablePointer<AVPacket>
+    public let tracks: [Track]
+    public let path: String
+
+    /// - Throws: ``MediaError`` when the file cannot be opened or read.
+    public init(path: String) throws(MediaError) {
+        MediaLibrary.initialize()
+        self.path = path
+        var opened: UnsafeMutablePointer<AVFormatContext>?
+        let status = avformat_open_input(&opened, path, nil, nil)
+        guard status >= 0, let opened else { throw .ffmpeg(.io, status, "opening \(path)") }
+        context = opened
+        let info = avformat_find_stream_info(opened, nil)
+        guard info >= 0, let packet = av_packet_alloc() else {
+            avformat_close_input(&context)
+            throw .ffmpeg(.malformed, info, "reading the tracks of \(path)")
+        }
+        self.packet = packet
+        var tracks: [Track] = []
+        for index in 0..<Int(opened.pointee.nb_streams) {
+            let parameters = opened.pointee.streams[index]!.pointee.codecpar!.pointee
+            let kind: MediaKind? = parameters.codec_type == AVMEDIA_TYPE_VIDEO ? .video : parameters.codec_type == AVMEDIA_TYPE_AUDIO ? .audio : nil
+            let configuration = parameters.extradata.map { [UInt8](UnsafeBufferPointer(start: $0, count: Int(parameters.extradata_size))) } ?? []
+            tracks.append(Track(kind: kind, codec: String(cString: avcodec_get_name(parameters.codec_id)), width: Int(parameters.width),
+                                height: Int(parameters.height), sampleRate: Int(parameters.sample_rate),
+                                channels: Int(parameters.ch_layout.nb_channels), configuration: configuration))
+        }
+        self.tracks = tracks
+    }
+
+    deinit {
+        var owned: UnsafeMutablePointer<AVPacket>? = packet
+        av_packet_free(&owned)
+        avformat_close_input(&context)
+    }
+
+    /// The next packet, or nil at the end of the file.
+    /// - Throws: ``MediaError`` when the file is corrupt.
+    public func next() throws(MediaError) -> Packet? {
+        let status = av_read_frame(context, packet)
+        if status == xt_averror_eof() { return nil }
+        if status < 0 { throw .ffmpeg(.malformed, status, "reading \(path)") }
+        defer { av_packet_unref(packet) }
+        let stream = context!.pointee.streams[Int(packet.pointee.stream_index)]!
+        let timestamp = packet.pointee.pts != xt_av_nopts_value() ? packet.pointee.pts : packet.pointee.dts
+        let time = timestamp == xt_av_nopts_value() ? nil : Double(timestamp) * av_q2d(stream.pointee.time_base)
+        return Packet(track: Int(packet.pointee.stream_index),
+                      data: [UInt8](UnsafeBufferPointer(start: packet.pointee.data, count: Int(packet.pointee.size))),
+                      time: time, isKeyframe: packet.pointee.flags & AV_PKT_FLAG_KEY != 0)
+    }
+}
