@@ -1,0 +1,50 @@
+// The real ALSA capture path (libasound: snd_pcm_open, hw params, readi) through ALSA's own
+// file plugin playing a speech WAV made by espeak-ng, over a PCM that runs at real time.
+import Foundation
+import Testing
+@testable import XTMedia
+
+@Suite(.serialized) struct ALSACaptureTests {
+    @Test func speechIsCapturedAtTheSpeedOfSpeechAndEncodes() throws {
+        let directory = TestSupport.temporaryDirectory("xt-alsa")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let speech = try TestSupport.speech("Motion detected at the front door. This is the microphone test.", directory: directory)
+        setenv("ALSA_CONFIG_PATH", try TestSupport.alsaMicrophone(speech: speech, directory: directory), 1)
+        let microphone = try ALSACapture(device: "xtmic", sampleRate: 48_000, channels: 1)
+        let encoder = try OpusEncoder(settings: OpusSettings())
+        let decoder = try OpusDecoder()
+        let started = CaptureTime.monotonicNow
+        var blocks: [AudioFrame] = []
+        var decoded: [Int16] = []
+        for _ in 0..<100 {
+            let block = try microphone.next()
+            blocks.append(block)
+            for packet in try encoder.encode(block) { decoded += try decoder.decode(packet.data) }
+        }
+        let elapsed = Double(CaptureTime.monotonicNow - started) / 1e9
+        // 2 s of audio takes about 2 s to capture: the microphone runs at real time.
+        #expect(elapsed > 1.5, "captured 2 s of audio in \(elapsed) s")
+        #expect(blocks.allSatisfy { $0.samples.count == 960 })
+        // Blocks are stamped 20 ms apart on the sample clock.
+        let steps = zip(blocks, blocks.dropFirst()).map { $1.captureTime.nanoseconds(since: $0.captureTime) }
+        #expect(steps.allSatisfy { abs($0 - 20_000_000) < 2_000_000 })
+        // The speech is in it, and survives Opus.
+        func rms(_ samples: [Int16]) -> Double { (samples.reduce(0.0) { $0 + Double($1) * Double($1) } / Double(max(samples.count, 1))).squareRoot() }
+        #expect(rms(blocks.flatMap(\.samples)) > 500)
+        #expect(rms(decoded) > 500)
+    }
+
+    @Test func missingAndUnusableMicrophonesAreClearErrors() throws {
+        let directory = TestSupport.temporaryDirectory("xt-alsa")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let speech = try TestSupport.speech("one", directory: directory)
+        setenv("ALSA_CONFIG_PATH", try TestSupport.alsaMicrophone(speech: speech, directory: directory), 1)
+        let missing = #expect(throws: MediaError.self) { try ALSACapture(device: "xt-no-such-microphone") }
+        #expect(missing?.code == .deviceMissing)
+        #expect(missing?.reason.contains("--list-devices") == true)
+        // The emulated microphone has one or two channels, and no plug layer to make more.
+        let unusable = #expect(throws: MediaError.self) { try ALSACapture(device: "xtmic", sampleRate: 48_000, channels: 6) }
+        #expect(unusable?.code == .unsupportedFormat)
+        #expect(unusable?.reason.contains("plughw") == true)
+    }
+}
