@@ -119,7 +119,7 @@ let package = Package(
         .testTarget(name: "XTAgentTests", dependencies: ["XTAgent", "XTMedia", "XTNet", "XTransport"], swiftSettings: strict),
         .testTarget(name: "XTSimulatorTests", dependencies: ["XTransport", "XTSimulator"], swiftSettings: strict),
         // Runs the built `xt` binary the way a user does: exit codes and error lines.
-        .testTarget(name: "xtTests", dependencies: ["xt"], swiftSettings: strict),
+        .testTarget(name: "xtTests", dependencies: ["xt", "XTMedia"], swiftSettings: strict),
         .testTarget(
             name: "XTransportNIOTests",
             dependencies: ["XTransport", "XTransportNIO", .product(name: "NIOCore", package: "swift-nio")],

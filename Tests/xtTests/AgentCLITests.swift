@@ -1,0 +1,181 @@
+// `xt agent` and `xt recorder` as a user runs them on loopback: the synthetic camera and
+// microphone publish to the recorder; the recording decodes and stays in sync; a recorder that
+// is away for 60 s (killed, then restarted) has no gap once the agent has backfilled it; and
+// bad settings and missing devices give clear errors.
+import Foundation
+import Testing
+import XTMedia
+
+extension CLI {
+    /// Starts `xt` in the background with its output (stdout and stderr) going to `log`.
+    static func background(_ arguments: [String], in directory: URL, log: String, environment: [String: String] = [:]) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: xt)
+        process.arguments = arguments
+        process.currentDirectoryURL = directory
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let path = directory.appendingPathComponent(log).path
+        FileManager.default.createFile(atPath: path, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try handle.seekToEnd()
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        return process
+    }
+
+    static func text(_ directory: URL, _ file: String) -> String {
+        (try? String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8)) ?? ""
+    }
+
+    /// Waits until `condition` holds (checked every 200 ms) or `timeout` passes.
+    @discardableResult
+    static func wait(timeout: TimeInterval, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if condition() { return true }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        return condition()
+    }
+
+    /// `xt recorder check` decoded.
+    static func timelines(_ directory: URL, storage: String) throws -> [[String: Any]] {
+        let result = try run(["recorder", "check", "--storage", storage], in: directory)
+        return (try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]]) ?? []
+    }
+}
+
+@Suite("xt agent and xt recorder", .serialized, .enabled(if: FileManager.default.isExecutableFile(atPath: CLI.xt), "xt is not built"))
+struct AgentCLITests {
+    func keys(_ dir: URL) throws {
+        for name in ["recorder", "camera"] { _ = try CLI.run(["keygen", "--out", "\(name).key"], in: dir) }
+    }
+
+    func recorder(_ dir: URL, port: Int, log: String = "recorder.log") throws -> Process {
+        try CLI.background(["recorder", "--bind", "127.0.0.1", "--ports", "\(port)", "--key", "recorder.key", "--open",
+                            "--storage", "recordings", "--report", "ingest.json"], in: dir, log: log)
+    }
+
+    func agent(_ dir: URL, port: Int, seconds: Int, extra: [String] = []) throws -> Process {
+        try CLI.background(["agent", "--key", "camera.key", "--host", "127.0.0.1:\(port)", "--host-key", "@recorder.key.pub",
+                            "--name", "porch", "--id", "1.20", "--width", "640", "--height", "360", "--seconds", "\(seconds)",
+                            "--report", "agent.json"] + extra, in: dir, log: "agent.log")
+    }
+
+    @Test("A synthetic camera's recording decodes, its timestamps rise and audio stays with video")
+    func liveRecordingDecodesInSync() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try keys(dir)
+        let port = Int.random(in: 20_000...40_000)
+        let host = try recorder(dir, port: port)
+        defer { host.terminate() }
+        Thread.sleep(forTimeInterval: 0.5)
+        let camera = try agent(dir, port: port, seconds: 10)
+        camera.waitUntilExit()
+        #expect(camera.terminationStatus == 0)
+        Thread.sleep(forTimeInterval: 2)  // the last receipt and backfill round
+
+        let timelines = try CLI.timelines(dir, storage: "recordings")
+        #expect(timelines.count == 2)
+        for timeline in timelines {
+            #expect((timeline["gaps"] as? [Any])?.isEmpty == true, "gaps in \(timeline)")
+            #expect(timeline["missingFrames"] as? Int == 0)
+        }
+        let export = try CLI.run(["recorder", "export", "--storage", "recordings", "--camera", "porch", "--out", "porch.mp4"], in: dir)
+        #expect(export.status == 0, "\(export.stderr)")
+        // ffprobe decodes every frame of both tracks.
+        let probe = try CLI.tool("ffprobe", ["-v", "error", "-count_frames", "-show_entries", "stream=codec_name,nb_read_frames", "-of", "csv=p=0",
+                                             dir.appendingPathComponent("porch.mp4").path])
+        #expect(probe.status == 0 && probe.stderr.isEmpty, "\(probe.stderr)")
+        let counts = probe.stdout.split(separator: "\n").map { $0.split(separator: ",") }
+        #expect(counts.map { String($0[0]) } == ["h264", "opus"])
+        #expect(counts.allSatisfy { (Int($0.last ?? "") ?? 0) > 250 })
+        let sync = try AVSyncProbe.measure(path: dir.appendingPathComponent("porch.mp4").path)
+        #expect(sync.videoTimestampsRise && sync.audioTimestampsRise)
+        #expect(sync.drifts.count >= 8)
+        #expect(sync.maximumDriftMilliseconds < 40, "A/V drift \(sync.drifts)")
+
+        let ingest = try JSONSerialization.jsonObject(with: Data(CLI.text(dir, "ingest.json").utf8)) as? [String: Any]
+        let video = ingest?["video"] as? [String: Any]
+        #expect(video?["late"] as? Int == 0)
+        #expect((video?["live"] as? Int ?? 0) > 250)
+    }
+
+    @Test("A recorder away for 60 s (killed, then restarted) has no gap once the agent backfilled it")
+    func outageIsBackfilled() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try keys(dir)
+        let port = Int.random(in: 20_000...40_000)
+        let first = try recorder(dir, port: port)
+        Thread.sleep(forTimeInterval: 0.5)
+        let camera = try agent(dir, port: port, seconds: 95, extra: ["--bitrate", "1000"])
+        defer { camera.terminate() }
+        Thread.sleep(forTimeInterval: 5)
+        kill(first.processIdentifier, SIGKILL)
+        first.waitUntilExit()
+        Thread.sleep(forTimeInterval: 60)
+        let second = try recorder(dir, port: port, log: "recorder2.log")
+        defer { second.terminate() }
+        // Backfill: 60 s of 1 Mbit/s video and the audio, after live traffic.
+        let complete = CLI.wait(timeout: 25) {
+            guard let timelines = try? CLI.timelines(dir, storage: "recordings"), timelines.count == 2 else { return false }
+            return timelines.allSatisfy { ($0["gaps"] as? [Any])?.isEmpty == true && $0["missingFrames"] as? Int == 0 && ($0["seconds"] as? Double ?? 0) > 70 }
+        }
+        let timelines = try CLI.timelines(dir, storage: "recordings")
+        #expect(complete, "recording after the outage: \(timelines)")
+        let agentReport = try JSONSerialization.jsonObject(with: Data(CLI.text(dir, "agent.json").utf8)) as? [String: Any]
+        let publisher = agentReport?["publisher"] as? [String: Any]
+        // About 60 s × (30 video + 50 audio) frames came from the ring.
+        #expect((publisher?["backfilledFrames"] as? Int ?? 0) > 4000, "\(publisher ?? [:])")
+        #expect(CLI.text(dir, "recorder2.log").contains("streams already there") )
+    }
+
+    @Test("Bad settings and a missing camera give clear errors")
+    func errors() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try keys(dir)
+        try "fps = 30\ncolour = red\n".write(to: dir.appendingPathComponent("agent.conf"), atomically: true, encoding: .utf8)
+        let unknown = try CLI.run(["agent", "--config", "agent.conf", "--key", "camera.key", "--host-key", "@recorder.key.pub"], in: dir)
+        #expect(unknown.status == 1)
+        #expect(unknown.stderr.contains("agent.conf line 2: unknown key 'colour'"))
+        let badValue = try CLI.run(["agent", "--config", "none.conf", "--key", "camera.key", "--host-key", "@recorder.key.pub", "--fps", "500"], in: dir)
+        #expect(badValue.status == 1)
+        #expect(badValue.stderr.contains("'500' is not a valid fps: expected 1…120"))
+        let nothing = try CLI.run(["agent", "--config", "none.conf", "--key", "camera.key", "--host-key", "@recorder.key.pub", "--video", "none", "--audio", "none"], in: dir)
+        #expect(nothing.status == 1)
+        #expect(nothing.stderr.contains("nothing to publish"))
+
+        // A camera that is not there: the agent says so and keeps trying (a service waits for it).
+        let missing = try CLI.run(["agent", "--config", "none.conf", "--key", "camera.key", "--host-key", "@recorder.key.pub",
+                                   "--host", "127.0.0.1:9", "--video", "/dev/video-xt-missing", "--audio", "none", "--seconds", "2"], in: dir)
+        #expect(missing.status == 0)
+        #expect((missing.stdout + missing.stderr).contains("cannot open the source; retrying every second"))
+        #expect((missing.stdout + missing.stderr).contains("camera /dev/video-xt-missing cannot be opened: No such file or directory"))
+        // A recorder whose storage cannot be written.
+        let storage = try CLI.run(["recorder", "--bind", "127.0.0.1", "--ports", "\(Int.random(in: 20_000...40_000))", "--key", "recorder.key", "--open",
+                                   "--storage", "/proc/xt-cannot", "--seconds", "1"], in: dir)
+        #expect(storage.status == 1)
+        #expect(storage.stderr.contains("storage root /proc/xt-cannot"))
+    }
+}
+
+extension CLI {
+    /// Runs another tool (ffprobe, ffmpeg).
+    static func tool(_ name: String, _ arguments: [String]) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [name] + arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let output = out.fileHandleForReading.readDataToEndOfFile()
+        let errors = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: String(decoding: output, as: UTF8.self), stderr: String(decoding: errors, as: UTF8.self))
+    }
+}
