@@ -8,6 +8,7 @@
 #     random drop (root), and whether any frame sent within its deadline was lost.
 set -uo pipefail
 XT=$(realpath "${1:?xt binary}")
+SCRIPTS=$(realpath "$(dirname "$0")")
 OUT=$(realpath -m "${2:-bench-out}")
 SECONDS_RUN=${BENCH_AGENT_SECONDS:-20}
 mkdir -p "$OUT/agent"
@@ -114,9 +115,9 @@ echo "| path | video p50 / p99 ms | audio p50 / p99 ms | late | skipped by the s
 echo "|---|---|---|---|---|---|---|---|"
 latency_row "loopback" "" "" 127.0.0.1
 if [ "$(id -u)" -eq 0 ]; then
-  bash "$(dirname "$0")/netns.sh" up xtg 500mbit 50 >/dev/null
+  bash "$SCRIPTS/netns.sh" up xtg 500mbit 50 >/dev/null
   latency_row "veth, tbf 500 Mbit, 5% random drop at the recorder" "ip netns exec xtgb" "ip netns exec xtga" 10.77.0.2
-  bash "$(dirname "$0")/netns.sh" down xtg
+  bash "$SCRIPTS/netns.sh" down xtg
 else
   echo "| veth, 5% drop | skipped: needs root | | | | | | |"
 fi

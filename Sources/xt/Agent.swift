@@ -112,8 +112,10 @@ struct AgentCommand: AsyncParsableCommand {
         var configuration = AgentConfiguration()
         do {
             if FileManager.default.fileExists(atPath: config) {
-                guard let text = try? String(contentsOfFile: config, encoding: .utf8) else { throw CLIError("\(config) cannot be read") }
-                try configuration.apply(file: text, source: config)
+                guard let file = FileHandle(forReadingAtPath: config) else { throw CLIError("\(config) cannot be read: check its permissions") }
+                let data = file.readDataToEndOfFile()
+                try? file.close()
+                try configuration.apply(file: String(decoding: data, as: UTF8.self), source: config)
             }
             let environment = ProcessInfo.processInfo.environment
             try configuration.node.apply(environment: environment)

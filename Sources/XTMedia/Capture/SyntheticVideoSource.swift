@@ -15,6 +15,9 @@ public final class SyntheticVideoSource: VideoSource {
     private var frameIndex: Int64 = 0
     private var startTime: CaptureTime?
     private var startMonotonic: Int64 = 0
+    /// Pictures handed out before: one the encoder has let go of is drawn into again, so a
+    /// frame costs no allocation and no fresh pages.
+    private var pool: [VideoFrame] = []
 
     /// Bits of the capture time (milliseconds since 1970, low bits) in the bar code.
     public static let barcodeBits = 40
@@ -66,33 +69,42 @@ public final class SyntheticVideoSource: VideoSource {
             if startTime == nil { startTime = start }
             captureTime = start.adding(nanoseconds: offset)
         }
-        let frame = try VideoFrame(width: width, height: height, format: .yuv420p, captureTime: captureTime)
+        let frame = try reusableFrame(captureTime: captureTime)
         render(into: frame, streamNanoseconds: offset)
         frameIndex += 1
         return .raw(frame)
     }
 
+    private func reusableFrame(captureTime: CaptureTime) throws(MediaError) -> VideoFrame {
+        for index in pool.indices where isKnownUniquelyReferenced(&pool[index]) && pool[index].isWritable {
+            pool[index].captureTime = captureTime
+            pool[index].forceKeyframe = false
+            return pool[index]
+        }
+        let frame = try VideoFrame(width: width, height: height, format: .yuv420p, captureTime: captureTime)
+        if pool.count < 4 { pool.append(frame) }
+        return frame
+    }
+
     /// Draws the picture for `streamNanoseconds` after the start into `frame`.
     func render(into frame: VideoFrame, streamNanoseconds: Int64) {
         let time = Double(streamNanoseconds) / 1e9
-        frame.withPlane(0) { plane, stride in
-            background.withUnsafeBufferPointer { source in
-                for row in 0..<height {
-                    UnsafeMutableRawPointer(plane.baseAddress! + row * stride)
-                        .copyMemory(from: source.baseAddress! + row * width, byteCount: width)
-                }
-            }
+        // A picture drawn before needs only its objects' old places restored: the clock, the bar
+        // code and the marker are drawn whole every time.
+        let identity = ObjectIdentifier(frame)
+        if let previous = objectsDrawn[identity] {
+            for area in previous { restore(frame, area) }
+        } else {
+            restore(frame, (0, 0, width, height))
         }
-        for plane in 1...2 {
-            frame.withPlane(plane) { bytes, stride in
-                for row in 0..<(height / 2) { memset(bytes.baseAddress! + row * stride, 128, width / 2) }
-            }
-        }
+        var drawn: [(Int, Int, Int, Int)] = []
         for object in script.objects(at: time) {
             let side = Int(object.size * Double(height))
-            fill(frame, x: Int(object.x * Double(width)) - side / 2, y: Int(object.y * Double(height)) - side / 2,
-                 width: side, height: side, luma: 235, u: 90, v: 200)
+            let area = (Int(object.x * Double(width)) - side / 2, Int(object.y * Double(height)) - side / 2, side, side)
+            fill(frame, x: area.0, y: area.1, width: area.2, height: area.3, luma: 235, u: 90, v: 200)
+            drawn.append(area)
         }
+        objectsDrawn[identity] = drawn
         let marker = streamNanoseconds % 1_000_000_000 < Self.markerNanoseconds
         let markerSide = max(height / 12, 8)
         fill(frame, x: width - markerSide - markerSide / 2, y: markerSide / 2, width: markerSide, height: markerSide,
@@ -102,6 +114,29 @@ public final class SyntheticVideoSource: VideoSource {
     }
 
     // MARK: - Drawing
+
+    /// Where each pooled picture has objects drawn (x, y, width, height).
+    private var objectsDrawn: [ObjectIdentifier: [(Int, Int, Int, Int)]] = [:]
+
+    /// Puts the background back in a rectangle.
+    private func restore(_ frame: VideoFrame, _ area: (Int, Int, Int, Int)) {
+        let x0 = max(area.0, 0) & ~1, y0 = max(area.1, 0) & ~1
+        let x1 = min(area.0 + area.2 + 1, width) & ~1, y1 = min(area.1 + area.3 + 1, height) & ~1
+        guard x1 > x0, y1 > y0 else { return }
+        frame.withPlane(0) { plane, stride in
+            background.withUnsafeBufferPointer { source in
+                for row in y0..<y1 {
+                    UnsafeMutableRawPointer(plane.baseAddress! + row * stride + x0)
+                        .copyMemory(from: source.baseAddress! + row * width + x0, byteCount: x1 - x0)
+                }
+            }
+        }
+        for plane in 1...2 {
+            frame.withPlane(plane) { bytes, stride in
+                for row in (y0 / 2)..<(y1 / 2) { memset(bytes.baseAddress! + row * stride + x0 / 2, 128, (x1 - x0) / 2) }
+            }
+        }
+    }
 
     private func fill(_ frame: VideoFrame, x: Int, y: Int, width w: Int, height h: Int, luma: UInt8, u: UInt8, v: UInt8) {
         let x0 = max(x, 0) & ~1, y0 = max(y, 0) & ~1

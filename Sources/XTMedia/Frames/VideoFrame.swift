@@ -75,6 +75,9 @@ public final class VideoFrame: @unchecked Sendable {
     public var height: Int { Int(frame.pointee.height) }
     public var format: PixelFormat? { PixelFormat(AVPixelFormat(rawValue: frame.pointee.format)) }
 
+    /// Whether no one else (an encoder) holds this picture's buffers.
+    public var isWritable: Bool { av_frame_is_writable(frame) != 0 }
+
     /// Makes the pixels writable (copying them if an encoder still holds this buffer).
     public func makeWritable() throws(MediaError) {
         try check(av_frame_make_writable(frame), .codecFailed, "making a picture writable")
