@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: xt beside TCP (iperf3) and SRT (srt-file-transmit) in one run, on the same
 # byte-verified payload: (a) loopback, (b) a veth pair between two namespaces with
-# `tbf rate 500mbit` at 0, 1, 5 and 10% random drop; then the node network's fan-out of a live
+# `tbf rate 500mbit` at 0, 1, 5 and 10% random drop; then the camera agent beside ffmpeg and its
+# capture → ingest latency (scripts/bench-agent.sh), and the node network's fan-out of a live
 # stream by multicast and by host unicast (scripts/bench-fanout.sh). Writes BENCHMARKS.md.
 set -uo pipefail
 XT=$(realpath "${1:-.build/release/xt}")
@@ -163,6 +164,11 @@ else
   veth_rows+=("| veth | skipped: not root | | |")
 fi
 
+echo "bench: camera agent (CPU beside ffmpeg, capture → ingest latency)"
+agent_md="$OUT/agent.md"
+bash scripts/bench-agent.sh "$XT" "$OUT" > "$agent_md"
+grep '^|' "$agent_md" | sed 's/^/  /'
+
 fanout_md="$OUT/fanout.md"
 if [ "$(id -u)" -eq 0 ]; then
   bash scripts/bench-fanout.sh "$XT" "$OUT" > "$fanout_md"
@@ -203,5 +209,7 @@ fi
   echo "| sessions still open after idling (keepalives) | $still_open |"
   echo
   cat "$fanout_md"
+  echo
+  cat "$agent_md"
 } > BENCHMARKS.md
 echo "bench: wrote BENCHMARKS.md"

@@ -155,6 +155,9 @@ public actor MediaPublisher {
 
     // MARK: - Backfill
 
+    /// What the ring holds now.
+    public var inventory: [InventoryEntry] { ring.inventory }
+
     /// Tells the recorder what the ring holds (it answers with a receipt).
     public func sendInventory() async {
         let inventory = ring.inventory

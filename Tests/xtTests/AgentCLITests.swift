@@ -69,10 +69,12 @@ struct AgentCLITests {
         defer { try? FileManager.default.removeItem(at: dir) }
         try keys(dir)
         let port = Int.random(in: 20_000...40_000)
+        // The camera starts first: the recorder joins mid-GOP and asks for a keyframe, and the
+        // first seconds come to it by backfill.
+        let camera = try agent(dir, port: port, seconds: 12)
+        Thread.sleep(forTimeInterval: 3)
         let host = try recorder(dir, port: port)
         defer { host.terminate() }
-        Thread.sleep(forTimeInterval: 0.5)
-        let camera = try agent(dir, port: port, seconds: 10)
         camera.waitUntilExit()
         #expect(camera.terminationStatus == 0)
         Thread.sleep(forTimeInterval: 2)  // the last receipt and backfill round
@@ -100,7 +102,11 @@ struct AgentCLITests {
         let ingest = try JSONSerialization.jsonObject(with: Data(CLI.text(dir, "ingest.json").utf8)) as? [String: Any]
         let video = ingest?["video"] as? [String: Any]
         #expect(video?["late"] as? Int == 0)
-        #expect((video?["live"] as? Int ?? 0) > 250)
+        #expect((video?["live"] as? Int ?? 0) > 200)
+        #expect((video?["backfilled"] as? Int ?? 0) > 60)
+        #expect(ingest?["keyframeRequests"] as? Int == 1)
+        let agentReport = try JSONSerialization.jsonObject(with: Data(CLI.text(dir, "agent.json").utf8)) as? [String: Any]
+        #expect((agentReport?["publisher"] as? [String: Any])?["keyframeRequests"] as? Int == 1)
     }
 
     @Test("A recorder away for 60 s (killed, then restarted) has no gap once the agent backfilled it")

@@ -46,6 +46,31 @@ import Testing
         #expect(SyntheticVideoSource.markerLit(decoded[30]))
     }
 
+    @Test func profileAndBitrateAreHonoured() throws {
+        // A profile caps what the preset may use: with ultrafast everything is baseline, so the
+        // second encode uses a preset that has main's tools.
+        func encode(bitrate: Int, profile: String, preset: String = "ultrafast") throws -> (bytes: Int, profileIDC: UInt8) {
+            let source = try SyntheticVideoSource(width: 640, height: 360, frameRate: 30,
+                                                  script: try MotionScript(parsing: "0-4:0.1,0.5>0.9,0.5"), pacing: .virtual(start: .now))
+            let encoder = try H264Encoder(settings: H264Settings(width: 640, height: 360, frameRate: 30, bitrate: bitrate, gop: 30, profile: profile,
+                                                                 preset: preset, implementation: .libx264))
+            var bytes = 0
+            for _ in 0..<90 {
+                guard case .raw(let frame) = try source.next() else { continue }
+                bytes += try encoder.encode(frame).reduce(0) { $0 + $1.data.count }
+            }
+            let sps = H264Bitstream.nalUnits(encoder.parameterSets).first { H264Bitstream.type($0) == H264Bitstream.sequenceParameterSet }
+            return (bytes, sps.map { $0[$0.startIndex + 1] } ?? 0)
+        }
+        let low = try encode(bitrate: 100_000, profile: "baseline")
+        let high = try encode(bitrate: 1_500_000, profile: "main", preset: "veryfast")
+        #expect(low.profileIDC == 66)
+        #expect(high.profileIDC == 77)
+        // 3 s: about 37 KB at 100 kbit/s, several times more at 1.5 Mbit/s.
+        #expect(low.bytes < 80_000)
+        #expect(high.bytes > 3 * low.bytes)
+    }
+
     @Test func opusPacketsAreTwentyMillisecondsAndDecode() throws {
         let start = CaptureTime(nanoseconds: 1_700_000_000_000_000_000)
         let source = SyntheticAudioSource(pacing: .virtual(start: start))
