@@ -185,3 +185,99 @@ extension CLI {
         return Result(status: process.terminationStatus, stdout: String(decoding: output, as: UTF8.self), stderr: String(decoding: errors, as: UTF8.self))
     }
 }
+
+/// `xt agent` with the real device paths: a V4L2 camera (emulated behind libv4l2's plugin
+/// interface) and an ALSA microphone (ALSA's file plugin playing espeak-ng speech).
+@Suite("xt agent on V4L2 and ALSA devices", .serialized,
+       .enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: CLI.xt), "installing a libv4l2 plugin needs root"))
+final class AgentDeviceCLITests {
+    let dir: URL
+    static let plugin = "/usr/lib/x86_64-linux-gnu/libv4l/plugins/libxt-test-emulated-camera-cli.so"
+
+    init() throws {
+        dir = try CLI.temporaryDirectory()
+        let built = CLI.root.appendingPathComponent(".build/debug/libxtv4l2emulator.so").path
+        try? FileManager.default.removeItem(atPath: Self.plugin)
+        try FileManager.default.copyItem(atPath: built, toPath: Self.plugin)
+        for name in ["recorder", "camera"] { _ = try CLI.run(["keygen", "--out", "\(name).key"], in: dir) }
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(atPath: Self.plugin)
+        try? FileManager.default.removeItem(at: dir)
+    }
+
+    /// An emulated camera file of `fourcc` frames made by ffmpeg (MJPEG) or given.
+    func camera(_ name: String, fourcc: String, width: Int, height: Int, frames: [[UInt8]]) throws -> String {
+        func le32(_ value: Int) -> [UInt8] { (0..<4).map { UInt8((value >> ($0 * 8)) & 0xFF) } }
+        func le64(_ value: Int) -> [UInt8] { (0..<8).map { UInt8((value >> ($0 * 8)) & 0xFF) } }
+        var file = Array("XTV4L2E1".utf8) + Array(fourcc.utf8) + le32(width) + le32(height) + le32(30) + le32(frames.count) + [UInt8](repeating: 0, count: 36)
+        var offset = 64 + 16 * frames.count
+        for frame in frames {
+            file += le64(offset) + le32(frame.count) + le32(1)
+            offset += frame.count
+        }
+        for frame in frames { file += frame }
+        let path = dir.appendingPathComponent(name).path
+        try Data(file).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    func mjpeg(width: Int, height: Int, count: Int) throws -> [[UInt8]] {
+        let result = try CLI.tool("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=\(width)x\(height):rate=30", "-frames:v", "\(count)",
+                                             "-c:v", "mjpeg", "-f", "mjpeg", dir.appendingPathComponent("frames.mjpeg").path])
+        #expect(result.status == 0)
+        let bytes = [UInt8](try Data(contentsOf: dir.appendingPathComponent("frames.mjpeg")))
+        var starts: [Int] = []
+        for index in 0..<(bytes.count - 2) where bytes[index] == 0xFF && bytes[index + 1] == 0xD8 && bytes[index + 2] == 0xFF { starts.append(index) }
+        return starts.enumerated().map { position, start in Array(bytes[start..<(position + 1 < starts.count ? starts[position + 1] : bytes.count)]) }
+    }
+
+    @Test("Camera and microphone through libv4l2 and ALSA reach the recording; devices are listed; a camera with no usable format is a clear error")
+    func devicesToRecording() throws {
+        let device = try camera("video-emulated", fourcc: "MJPG", width: 640, height: 360, frames: try mjpeg(width: 640, height: 360, count: 30))
+        let list = try CLI.run(["agent", "--config", "none.conf", "--list-devices", "--video", "v4l2:\(device)"], in: dir)
+        #expect(list.stdout.contains("\(device): XTransport emulated camera (xt-emulated)"))
+        #expect(list.stdout.contains("MJPG (Motion-JPEG): 640x360@30"))
+
+        let wav = dir.appendingPathComponent("speech.wav").path, raw = dir.appendingPathComponent("speech.raw").path
+        #expect(try CLI.tool("espeak-ng", ["-w", wav, "Motion at the front door. The recorder hears this sentence."]).status == 0)
+        #expect(try CLI.tool("sox", [wav, "-r", "48000", "-c", "1", "-b", "16", "-e", "signed-integer", "-t", "raw", raw]).status == 0)
+        let clock = CLI.root.appendingPathComponent(".build/debug/libxtalsaclock.so").path
+        try """
+            pcm_type.xtclock { lib "\(clock)" }
+            pcm.xtmic { type file; slave.pcm { type xtclock } file "/dev/null" infile "\(raw)" format "raw" }
+            """.write(to: dir.appendingPathComponent("asound.conf"), atomically: true, encoding: .utf8)
+
+        let port = Int.random(in: 20_000...40_000)
+        let recorder = try CLI.background(["recorder", "--bind", "127.0.0.1", "--ports", "\(port)", "--key", "recorder.key", "--open",
+                                           "--storage", "recordings"], in: dir, log: "recorder.log")
+        defer { recorder.terminate() }
+        Thread.sleep(forTimeInterval: 0.5)
+        let agent = try CLI.background(["agent", "--config", "none.conf", "--key", "camera.key", "--host", "127.0.0.1:\(port)",
+                                        "--host-key", "@recorder.key.pub", "--name", "door", "--id", "1.30", "--video", "v4l2:\(device)",
+                                        "--audio", "alsa:xtmic", "--width", "640", "--height", "360", "--seconds", "6"],
+                                       in: dir, log: "agent.log",
+                                       environment: ["ALSA_CONFIG_PATH": "/usr/share/alsa/alsa.conf:" + dir.appendingPathComponent("asound.conf").path])
+        agent.waitUntilExit()
+        Thread.sleep(forTimeInterval: 2)
+        let export = try CLI.run(["recorder", "export", "--storage", "recordings", "--camera", "door", "--out", "door.mkv"], in: dir)
+        #expect(export.status == 0, "\(export.stderr)")
+        let probe = try CLI.tool("ffprobe", ["-v", "error", "-count_frames", "-show_entries", "stream=codec_name,width,nb_read_frames", "-of", "csv=p=0",
+                                             dir.appendingPathComponent("door.mkv").path])
+        #expect(probe.stderr.isEmpty, "\(probe.stderr)")
+        #expect(probe.stdout.contains("h264,640,"))
+        #expect(probe.stdout.contains("opus"))
+        // The speech is in the recording: loud enough to be a voice, not silence.
+        let volume = try CLI.tool("ffmpeg", ["-v", "info", "-i", dir.appendingPathComponent("door.mkv").path, "-vn", "-af", "volumedetect", "-f", "null", "-"])
+        let maximum = volume.stderr.split(separator: "\n").first { $0.contains("max_volume") }
+        let decibels = maximum.flatMap { Double($0.split(separator: ":").last!.replacingOccurrences(of: " dB", with: "").trimmingCharacters(in: .whitespaces)) }
+        #expect((decibels ?? -99) > -20, "\(maximum ?? "no volume line")")
+
+        // A camera that only offers greyscale: the agent says what it offers and what it needs.
+        let grey = try camera("video-grey", fourcc: "GREY", width: 320, height: 240, frames: [[UInt8](repeating: 100, count: 320 * 240)])
+        let refused = try CLI.run(["agent", "--config", "none.conf", "--key", "camera.key", "--host", "127.0.0.1:9", "--host-key", "@recorder.key.pub",
+                                   "--video", "v4l2:\(grey)", "--audio", "none", "--seconds", "2"], in: dir)
+        #expect((refused.stdout + refused.stderr).contains("offers no format the agent can use (it offers GREY); supported are MJPEG, YUYV and H.264"))
+    }
+}

@@ -2,9 +2,7 @@
 // capture time of their first sample.
 
 /// A microphone, a tone generator or a file. Reads block until the next block is captured.
-public protocol AudioSource: AnyObject {
-    /// A line for logs: "ALSA default (48000 Hz, 1 channel)".
-    var summary: String { get }
+public protocol AudioSource: CaptureSource {
     var sampleRate: Int { get }
     var channels: Int { get }
     /// The next block of samples, blocking until it is captured.

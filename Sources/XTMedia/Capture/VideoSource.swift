@@ -9,10 +9,14 @@ public enum VideoSourceOutput: Sendable {
     case encoded(EncodedFrame)
 }
 
-/// A camera, a test pattern or a file. Reads block until the next picture is due.
-public protocol VideoSource: AnyObject {
-    /// A line for logs: "synthetic 1280x720 at 30 fps", "/dev/video0 (MJPEG 1280x720 at 30 fps)".
+/// Anything the agent captures from: a line for its logs.
+public protocol CaptureSource: AnyObject {
+    /// "synthetic 1280x720 at 30 fps", "/dev/video0 (MJPG 1280x720 at 30 fps)", "ALSA default (48000 Hz, 1 channel)".
     var summary: String { get }
+}
+
+/// A camera, a test pattern or a file. Reads block until the next picture is due.
+public protocol VideoSource: CaptureSource {
     /// The picture size and frame rate the source produces.
     var width: Int { get }
     var height: Int { get }
