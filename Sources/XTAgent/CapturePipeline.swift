@@ -124,7 +124,7 @@ public final class CapturePipeline: Sendable {
     public var isStopped: Bool { stopped.load(ordering: .relaxed) }
 
     /// The loop: open the source (again, every second, while it fails), read and encode.
-    private func run<Source: CaptureSource>(logger: Logger, open: () throws(MediaError) -> Source,
+    private func run<Source>(logger: Logger, open: () throws(MediaError) -> Source,
                              step: (Source) throws(MediaError) -> Void, onReopen: () -> Void) {
         var source: Source?
         var lastFailure: String?
@@ -134,9 +134,9 @@ public final class CapturePipeline: Sendable {
                 do throws(MediaError) {
                     source = try open()
                     if everOpened {
-                        logger.notice("source is back", metadata: ["source": "\(name)", "as": "\(source!.summary)"])
+                        logger.notice("source is back", metadata: ["source": "\(name)", "as": "\((source as? any CaptureSource)?.summary ?? "")"])
                     } else {
-                        logger.info("source open", metadata: ["source": "\(name)", "as": "\(source!.summary)"])
+                        logger.info("source open", metadata: ["source": "\(name)", "as": "\((source as? any CaptureSource)?.summary ?? "")"])
                     }
                     everOpened = true
                     lastFailure = nil
