@@ -92,6 +92,25 @@ struct SessionLifecycleTests {
         #expect(try pair.alice.write([1], channel: 1, session: ids.alice, now: pair.wire.now) == .accepted)
     }
 
+    @Test("A live write gets in when bulk has filled the send buffer, and goes first")
+    func liveIsNotHeldBehindBulk() throws {
+        var session = SessionConfiguration()
+        session.sendBufferLimit = 65_536
+        let pair = try Pair(session: session)
+        let ids = try pair.connect()
+        try pair.alice.configureChannel(3, ChannelConfiguration(mode: .messages, priority: .bulk), session: ids.alice, now: pair.wire.now)
+        try pair.alice.configureChannel(2, .live(priority: .video), session: ids.alice, now: pair.wire.now)
+        while try pair.alice.write([UInt8](repeating: 7, count: 16_384), channel: 3, session: ids.alice, now: pair.wire.now) == .accepted {}
+        #expect(try pair.alice.write([UInt8](repeating: 1, count: 8_000), channel: 2, session: ids.alice, now: pair.wire.now) == .accepted)
+        pair.wire.run(for: .milliseconds(200))
+        let messages = pair.wire.takeEvents(bobAddress).compactMap { event -> UInt16? in
+            if case .session(_, .message(let message)) = event { return message.channel }
+            return nil
+        }
+        #expect(messages.first == 2, "the live message is delivered before the bulk backlog: \(messages)")
+        #expect(messages.filter { $0 == 3 }.count == 3)
+    }
+
     @Test("Unreliable datagrams: size-checked, never retransmitted")
     func datagrams() throws {
         let pair = try Pair()
