@@ -14,8 +14,8 @@ build: deps
 release: deps
 	$(SWIFT) build -c release --product xt
 
-# A listener and two peers on loopback exchange messages and a file, then print link stats
-# and a throughput figure.
+# A listener and two peers on loopback exchange messages and a file (link stats, throughput);
+# then a recorder and two synthetic camera agents, the recording checked and exported.
 demo: release
 	@bash scripts/demo.sh $(RELEASE_BIN)
 

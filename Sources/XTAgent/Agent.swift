@@ -52,6 +52,7 @@ public actor Agent {
                                  maximumBytes: configuration.ringMegabytes << 20,
                                  directory: configuration.ringOnDisk ? configuration.ringDirectory : nil)
         let (outputs, continuation) = AsyncStream<PipelineOutput>.makeStream()
+        self.outputs = continuation
         var video: CapturePipeline?
         if configuration.video != .none {
             let open = try Sources.video(configuration)
@@ -87,12 +88,20 @@ public actor Agent {
                                                 "channels": "\(configuration.channel) (video), \(configuration.audioChannel) (audio)"])
     }
 
-    /// Stops capturing, then leaves the network.
+    /// Stops capturing, sends the recorder what it still lacks (if it is there), then leaves
+    /// the network.
     public func stop() async {
         for pipeline in pipelines { await pipeline.stop() }
+        outputs?.finish()
+        if let publishing = tasks.first { await publishing.value }  // every captured frame is numbered and kept
+        if await node.isConnected, let publisher, await publisher.flush() {
+            try? await Task.sleep(for: .milliseconds(500))  // the last backfill leaves the send buffer
+        }
         for task in tasks { task.cancel() }
         await node.stop()
     }
+
+    private var outputs: AsyncStream<PipelineOutput>.Continuation?
 
     /// Counters so far.
     public func report() async -> AgentReport {

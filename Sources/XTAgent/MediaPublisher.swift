@@ -158,6 +158,22 @@ public actor MediaPublisher {
     /// What the ring holds now.
     public var inventory: [InventoryEntry] { ring.inventory }
 
+    /// Set when the agent stops: the last round of backfill sends everything missing.
+    private var flushing = false
+
+    /// Before the agent stops: asks the recorder what it lacks and sends it, waiting up to
+    /// `timeout` for the answer. Returns whether a receipt came.
+    public func flush(timeout: Duration = .seconds(3)) async -> Bool {
+        flushing = true
+        let before = stats.receipts
+        await sendInventory()
+        let deadline = ContinuousClock.now + timeout
+        while stats.receipts == before, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return stats.receipts > before
+    }
+
     /// Tells the recorder what the ring holds (it answers with a receipt).
     public func sendInventory() async {
         let inventory = ring.inventory
@@ -169,7 +185,8 @@ public actor MediaPublisher {
     /// Sends what the recorder is missing, oldest first, within this round's budget.
     private func backfill(_ receipt: [ReceiptEntry]) async {
         let now = CaptureTime.monotonicNow
-        let horizon = CaptureTime.now.adding(nanoseconds: -(deadlineNanoseconds + 1_000_000_000))
+        // While stopping nothing is on its way live any more: everything may go.
+        let horizon = flushing ? CaptureTime.now : CaptureTime.now.adding(nanoseconds: -(deadlineNanoseconds + 1_000_000_000))
         var budget = Self.backfillBudget
         // Audio first: small, and a recording without its sound is the worse gap.
         let ordered = receipt.sorted { (ring.header(of: $0.stream)?.description.codec == .opus ? 0 : 1) < (ring.header(of: $1.stream)?.description.codec == .opus ? 0 : 1) }
