@@ -3,6 +3,7 @@
 // XT_NODE_* environment, then these options.
 import ArgumentParser
 import Foundation
+import Logging
 import XTNet
 import XTransport
 import XTransportNIO
@@ -69,9 +70,8 @@ struct NetNodeOptions: ParsableArguments {
     }
 }
 
-struct Host: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run a host: nodes connect to it and it routes their messages.")
-
+/// Options of every command that runs a host (`xt host`, `xt recorder`).
+struct HostOptions: ParsableArguments {
     @Option(name: .long, help: "Address to listen on.")
     var bind = "0.0.0.0"
 
@@ -96,40 +96,56 @@ struct Host: AsyncParsableCommand {
     @Option(name: .long, help: "Hops multicast datagrams may cross (1 keeps them on the LAN).")
     var multicastTTL: UInt8 = 1
 
+    /// Starts the host these options describe.
+    func start(node: NodeOptions, liveDeadline: Duration = .milliseconds(500), logger: Logger) async throws -> (NetHost, EndpointConfiguration) {
+        let parts = ports.split(separator: "-").compactMap { UInt16($0) }
+        guard parts.count == 2 || parts.count == 1, parts.first! <= parts.last! else {
+            throw CLIError("--ports '\(ports)' is not a range: use first-last, e.g. 9000-9010")
+        }
+        let keys: AuthorizedKeys? = open ? nil : try AuthorizedKeys.load(path: authorizedKeys)
+        let directory = try keys.map { keys in
+            do { return try NodeDirectory(keys) } catch { throw CLIError("\(authorizedKeys): \(error)") }
+        }
+        var session = try node.sessionConfiguration()
+        session.deadPeerTimeout = .seconds(deadNodeInterval)
+        let configuration = EndpointConfiguration(identity: try node.identity(), admission: keys.map { .authorized($0) } ?? .open,
+                                                  session: session)
+        let multicastOptions: MulticastOptions?
+        do {
+            multicastOptions = try multicast.map { MulticastOptions(base: try MulticastOptions.parse($0), ttl: multicastTTL, maximumDatagram: 1472) }
+        } catch {
+            throw CLIError("--multicast: \(error)")
+        }
+        let host = try await NetHost.start(host: bind, ports: parts.first!...parts.last!, configuration: configuration,
+                                           directory: directory, holdTime: .seconds(holdTime), multicast: multicastOptions,
+                                           liveDeadline: liveDeadline, logger: logger)
+        return (host, configuration)
+    }
+
+    /// Prints joins, leaves and refusals as they happen.
+    static func printEvents(of host: NetHost) async {
+        for await event in host.events {
+            switch event {
+            case .joined(let id, let name): print("joined: \(name) (\(id))")
+            case .left(let id, let name, let reason): print("left: \(name) (\(id)): \(reason)")
+            case .refused(let name, let reason): print("refused: \(name): \(reason)")
+            }
+        }
+    }
+}
+
+struct Host: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run a host: nodes connect to it and it routes their messages.")
+
+    @OptionGroup var host: HostOptions
     @OptionGroup var node: NodeOptions
 
     func run() async throws {
         try await XT.run {
-            let parts = ports.split(separator: "-").compactMap { UInt16($0) }
-            guard parts.count == 2 || parts.count == 1, parts.first! <= parts.last! else {
-                throw CLIError("--ports '\(ports)' is not a range: use first-last, e.g. 9000-9010")
-            }
-            let keys: AuthorizedKeys? = open ? nil : try AuthorizedKeys.load(path: authorizedKeys)
-            let directory = try keys.map { keys in
-                do { return try NodeDirectory(keys) } catch { throw CLIError("\(authorizedKeys): \(error)") }
-            }
-            var session = try node.sessionConfiguration()
-            session.deadPeerTimeout = .seconds(deadNodeInterval)
-            let configuration = EndpointConfiguration(identity: try node.identity(), admission: keys.map { .authorized($0) } ?? .open,
-                                                      session: session)
-            let multicastOptions: MulticastOptions?
-            do {
-                multicastOptions = try multicast.map { MulticastOptions(base: try MulticastOptions.parse($0), ttl: multicastTTL, maximumDatagram: 1472) }
-            } catch {
-                throw CLIError("--multicast: \(error)")
-            }
-            let host = try await NetHost.start(host: bind, ports: parts.first!...parts.last!, configuration: configuration,
-                                               directory: directory, holdTime: .seconds(holdTime), multicast: multicastOptions,
-                                               logger: node.logger())
-            print("host listening on \(host.endpoint.localAddress) as \(configuration.identity.publicKey)\(open ? " (open mode)" : "")")
-            if let multicast { print("multicast streams go to \(multicast) + channel") }
-            for await event in host.events {
-                switch event {
-                case .joined(let id, let name): print("joined: \(name) (\(id))")
-                case .left(let id, let name, let reason): print("left: \(name) (\(id)): \(reason)")
-                case .refused(let name, let reason): print("refused: \(name): \(reason)")
-                }
-            }
+            let (host, configuration) = try await self.host.start(node: node, logger: node.logger())
+            print("host listening on \(host.endpoint.localAddress) as \(configuration.identity.publicKey)\(self.host.open ? " (open mode)" : "")")
+            if let multicast = self.host.multicast { print("multicast streams go to \(multicast) + channel") }
+            await HostOptions.printEvents(of: host)
         }
     }
 }

@@ -26,21 +26,6 @@ struct RecorderRun: AsyncParsableCommand {
     @Option(name: .long, help: "Camera channels to record, first-last (video on each agent's channel, audio on the next).")
     var channels = "100-199"
 
-    @Option(name: .long, help: "Address to listen on.")
-    var bind = "0.0.0.0"
-
-    @Option(name: .long, help: "Ports to try, first-last.")
-    var ports = "9000-9000"
-
-    @Option(name: .long, help: "Node keys, one per line: KEY name [area.local].")
-    var authorizedKeys = "Config/authorized_keys"
-
-    @Flag(name: .long, help: "Admit any key.")
-    var open = false
-
-    @Option(name: .long, help: "Multicast group base for live streams, e.g. 239.77.0.0:5960 (viewers on the LAN join it).")
-    var multicast: String?
-
     @Option(name: .long, help: "Live deadline in milliseconds (frames later than this count as late).")
     var deadline = 500
 
@@ -50,47 +35,22 @@ struct RecorderRun: AsyncParsableCommand {
     @Option(name: .long, help: "Run this many seconds, then stop.")
     var seconds: Double?
 
+    @OptionGroup var host: HostOptions
     @OptionGroup var node: NodeOptions
 
     func run() async throws {
         try await XT.run {
-            let portBounds = ports.split(separator: "-").compactMap { UInt16($0) }
             let channelBounds = channels.split(separator: "-").compactMap { UInt16($0) }
-            guard (1...2).contains(portBounds.count), portBounds.first! <= portBounds.last! else {
-                throw CLIError("--ports '\(ports)' is not a range: use first-last, e.g. 9000-9010")
-            }
             guard (1...2).contains(channelBounds.count), channelBounds.first! <= channelBounds.last!, channelBounds.last! < UInt16.max else {
                 throw CLIError("--channels '\(channels)' is not a range: use first-last, e.g. 100-199")
             }
-            let keys: AuthorizedKeys? = open ? nil : try AuthorizedKeys.load(path: authorizedKeys)
-            let directory = try keys.map { keys in
-                do { return try NodeDirectory(keys) } catch { throw CLIError("\(authorizedKeys): \(error)") }
-            }
-            let configuration = EndpointConfiguration(identity: try node.identity(), admission: keys.map { .authorized($0) } ?? .open,
-                                                      session: try node.sessionConfiguration())
-            let multicastOptions: MulticastOptions?
-            do {
-                multicastOptions = try multicast.map { MulticastOptions(base: try MulticastOptions.parse($0), ttl: 1, maximumDatagram: 1472) }
-            } catch {
-                throw CLIError("--multicast: \(error)")
-            }
             let logger = node.logger(level: .info)
-            let host = try await NetHost.start(host: bind, ports: portBounds.first!...portBounds.last!, configuration: configuration,
-                                               directory: directory, multicast: multicastOptions, liveDeadline: .milliseconds(deadline),
-                                               logger: logger)
+            let (host, configuration) = try await self.host.start(node: node, liveDeadline: .milliseconds(deadline), logger: logger)
             let ingest = try MediaIngest(root: storage, host: host, deadline: .milliseconds(deadline), logger: logger)
             for channel in channelBounds.first!...(channelBounds.last! + 1) { await host.subscribe(channel) }
-            print("recorder listening on \(host.endpoint.localAddress) as \(configuration.identity.publicKey)\(open ? " (open mode)" : ""), recording channels \(channels) into \(storage) (\(await ingest.streamCount) streams already there)")
+            print("recorder listening on \(host.endpoint.localAddress) as \(configuration.identity.publicKey)\(self.host.open ? " (open mode)" : ""), recording channels \(channels) into \(storage) (\(await ingest.streamCount) streams already there)")
             let consumer = Task { await ingest.run() }
-            let events = Task {
-                for await event in host.events {
-                    switch event {
-                    case .joined(let id, let name): print("joined: \(name) (\(id))")
-                    case .left(let id, let name, let reason): print("left: \(name) (\(id)): \(reason)")
-                    case .refused(let name, let reason): print("refused: \(name): \(reason)")
-                    }
-                }
-            }
+            let events = Task { await HostOptions.printEvents(of: host) }
             let reporter = Task {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: .seconds(1))

@@ -23,6 +23,8 @@ final class MediaInput {
         if location.hasPrefix("rtsp://") {
             av_dict_set(&options, "rtsp_transport", "tcp", 0)
             av_dict_set(&options, "timeout", "5000000", 0)  // µs without data before the camera counts as lost
+        } else if location.contains("://") {
+            av_dict_set(&options, "rw_timeout", "5000000", 0)
         }
         var opened: UnsafeMutablePointer<AVFormatContext>?
         let status = avformat_open_input(&opened, location, nil, &options)

@@ -11,36 +11,23 @@ public final class SyntheticAudioSource: AudioSource {
     /// Samples per block (20 ms).
     public let blockSize: Int
     private var sampleIndex: Int64 = 0
-    private var startTime: CaptureTime?
-    private var startMonotonic: Int64 = 0
+    private var clock: SourceClock
 
     public init(sampleRate: Int = 48_000, channels: Int = 1, pacing: Pacing = .realTime) {
         self.sampleRate = sampleRate
         self.channels = channels
         self.pacing = pacing
         blockSize = sampleRate / 50
+        clock = SourceClock(pacing)
     }
 
     public var summary: String { "synthetic tone (\(sampleRate) Hz, \(channels) channel\(channels == 1 ? "" : "s"))" }
 
     public func next() throws(MediaError) -> AudioFrame {
         let nanosecondsPerSample = 1e9 / Double(sampleRate)
-        let offset = Int64(Double(sampleIndex) * nanosecondsPerSample)
-        let captureTime: CaptureTime
-        switch pacing {
-        case .realTime:
-            if startTime == nil {
-                startTime = .now
-                startMonotonic = CaptureTime.monotonicNow
-            }
-            // A block is captured when its last sample has arrived.
-            let due = startMonotonic + Int64(Double(sampleIndex + Int64(blockSize)) * nanosecondsPerSample)
-            let wait = due - CaptureTime.monotonicNow
-            if wait > 0 { Thread.sleep(forTimeInterval: Double(wait) / 1e9) }
-            captureTime = startTime!.adding(nanoseconds: offset)
-        case .virtual(let start):
-            captureTime = start.adding(nanoseconds: offset)
-        }
+        // A block is captured when its last sample has arrived; it is stamped with its first.
+        let captureTime = clock.captureTime(offset: Int64(Double(sampleIndex) * nanosecondsPerSample),
+                                            ready: Int64(Double(sampleIndex + Int64(blockSize)) * nanosecondsPerSample))
         var samples = [Int16](repeating: 0, count: blockSize * channels)
         for index in 0..<blockSize {
             let sample = sampleIndex + Int64(index)

@@ -13,8 +13,7 @@ public final class SyntheticVideoSource: VideoSource {
     public let pacing: Pacing
     private var background: [UInt8]
     private var frameIndex: Int64 = 0
-    private var startTime: CaptureTime?
-    private var startMonotonic: Int64 = 0
+    private var clock: SourceClock
     /// Pictures handed out before: one the encoder has let go of is drawn into again, so a
     /// frame costs no allocation and no fresh pages.
     private var pool: [VideoFrame] = []
@@ -37,6 +36,7 @@ public final class SyntheticVideoSource: VideoSource {
         self.frameRate = frameRate
         self.script = script
         self.pacing = pacing
+        clock = SourceClock(pacing)
         // A gradient with a grid: enough texture that the encoder has real work, and static so
         // that only the scripted objects, the clock and the marker move.
         background = [UInt8](repeating: 0, count: width * height)
@@ -53,22 +53,8 @@ public final class SyntheticVideoSource: VideoSource {
     public func next() throws(MediaError) -> VideoSourceOutput {
         // Exact, not index × a rounded interval: frame 30 at 30 fps is at 1 s, not 999.99999 ms.
         let offset = frameIndex * 1_000_000_000 / Int64(frameRate)
-        let captureTime: CaptureTime
-        switch pacing {
-        case .realTime:
-            if startTime == nil {
-                startTime = .now
-                startMonotonic = CaptureTime.monotonicNow
-            }
-            // A camera's shutter fires on its own clock: wait for the frame's moment.
-            let due = startMonotonic + offset
-            let wait = due - CaptureTime.monotonicNow
-            if wait > 0 { Thread.sleep(forTimeInterval: Double(wait) / 1e9) }
-            captureTime = startTime!.adding(nanoseconds: offset)
-        case .virtual(let start):
-            if startTime == nil { startTime = start }
-            captureTime = start.adding(nanoseconds: offset)
-        }
+        // A camera's shutter fires on its own clock: the frame is due at its moment.
+        let captureTime = clock.captureTime(offset: offset, ready: offset)
         let frame = try reusableFrame(captureTime: captureTime)
         render(into: frame, streamNanoseconds: offset)
         frameIndex += 1
