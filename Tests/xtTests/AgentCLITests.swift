@@ -274,6 +274,27 @@ final class AgentDeviceCLITests {
         let decibels = maximum.flatMap { Double($0.split(separator: ":").last!.replacingOccurrences(of: " dB", with: "").trimmingCharacters(in: .whitespaces)) }
         #expect((decibels ?? -99) > -20, "\(maximum ?? "no volume line")")
 
+        // Unplugged mid-stream and plugged back in: one line when it goes, one when it is back,
+        // and the recording goes on after it.
+        let saved = try Data(contentsOf: URL(fileURLWithPath: device))
+        let replug = try CLI.background(["agent", "--config", "none.conf", "--key", "camera.key", "--host", "127.0.0.1:\(port)",
+                                         "--host-key", "@recorder.key.pub", "--name", "yard", "--id", "1.31", "--video", "v4l2:\(device)",
+                                         "--audio", "none", "--width", "640", "--height", "360", "--seconds", "9"], in: dir, log: "replug.log")
+        Thread.sleep(forTimeInterval: 3)
+        try FileManager.default.removeItem(atPath: device)
+        Thread.sleep(forTimeInterval: 2)
+        try saved.write(to: URL(fileURLWithPath: device))
+        replug.waitUntilExit()
+        let replugLog = CLI.text(dir, "replug.log")
+        #expect(replugLog.contains("source lost; reopening it every second"), "\(replugLog)")
+        #expect(replugLog.contains("camera \(device) disconnected"))
+        #expect(replugLog.contains("source is back"))
+        Thread.sleep(forTimeInterval: 1)
+        let yard = try CLI.timelines(dir, storage: "recordings").first { $0["camera"] as? String == "yard" }
+        // About 7 of the 9 s were captured (the camera was away for about 2).
+        #expect((yard?["frames"] as? Int ?? 0) > 150, "\(yard ?? [:])")
+        #expect((yard?["gaps"] as? [Any])?.count == 1)
+
         // A camera that only offers greyscale: the agent says what it offers and what it needs.
         let grey = try camera("video-grey", fourcc: "GREY", width: 320, height: 240, frames: [[UInt8](repeating: 100, count: 320 * 240)])
         let refused = try CLI.run(["agent", "--config", "none.conf", "--key", "camera.key", "--host", "127.0.0.1:9", "--host-key", "@recorder.key.pub",
