@@ -70,7 +70,7 @@ public actor MediaPublisher {
         self.camera = camera
         self.videoChannel = videoChannel
         self.audioChannel = audioChannel
-        deadlineNanoseconds = Int64(deadline.components.seconds) * 1_000_000_000 + deadline.components.attoseconds / 1_000_000_000
+        deadlineNanoseconds = deadline.nanoseconds
         routeCode = multicast ? .multicast : .channel
         self.logger = logger
         self.onKeyframeRequest = onKeyframeRequest

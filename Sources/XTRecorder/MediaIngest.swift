@@ -41,6 +41,8 @@ public actor MediaIngest {
     private var journals: [MediaStreamID: StreamJournal] = [:]
     private var report = IngestReport()
     private var latencies: [MediaKind: [Int64]] = [.video: [], .audio: []]
+    /// Latency samples kept per kind (about an hour of video at 30 fps).
+    static let latencySamples = 100_000
     /// Streams a keyframe was asked for (the recording starts at one).
     private var keyframeAsked: Set<MediaStreamID> = []
 
@@ -57,7 +59,7 @@ public actor MediaIngest {
         }
         self.root = root
         self.host = host
-        deadlineNanoseconds = Int64(deadline.components.seconds) * 1_000_000_000 + deadline.components.attoseconds / 1_000_000_000
+        deadlineNanoseconds = deadline.nanoseconds
         self.logger = logger
         for journal in StreamJournal.load(root: root) { journals[journal.header.stream] = journal }
     }
@@ -127,6 +129,8 @@ public actor MediaIngest {
             update(kind) { $0.backfilled += 1 }
         } else {
             let latency = CaptureTime.now.nanoseconds(since: frame.frame.captureTime)
+            // The percentiles cover the latest samples: a recorder runs for months.
+            if latencies[kind, default: []].count >= Self.latencySamples { latencies[kind]!.removeFirst(Self.latencySamples / 2) }
             latencies[kind, default: []].append(latency)
             update(kind) {
                 $0.live += 1
