@@ -8,26 +8,13 @@ import XTransport
 import XTransportNIO
 
 @Suite("The host's application and the lanes", .serialized)
-struct HostApplicationTests {
+struct HostApplicationTests: LoopbackNetwork {
     let hostIdentity = NodeIdentity()
-
-    func node(_ name: String, _ local: UInt16, port: UInt16) async throws -> NetNode {
-        var configuration = NodeConfiguration()
-        configuration.id = NodeID(area: 1, local: local)
-        configuration.name = name
-        configuration.host = "127.0.0.1"
-        configuration.hostPort = port
-        configuration.portRange = port...port
-        let node = NetNode(configuration: configuration, identity: NodeIdentity(), hostKey: hostIdentity.publicKey)
-        try await node.start()
-        return node
-    }
 
     @Test("Lane messages reach the host's application and subscribers; the host answers a node")
     func lanesAndLocalDelivery() async throws {
         let port = UInt16.random(in: 20_000...40_000)
-        let configuration = EndpointConfiguration(identity: hostIdentity, admission: .open, session: SessionConfiguration())
-        let host = try await NetHost.start(host: "127.0.0.1", ports: port...port, configuration: configuration)
+        let host = try await startHost(port: port)
         await host.subscribe(40)
         let camera = try await node("camera", 1, port: port)
         let viewer = try await node("viewer", 2, port: port)
@@ -64,13 +51,7 @@ struct HostApplicationTests {
         #expect(answer?.route.from == .host)
 
         // A node may not take the host's name.
-        var impostor = NodeConfiguration()
-        impostor.id = NodeID(area: 1, local: 9)
-        impostor.name = "host"
-        impostor.host = "127.0.0.1"
-        impostor.hostPort = port
-        impostor.portRange = port...port
-        let refused = NetNode(configuration: impostor, identity: NodeIdentity(), hostKey: hostIdentity.publicKey)
+        let refused = NetNode(configuration: nodeConfiguration("host", 9, port: port), identity: NodeIdentity(), hostKey: hostIdentity.publicKey)
         try await refused.start()
         #expect(await refused.refusal?.contains("addresses the host itself") == true)
         await #expect(throws: UndeliverableError.self) { try await host.send([1], to: NodeID(area: 5, local: 5)) }

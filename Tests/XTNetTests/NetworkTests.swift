@@ -7,26 +7,8 @@ import XTransport
 import XTransportNIO
 
 @Suite("Host and nodes on loopback", .serialized)
-struct NetworkTests {
+struct NetworkTests: LoopbackNetwork {
     let hostIdentity = NodeIdentity()
-
-    func startHost(port: UInt16, holdTime: Duration = .seconds(8), multicast: MulticastOptions? = nil) async throws -> NetHost {
-        let configuration = EndpointConfiguration(identity: hostIdentity, admission: .open, session: SessionConfiguration())
-        return try await NetHost.start(host: "127.0.0.1", ports: port...port, configuration: configuration, holdTime: holdTime,
-                                       multicast: multicast)
-    }
-
-    func node(_ name: String, _ local: UInt16, port: UInt16, inboxCapacity: Int = 1024) async throws -> NetNode {
-        var configuration = NodeConfiguration()
-        configuration.id = NodeID(area: 1, local: local)
-        configuration.name = name
-        configuration.host = "127.0.0.1"
-        configuration.hostPort = port
-        configuration.portRange = port...port
-        let node = NetNode(configuration: configuration, identity: NodeIdentity(), hostKey: hostIdentity.publicKey, inboxCapacity: inboxCapacity)
-        try await node.start()
-        return node
-    }
 
     func next(_ node: NetNode) async -> NetEnvelope? {
         var iterator = node.messages.makeAsyncIterator()
