@@ -34,6 +34,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         // Transport core: wire format, Noise IK handshake, sans-IO session and endpoint state
@@ -90,7 +91,11 @@ let package = Package(
         // export and checks of what was recorded.
         .target(
             name: "XTRecorder",
-            dependencies: ["XTMedia", "XTNet", "XTransport", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "XTMedia", "XTNet", "XTransport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: strict
         ),
         // Allocator tuning for the `xt` process (glibc's mallopt, which Swift's Glibc lacks).

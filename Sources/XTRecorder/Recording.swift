@@ -1,5 +1,6 @@
-// What a camera's recording holds: its timeline (checked for gaps) and an export of it into
-// one playable file, audio and video aligned by capture time.
+// What a camera's recording holds: its timeline (checked for gaps, the index checked against
+// the files) and an export of it into one playable file that spans segment boundaries, audio
+// and video aligned by capture time.
 import Foundation
 public import XTMedia
 
@@ -23,42 +24,81 @@ public struct RecordingTimeline: Sendable, Codable, Equatable {
     public var missingFrames: Int
     /// Stretches without frames longer than three frame intervals.
     public var gaps: [Gap]
+    /// Segment files holding it.
+    public var segments: Int
+    /// Where the index and the files disagree (empty when they match).
+    public var problems: [String]
 }
 
 /// Reading recordings back.
 public enum Recording {
-    /// The timelines of every camera (or one) under `root`.
-    public static func check(root: String, camera: String? = nil) -> [RecordingTimeline] {
-        let journals = StreamJournal.load(root: root).filter { camera == nil || $0.header.camera == camera }
-        let byCamera = Dictionary(grouping: journals) { $0.header.camera }
+    /// The timelines of every camera (or one) in the index at `root`, checked against the files.
+    /// - Throws: ``StorageError`` when the index cannot be read.
+    public static func check(root: String, index: any RecorderIndex, camera: String? = nil) async throws(StorageError) -> [RecordingTimeline] {
+        let segments = try await index.segments(camera: camera, from: nil, to: nil)
+        let streams = try await index.streams()
+        var names = Set(segments.map(\.camera))
+        if let camera { names.formIntersection([camera]) }
         var timelines: [RecordingTimeline] = []
-        for name in byCamera.keys.sorted() {
-            for kind in [MediaKind.video, .audio] {
-                let streams = byCamera[name]!.filter { $0.header.description.codec.kind == kind }
-                guard !streams.isEmpty else { continue }
-                var frames: [EncodedFrame] = []
-                var missing = 0
-                for journal in streams {
-                    missing += Int(journal.received.gaps.reduce(UInt64(0)) { $0 + UInt64($1.count) })
-                    frames += journal.frames().map(\.frame)
+        for name in names.sorted() {
+            var frames: [MediaKind: [EncodedFrame]] = [.video: [], .audio: []]
+            var problems: [String] = []
+            let own = segments.filter { $0.camera == name }
+            for segment in own {
+                let path = (root as NSString).appendingPathComponent(segment.path)
+                do {
+                    let contents = try SegmentFile.read(path, withData: false)
+                    for frame in contents.frames { frames[frame.codec.kind]!.append(frame) }
+                    if contents.videoFrames != segment.videoFrames || contents.audioFrames != segment.audioFrames {
+                        problems.append("\(segment.path): the index says \(segment.videoFrames) video and \(segment.audioFrames) audio frames, the file has \(contents.videoFrames) and \(contents.audioFrames)")
+                    }
+                    let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? -1
+                    if Int64(size) != segment.bytes && !segment.isOpen {
+                        problems.append("\(segment.path): the index says \(segment.bytes) bytes, the file has \(size)")
+                    }
+                } catch {
+                    problems.append(FileManager.default.fileExists(atPath: path) ? error.reason : "\(segment.path): in the index but not on disk")
                 }
-                frames.sort { $0.captureTime < $1.captureTime }
+            }
+            let indexed = Set(own.map(\.path))
+            for file in segmentFiles(root: root, camera: name) where !indexed.contains(file) {
+                problems.append("\(file): on disk but not in the index (`xt recorder --reindex` adds it)")
+            }
+            for kind in [MediaKind.video, .audio] {
+                var list = frames[kind]!
+                let kindStreams = streams.filter { $0.camera == name && $0.kind == kind.description }
+                guard !list.isEmpty || !kindStreams.isEmpty else { continue }
+                list.sort { $0.captureTime < $1.captureTime }
                 var gaps: [RecordingTimeline.Gap] = []
-                for (earlier, later) in zip(frames, frames.dropFirst()) {
+                for (earlier, later) in zip(list, list.dropFirst()) {
                     let delta = later.captureTime.nanoseconds(since: earlier.captureTime)
                     if delta > 3 * max(earlier.duration, 10_000_000) {
                         gaps.append(RecordingTimeline.Gap(after: earlier.captureTime.description, milliseconds: Double(delta) / 1e6))
                     }
                 }
-                let seconds = frames.count > 1 ? Double(frames.last!.captureTime.nanoseconds(since: frames.first!.captureTime)) / 1e9 : 0
-                timelines.append(RecordingTimeline(camera: name, kind: kind.description, streams: streams.count, frames: frames.count,
-                                                   keyframes: frames.filter(\.isKeyframe).count,
-                                                   firstCapture: frames.first?.captureTime.description,
-                                                   lastCapture: frames.last?.captureTime.description, seconds: seconds,
-                                                   missingFrames: missing, gaps: gaps))
+                let missing = kindStreams.reduce(0) { total, stream in
+                    total + Int(SequenceSet(stream.received).gaps.reduce(UInt64(0)) { $0 + UInt64($1.count) })
+                }
+                let seconds = list.count > 1 ? Double(list.last!.captureTime.nanoseconds(since: list.first!.captureTime)) / 1e9 : 0
+                timelines.append(RecordingTimeline(camera: name, kind: kind.description, streams: kindStreams.count, frames: list.count,
+                                                   keyframes: list.filter(\.isKeyframe).count,
+                                                   firstCapture: list.first?.captureTime.description,
+                                                   lastCapture: list.last?.captureTime.description, seconds: seconds,
+                                                   missingFrames: missing, gaps: gaps, segments: own.count, problems: problems))
             }
         }
         return timelines
+    }
+
+    /// The segment files of a camera on disk, relative to the root.
+    static func segmentFiles(root: String, camera: String) -> [String] {
+        let directory = (root as NSString).appendingPathComponent(camera)
+        guard let walker = FileManager.default.enumerator(atPath: directory) else { return [] }
+        var files: [String] = []
+        while let item = walker.nextObject() as? String {
+            if item.hasSuffix(".mp4") { files.append("\(camera)/\(item)") }
+        }
+        return files.sorted()
     }
 
     /// What an export wrote.
@@ -66,44 +106,54 @@ public enum Recording {
         public var path: String
         public var videoFrames: Int
         public var audioFrames: Int
+        public var segments: Int
     }
 
     /// Writes one camera's recording (optionally a capture-time range) into `path` (MP4 or
-    /// Matroska by its extension). Video starts at its first keyframe.
-    /// - Throws: ``MediaError`` when there is nothing to export or the file cannot be written.
-    public static func export(root: String, camera: String, to path: String, from start: CaptureTime? = nil,
-                              to end: CaptureTime? = nil) throws(MediaError) -> ExportSummary {
-        let journals = StreamJournal.load(root: root).filter { $0.header.camera == camera }
-        guard !journals.isEmpty else {
-            throw .deviceMissing("no recording of camera '\(camera)' under \(root): `xt recorder check --storage \(root)` lists the cameras")
+    /// Matroska by its extension), across segment boundaries. Video starts at its first keyframe.
+    /// - Throws: ``StorageError`` when there is nothing to export or the file cannot be written.
+    public static func export(root: String, index: any RecorderIndex, camera: String, to path: String, from start: CaptureTime? = nil,
+                              to end: CaptureTime? = nil) async throws(StorageError) -> ExportSummary {
+        let segments = try await index.segments(camera: camera, from: start?.nanoseconds, to: end?.nanoseconds)
+        guard !segments.isEmpty else {
+            throw .notFound("no recording of camera '\(camera)'\(start == nil ? "" : " in that time range") under \(root): `xt recorder check --storage \(root)` lists the cameras")
         }
-        func frames(_ kind: MediaKind) -> (StreamDescription, [EncodedFrame])? {
-            let streams = journals.filter { $0.header.description.codec.kind == kind }.sorted { ($0.firstTime ?? .init(nanoseconds: 0)) < ($1.firstTime ?? .init(nanoseconds: 0)) }
-            guard let first = streams.first else { return nil }
-            // Tracks hold one shape: streams that changed size are left out.
-            var frames = streams.filter { $0.header.description.width == first.header.description.width && $0.header.description.height == first.header.description.height }
-                .flatMap { $0.frames().map(\.frame) }
-                .filter { (start == nil || $0.captureTime >= start!) && (end == nil || $0.captureTime <= end!) }
-            frames.sort { $0.captureTime < $1.captureTime }
-            if kind == .video, let keyframe = frames.firstIndex(where: \.isKeyframe) { frames.removeFirst(keyframe) }
-            var description = first.header.description
-            if kind == .video, description.configuration.isEmpty, let key = frames.first(where: \.isKeyframe) {
-                description.configuration = H264Bitstream.parameterSets(key.data)
+        var video: StreamDescription?, audio: StreamDescription?
+        var frames: [EncodedFrame] = []
+        var used = 0
+        for segment in segments {
+            let contents = try SegmentFile.read((root as NSString).appendingPathComponent(segment.path))
+            // Tracks hold one shape: segments whose video changed size are left out.
+            if let video, let other = contents.video, other.width != video.width || other.height != video.height { continue }
+            video = video ?? contents.video
+            audio = audio ?? contents.audio
+            used += 1
+            frames += contents.frames.filter {
+                (start == nil || $0.captureTime >= start!) && (end == nil || $0.captureTime <= end!)
+                    && ($0.codec == .h264 ? contents.video != nil : contents.audio != nil)
             }
-            return frames.isEmpty ? nil : (description, frames)
         }
-        let video = frames(.video), audio = frames(.audio)
-        guard video != nil || audio != nil else { throw .deviceMissing("camera '\(camera)' has no frames in that time range") }
-        var descriptions: [StreamDescription] = []
-        if let video { descriptions.append(video.0) }
-        if let audio { descriptions.append(audio.0) }
-        let origin = [video?.1.first?.captureTime, audio?.1.first?.captureTime].compactMap { $0 }.min()!
-        let writer = try MediaFileWriter(path: path, streams: descriptions, origin: origin)
-        // Interleave by capture time, as a player reads them.
-        var merged: [(EncodedFrame, Int)] = (video?.1.map { ($0, 0) } ?? []) + (audio?.1.map { ($0, video == nil ? 0 : 1) } ?? [])
-        merged.sort { $0.0.captureTime < $1.0.captureTime }
-        for (frame, track) in merged { try writer.write(frame, stream: track) }
-        try writer.finish()
-        return ExportSummary(path: path, videoFrames: video?.1.count ?? 0, audioFrames: audio?.1.count ?? 0)
+        frames.sort { $0.captureTime < $1.captureTime }
+        if let keyframe = frames.firstIndex(where: { $0.codec == .h264 && $0.isKeyframe }) {
+            let leading = frames[..<keyframe].filter { $0.codec == .opus }
+            frames = leading + frames[keyframe...]
+        } else {
+            frames.removeAll { $0.codec == .h264 }
+            video = nil
+        }
+        if !frames.contains(where: { $0.codec == .opus }) { audio = nil }
+        guard !frames.isEmpty else { throw .notFound("camera '\(camera)' has no frames in that time range") }
+        let descriptions = [video, audio].compactMap { $0 }
+        do {
+            let writer = try MediaFileWriter(path: path, streams: descriptions, origin: frames.first!.captureTime)
+            for frame in frames {
+                try writer.write(frame, stream: frame.codec == .h264 || video == nil ? 0 : 1)
+            }
+            try writer.finish()
+        } catch {
+            throw .media(error)
+        }
+        return ExportSummary(path: path, videoFrames: frames.count { $0.codec == .h264 }, audioFrames: frames.count { $0.codec == .opus },
+                             segments: used)
     }
 }

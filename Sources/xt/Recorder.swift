@@ -1,6 +1,7 @@
-// `xt recorder`: the host that camera agents publish to, ingesting their live and backfilled
-// media into journals under --storage; `xt recorder check` shows each camera's timeline and
-// its gaps, `xt recorder export` writes one playable file.
+// `xt recorder`: the host that camera agents publish to, recording their live and backfilled
+// media as fMP4 segments under --storage with a SQLite index; `xt recorder check` shows each
+// camera's timeline, its gaps and any disagreement between index and files; `xt recorder
+// export` writes one playable file.
 import ArgumentParser
 import Foundation
 import Logging
@@ -22,6 +23,15 @@ struct RecorderRun: AsyncParsableCommand {
 
     @Option(name: .long, help: "Where recordings go.")
     var storage = "/var/lib/xt/recordings"
+
+    @Option(name: .long, help: "The index database (default: <storage>/index.sqlite).")
+    var index: String?
+
+    @Flag(name: .long, help: "Rebuild the index from the segment files before recording.")
+    var reindex = false
+
+    @Option(name: .long, help: "Segment length in seconds (cut at the first keyframe after it).")
+    var segmentSeconds = 10.0
 
     @Option(name: .long, help: "Camera channels to record, first-last (video on each agent's channel, audio on the next).")
     var channels = "100-199"
@@ -45,10 +55,19 @@ struct RecorderRun: AsyncParsableCommand {
                 throw CLIError("--channels '\(channels)' is not a range: use first-last, e.g. 100-199")
             }
             let logger = node.logger(level: .info)
+            try RecordingStore.prepareRoot(storage)
+            let database = try SQLiteIndex(path: index ?? RecordingStore.defaultIndexPath(root: storage))
+            if reindex {
+                let summary = try await RecordingStore.reindex(root: storage, index: database, logger: logger)
+                print("reindexed \(storage): \(summary.segments) segments of \(summary.cameras) cameras, \(Int(summary.seconds)) s, \(summary.bytes) bytes\(summary.corrupt.isEmpty ? "" : "; \(summary.corrupt.count) unreadable: \(summary.corrupt.joined(separator: "; "))")")
+            }
+            var segmentSettings = SegmentSettings()
+            segmentSettings.segmentDuration = .milliseconds(Int64(segmentSeconds * 1000))
+            let store = try await RecordingStore.open(root: storage, index: database, settings: segmentSettings, logger: logger)
             let (host, configuration) = try await self.host.start(node: node, liveDeadline: .milliseconds(deadline), logger: logger)
-            let ingest = try MediaIngest(root: storage, host: host, deadline: .milliseconds(deadline), logger: logger)
+            let ingest = MediaIngest(store: store, host: host, deadline: .milliseconds(deadline), logger: logger)
             for channel in channelBounds.first!...(channelBounds.last! + 1) { await host.subscribe(channel) }
-            print("recorder listening on \(host.endpoint.localAddress) as \(configuration.identity.publicKey)\(self.host.open ? " (open mode)" : ""), recording channels \(channels) into \(storage) (\(await ingest.streamCount) streams already there)")
+            print("recorder listening on \(host.endpoint.localAddress) as \(configuration.identity.publicKey)\(self.host.open ? " (open mode)" : ""), recording channels \(channels) into \(storage) (\(await store.streamCount) streams already there)")
             let consumer = Task { await ingest.run() }
             let events = Task { await HostOptions.printEvents(of: host) }
             let reporter = Task {
@@ -75,15 +94,19 @@ struct RecorderCheck: AsyncParsableCommand {
     @Option(name: .long, help: "Where recordings are.")
     var storage = "/var/lib/xt/recordings"
 
+    @Option(name: .long, help: "The index database (default: <storage>/index.sqlite).")
+    var index: String?
+
     @Option(name: .long, help: "Only this camera.")
     var camera: String?
 
     func run() async throws {
         try await XT.run {
             guard FileManager.default.fileExists(atPath: storage) else { throw CLIError("no recordings at \(storage): give --storage") }
+            let database = try SQLiteIndex(path: index ?? RecordingStore.defaultIndexPath(root: storage))
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(Recording.check(root: storage, camera: camera)), as: UTF8.self))
+            print(String(decoding: try encoder.encode(await Recording.check(root: storage, index: database, camera: camera)), as: UTF8.self))
         }
     }
 }
@@ -97,13 +120,31 @@ struct RecorderExport: AsyncParsableCommand {
     @Option(name: .long, help: "The camera.")
     var camera: String
 
+    @Option(name: .long, help: "The index database (default: <storage>/index.sqlite).")
+    var index: String?
+
     @Option(name: .long, help: "The file to write (.mp4 or .mkv).")
     var out: String
 
+    @Option(name: .long, help: "From this capture time (ISO 8601, e.g. 2026-11-21T10:00:00Z, or seconds since 1970).")
+    var from: String?
+
+    @Option(name: .long, help: "Up to this capture time (ISO 8601 or seconds since 1970).")
+    var to: String?
+
     func run() async throws {
         try await XT.run {
-            let summary = try Recording.export(root: storage, camera: camera, to: out)
-            print("exported \(summary.videoFrames) video and \(summary.audioFrames) audio frames of \(camera) to \(summary.path)")
+            guard FileManager.default.fileExists(atPath: storage) else { throw CLIError("no recordings at \(storage): give --storage") }
+            let database = try SQLiteIndex(path: index ?? RecordingStore.defaultIndexPath(root: storage))
+            let summary = try await Recording.export(root: storage, index: database, camera: camera, to: out,
+                                                     from: try from.map { try Self.time($0, "--from") }, to: try to.map { try Self.time($0, "--to") })
+            print("exported \(summary.videoFrames) video and \(summary.audioFrames) audio frames of \(camera) from \(summary.segments) segments to \(summary.path)")
         }
+    }
+
+    static func time(_ text: String, _ option: String) throws -> CaptureTime {
+        if let seconds = Double(text) { return CaptureTime(nanoseconds: Int64(seconds * 1e9)) }
+        if let date = try? Date(text, strategy: .iso8601) { return CaptureTime(nanoseconds: Int64(date.timeIntervalSince1970 * 1e9)) }
+        throw CLIError("\(option) '\(text)' is not a time: use ISO 8601 (2026-11-21T10:00:00Z) or seconds since 1970")
     }
 }

@@ -4,6 +4,7 @@ import ArgumentParser
 internal import CXTSystem
 import Logging
 import XTMedia
+import XTRecorder
 import XTransport
 import XTransportNIO
 #if canImport(Glibc)
@@ -32,6 +33,9 @@ struct XT: AsyncParsableCommand {
             FileHandle.standardError.write("xt: \(error.message)\n")
             throw ExitCode.failure
         } catch let error as MediaError {
+            FileHandle.standardError.write("xt: \(error.reason)\n")
+            throw ExitCode.failure
+        } catch let error as StorageError {
             FileHandle.standardError.write("xt: \(error.reason)\n")
             throw ExitCode.failure
         }

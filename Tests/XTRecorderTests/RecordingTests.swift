@@ -1,5 +1,5 @@
 // Ten minutes of stream time from the synthetic camera and microphone, through the encoders,
-// the media wire format and the recorder's journals, exported to MP4: it decodes, timestamps
+// the media wire format and the recorder's segments, exported to MP4: it decodes, timestamps
 // rise in both tracks, and audio stays within 40 ms of video from the first minute to the last.
 import Foundation
 import Testing
@@ -7,14 +7,8 @@ import XTMedia
 @testable import XTRecorder
 
 @Suite struct RecordingTests {
-    func temporaryDirectory() -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("xt-recording-\(UInt32.random(in: 0...UInt32.max))").path
-        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
-
-    @Test func tenMinutesOfStreamTimeStayInSync() throws {
-        let root = temporaryDirectory()
+    @Test func tenMinutesOfStreamTimeStayInSync() async throws {
+        let root = Fixtures.temporaryDirectory("recording")
         defer { try? FileManager.default.removeItem(atPath: root) }
         let start = CaptureTime(nanoseconds: 1_800_000_000_000_000_000)
         let seconds = 600
@@ -22,36 +16,42 @@ import XTMedia
         let microphone = SyntheticAudioSource(pacing: .virtual(start: start))
         let h264 = try H264Encoder(settings: H264Settings(width: 320, height: 240, frameRate: 30, bitrate: 300_000, gop: 60, implementation: .libx264))
         let opus = try OpusEncoder(settings: OpusSettings())
-        var video: StreamJournal?
-        var audio: StreamJournal?
+        let store = try await Fixtures.store(root: root)
+        let video = MediaStreamHeader(stream: .random(), camera: "sync", description: h264.description)
+        let audio = MediaStreamHeader(stream: .random(), camera: "sync", description: opus.description)
+        try await store.note(video)
+        try await store.note(audio)
         var sequences: [MediaKind: UInt64] = [.video: 0, .audio: 0]
 
         // Each frame crosses the wire format, as it would between agent and recorder.
-        func record(_ frame: EncodedFrame, _ description: StreamDescription, into journal: inout StreamJournal?) throws {
+        func record(_ frame: EncodedFrame) async throws {
             let kind = frame.codec.kind
-            if journal == nil {
-                journal = try StreamJournal(root: root, header: MediaStreamHeader(stream: .random(), camera: "sync", description: description))
-            }
-            let message = MediaMessage.frame(MediaFrame(stream: journal!.header.stream, sequence: sequences[kind]!, frame: frame))
+            let message = MediaMessage.frame(MediaFrame(stream: kind == .video ? video.stream : audio.stream, sequence: sequences[kind]!, frame: frame))
             guard case .frame(let received) = try MediaMessage.decode(message.encoded()) else { throw MediaError.malformed("not a frame") }
-            _ = try journal!.append(received)
+            #expect(await store.take(received) == .recorded)
             sequences[kind]! += 1
         }
 
-        for _ in 0..<(seconds * 30) {
-            guard case .raw(let picture) = try camera.next() else { throw MediaError.malformed("expected pictures") }
-            for frame in try h264.encode(picture) { try record(frame, h264.description, into: &video) }
+        // A second of each at a time, interleaved by capture time as the live lanes deliver them.
+        for _ in 0..<seconds {
+            var second: [EncodedFrame] = []
+            for _ in 0..<30 {
+                guard case .raw(let picture) = try camera.next() else { throw MediaError.malformed("expected pictures") }
+                second += try h264.encode(picture)
+            }
+            for _ in 0..<50 { second += try opus.encode(try microphone.next()) }
+            for frame in second.sorted(by: { $0.captureTime < $1.captureTime }) { try await record(frame) }
         }
-        for frame in try h264.flush() { try record(frame, h264.description, into: &video) }
-        for _ in 0..<(seconds * 50) {
-            for frame in try opus.encode(try microphone.next()) { try record(frame, opus.description, into: &audio) }
-        }
+        for frame in try h264.flush() { try await record(frame) }
+        await store.stop()
 
-        let timeline = Recording.check(root: root, camera: "sync")
+        let timeline = try await Recording.check(root: root, index: store.index, camera: "sync")
         #expect(timeline.count == 2)
-        #expect(timeline.allSatisfy { $0.gaps.isEmpty && $0.missingFrames == 0 })
+        #expect(timeline.allSatisfy { $0.gaps.isEmpty && $0.missingFrames == 0 && $0.problems.isEmpty })
+        // Ten-second segments cut at keyframes.
+        #expect((59...61).contains(timeline.first?.segments ?? 0))
         let path = (root as NSString).appendingPathComponent("sync.mp4")
-        let summary = try Recording.export(root: root, camera: "sync", to: path)
+        let summary = try await Recording.export(root: root, index: store.index, camera: "sync", to: path)
         #expect(summary.videoFrames == seconds * 30)
         #expect(summary.audioFrames == seconds * 50)
 

@@ -45,4 +45,21 @@ public enum H264Bitstream {
         }
         return result
     }
+
+    /// An access unit as MP4 stores it (each NAL unit after a 4-byte big-endian length) in
+    /// Annex B (each after a start code), the form the rest of the system carries.
+    public static func annexB(lengthPrefixed data: [UInt8]) -> [UInt8] {
+        var result: [UInt8] = []
+        result.reserveCapacity(data.count + 16)
+        var index = 0
+        while index + 4 <= data.count {
+            let length = Int(data[index]) << 24 | Int(data[index + 1]) << 16 | Int(data[index + 2]) << 8 | Int(data[index + 3])
+            index += 4
+            guard length > 0, index + length <= data.count else { break }
+            result += [0, 0, 0, 1]
+            result += data[index..<(index + length)]
+            index += length
+        }
+        return result
+    }
 }

@@ -23,6 +23,10 @@ public final class MediaFileReader {
         public var data: [UInt8]
         /// Presentation time in seconds (nil when the file has none).
         public var time: Double?
+        /// Presentation time in nanoseconds (nil when the file has none).
+        public var nanoseconds: Int64?
+        /// How long it plays, in nanoseconds (0 when the file does not say).
+        public var duration: Int64
         public var isKeyframe: Bool
     }
 
@@ -30,6 +34,8 @@ public final class MediaFileReader {
     private let packet: UnsafeMutablePointer<AVPacket>
     public let tracks: [Track]
     public let path: String
+    /// The file's tags (title, creation time, and those a writer added).
+    public let metadata: [String: String]
 
     /// - Throws: ``MediaError`` when the file cannot be opened or read.
     public init(path: String) throws(MediaError) {
@@ -55,6 +61,13 @@ public final class MediaFileReader {
                                 channels: Int(parameters.ch_layout.nb_channels), configuration: configuration))
         }
         self.tracks = tracks
+        var tags: [String: String] = [:]
+        var entry: UnsafeMutablePointer<AVDictionaryEntry>?
+        while let next = av_dict_get(opened.pointee.metadata, "", entry, AV_DICT_IGNORE_SUFFIX) {
+            tags[String(cString: next.pointee.key)] = String(cString: next.pointee.value)
+            entry = next
+        }
+        metadata = tags
     }
 
     deinit {
@@ -72,9 +85,12 @@ public final class MediaFileReader {
         defer { av_packet_unref(packet) }
         let stream = context!.pointee.streams[Int(packet.pointee.stream_index)]!
         let timestamp = packet.pointee.pts != xt_av_nopts_value() ? packet.pointee.pts : packet.pointee.dts
-        let time = timestamp == xt_av_nopts_value() ? nil : Double(timestamp) * av_q2d(stream.pointee.time_base)
+        let base = stream.pointee.time_base
+        let nanoseconds = timestamp == xt_av_nopts_value() ? nil : av_rescale_q(timestamp, base, AVRational(num: 1, den: 1_000_000_000))
         return Packet(track: Int(packet.pointee.stream_index),
                       data: [UInt8](UnsafeBufferPointer(start: packet.pointee.data, count: Int(packet.pointee.size))),
-                      time: time, isKeyframe: packet.pointee.flags & AV_PKT_FLAG_KEY != 0)
+                      time: timestamp == xt_av_nopts_value() ? nil : Double(timestamp) * av_q2d(base), nanoseconds: nanoseconds,
+                      duration: av_rescale_q(packet.pointee.duration, base, AVRational(num: 1, den: 1_000_000_000)),
+                      isKeyframe: packet.pointee.flags & AV_PKT_FLAG_KEY != 0)
     }
 }

@@ -1,6 +1,9 @@
 // Writes coded H.264 and Opus frames into a container file through libavformat (MP4, fMP4,
 // Matroska, ...). Timestamps are the frames' capture times, relative to the first frame the
-// file was given, so audio and video stay aligned as they were captured.
+// file was given, so audio and video stay aligned as they were captured. In fragmented mode
+// (the recorder's segments) the caller decides when a fragment ends: `flushFragment()` puts
+// everything written so far on disk as one moof+mdat pair, so a crash loses only what came
+// after the last flush.
 internal import CFFmpeg
 import Foundation
 
@@ -14,6 +17,11 @@ public final class MediaFileWriter {
     private var timeBases: [AVRational] = []
     private var headerWritten = false
     private var finished = false
+    /// Fragmented MP4: frames go straight to the muxer (no interleaving queue) and stay in
+    /// memory until ``flushFragment()``.
+    public let isFragmented: Bool
+    /// Frames written since the last fragment was flushed.
+    public private(set) var unflushed = 0
     /// Frames written per stream.
     public private(set) var written: [Int]
 
@@ -22,12 +30,15 @@ public final class MediaFileWriter {
     ///   - format: libavformat's muxer name ("mp4", "matroska"); nil guesses from the extension.
     ///   - options: muxer options (for fragmented MP4: `movflags` = `frag_keyframe+empty_moov`).
     ///   - origin: the capture time at timestamp zero; the first frame's when nil.
+    ///   - fragmented: write fragmented MP4 whose fragments end at ``flushFragment()``.
+    ///   - metadata: tags stored in the file's header (read back by ``MediaFileReader/metadata``).
     /// - Throws: ``MediaError`` when the file or a track cannot be set up.
     public init(path: String, format: String? = nil, streams: [StreamDescription], options: [String: String] = [:],
-                origin: CaptureTime? = nil) throws(MediaError) {
+                origin: CaptureTime? = nil, fragmented: Bool = false, metadata: [String: String] = [:]) throws(MediaError) {
         MediaLibrary.initialize()
         self.path = path
         self.origin = origin
+        isFragmented = fragmented
         guard let packet = av_packet_alloc() else { throw .codecFailed("out of memory allocating a packet") }
         self.packet = packet
         lastTimestamp = Array(repeating: .min, count: streams.count)
@@ -73,7 +84,11 @@ public final class MediaFileWriter {
             let opened = avio_open(&allocated.pointee.pb, path, AVIO_FLAG_WRITE)
             if opened < 0 { throw .ffmpeg(.io, opened, "creating \(path)", hint: "check the directory exists and has free space") }
         }
+        for (key, value) in metadata { av_dict_set(&allocated.pointee.metadata, key, value, 0) }
         var dictionary: OpaquePointer?
+        var options = options
+        if fragmented { options["movflags"] = "frag_custom+empty_moov+default_base_moof" + (metadata.isEmpty ? "" : "+use_metadata_tags") }
+        else if !metadata.isEmpty { options["movflags"] = (options["movflags"].map { $0 + "+" } ?? "") + "use_metadata_tags" }
         for (key, value) in options { av_dict_set(&dictionary, key, value, 0) }
         let header = avformat_write_header(allocated, &dictionary)
         av_dict_free(&dictionary)
@@ -106,10 +121,35 @@ public final class MediaFileWriter {
         packet.pointee.dts = timestamp
         packet.pointee.duration = av_rescale_q(frame.duration, AVRational(num: 1, den: 1_000_000_000), base)
         if frame.isKeyframe { packet.pointee.flags |= AV_PKT_FLAG_KEY }
-        let status = av_interleaved_write_frame(context, packet)
+        let status = isFragmented ? av_write_frame(context, packet) : av_interleaved_write_frame(context, packet)
         av_packet_unref(packet)
         if status < 0 { throw .ffmpeg(.io, status, "writing to \(path)", hint: "check free disk space") }
         written[index] += 1
+        unflushed += 1
+    }
+
+    /// The capture time at timestamp zero (set by the first frame when not given).
+    public var startTime: CaptureTime? { origin }
+
+    /// Ends the current fragment and hands it to the operating system: once this returns, a
+    /// crash of this process keeps it. Returns the file's size.
+    /// - Throws: ``MediaError`` when the disk refuses the bytes (a full disk): the file then
+    ///   ends with a torn fragment, which a reader cuts off (see ``FragmentedMP4``).
+    @discardableResult
+    public func flushFragment() throws(MediaError) -> Int {
+        guard let context, isFragmented, !finished else { return 0 }
+        if unflushed > 0 {
+            let status = av_write_frame(context, nil)
+            if status < 0 { throw .ffmpeg(.io, status, "writing a fragment of \(path)", hint: "check free disk space") }
+            unflushed = 0
+        }
+        avio_flush(context.pointee.pb)
+        if context.pointee.pb.pointee.error < 0 {
+            let error = context.pointee.pb.pointee.error
+            context.pointee.pb.pointee.error = 0
+            throw .ffmpeg(.io, error, "writing a fragment of \(path)", hint: "check free disk space")
+        }
+        return Int(avio_seek(context.pointee.pb, 0, SEEK_CUR))
     }
 
     /// Writes the trailer and closes the file.
@@ -123,7 +163,11 @@ public final class MediaFileWriter {
         }
         if headerWritten {
             let status = av_write_trailer(context)
-            if status < 0 { throw .ffmpeg(.io, status, "finishing \(path)") }
+            if status < 0 { throw .ffmpeg(.io, status, "finishing \(path)", hint: "check free disk space") }
+            if let pb = context.pointee.pb {
+                avio_flush(pb)
+                if pb.pointee.error < 0 { throw .ffmpeg(.io, pb.pointee.error, "finishing \(path)", hint: "check free disk space") }
+            }
         }
     }
 }

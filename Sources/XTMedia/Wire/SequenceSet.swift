@@ -69,6 +69,16 @@ public struct SequenceSet: Hashable, Sendable {
         ranges = kept
     }
 
+    /// Takes `value` out (a frame the disk refused, to be asked for again).
+    public mutating func remove(_ value: UInt64) {
+        guard let index = ranges.firstIndex(where: { $0.contains(value) }) else { return }
+        let range = ranges[index]
+        var pieces: [ClosedRange<UInt64>] = []
+        if range.lowerBound < value { pieces.append(range.lowerBound...(value - 1)) }
+        if value < range.upperBound { pieces.append((value + 1)...range.upperBound) }
+        ranges.replaceSubrange(index...index, with: pieces)
+    }
+
     /// The holes between the first and last sequence held.
     public var gaps: [ClosedRange<UInt64>] {
         zip(ranges, ranges.dropFirst()).map { ($0.upperBound + 1)...($1.lowerBound - 1) }

@@ -1,11 +1,11 @@
 // The recorder's ingest: media published by agents on the camera channels (live) and sent
-// to the host (backfill) goes into each stream's journal once. An agent's inventory is
+// to the host (backfill) is recorded once, into the camera's segments. An agent's inventory is
 // answered with a receipt of what the recorder holds, so the agent sends only the rest.
 import Foundation
 public import Logging
-public import XTMedia
+import XTMedia
 public import XTNet
-public import XTransport
+import XTransport
 
 /// Capture → ingest latency of live frames, and what arrived how.
 public struct IngestReport: Sendable, Codable, Equatable {
@@ -30,46 +30,45 @@ public struct IngestReport: Sendable, Codable, Equatable {
     /// Frames the disk could not take (the agent sends them again).
     public var storeFailures = 0
     public var malformed = 0
+    /// What the storage did with them.
+    public var store = StoreReport()
 }
 
-/// The ingest, fed by the host's application inbox.
+/// The ingest, fed by the host's application inbox: decodes media messages, records frames in
+/// the ``RecordingStore``, answers inventories with receipts and measures live latency.
 public actor MediaIngest {
-    public let root: String
-    private let host: NetHost
+    public let store: RecordingStore
+    private let host: NetHost?
     private let deadlineNanoseconds: Int64
     private let logger: Logger
-    private var journals: [MediaStreamID: StreamJournal] = [:]
     private var report = IngestReport()
     private var latencies: [MediaKind: [Int64]] = [.video: [], .audio: []]
     /// Latency samples kept per kind (about an hour of video at 30 fps).
     static let latencySamples = 100_000
-    /// Streams a keyframe was asked for (the recording starts at one).
-    private var keyframeAsked: Set<MediaStreamID> = []
+    /// When a keyframe was last asked for per camera (monotonic ns): at most one a second.
+    private var keyframeAsked: [String: Int64] = [:]
 
-    /// Opens the storage root and reads back what it holds.
-    /// - Throws: ``MediaError`` when the root cannot be created or written.
-    public init(root: String, host: NetHost, deadline: Duration = .milliseconds(500), logger: Logger) throws(MediaError) {
-        do {
-            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        } catch {
-            throw .io("the storage root \(root) cannot be created (\(error.localizedDescription)): choose another --storage or fix its permissions")
-        }
-        guard FileManager.default.isWritableFile(atPath: root) else {
-            throw .io("the storage root \(root) is not writable: choose another --storage or fix its permissions")
-        }
-        self.root = root
+    /// An ingest recording into `store`, answering through `host` (none in tests).
+    public init(store: RecordingStore, host: NetHost?, deadline: Duration = .milliseconds(500), logger: Logger) {
+        self.store = store
         self.host = host
         deadlineNanoseconds = deadline.nanoseconds
         self.logger = logger
-        for journal in StreamJournal.load(root: root) { journals[journal.header.stream] = journal }
     }
 
-    /// Streams held (read back at start, or heard of since).
-    public var streamCount: Int { journals.count }
-
-    /// Takes deliveries until the host stops.
+    /// Takes deliveries until the host stops, ticking the store four times a second.
     public func run() async {
+        guard let host else { return }
+        let ticker = Task { [store] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(250))
+                await store.tick()
+            }
+        }
         for await delivery in host.messages { await handle(delivery.envelope) }
+        ticker.cancel()
+        _ = await ticker.value
+        await store.stop()
     }
 
     /// Handles one message for the recorder.
@@ -83,12 +82,8 @@ public actor MediaIngest {
         }
         switch message {
         case .header(let header):
-            guard journals[header.stream] == nil else { return }
             do {
-                journals[header.stream] = try StreamJournal(root: root, header: sanitized(header))
-                report.streams = journals.count
-                logger.info("new stream", metadata: ["camera": "\(header.camera)", "codec": "\(header.description.codec)",
-                                                     "stream": "\(header.stream)", "from": "\(envelope.route.from)"])
+                try await store.note(sanitized(header))
             } catch {
                 report.storeFailures += 1
                 logger.error("cannot record a stream", metadata: ["camera": "\(header.camera)", "reason": "\(error.reason)"])
@@ -97,33 +92,38 @@ public actor MediaIngest {
             await take(frame, from: envelope.route.from)
         case .inventory(_, let entries):
             report.receipts += 1
-            let receipt = entries.map { entry in
-                let held = journals[entry.header.stream]?.received.ranges ?? []
-                // Only what overlaps the agent's ring matters to it.
-                let relevant = held.filter { $0.upperBound >= entry.first && $0.lowerBound <= entry.last }
-                return ReceiptEntry(stream: entry.header.stream, ranges: relevant)
-            }
-            try? await host.send(MediaMessage.receipt(receipt).encoded(), to: envelope.route.from, channel: envelope.route.channel)
+            let receipt = await store.receipt(for: entries)
+            try? await host?.send(MediaMessage.receipt(receipt).encoded(), to: envelope.route.from, channel: envelope.route.channel)
         case .receipt, .keyframeRequest:
             break
         }
     }
 
     private func take(_ frame: MediaFrame, from sender: NodeID) async {
-        guard let journal = journals[frame.stream] else {
+        let kind = frame.frame.codec.kind
+        switch await store.take(frame) {
+        case .unknownStream:
             report.withoutHeader += 1
             return
-        }
-        let kind = frame.frame.codec.kind
-        do {
-            guard try journal.append(frame) else {
-                update(kind) { $0.duplicates += 1 }
-                return
-            }
-        } catch {
+        case .duplicate:
+            update(kind) { $0.duplicates += 1 }
+            return
+        case .failed(let error):
             if report.storeFailures == 0 { logger.error("cannot store frames", metadata: ["reason": "\(error.reason)"]) }
             report.storeFailures += 1
             return
+        case .needsKeyframe(let camera):
+            // A stream heard of mid-GOP (a recorder that just started, a camera back from an
+            // outage): ask its agent for a keyframe, so the live recording resumes now rather
+            // than at the next GOP.
+            let now = CaptureTime.monotonicNow
+            if !frame.isBackfill, now - (keyframeAsked[camera] ?? .min / 2) >= 1_000_000_000 {
+                keyframeAsked[camera] = now
+                report.keyframeRequests += 1
+                try? await host?.send(MediaMessage.keyframeRequest(camera: camera).encoded(), to: sender)
+            }
+        case .recorded:
+            break
         }
         if frame.isBackfill {
             update(kind) { $0.backfilled += 1 }
@@ -136,13 +136,6 @@ public actor MediaIngest {
                 $0.live += 1
                 if latency > deadlineNanoseconds { $0.late += 1 }
             }
-        }
-        // A stream first heard of mid-GOP: ask its agent for a keyframe, so the live
-        // recording starts at one now rather than at the next GOP.
-        if kind == .video, !frame.frame.isKeyframe, journal.received.count == 1, !keyframeAsked.contains(frame.stream) {
-            keyframeAsked.insert(frame.stream)
-            report.keyframeRequests += 1
-            try? await host.send(MediaMessage.keyframeRequest(camera: journal.header.camera).encoded(), to: sender)
         }
     }
 
@@ -160,7 +153,7 @@ public actor MediaIngest {
     }
 
     /// The report so far, with latency percentiles of live frames.
-    public func currentReport() -> IngestReport {
+    public func currentReport() async -> IngestReport {
         var result = report
         for kind in [MediaKind.video, .audio] {
             let sorted = (latencies[kind] ?? []).sorted()
@@ -175,7 +168,8 @@ public actor MediaIngest {
             }
             if kind == .video { set(&result.video) } else { set(&result.audio) }
         }
-        result.streams = journals.count
+        result.streams = await store.streamCount
+        result.store = await store.currentReport()
         return result
     }
 }

@@ -1,0 +1,149 @@
+// The recorder's index: what is recorded where (segments), what is missing (gaps), which
+// streams each camera sent and which of their frames are safe on disk. It sits behind this
+// protocol so that a shared PostgreSQL index (several recorders) is a new type, not a rewrite;
+// `SQLiteIndex` is the one-host implementation. Times are capture times in nanoseconds since
+// the Unix epoch (the agents' wall clocks).
+
+/// One camera the recorder has heard of.
+public struct CameraRecord: Sendable, Equatable, Codable {
+    public var name: String
+    /// Capture time of its first and latest frame.
+    public var firstSeen: Int64
+    public var lastSeen: Int64
+    /// Its current streams, as people read them ("H.264 1280x720@30", "Opus 48000 Hz 1 ch").
+    public var video: String?
+    public var audio: String?
+
+    public init(name: String, firstSeen: Int64, lastSeen: Int64, video: String? = nil, audio: String? = nil) {
+        self.name = name
+        self.firstSeen = firstSeen
+        self.lastSeen = lastSeen
+        self.video = video
+        self.audio = audio
+    }
+}
+
+/// One stream (a camera's video or audio from one start of its agent) and the frames of it
+/// that are on disk, so that after a restart agents are asked only for the rest.
+public struct StreamRecord: Sendable, Equatable {
+    public var stream: UInt64
+    public var camera: String
+    /// "video" or "audio".
+    public var kind: String
+    /// The stream's header as a media message (codec configuration included).
+    public var header: [UInt8]
+    /// Sequences on disk.
+    public var received: [ClosedRange<UInt64>]
+
+    public init(stream: UInt64, camera: String, kind: String, header: [UInt8], received: [ClosedRange<UInt64>]) {
+        self.stream = stream
+        self.camera = camera
+        self.kind = kind
+        self.header = header
+        self.received = received
+    }
+}
+
+/// One segment file: a stretch of one camera's recording.
+public struct SegmentRecord: Sendable, Equatable, Codable {
+    /// Relative to the storage root: `<camera>/<date>/<hour>/<time>-<id>.mp4`.
+    public var path: String
+    public var camera: String
+    /// Capture time of its first frame, and of the end of its last.
+    public var start: Int64
+    public var end: Int64
+    public var bytes: Int64
+    public var videoFrames: Int
+    public var audioFrames: Int
+    /// Still being written (a recorder that stopped uncleanly leaves it so; start-up repairs it).
+    public var isOpen: Bool
+
+    public init(path: String, camera: String, start: Int64, end: Int64, bytes: Int64, videoFrames: Int, audioFrames: Int,
+                isOpen: Bool) {
+        self.path = path
+        self.camera = camera
+        self.start = start
+        self.end = end
+        self.bytes = bytes
+        self.videoFrames = videoFrames
+        self.audioFrames = audioFrames
+        self.isOpen = isOpen
+    }
+
+    /// Seconds of recording it holds.
+    public var seconds: Double { Double(end - start) / 1e9 }
+}
+
+/// A stretch of a camera's timeline with no recording between two segments.
+public struct GapRecord: Sendable, Equatable, Codable {
+    public var camera: String
+    public var start: Int64
+    public var end: Int64
+
+    public init(camera: String, start: Int64, end: Int64) {
+        self.camera = camera
+        self.start = start
+        self.end = end
+    }
+}
+
+/// A file that must be renamed into place once the index says so: segments rewritten with
+/// backfilled frames are written aside, the index switches to them in one transaction, and
+/// the rename follows (redone at start-up when a crash came between).
+public struct FileMove: Sendable, Equatable {
+    public var from: String
+    public var to: String
+
+    public init(from: String, to: String) {
+        self.from = from
+        self.to = to
+    }
+}
+
+/// Disk use of the recordings, per camera.
+public struct StorageUse: Sendable, Equatable {
+    public var camera: String
+    public var segments: Int
+    public var bytes: Int64
+    public var oldest: Int64?
+}
+
+/// The recorder's index.
+public protocol RecorderIndex: Sendable {
+    /// Adds or updates a camera.
+    func saveCamera(_ camera: CameraRecord) async throws(StorageError)
+    /// Every camera, by name.
+    func cameras() async throws(StorageError) -> [CameraRecord]
+
+    /// Adds or updates streams (their received sequences grow as fragments reach the disk).
+    func saveStreams(_ streams: [StreamRecord]) async throws(StorageError)
+    /// Every stream.
+    func streams() async throws(StorageError) -> [StreamRecord]
+
+    /// Adds or updates a segment (by path) and the camera's gaps around it.
+    func saveSegment(_ segment: SegmentRecord) async throws(StorageError)
+    /// In one transaction: removes `old` segments, adds `new` ones, records the file moves
+    /// still to do, and refreshes the gaps.
+    func replaceSegments(_ old: [String], with new: [SegmentRecord], moves: [FileMove]) async throws(StorageError)
+    /// Removes segments (their files are gone or going).
+    func deleteSegments(_ paths: [String]) async throws(StorageError)
+    /// A camera's segments (all cameras' when nil) overlapping a time range, oldest first.
+    func segments(camera: String?, from: Int64?, to: Int64?) async throws(StorageError) -> [SegmentRecord]
+    /// Segments still marked open.
+    func openSegments() async throws(StorageError) -> [SegmentRecord]
+    /// The oldest segments of every camera (or one), oldest first.
+    func oldestSegments(camera: String?, limit: Int) async throws(StorageError) -> [SegmentRecord]
+    /// Segments and bytes per camera.
+    func storageUse() async throws(StorageError) -> [StorageUse]
+
+    /// A camera's gaps overlapping a time range, oldest first.
+    func gaps(camera: String, from: Int64?, to: Int64?) async throws(StorageError) -> [GapRecord]
+
+    /// File moves recorded by ``replaceSegments(_:with:moves:)`` and not yet confirmed done.
+    func pendingMoves() async throws(StorageError) -> [FileMove]
+    /// Confirms moves done.
+    func completeMoves(_ moves: [FileMove]) async throws(StorageError)
+
+    /// Forgets every segment, gap, stream and move (before a rebuild from the files).
+    func clearRecordings() async throws(StorageError)
+}

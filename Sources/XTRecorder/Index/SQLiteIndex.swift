@@ -1,0 +1,287 @@
+// The one-host recorder index: SQLite through GRDB, in WAL mode (readers never wait for the
+// writer), `synchronous = NORMAL` (a power cut may lose the last transactions, never corrupt
+// the file; a crash of the process loses nothing). Schema changes are GRDB migrations.
+import Foundation
+import GRDB
+
+/// ``RecorderIndex`` in a SQLite file.
+public final class SQLiteIndex: RecorderIndex {
+    private let pool: DatabasePool
+    public let path: String
+    /// Holes between consecutive segments longer than this are gaps.
+    public let gapThreshold: Int64
+
+    /// Opens (creating and migrating) the index at `path`.
+    /// - Throws: ``StorageError`` when the file cannot be opened or is not a recorder index.
+    public init(path: String, gapThreshold threshold: Duration = .milliseconds(250)) throws(StorageError) {
+        self.path = path
+        gapThreshold = Int64(threshold.components.seconds) * 1_000_000_000 + threshold.components.attoseconds / 1_000_000_000
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw StorageError(.index, "cannot open the recording index \(path) (\(error)): move the file aside and run `xt recorder --reindex` to rebuild it from the segment files")
+        }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1 recordings") { db in
+            try db.create(table: "camera") { table in
+                table.primaryKey("name", .text)
+                table.column("firstSeen", .integer).notNull()
+                table.column("lastSeen", .integer).notNull()
+                table.column("video", .text)
+                table.column("audio", .text)
+            }
+            try db.create(table: "stream") { table in
+                table.primaryKey("stream", .integer)
+                table.column("camera", .text).notNull().indexed()
+                table.column("kind", .text).notNull()
+                table.column("header", .blob).notNull()
+                table.column("received", .text).notNull()
+            }
+            try db.create(table: "segment") { table in
+                table.primaryKey("path", .text)
+                table.column("camera", .text).notNull()
+                table.column("start", .integer).notNull()
+                table.column("end", .integer).notNull()
+                table.column("bytes", .integer).notNull()
+                table.column("videoFrames", .integer).notNull()
+                table.column("audioFrames", .integer).notNull()
+                table.column("isOpen", .boolean).notNull()
+            }
+            try db.create(index: "segment_by_time", on: "segment", columns: ["camera", "start"])
+            try db.create(index: "segment_by_age", on: "segment", columns: ["start"])
+            try db.create(table: "gap") { table in
+                table.column("camera", .text).notNull()
+                table.column("start", .integer).notNull()
+                table.column("end", .integer).notNull()
+                table.primaryKey(["camera", "start"])
+            }
+            try db.create(table: "fileMove") { table in
+                table.primaryKey("target", .text)
+                table.column("source", .text).notNull()
+            }
+        }
+        return migrator
+    }
+
+    private func write<T: Sendable>(_ what: String, _ body: @Sendable @escaping (Database) throws -> T) async throws(StorageError) -> T {
+        do { return try await pool.write(body) } catch { throw .index(what, error) }
+    }
+
+    private func read<T: Sendable>(_ what: String, _ body: @Sendable @escaping (Database) throws -> T) async throws(StorageError) -> T {
+        do { return try await pool.read(body) } catch { throw .index(what, error) }
+    }
+
+    // MARK: cameras and streams
+
+    public func saveCamera(_ camera: CameraRecord) async throws(StorageError) {
+        try await write("saving camera \(camera.name)") { db in
+            try db.execute(sql: """
+                INSERT INTO camera (name, firstSeen, lastSeen, video, audio) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT(name) DO UPDATE SET firstSeen = min(firstSeen, excluded.firstSeen),
+                  lastSeen = max(lastSeen, excluded.lastSeen), video = coalesce(excluded.video, video),
+                  audio = coalesce(excluded.audio, audio)
+                """, arguments: [camera.name, camera.firstSeen, camera.lastSeen, camera.video, camera.audio])
+        }
+    }
+
+    public func cameras() async throws(StorageError) -> [CameraRecord] {
+        try await read("listing cameras") { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM camera ORDER BY name").map {
+                CameraRecord(name: $0["name"], firstSeen: $0["firstSeen"], lastSeen: $0["lastSeen"], video: $0["video"], audio: $0["audio"])
+            }
+        }
+    }
+
+    public func saveStreams(_ streams: [StreamRecord]) async throws(StorageError) {
+        guard !streams.isEmpty else { return }
+        try await write("saving streams") { db in
+            for stream in streams {
+                try db.execute(sql: """
+                    INSERT INTO stream (stream, camera, kind, header, received) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT(stream) DO UPDATE SET received = excluded.received
+                    """, arguments: [Int64(bitPattern: stream.stream), stream.camera, stream.kind, Data(stream.header),
+                                     Self.encode(stream.received)])
+            }
+        }
+    }
+
+    public func streams() async throws(StorageError) -> [StreamRecord] {
+        try await read("listing streams") { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM stream").map { row in
+                let header: Data = row["header"]
+                return StreamRecord(stream: UInt64(bitPattern: row["stream"]), camera: row["camera"], kind: row["kind"],
+                                    header: [UInt8](header), received: Self.decode(row["received"]))
+            }
+        }
+    }
+
+    /// Ranges as text: "0-99,120-130".
+    static func encode(_ ranges: [ClosedRange<UInt64>]) -> String {
+        ranges.map { "\($0.lowerBound)-\($0.upperBound)" }.joined(separator: ",")
+    }
+
+    static func decode(_ text: String) -> [ClosedRange<UInt64>] {
+        text.split(separator: ",").compactMap { part in
+            let bounds = part.split(separator: "-").compactMap { UInt64($0) }
+            return bounds.count == 2 && bounds[0] <= bounds[1] ? bounds[0]...bounds[1] : nil
+        }
+    }
+
+    // MARK: segments
+
+    private static func segment(_ row: Row) -> SegmentRecord {
+        SegmentRecord(path: row["path"], camera: row["camera"], start: row["start"], end: row["end"], bytes: row["bytes"],
+                      videoFrames: row["videoFrames"], audioFrames: row["audioFrames"], isOpen: row["isOpen"])
+    }
+
+    private static func insert(_ segment: SegmentRecord, _ db: Database) throws {
+        try db.execute(sql: """
+            INSERT INTO segment (path, camera, start, end, bytes, videoFrames, audioFrames, isOpen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(path) DO UPDATE SET start = excluded.start, end = excluded.end, bytes = excluded.bytes,
+              videoFrames = excluded.videoFrames, audioFrames = excluded.audioFrames, isOpen = excluded.isOpen
+            """, arguments: [segment.path, segment.camera, segment.start, segment.end, segment.bytes, segment.videoFrames,
+                             segment.audioFrames, segment.isOpen])
+    }
+
+    /// Recomputes a camera's gaps between the segments around `start...end`.
+    private static func refreshGaps(camera: String, around start: Int64, _ end: Int64, threshold: Int64, _ db: Database) throws {
+        // The neighbours just outside the range bound the gaps that can have changed.
+        let before = try Int64.fetchOne(db, sql: "SELECT max(start) FROM segment WHERE camera = ? AND start < ?", arguments: [camera, start])
+        let after = try Int64.fetchOne(db, sql: "SELECT min(start) FROM segment WHERE camera = ? AND start > ?", arguments: [camera, end])
+        let low = before ?? start, high = after ?? end
+        let rows = try Row.fetchAll(db, sql: "SELECT start, end FROM segment WHERE camera = ? AND start BETWEEN ? AND ? ORDER BY start",
+                                    arguments: [camera, low, high])
+        try db.execute(sql: "DELETE FROM gap WHERE camera = ? AND \"end\" > ? AND start < ?", arguments: [camera, low, high])
+        var reach: Int64?
+        for row in rows {
+            let segmentStart: Int64 = row["start"], segmentEnd: Int64 = row["end"]
+            if let reach, segmentStart - reach > threshold {
+                try db.execute(sql: "INSERT OR REPLACE INTO gap (camera, start, end) VALUES (?, ?, ?)", arguments: [camera, reach, segmentStart])
+            }
+            reach = max(reach ?? segmentEnd, segmentEnd)
+        }
+        // Nothing before the first segment is a gap (retention removed it, or it never was).
+        if let first = try Int64.fetchOne(db, sql: "SELECT min(start) FROM segment WHERE camera = ?", arguments: [camera]) {
+            try db.execute(sql: "DELETE FROM gap WHERE camera = ? AND start < ?", arguments: [camera, first])
+        } else {
+            try db.execute(sql: "DELETE FROM gap WHERE camera = ?", arguments: [camera])
+        }
+    }
+
+    public func saveSegment(_ segment: SegmentRecord) async throws(StorageError) {
+        let threshold = gapThreshold
+        try await write("saving segment \(segment.path)") { db in
+            let previous = try Row.fetchOne(db, sql: "SELECT start, end FROM segment WHERE path = ?", arguments: [segment.path])
+            try Self.insert(segment, db)
+            // An open segment that only grew changes no gap but the one after it, if any.
+            if previous == nil || (previous!["start"] as Int64) != segment.start || !segment.isOpen {
+                try Self.refreshGaps(camera: segment.camera, around: segment.start, segment.end, threshold: threshold, db)
+            }
+        }
+    }
+
+    public func replaceSegments(_ old: [String], with new: [SegmentRecord], moves: [FileMove]) async throws(StorageError) {
+        let threshold = gapThreshold
+        try await write("replacing segments") { db in
+            var touched: [String: (Int64, Int64)] = [:]
+            for path in old {
+                if let row = try Row.fetchOne(db, sql: "SELECT camera, start, end FROM segment WHERE path = ?", arguments: [path]) {
+                    let camera: String = row["camera"]
+                    let span = touched[camera] ?? (row["start"], row["end"])
+                    touched[camera] = (min(span.0, row["start"]), max(span.1, row["end"]))
+                }
+                try db.execute(sql: "DELETE FROM segment WHERE path = ?", arguments: [path])
+            }
+            for segment in new {
+                try Self.insert(segment, db)
+                let span = touched[segment.camera] ?? (segment.start, segment.end)
+                touched[segment.camera] = (min(span.0, segment.start), max(span.1, segment.end))
+            }
+            for move in moves {
+                try db.execute(sql: "INSERT OR REPLACE INTO fileMove (target, source) VALUES (?, ?)", arguments: [move.to, move.from])
+            }
+            for (camera, span) in touched { try Self.refreshGaps(camera: camera, around: span.0, span.1, threshold: threshold, db) }
+        }
+    }
+
+    public func deleteSegments(_ paths: [String]) async throws(StorageError) {
+        guard !paths.isEmpty else { return }
+        let threshold = gapThreshold
+        try await write("deleting segments") { db in
+            var touched: [String: (Int64, Int64)] = [:]
+            for path in paths {
+                guard let row = try Row.fetchOne(db, sql: "SELECT camera, start, end FROM segment WHERE path = ?", arguments: [path]) else { continue }
+                let camera: String = row["camera"]
+                let span = touched[camera] ?? (row["start"], row["end"])
+                touched[camera] = (min(span.0, row["start"]), max(span.1, row["end"]))
+                try db.execute(sql: "DELETE FROM segment WHERE path = ?", arguments: [path])
+            }
+            for (camera, span) in touched { try Self.refreshGaps(camera: camera, around: span.0, span.1, threshold: threshold, db) }
+        }
+    }
+
+    public func segments(camera: String?, from: Int64?, to: Int64?) async throws(StorageError) -> [SegmentRecord] {
+        try await read("listing segments") { db in
+            // A segment overlaps [from, to] when it ends after `from` and starts before `to`.
+            try Row.fetchAll(db, sql: """
+                SELECT * FROM segment WHERE (?1 IS NULL OR camera = ?1) AND (?2 IS NULL OR "end" >= ?2) AND (?3 IS NULL OR start <= ?3)
+                ORDER BY start
+                """, arguments: [camera, from, to]).map(Self.segment)
+        }
+    }
+
+    public func openSegments() async throws(StorageError) -> [SegmentRecord] {
+        try await read("listing open segments") { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM segment WHERE isOpen ORDER BY start").map(Self.segment)
+        }
+    }
+
+    public func oldestSegments(camera: String?, limit: Int) async throws(StorageError) -> [SegmentRecord] {
+        try await read("listing the oldest segments") { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM segment WHERE (?1 IS NULL OR camera = ?1) AND NOT isOpen ORDER BY start LIMIT ?2",
+                             arguments: [camera, limit]).map(Self.segment)
+        }
+    }
+
+    public func storageUse() async throws(StorageError) -> [StorageUse] {
+        try await read("summing disk use") { db in
+            try Row.fetchAll(db, sql: "SELECT camera, count(*) AS segments, sum(bytes) AS bytes, min(start) AS oldest FROM segment GROUP BY camera ORDER BY camera")
+                .map { StorageUse(camera: $0["camera"], segments: $0["segments"], bytes: $0["bytes"] ?? 0, oldest: $0["oldest"]) }
+        }
+    }
+
+    public func gaps(camera: String, from: Int64?, to: Int64?) async throws(StorageError) -> [GapRecord] {
+        try await read("listing gaps") { db in
+            try Row.fetchAll(db, sql: """
+                SELECT * FROM gap WHERE camera = ?1 AND (?2 IS NULL OR "end" >= ?2) AND (?3 IS NULL OR start <= ?3) ORDER BY start
+                """, arguments: [camera, from, to]).map { GapRecord(camera: $0["camera"], start: $0["start"], end: $0["end"]) }
+        }
+    }
+
+    public func pendingMoves() async throws(StorageError) -> [FileMove] {
+        try await read("listing file moves") { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM fileMove").map { FileMove(from: $0["source"], to: $0["target"]) }
+        }
+    }
+
+    public func completeMoves(_ moves: [FileMove]) async throws(StorageError) {
+        guard !moves.isEmpty else { return }
+        try await write("confirming file moves") { db in
+            for move in moves { try db.execute(sql: "DELETE FROM fileMove WHERE target = ?", arguments: [move.to]) }
+        }
+    }
+
+    public func clearRecordings() async throws(StorageError) {
+        try await write("clearing the index") { db in
+            for table in ["segment", "gap", "stream", "fileMove"] { try db.execute(sql: "DELETE FROM \(table)") }
+        }
+    }
+}
