@@ -87,7 +87,7 @@ public final class MediaFileWriter {
         for (key, value) in metadata { av_dict_set(&allocated.pointee.metadata, key, value, 0) }
         var dictionary: OpaquePointer?
         var options = options
-        if fragmented { options["movflags"] = "frag_custom+empty_moov+default_base_moof" + (metadata.isEmpty ? "" : "+use_metadata_tags") }
+        if fragmented { options["movflags"] = "frag_custom+delay_moov+default_base_moof" + (metadata.isEmpty ? "" : "+use_metadata_tags") }
         else if !metadata.isEmpty { options["movflags"] = (options["movflags"].map { $0 + "+" } ?? "") + "use_metadata_tags" }
         for (key, value) in options { av_dict_set(&dictionary, key, value, 0) }
         let header = avformat_write_header(allocated, &dictionary)
@@ -142,6 +142,9 @@ public final class MediaFileWriter {
             let status = av_write_frame(context, nil)
             if status < 0 { throw .ffmpeg(.io, status, "writing a fragment of \(path)", hint: "check free disk space") }
             unflushed = 0
+            // Each fragment's start time comes from its first frame, not from the end of the
+            // fragment before: a camera that was away for a while resumes at its real time.
+            av_opt_set(context.pointee.priv_data, "movflags", "+frag_discont", 0)
         }
         avio_flush(context.pointee.pb)
         if context.pointee.pb.pointee.error < 0 {

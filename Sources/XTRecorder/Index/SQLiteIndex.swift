@@ -233,14 +233,14 @@ public final class SQLiteIndex: RecorderIndex {
             // A segment overlaps [from, to] when it ends after `from` and starts before `to`.
             try Row.fetchAll(db, sql: """
                 SELECT * FROM segment WHERE (?1 IS NULL OR camera = ?1) AND (?2 IS NULL OR "end" >= ?2) AND (?3 IS NULL OR start <= ?3)
-                ORDER BY start
+                ORDER BY start, path
                 """, arguments: [camera, from, to]).map(Self.segment)
         }
     }
 
     public func openSegments() async throws(StorageError) -> [SegmentRecord] {
         try await read("listing open segments") { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM segment WHERE isOpen ORDER BY start").map(Self.segment)
+            try Row.fetchAll(db, sql: "SELECT * FROM segment WHERE isOpen ORDER BY start, path").map(Self.segment)
         }
     }
 

@@ -21,6 +21,11 @@ public struct SegmentSettings: Sendable, Equatable {
     public var fillBytes = 32 << 20
     /// A camera that sends nothing for this long has its segment closed.
     public var idleClose: Duration = .seconds(10)
+    /// A live frame this much later than the last one written ends the segment (the camera
+    /// was away); it resumes at the next keyframe.
+    public var hole: Duration = .seconds(1)
+    /// Video that cannot be decoded yet (its keyframe has not come) waits this long for it.
+    public var undecodableHold: Duration = .seconds(600)
 
     public init() {}
 }
@@ -35,10 +40,14 @@ final class LiveSegment {
     /// Capture time of the last frame written per kind.
     var last: [MediaKind: Int64] = [:]
     var lastFlush: Int64
+    /// Capture time of the first frame after the last flush.
+    var fragmentStart: Int64?
     /// Frames written since the last fragment went to disk.
     var unflushed: [(MediaStreamID, UInt64)] = []
     /// When it stopped taking video (monotonic): it takes audio a little longer.
     var closingSince: Int64?
+    /// Capture time of the newest frame written.
+    var newest: Int64 { last.values.max() ?? record.start }
 
     init(writer: MediaFileWriter, record: SegmentRecord, video: StreamDescription?, audio: StreamDescription?) {
         self.writer = writer
@@ -87,6 +96,8 @@ final class CameraRecorder {
     var lost: [(MediaStreamID, UInt64)] = []
     /// When the last frame came (monotonic).
     private(set) var lastFrame: Int64 = CaptureTime.monotonicNow
+    /// The last video frame written live: a P-frame may only follow its predecessor.
+    private var lastVideo: (stream: MediaStreamID, sequence: UInt64)?
     private var segmentNanoseconds: Int64 { settings.segmentDuration.nanoseconds }
 
     init(name: String, root: String, settings: SegmentSettings, logger: Logger) throws(StorageError) {
@@ -108,21 +119,31 @@ final class CameraRecorder {
         let time = frame.frame.captureTime.nanoseconds
         if headers[kind] == nil { headers[kind] = header }
         do {
+            // The camera was away: its segment ends where its frames end.
+            if let current, time - current.newest > max(settings.hole.nanoseconds, 3 * frame.frame.duration) {
+                try closePrevious()
+                self.current = nil
+                try close(current)
+            }
             if kind == .video {
-                if let current, current.video.map({ Self.sameShape($0, header.description) }) == true, time > current.last[.video] ?? .min {
+                // A P-frame whose predecessor is missing cannot be decoded here yet.
+                let follows = frame.frame.isKeyframe || (lastVideo?.stream == frame.stream && lastVideo?.sequence == frame.sequence &- 1)
+                if let current, follows, current.video.map({ Self.sameShape($0, header.description) }) == true, time > current.last[.video] ?? .min {
                     if frame.frame.isKeyframe, time - current.record.start >= segmentNanoseconds {
                         try rotate(at: frame, header: header)
                     } else {
                         try write(frame, kind: kind, into: current)
                     }
+                    lastVideo = (frame.stream, frame.sequence)
                     return .written
                 }
                 // A new stream, a camera whose segment has no video yet, or none open: start at a keyframe.
                 if frame.frame.isKeyframe, time > current?.last[.video] ?? .min, time >= current?.record.start ?? .min {
                     try rotate(at: frame, header: header)
+                    lastVideo = (frame.stream, frame.sequence)
                     return .written
                 }
-                return try stage(frame, header: header, awaitingKeyframe: current == nil || time > current!.last[.video] ?? .min)
+                return try stage(frame, header: header, awaitingKeyframe: time > current?.last[.video] ?? .min)
             }
             if let current, current.audio.map({ Self.sameShape($0, header.description) }) == true,
                time >= current.record.start, time > current.last[.audio] ?? .min {
@@ -219,7 +240,10 @@ final class CameraRecorder {
         segment.record.end = max(segment.record.end, time + frame.frame.duration)
         if kind == .video { segment.record.videoFrames += 1 } else { segment.record.audioFrames += 1 }
         segment.unflushed.append((frame.stream, frame.sequence))
-        if CaptureTime.monotonicNow - segment.lastFlush >= settings.fragmentDuration.nanoseconds { try flush(segment) }
+        // About a second of media per fragment, and never more than a second of wall time.
+        let fragment = settings.fragmentDuration.nanoseconds
+        if segment.fragmentStart == nil { segment.fragmentStart = time }
+        if time - segment.fragmentStart! >= fragment || CaptureTime.monotonicNow - segment.lastFlush >= fragment { try flush(segment) }
     }
 
     /// Puts a segment's pending fragment on disk.
@@ -231,6 +255,7 @@ final class CameraRecorder {
             throw .media(error)
         }
         segment.lastFlush = CaptureTime.monotonicNow
+        segment.fragmentStart = nil
         madeDurable += segment.unflushed
         segment.unflushed.removeAll(keepingCapacity: true)
         segmentUpdates[segment.record.path] = segment.record

@@ -101,8 +101,8 @@ final class FillJournal {
         let keep = entries.filter { !done($0) }
         guard keep.count != entries.count else { return }
         if keep.isEmpty {
-            log?.delete()
             log = nil
+            unlink(path)
             headers = [:]
             entries = []
             bytes = 0

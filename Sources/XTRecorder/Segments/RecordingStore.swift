@@ -42,6 +42,7 @@ public actor RecordingStore {
     private var savedCameras: Set<String> = []
     private(set) var report = StoreReport()
     private var ticking = false
+    private var unplaceable: [String: FillState] = [:]
 
     /// Opens the storage root and its index, repairing what an unclean stop left.
     /// - Throws: ``StorageError`` when the root cannot be used or the index cannot be opened.
@@ -309,6 +310,8 @@ public actor RecordingStore {
         var reach: Int64
         var video: StreamDescription?
         var audio: StreamDescription?
+        /// Audio-only segments within its reach, merged into it.
+        var absorbed: [SegmentRecord] = []
     }
 
     /// Frames within this much of a segment's end continue it.
@@ -319,6 +322,9 @@ public actor RecordingStore {
         guard !journal.entries.isEmpty else { return }
         let quiet = CaptureTime.monotonicNow - journal.lastAdded >= settings.fillSettle.nanoseconds
         guard force || quiet || journal.bytes >= settings.fillBytes else { return }
+        // Frames that could not be placed last time wait for news (more frames, a closed segment).
+        let state = FillState(entries: journal.entries.count, lastAdded: journal.lastAdded, liveFrom: camera.liveFrom)
+        guard force || unplaceable[camera.name] != state else { return }
         // Frames that belong to a segment still being written wait until it closes.
         let liveFrom = camera.liveFrom
         var waiting = journal.entries.filter { liveFrom == nil || $0.captureTime.nanoseconds < liveFrom! }
@@ -336,10 +342,14 @@ public actor RecordingStore {
         for entry in waiting {
             guard let frame = journal.frame(entry), let header = journal.header(entry.stream) else { continue }
             let time = entry.captureTime.nanoseconds
-            let owner = segments.last { $0.start <= time && time <= $0.end + Self.continuation }
+            // Video continues a segment with video; an audio-only segment on the way is merged.
+            let owner = segments.last {
+                $0.start <= time && time <= $0.end + Self.continuation && ($0.videoFrames > 0 || entry.kind == .audio)
+            }
             let description = header.description
             if var unit = units.last, time <= unit.reach + Self.continuation,
-               owner == nil || owner?.path == unit.owner?.path || owner!.start <= (unit.frames.first?.frame.captureTime.nanoseconds ?? time),
+               owner == nil || owner?.path == unit.owner?.path || owner!.videoFrames == 0
+                || owner!.start <= (unit.frames.first?.frame.captureTime.nanoseconds ?? time),
                (entry.kind == .video ? unit.video : unit.audio).map({ CameraRecorder.sameShape($0, description) }) ?? true {
                 unit.frames.append(frame)
                 unit.entries.append(entry)
@@ -355,11 +365,21 @@ public actor RecordingStore {
                 units.append(unit)
             }
         }
+        // Audio-only segments a unit reaches over (sound that came back before the picture) are
+        // merged into it.
+        for index in units.indices {
+            let first = units[index].frames.first!.frame.captureTime.nanoseconds
+            units[index].absorbed = segments.filter {
+                $0.videoFrames == 0 && $0.path != units[index].owner?.path && $0.start > first && $0.start <= units[index].reach + Self.continuation
+            }
+        }
         var done: Set<FillKey> = []
         for unit in units {
             do {
-                try await fill(unit, camera: camera, neighbours: segments)
-                for entry in unit.entries { done.insert(FillKey(stream: entry.stream, sequence: entry.sequence)) }
+                let kept = try await fill(unit, camera: camera, neighbours: segments)
+                for entry in unit.entries where !kept.contains(FillKey(stream: entry.stream, sequence: entry.sequence)) {
+                    done.insert(FillKey(stream: entry.stream, sequence: entry.sequence))
+                }
             } catch {
                 report.writeFailures += 1
                 logger.error("cannot fill frames into the recording; they wait and are tried again",
@@ -372,6 +392,15 @@ public actor RecordingStore {
         } catch {
             logger.error("cannot compact the fill journal", metadata: ["camera": "\(camera.name)", "reason": "\(error.reason)"])
         }
+        unplaceable[camera.name] = journal.entries.isEmpty ? nil
+            : FillState(entries: journal.entries.count, lastAdded: journal.lastAdded, liveFrom: camera.liveFrom)
+    }
+
+    /// What a camera's fill journal looked like when a pass could place nothing more of it.
+    struct FillState: Equatable {
+        var entries: Int
+        var lastAdded: Int64
+        var liveFrom: Int64?
     }
 
     struct FillKey: Hashable {
@@ -379,8 +408,9 @@ public actor RecordingStore {
         var sequence: UInt64
     }
 
-    /// Writes one unit: its owner's frames and the waiting ones, merged and cut again.
-    private func fill(_ unit: FillUnit, camera: CameraRecorder, neighbours: [SegmentRecord]) async throws(StorageError) {
+    /// Writes one unit: its owner's frames and the waiting ones, merged and cut again. Returns
+    /// the waiting frames it kept waiting (video whose keyframe has not come yet).
+    private func fill(_ unit: FillUnit, camera: CameraRecorder, neighbours: [SegmentRecord]) async throws(StorageError) -> Set<FillKey> {
         var frames: [EncodedFrame] = []
         var video = unit.video, audio = unit.audio
         var existing: [MediaKind: [Int64]] = [.video: [], .audio: []]
@@ -398,9 +428,31 @@ public actor RecordingStore {
                 }
             }
         }
+        for segment in unit.absorbed {
+            let contents = try SegmentFile.read(absolute(segment.path))
+            audio = audio ?? contents.audio
+            frames += contents.frames
+            for frame in contents.frames { existing[frame.codec.kind]!.append(frame.captureTime.nanoseconds) }
+        }
         for kind in [MediaKind.video, .audio] { existing[kind]!.sort() }
+        // Video before the first keyframe of a run that continues no segment cannot be decoded
+        // yet: it waits for the frames before it (backfill comes oldest first), within reason.
+        var kept: Set<FillKey> = []
+        var unitFrames = unit.frames
+        if unit.owner == nil {
+            let firstKey = unitFrames.firstIndex { $0.frame.codec == .h264 && $0.frame.isKeyframe } ?? unitFrames.count
+            let hold = CaptureTime.now.nanoseconds - settings.undecodableHold.nanoseconds
+            for frame in unitFrames[..<firstKey] where frame.frame.codec == .h264 {
+                if frame.frame.captureTime.nanoseconds > hold {
+                    kept.insert(FillKey(stream: frame.stream, sequence: frame.sequence))
+                } else {
+                    report.framesUndecodable += 1
+                }
+            }
+            unitFrames = unitFrames[..<firstKey].filter { $0.frame.codec == .opus } + unitFrames[firstKey...]
+        }
         var added = 0
-        for frame in unit.frames {
+        for frame in unitFrames {
             let times = existing[frame.frame.codec.kind]!
             if Self.contains(times, frame.frame.captureTime.nanoseconds) {
                 report.framesDuplicate += 1
@@ -409,18 +461,8 @@ public actor RecordingStore {
             frames.append(frame.frame)
             added += 1
         }
-        guard added > 0 else { return }
-        frames.sort { $0.captureTime < $1.captureTime }
-        if unit.owner == nil, let firstKey = frames.firstIndex(where: { $0.codec == .h264 && $0.isKeyframe }) {
-            // Video before the first keyframe can never be decoded.
-            let before = frames[..<firstKey].filter { $0.codec == .h264 }.count
-            frames = frames[..<firstKey].filter { $0.codec == .opus } + frames[firstKey...]
-            report.framesUndecodable += before
-        } else if unit.owner == nil, video != nil, !frames.contains(where: { $0.codec == .h264 && $0.isKeyframe }) {
-            report.framesUndecodable += frames.count { $0.codec == .h264 }
-            frames.removeAll { $0.codec == .h264 }
-        }
-        guard !frames.isEmpty else { return }
+        guard added > 0 else { return kept }
+        frames.sort { ($0.captureTime, $0.codec.rawValue) < ($1.captureTime, $1.codec.rawValue) }
         if video != nil, video!.configuration.isEmpty, let key = frames.first(where: { $0.codec == .h264 && $0.isKeyframe }) {
             video!.configuration = H264Bitstream.parameterSets(key.data)
         }
@@ -450,7 +492,8 @@ public actor RecordingStore {
                                          isOpen: false))
             moves.append(FileMove(from: aside, to: relative))
         }
-        try await index.replaceSegments(unit.owner.map { [$0.path] } ?? [], with: records, moves: moves)
+        let replaced = (unit.owner.map { [$0] } ?? []) + unit.absorbed
+        try await index.replaceSegments(replaced.map(\.path), with: records, moves: moves)
         for move in moves {
             try? FileManager.default.createDirectory(atPath: (absolute(move.to) as NSString).deletingLastPathComponent,
                                                      withIntermediateDirectories: true)
@@ -458,7 +501,7 @@ public actor RecordingStore {
                 throw .io("cannot move a filled segment into place at \(move.to): \(String(cString: strerror(errno)))")
             }
         }
-        if let owner = unit.owner, !chosen.contains(owner.path) { unlink(absolute(owner.path)) }
+        for old in replaced where !chosen.contains(old.path) { unlink(absolute(old.path)) }
         try await index.completeMoves(moves)
         report.segmentsFilled += 1
         report.framesFilled += added
@@ -466,6 +509,7 @@ public actor RecordingStore {
             "camera": "\(camera.name)", "frames": "\(added)", "segments": "\(records.count)",
             "from": "\(CaptureTime(nanoseconds: records.first!.start))",
         ])
+        return kept
     }
 
     /// Whether sorted `times` holds one within a millisecond of `time`.

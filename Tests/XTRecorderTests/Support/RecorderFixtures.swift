@@ -73,11 +73,13 @@ struct CameraFeed {
         coded += try h264.flush()
         var sounds: [EncodedFrame] = []
         for _ in 0..<(seconds * 50) { sounds += try opus.encode(try microphone.next()) }
-        video = MediaStreamHeader(stream: .random(), camera: camera, description: h264.description)
-        audio = MediaStreamHeader(stream: .random(), camera: camera, description: opus.description)
+        let video = MediaStreamHeader(stream: .random(), camera: camera, description: h264.description)
+        let audio = MediaStreamHeader(stream: .random(), camera: camera, description: opus.description)
+        self.video = video
+        self.audio = audio
         let videoFrames = coded.enumerated().map { MediaFrame(stream: video.stream, sequence: UInt64($0.offset), frame: $0.element) }
         let audioFrames = sounds.enumerated().map { MediaFrame(stream: audio.stream, sequence: UInt64($0.offset), frame: $0.element) }
-        frames = (videoFrames + audioFrames).sorted { $0.frame.captureTime < $1.frame.captureTime }
+        frames = (videoFrames + audioFrames).sorted { ($0.frame.captureTime, $0.frame.codec.rawValue) < ($1.frame.captureTime, $1.frame.codec.rawValue) }
     }
 
     /// Hands the headers and the frames (all, or those `filter` lets through) to a store.

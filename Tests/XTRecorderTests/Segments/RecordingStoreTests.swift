@@ -1,0 +1,170 @@
+// The recorder's storage as a user sees it: live frames become ~10 s fMP4 segments under
+// <camera>/<date>/<hour>/ that ffprobe plays; backfill after an outage lands in place; a crash
+// loses at most the last fragment; the index can be rebuilt from the files; a corrupt segment
+// is reported without stopping anything else.
+import Foundation
+import Testing
+import XTMedia
+@testable import XTRecorder
+
+@Suite struct RecordingStoreTests {
+    static let start = CaptureTime(nanoseconds: 1_800_000_000_000_000_000)
+
+    func seconds(_ frame: MediaFrame) -> Double { Double(frame.frame.captureTime.nanoseconds(since: Self.start)) / 1e9 }
+
+    @Test func liveFramesBecomeSegmentsCutAtKeyframes() async throws {
+        let root = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let feed = try CameraFeed(camera: "porch", seconds: 25, start: Self.start)
+        let store = try await Fixtures.store(root: root)
+        try await feed.feed(store)
+        await store.stop()
+
+        let segments = try await store.index.segments(camera: "porch", from: nil, to: nil)
+        #expect(segments.map(\.path) == [
+            "porch/2027-01-15/08/08-00-00.000.mp4", "porch/2027-01-15/08/08-00-10.000.mp4", "porch/2027-01-15/08/08-00-20.000.mp4",
+        ])
+        #expect(segments.allSatisfy { !$0.isOpen })
+        #expect(segments.map(\.videoFrames).reduce(0, +) == 750 && segments.map(\.audioFrames).reduce(0, +) == 1250)
+        for segment in segments {
+            let path = (root as NSString).appendingPathComponent(segment.path)
+            let probe = Fixtures.probe(path)
+            #expect(probe.ok && probe.video == segment.videoFrames, "\(segment.path): \(probe)")
+            // About one fragment per second of media.
+            let structure = try FragmentedMP4.structure(of: path)
+            #expect(abs(Double(structure.fragments) - segment.seconds) <= 1.5, "\(structure.fragments) fragments in \(segment.seconds) s")
+            let contents = try SegmentFile.read(path)
+            #expect(contents.frames.first { $0.codec == .h264 }?.isKeyframe == true)
+            #expect(contents.camera == "porch" && contents.start == segment.start)
+        }
+        let timeline = try await Recording.check(root: root, index: store.index)
+        #expect(timeline.allSatisfy { $0.gaps.isEmpty && $0.missingFrames == 0 && $0.problems.isEmpty }, "\(timeline)")
+    }
+
+    @Test func backfillAfterAnOutageLandsInPlace() async throws {
+        let root = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let feed = try CameraFeed(camera: "yard", seconds: 30, start: Self.start)
+        let store = try await Fixtures.store(root: root)
+        // The link is down from 12.5 s to 17.3 s: live resumes mid-GOP and waits for a keyframe.
+        let outage = { (frame: MediaFrame) in (12.5..<17.3).contains(self.seconds(frame)) }
+        var askedForKeyframe = false
+        try await store.note(feed.video)
+        try await store.note(feed.audio)
+        for frame in feed.frames where !outage(frame) {
+            if case .needsKeyframe = await store.take(frame) { askedForKeyframe = true }
+        }
+        #expect(askedForKeyframe)
+        await store.tick(force: true)
+        var gaps = try await store.index.gaps(camera: "yard", from: nil, to: nil)
+        #expect(gaps.count == 1)
+        // Then the agent sends what the recorder missed from its ring.
+        let receipt = await store.receipt(for: [InventoryEntry(header: feed.video, first: 0, last: 899)])
+        #expect(receipt.first?.ranges.count == 2)
+        try await feed.feed(store, where: outage, backfill: true)
+        await store.stop()
+
+        gaps = try await store.index.gaps(camera: "yard", from: nil, to: nil)
+        #expect(gaps.isEmpty, "\(gaps)")
+        let timeline = try await Recording.check(root: root, index: store.index)
+        #expect(timeline.map(\.frames) == [900, 1500])
+        #expect(timeline.allSatisfy { $0.gaps.isEmpty && $0.missingFrames == 0 && $0.problems.isEmpty }, "\(timeline)")
+        let segments = try await store.index.segments(camera: "yard", from: nil, to: nil)
+        for segment in segments {
+            let probe = Fixtures.probe((root as NSString).appendingPathComponent(segment.path))
+            #expect(probe.ok && probe.video == segment.videoFrames, "\(segment.path): \(probe)")
+            #expect(segment.seconds < 12.5)
+        }
+        // Nothing waits any more, and nothing is left aside.
+        #expect(!FileManager.default.fileExists(atPath: "\(root)/yard/fill.xtm"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: "\(root)/.tmp").isEmpty)
+    }
+
+    @Test func aCrashLosesAtMostTheLastFragment() async throws {
+        let root = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let feed = try CameraFeed(camera: "gate", seconds: 16, start: Self.start)
+        let crashed = try await Fixtures.store(root: root)
+        try await feed.feed(crashed)
+        await crashed.tick()
+        // The process dies mid-write: the open segment ends in a torn fragment.
+        let open = try await crashed.index.openSegments()
+        #expect(open.count == 1)
+        let path = (root as NSString).appendingPathComponent(open[0].path)
+        let size = try FileManager.default.attributesOfItem(atPath: path)[.size] as! Int
+        let torn = FileHandle(forWritingAtPath: path)!
+        try torn.seek(toOffset: UInt64(size))
+        try torn.write(contentsOf: [0, 0, 0x40, 0, 0x6D, 0x6F, 0x6F, 0x66] + [UInt8](repeating: 7, count: 300))
+        try torn.close()
+
+        let restarted = try await Fixtures.store(root: root)
+        #expect(await restarted.currentReport().segmentsRepaired == 1)
+        #expect(try await restarted.index.openSegments().isEmpty)
+        let segments = try await restarted.index.segments(camera: "gate", from: nil, to: nil)
+        for segment in segments {
+            let probe = Fixtures.probe((root as NSString).appendingPathComponent(segment.path))
+            #expect(probe.ok, "\(segment.path) does not play")
+        }
+        let recorded = segments.map(\.end).max()!
+        let lost = Double(feed.frames.last!.frame.captureTime.nanoseconds - recorded) / 1e9
+        #expect(lost <= 1.1, "\(lost) s lost")
+        let timeline = try await Recording.check(root: root, index: restarted.index)
+        #expect(timeline.allSatisfy { $0.problems.isEmpty }, "\(timeline)")
+        // What reached the disk is what the recorder tells agents it has.
+        let receipt = await restarted.receipt(for: [InventoryEntry(header: feed.video, first: 0, last: 479)])
+        let held = receipt[0].ranges.reduce(0) { $0 + Int($1.count) }
+        #expect(held == timeline.first { $0.kind == "video" }!.frames)
+    }
+
+    @Test func theIndexIsRebuiltFromTheFiles() async throws {
+        let root = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let store = try await Fixtures.store(root: root)
+        for camera in ["one", "two"] { try await CameraFeed(camera: camera, seconds: 12, start: Self.start).feed(store) }
+        await store.stop()
+        let before = try await store.index.segments(camera: nil, from: nil, to: nil)
+
+        let fresh = try SQLiteIndex(path: "\(root)/rebuilt.sqlite")
+        let summary = try await RecordingStore.reindex(root: root, index: fresh, logger: Fixtures.logger)
+        #expect(summary.cameras == 2 && summary.segments == before.count && summary.corrupt.isEmpty)
+        let after = try await fresh.segments(camera: nil, from: nil, to: nil)
+        #expect(after.map(\.path) == before.map(\.path))
+        #expect(after.map(\.start) == before.map(\.start))
+        #expect(after.map(\.videoFrames) == before.map(\.videoFrames) && after.map(\.audioFrames) == before.map(\.audioFrames))
+        for (rebuilt, original) in zip(after, before) { #expect(abs(rebuilt.end - original.end) < 1_000_000) }
+        #expect(try await fresh.cameras().map(\.name) == ["one", "two"])
+    }
+
+    @Test func aCorruptSegmentIsReportedAndRecordingGoesOn() async throws {
+        let root = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let store = try await Fixtures.store(root: root)
+        try await CameraFeed(camera: "one", seconds: 12, start: Self.start).feed(store)
+        await store.stop()
+        let segments = try await store.index.segments(camera: "one", from: nil, to: nil)
+        // One segment overwritten with garbage.
+        let damaged = (root as NSString).appendingPathComponent(segments[0].path)
+        try Data((0..<5000).map { UInt8(truncatingIfNeeded: $0 &* 31) }).write(to: URL(fileURLWithPath: damaged))
+
+        let timeline = try await Recording.check(root: root, index: store.index, camera: "one")
+        #expect(timeline.first?.problems.contains { $0.contains(segments[0].path) && $0.contains("reindex") } == true, "\(timeline)")
+        let summary = try await RecordingStore.reindex(root: root, index: store.index, logger: Fixtures.logger)
+        #expect(summary.corrupt.count == 1 && summary.segments == segments.count - 1)
+
+        // The store opens over it and another camera records.
+        let reopened = try await Fixtures.store(root: root)
+        try await CameraFeed(camera: "two", seconds: 5, start: Self.start.adding(nanoseconds: 60_000_000_000)).feed(reopened)
+        await reopened.stop()
+        let two = try await Recording.check(root: root, index: reopened.index, camera: "two")
+        #expect(two.map(\.frames) == [150, 250])
+    }
+
+    @Test func aMissingOrUnusableStorageRootIsAClearError() async throws {
+        let file = Fixtures.temporaryDirectory() + "/plain-file"
+        FileManager.default.createFile(atPath: file, contents: Data([1]))
+        await #expect {
+            _ = try await RecordingStore.open(root: file, logger: Fixtures.logger)
+        } throws: { ($0 as? StorageError)?.code == .storageRoot && "\($0)".contains("choose another --storage") }
+    }
+}
+
