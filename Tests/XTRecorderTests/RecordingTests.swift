@@ -9,8 +9,7 @@ import XTMedia
 @Suite struct RecordingTests {
     @Test func tenMinutesOfStreamTimeStayInSync() async throws {
         let root = Fixtures.temporaryDirectory("recording")
-        defer { if ProcessInfo.processInfo.environment["XT_KEEP"] == nil { try? FileManager.default.removeItem(atPath: root) } }
-        print("root: \(root)")
+        defer { try? FileManager.default.removeItem(atPath: root) }
         let start = CaptureTime(nanoseconds: 1_800_000_000_000_000_000)
         let seconds = 600
         let camera = try SyntheticVideoSource(width: 320, height: 240, frameRate: 30, pacing: .virtual(start: start))

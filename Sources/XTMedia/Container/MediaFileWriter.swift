@@ -22,6 +22,7 @@ public final class MediaFileWriter {
     public let isFragmented: Bool
     /// Frames written since the last fragment was flushed.
     public private(set) var unflushed = 0
+    private var headerFlushed = false
     /// Frames written per stream.
     public private(set) var written: [Int]
 
@@ -139,8 +140,13 @@ public final class MediaFileWriter {
     public func flushFragment() throws(MediaError) -> Int {
         guard let context, isFragmented, !finished else { return 0 }
         if unflushed > 0 {
-            let status = av_write_frame(context, nil)
-            if status < 0 { throw .ffmpeg(.io, status, "writing a fragment of \(path)", hint: "check free disk space") }
+            // The first flush writes the header (delayed so that it can say where each track
+            // starts); the second writes the fragment itself.
+            for _ in 0..<(headerFlushed ? 1 : 2) {
+                let status = av_write_frame(context, nil)
+                if status < 0 { throw .ffmpeg(.io, status, "writing a fragment of \(path)", hint: "check free disk space") }
+            }
+            headerFlushed = true
             unflushed = 0
             // Each fragment's start time comes from its first frame, not from the end of the
             // fragment before: a camera that was away for a while resumes at its real time.

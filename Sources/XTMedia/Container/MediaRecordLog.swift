@@ -1,5 +1,5 @@
 // An append-only log of media messages, in memory or in a file: the ring buffer's segments
-// and the recorder's stream journals. Records are length-prefixed media messages, so a file
+// and the recorder's fill journals. Records are length-prefixed media messages, so a file
 // reads back after a restart; a torn last record (a crash mid-write) is ignored and cut off.
 import Foundation
 

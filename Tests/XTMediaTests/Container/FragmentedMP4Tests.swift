@@ -1,0 +1,61 @@
+// Fragmented MP4 written a fragment at a time: each flush adds one whole moof+mdat pair; a
+// torn tail (a crash mid-write) is found and cut off, and what remains plays.
+import Foundation
+import Testing
+@testable import XTMedia
+
+@Suite struct FragmentedMP4Tests {
+    @Test func flushedFragmentsSurviveATornTail() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("xt-fmp4-\(UInt32.random(in: 0...UInt32.max))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = "\(directory)/segment.mp4"
+        let start = CaptureTime(nanoseconds: 1_700_000_000_000_000_000)
+        let source = try SyntheticVideoSource(width: 160, height: 120, frameRate: 30, pacing: .virtual(start: start))
+        let encoder = try H264Encoder(settings: H264Settings(width: 160, height: 120, frameRate: 30, bitrate: 200_000, gop: 30, implementation: .libx264))
+        var frames: [EncodedFrame] = []
+        for _ in 0..<90 {
+            guard case .raw(let picture) = try source.next() else { return }
+            frames += try encoder.encode(picture)
+        }
+        let writer = try MediaFileWriter(path: path, format: "mp4", streams: [encoder.description], origin: start, fragmented: true,
+                                         metadata: ["xt_camera": "test"])
+        var sizes: [Int] = []
+        for (number, frame) in frames.enumerated() {
+            try writer.write(frame, stream: 0)
+            if number % 30 == 29 { sizes.append(try writer.flushFragment()) }
+        }
+        #expect(sizes == sizes.sorted() && Set(sizes).count == 3)
+        var structure = try FragmentedMP4.structure(of: path)
+        #expect(structure.hasHeader && structure.fragments == 3 && structure.completeLength == sizes.last, "\(structure) \(sizes)")
+
+        // Half a fragment more, then the process dies.
+        let handle = FileHandle(forWritingAtPath: path)!
+        try handle.seekToEnd()
+        try handle.write(contentsOf: [0, 0, 0x10, 0, 0x6D, 0x6F, 0x6F, 0x66] + [UInt8](repeating: 1, count: 100))
+        try handle.close()
+        structure = try FragmentedMP4.structure(of: path)
+        #expect(structure.completeLength == sizes.last && structure.fileLength > structure.completeLength)
+        try FragmentedMP4.repair(path)
+        let reader = try MediaFileReader(path: path)
+        #expect(reader.metadata["xt_camera"] == "test")
+        var count = 0
+        var last: Int64 = -1
+        while let packet = try reader.next() {
+            count += 1
+            #expect((packet.nanoseconds ?? -1) > last)
+            last = packet.nanoseconds ?? last
+        }
+        #expect(count == 90)
+        // Each fragment starts where its first frame was captured.
+        #expect(abs(last - frames.last!.captureTime.nanoseconds(since: start)) < 100_000)
+    }
+
+    @Test func aFileWithoutHeaderHasNothingWhole() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("xt-fmp4-\(UInt32.random(in: 0...UInt32.max)).mp4").path
+        defer { unlink(path) }
+        try Data([0, 0, 0, 0x20, 0x66, 0x74, 0x79, 0x70, 9, 9]).write(to: URL(fileURLWithPath: path))
+        let structure = try FragmentedMP4.structure(of: path)
+        #expect(!structure.hasHeader && structure.completeLength == 0 && structure.fragments == 0)
+    }
+}

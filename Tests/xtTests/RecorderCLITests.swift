@@ -1,0 +1,91 @@
+// `xt recorder` as a user runs it: killed with SIGKILL while two cameras record, it comes back
+// with every segment playable, the index matching the files, and at most the last second of
+// each camera lost; `--reindex` rebuilds the index from the files; `export` takes a time range.
+import Foundation
+import Testing
+
+@Suite("xt recorder", .serialized, .enabled(if: FileManager.default.isExecutableFile(atPath: CLI.xt), "xt is not built"))
+struct RecorderCLITests {
+    /// A capture time as `xt recorder check` prints it (UTC, milliseconds).
+    static func date(_ text: String) throws -> Date {
+        try Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text + "Z")
+    }
+
+    func start(_ dir: URL, port: Int, extra: [String] = [], log: String = "recorder.log") throws -> Process {
+        try CLI.background(["recorder", "--bind", "127.0.0.1", "--ports", "\(port)", "--key", "recorder.key", "--open",
+                            "--storage", "recordings"] + extra, in: dir, log: log)
+    }
+
+    func camera(_ dir: URL, _ name: String, id: Int, port: Int, seconds: Int) throws -> Process {
+        try CLI.background(["agent", "--config", "none.conf", "--key", "\(name).key", "--host", "127.0.0.1:\(port)",
+                            "--host-key", "@recorder.key.pub", "--name", name, "--id", "1.\(id)", "--channel", "\(100 + 2 * (id - 30))",
+                            "--width", "640", "--height", "360", "--bitrate", "800", "--seconds", "\(seconds)"], in: dir, log: "\(name).log")
+    }
+
+    @Test("kill -9 while recording: every segment plays, the index matches the files, at most 1 s lost per camera")
+    func killNineLosesAtMostOneSecond() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for name in ["recorder", "front", "back"] { _ = try CLI.run(["keygen", "--out", "\(name).key"], in: dir) }
+        let port = Int.random(in: 20_000...40_000)
+        let recorder = try start(dir, port: port)
+        Thread.sleep(forTimeInterval: 0.5)
+        let cameras = [try camera(dir, "front", id: 31, port: port, seconds: 60), try camera(dir, "back", id: 32, port: port, seconds: 60)]
+        Thread.sleep(forTimeInterval: 14.3)
+        kill(recorder.processIdentifier, SIGKILL)
+        let killedAt = Date().timeIntervalSince1970
+        recorder.waitUntilExit()
+        // The cameras go too, so nothing is backfilled: what is on disk is all there is.
+        for camera in cameras {
+            kill(camera.processIdentifier, SIGKILL)
+            camera.waitUntilExit()
+        }
+
+        let restart = try CLI.run(["recorder", "--bind", "127.0.0.1", "--ports", "\(port)", "--key", "recorder.key", "--open",
+                                   "--storage", "recordings", "--seconds", "0.5"], in: dir)
+        #expect(restart.status == 0, "\(restart.stderr)")
+        #expect((restart.stdout + restart.stderr).contains("repaired a segment an unclean stop left"))
+
+        let timelines = try CLI.timelines(dir, storage: "recordings")
+        #expect(Set(timelines.compactMap { $0["camera"] as? String }) == ["front", "back"])
+        for timeline in timelines {
+            #expect((timeline["problems"] as? [String])?.isEmpty == true, "index and files disagree: \(timeline)")
+            #expect((timeline["gaps"] as? [Any])?.isEmpty == true, "\(timeline)")
+            // The last frame on disk was captured at most a second before the kill.
+            let last = try #require(timeline["lastCapture"] as? String)
+            let date = try Self.date(last)
+            #expect(killedAt - date.timeIntervalSince1970 <= 1.1, "\(timeline["camera"]!) lost \(killedAt - date.timeIntervalSince1970) s")
+        }
+        // Every segment plays.
+        let files = FileManager.default.enumerator(atPath: dir.appendingPathComponent("recordings").path)!
+            .compactMap { $0 as? String }.filter { $0.hasSuffix(".mp4") }
+        #expect(files.count >= 4)
+        for file in files {
+            let probe = try CLI.tool("ffprobe", ["-v", "error", "-count_frames", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0",
+                                                 dir.appendingPathComponent("recordings/\(file)").path])
+            #expect(probe.status == 0 && probe.stderr.isEmpty, "\(file): \(probe.stderr)")
+        }
+
+        // The index rebuilt from the files says the same.
+        let before = try CLI.timelines(dir, storage: "recordings")
+        try FileManager.default.removeItem(at: dir.appendingPathComponent("recordings/index.sqlite"))
+        let reindex = try CLI.run(["recorder", "--bind", "127.0.0.1", "--ports", "\(port)", "--key", "recorder.key", "--open",
+                                   "--storage", "recordings", "--reindex", "--seconds", "0"], in: dir)
+        #expect(reindex.status == 0, "\(reindex.stderr)")
+        #expect(reindex.stdout.contains("reindexed recordings: \(files.count) segments of 2 cameras"), "\(reindex.stdout)")
+        let after = try CLI.timelines(dir, storage: "recordings")
+        #expect(after.map { $0["frames"] as? Int } == before.map { $0["frames"] as? Int })
+        #expect(after.allSatisfy { ($0["problems"] as? [String])?.isEmpty == true })
+
+        // An export of a time range spans segment boundaries.
+        let first = try #require(before.first { $0["kind"] as? String == "video" && $0["camera"] as? String == "front" })
+        let from = try Self.date(first["firstCapture"] as! String).timeIntervalSince1970
+        let export = try CLI.run(["recorder", "export", "--storage", "recordings", "--camera", "front", "--out", "range.mp4",
+                                  "--from", String(from + 8), "--to", String(from + 12)], in: dir)
+        #expect(export.status == 0 && export.stdout.contains("from 2 segments"), "\(export.stdout) \(export.stderr)")
+        let probe = try CLI.tool("ffprobe", ["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
+                                             dir.appendingPathComponent("range.mp4").path])
+        let duration = Double(probe.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        #expect((3...4.2).contains(duration), "export of 4 s lasts \(duration) s")
+    }
+}
