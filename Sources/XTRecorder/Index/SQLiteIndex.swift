@@ -19,6 +19,10 @@ public final class SQLiteIndex: RecorderIndex {
         var configuration = Configuration()
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            // The write-ahead log shares the disk with the recordings: keep it small (checkpoint
+            // every ~400 KiB, and give the space back afterwards).
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = 100")
+            try db.execute(sql: "PRAGMA journal_size_limit = 1048576")
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)

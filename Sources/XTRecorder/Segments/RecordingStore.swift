@@ -25,7 +25,7 @@ public actor RecordingStore {
     public let root: String
     public let index: any RecorderIndex
     public let settings: SegmentSettings
-    private let logger: Logger
+    let logger: Logger
 
     struct StreamState {
         var header: MediaStreamHeader
@@ -43,15 +43,22 @@ public actor RecordingStore {
     private(set) var report = StoreReport()
     private var ticking = false
     private var unplaceable: [String: FillState] = [:]
+    private var indexFailing = false
+    /// A write failed for want of space: retention frees some at the next tick.
+    var needsSpace = false
+    /// What is kept how long.
+    public let retention: RetentionPolicy
+    var retentionReport = RetentionReport()
+    private var lastRetention: Int64 = .min / 2
 
     /// Opens the storage root and its index, repairing what an unclean stop left.
     /// - Throws: ``StorageError`` when the root cannot be used or the index cannot be opened.
     public static func open(root: String, index: (any RecorderIndex)? = nil, settings: SegmentSettings = SegmentSettings(),
-                            logger: Logger) async throws(StorageError) -> RecordingStore {
+                            retention: RetentionPolicy = RetentionPolicy(), logger: Logger) async throws(StorageError) -> RecordingStore {
         try prepareRoot(root)
         let chosen: any RecorderIndex
         if let index { chosen = index } else { chosen = try SQLiteIndex(path: defaultIndexPath(root: root)) }
-        let store = RecordingStore(root: root, index: chosen, settings: settings, logger: logger)
+        let store = RecordingStore(root: root, index: chosen, settings: settings, retention: retention, logger: logger)
         try await store.recover()
         return store
     }
@@ -76,10 +83,11 @@ public actor RecordingStore {
         }
     }
 
-    private init(root: String, index: any RecorderIndex, settings: SegmentSettings, logger: Logger) {
+    private init(root: String, index: any RecorderIndex, settings: SegmentSettings, retention: RetentionPolicy, logger: Logger) {
         self.root = root
         self.index = index
         self.settings = settings
+        self.retention = retention
         self.logger = logger
     }
 
@@ -143,6 +151,12 @@ public actor RecordingStore {
             }
         }
         for camera in try await index.cameras() { savedCameras.insert(camera.name) }
+        // Retention deletes files before rows: rows a crash left between point at nothing.
+        for use in try await index.storageUse() {
+            let oldest = try await index.oldestSegments(camera: use.camera, limit: 20)
+            let missing = oldest.prefix { !FileManager.default.fileExists(atPath: absolute($0.path)) }
+            if !missing.isEmpty { try await index.deleteSegments(missing.map(\.path)) }
+        }
     }
 
     private func recorder(for name: String) throws(StorageError) -> CameraRecorder {
@@ -198,6 +212,10 @@ public actor RecordingStore {
         switch outcome {
         case .failed(let error):
             report.writeFailures += 1
+            if error.code == .diskFull {
+                needsSpace = true
+                retentionReport.diskFull += 1
+            }
             absorb(camera)
             return .failed(error)
         case .written, .staged, .stagedAwaitingKeyframe:
@@ -239,6 +257,9 @@ public actor RecordingStore {
     /// The current report.
     public func currentReport() -> StoreReport { report }
 
+    /// What retention has done, and the disk.
+    public func currentRetention() -> RetentionReport { retentionReport }
+
     // MARK: ticks
 
     /// Flushes due fragments, tells the index what reached the disk, and fills in waiting
@@ -252,26 +273,35 @@ public actor RecordingStore {
             absorb(camera)
         }
         await saveIndexUpdates()
+        let now = CaptureTime.monotonicNow
+        if needsSpace || now - lastRetention >= retention.interval.nanoseconds {
+            lastRetention = now
+            await applyRetention()
+        }
         for camera in cameras.values.sorted(by: { $0.name < $1.name }) { await fillPass(camera, force: force) }
         await saveIndexUpdates()
     }
 
+    /// Tells the index what changed. What it cannot take (a full disk) stays queued for the
+    /// next tick.
     private func saveIndexUpdates() async {
-        do {
+        do throws(StorageError) {
             for (name, seen) in cameraSeen {
                 let header = { (kind: MediaKind) in self.cameras[name]?.headers[kind].map { Self.summary($0.description) } }
                 try await index.saveCamera(CameraRecord(name: name, firstSeen: seen.first, lastSeen: seen.last, video: header(.video),
                                                         audio: header(.audio)))
-                savedCameras.insert(name)
+                if let now = cameraSeen[name], now.first == seen.first, now.last == seen.last { cameraSeen.removeValue(forKey: name) }
             }
-            cameraSeen.removeAll()
             for camera in cameras.values {
-                let updates = camera.segmentUpdates
-                camera.segmentUpdates.removeAll()
-                for segment in updates.values.sorted(by: { $0.start < $1.start }) { try await index.saveSegment(segment) }
+                for segment in camera.segmentUpdates.values.sorted(by: { $0.start < $1.start }) {
+                    try await index.saveSegment(segment)
+                    // A newer state that came meanwhile stays queued.
+                    if camera.segmentUpdates[segment.path] == segment { camera.segmentUpdates.removeValue(forKey: segment.path) }
+                }
                 if !camera.removedSegments.isEmpty {
-                    try await index.deleteSegments(camera.removedSegments)
-                    camera.removedSegments.removeAll()
+                    let removed = camera.removedSegments
+                    try await index.deleteSegments(removed)
+                    camera.removedSegments.removeAll { removed.contains($0) }
                 }
             }
             var records: [StreamRecord] = []
@@ -280,9 +310,17 @@ public actor RecordingStore {
                                             header: MediaMessage.header(state.header).encoded(), received: state.durable.ranges))
                 streams[id]?.dirty = false
             }
-            try await index.saveStreams(records)
+            do throws(StorageError) {
+                try await index.saveStreams(records)
+            } catch {
+                for record in records { streams[MediaStreamID(record.stream)]?.dirty = true }
+                throw error
+            }
+            indexFailing = false
         } catch {
-            logger.error("cannot update the index", metadata: ["reason": "\(error.reason)"])
+            if !indexFailing { logger.error("cannot update the index; retrying every tick", metadata: ["reason": "\(error.reason)"]) }
+            indexFailing = true
+            if error.code == .diskFull || error.reason.contains("full") { needsSpace = true }
         }
     }
 
@@ -382,6 +420,7 @@ public actor RecordingStore {
                 }
             } catch {
                 report.writeFailures += 1
+                if error.code == .diskFull { needsSpace = true }
                 logger.error("cannot fill frames into the recording; they wait and are tried again",
                              metadata: ["camera": "\(camera.name)", "reason": "\(error.reason)"])
                 break

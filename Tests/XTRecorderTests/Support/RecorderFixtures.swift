@@ -59,10 +59,10 @@ struct CameraFeed {
     /// `seconds` of 160x120 30 fps H.264 (a keyframe every `gop` frames) and 20 ms Opus frames,
     /// captured from `start`.
     init(camera: String, seconds: Int, start: CaptureTime = CaptureTime(nanoseconds: 1_800_000_000_000_000_000), gop: Int = 60,
-         script: MotionScript = MotionScript()) throws {
-        let source = try SyntheticVideoSource(width: 160, height: 120, frameRate: 30, script: script, pacing: .virtual(start: start))
+         script: MotionScript = MotionScript(), width: Int = 160, height: Int = 120, bitrate: Int = 200_000) throws {
+        let source = try SyntheticVideoSource(width: width, height: height, frameRate: 30, script: script, pacing: .virtual(start: start))
         let microphone = SyntheticAudioSource(pacing: .virtual(start: start))
-        let h264 = try H264Encoder(settings: H264Settings(width: 160, height: 120, frameRate: 30, bitrate: 200_000, gop: gop,
+        let h264 = try H264Encoder(settings: H264Settings(width: width, height: height, frameRate: 30, bitrate: bitrate, gop: gop,
                                                           implementation: .libx264))
         let opus = try OpusEncoder(settings: OpusSettings())
         var coded: [EncodedFrame] = []
