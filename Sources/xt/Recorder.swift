@@ -33,6 +33,15 @@ struct RecorderRun: AsyncParsableCommand {
     @Option(name: .long, help: "Segment length in seconds (cut at the first keyframe after it).")
     var segmentSeconds = 10.0
 
+    @Option(name: .long, help: "Delete recordings older than this many days (0: only when space runs short).")
+    var retentionDays = 30.0
+
+    @Option(name: .long, help: "Keep all recordings under this size (e.g. 500G, 800M; none: no limit).")
+    var maxSize = "none"
+
+    @Option(name: .long, help: "Keep at least this much of the disk free (e.g. 2G).")
+    var minFree = "1G"
+
     @Option(name: .long, help: "Camera channels to record, first-last (video on each agent's channel, audio on the next).")
     var channels = "100-199"
 
@@ -63,7 +72,11 @@ struct RecorderRun: AsyncParsableCommand {
             }
             var segmentSettings = SegmentSettings()
             segmentSettings.segmentDuration = .milliseconds(Int64(segmentSeconds * 1000))
-            let store = try await RecordingStore.open(root: storage, index: database, settings: segmentSettings, logger: logger)
+            var retention = RetentionPolicy()
+            retention.maximumAge = retentionDays > 0 ? .seconds(retentionDays * 86_400) : nil
+            retention.maximumBytes = maxSize == "none" ? nil : try Self.bytes(maxSize, "--max-size")
+            retention.minimumFreeBytes = try Self.bytes(minFree, "--min-free")
+            let store = try await RecordingStore.open(root: storage, index: database, settings: segmentSettings, retention: retention, logger: logger)
             let (host, configuration) = try await self.host.start(node: node, liveDeadline: .milliseconds(deadline), logger: logger)
             let ingest = MediaIngest(store: store, host: host, deadline: .milliseconds(deadline), logger: logger)
             for channel in channelBounds.first!...(channelBounds.last! + 1) { await host.subscribe(channel) }
@@ -85,6 +98,23 @@ struct RecorderRun: AsyncParsableCommand {
             if let report { write(final, to: report) }
             print("recorder stopped: video \(final.video.live) live + \(final.video.backfilled) backfilled, audio \(final.audio.live) live + \(final.audio.backfilled) backfilled; video latency p50 \(final.video.latencyP50Milliseconds) ms, p99 \(final.video.latencyP99Milliseconds) ms")
         }
+    }
+}
+
+extension RecorderRun {
+    /// "500G", "800M", "64K" or plain bytes.
+    static func bytes(_ text: String, _ option: String) throws -> Int64 {
+        let units: [Character: Double] = ["K": 1024, "M": 1_048_576, "G": 1_073_741_824, "T": 1_099_511_627_776]
+        var number = text.uppercased()
+        var scale = 1.0
+        if let last = number.last, let unit = units[last] {
+            scale = unit
+            number.removeLast()
+        }
+        guard let value = Double(number), value >= 0 else {
+            throw CLIError("\(option) '\(text)' is not a size: use e.g. 500G, 800M or a number of bytes")
+        }
+        return Int64(value * scale)
     }
 }
 

@@ -54,7 +54,7 @@ struct AgentCLITests {
 
     func recorder(_ dir: URL, port: Int, log: String = "recorder.log") throws -> Process {
         try CLI.background(["recorder", "--bind", "127.0.0.1", "--ports", "\(port)", "--key", "recorder.key", "--open",
-                            "--storage", "recordings", "--report", "ingest.json"], in: dir, log: log)
+                            "--storage", "recordings", "--report", "ingest.json", "--min-free", "0"], in: dir, log: log)
     }
 
     func agent(_ dir: URL, port: Int, seconds: Int, extra: [String] = []) throws -> Process {

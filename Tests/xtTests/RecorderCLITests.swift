@@ -13,7 +13,7 @@ struct RecorderCLITests {
 
     func start(_ dir: URL, port: Int, extra: [String] = [], log: String = "recorder.log") throws -> Process {
         try CLI.background(["recorder", "--bind", "127.0.0.1", "--ports", "\(port)", "--key", "recorder.key", "--open",
-                            "--storage", "recordings"] + extra, in: dir, log: log)
+                            "--storage", "recordings", "--min-free", "0"] + extra, in: dir, log: log)
     }
 
     func camera(_ dir: URL, _ name: String, id: Int, port: Int, seconds: Int) throws -> Process {
@@ -42,7 +42,7 @@ struct RecorderCLITests {
         }
 
         let restart = try CLI.run(["recorder", "--bind", "127.0.0.1", "--ports", "\(port)", "--key", "recorder.key", "--open",
-                                   "--storage", "recordings", "--seconds", "0.5"], in: dir)
+                                   "--storage", "recordings", "--min-free", "0", "--seconds", "0.5"], in: dir)
         #expect(restart.status == 0, "\(restart.stderr)")
         #expect((restart.stdout + restart.stderr).contains("repaired a segment an unclean stop left"))
 
@@ -70,7 +70,7 @@ struct RecorderCLITests {
         let before = try CLI.timelines(dir, storage: "recordings")
         try FileManager.default.removeItem(at: dir.appendingPathComponent("recordings/index.sqlite"))
         let reindex = try CLI.run(["recorder", "--bind", "127.0.0.1", "--ports", "\(port)", "--key", "recorder.key", "--open",
-                                   "--storage", "recordings", "--reindex", "--seconds", "0"], in: dir)
+                                   "--storage", "recordings", "--min-free", "0", "--reindex", "--seconds", "0"], in: dir)
         #expect(reindex.status == 0, "\(reindex.stderr)")
         #expect(reindex.stdout.contains("reindexed recordings: \(files.count) segments of 2 cameras"), "\(reindex.stdout)")
         let after = try CLI.timelines(dir, storage: "recordings")
