@@ -205,7 +205,7 @@ final class CameraRecorder {
         } else {
             audio = header.description
         }
-        let relative = uniquePath(SegmentFile.relativePath(camera: name, start: start))
+        let relative = SegmentFile.uniquePath(camera: name, start: start, root: root)
         let path = (root as NSString).appendingPathComponent(relative)
         let writer = try SegmentFile.create(at: path, camera: name, start: start, video: video, audio: audio)
         let segment = LiveSegment(writer: writer, record: SegmentRecord(path: relative, camera: name, start: start, end: start, bytes: 0,
@@ -215,16 +215,6 @@ final class CameraRecorder {
         segmentsOpened += 1
         segmentUpdates[relative] = segment.record
         try write(frame, kind: header.description.codec.kind, into: segment)
-    }
-
-    private func uniquePath(_ relative: String) -> String {
-        var candidate = relative
-        var attempt = 1
-        while FileManager.default.fileExists(atPath: (root as NSString).appendingPathComponent(candidate)) {
-            candidate = relative.replacingOccurrences(of: ".mp4", with: "-\(attempt).mp4")
-            attempt += 1
-        }
-        return candidate
     }
 
     private func write(_ frame: MediaFrame, kind: MediaKind, into segment: LiveSegment) throws(StorageError) {

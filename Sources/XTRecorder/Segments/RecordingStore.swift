@@ -510,17 +510,8 @@ public actor RecordingStore {
         var chosen: Set<String> = []
         for (number, piece) in SegmentFile.cut(frames, target: settings.segmentDuration.nanoseconds).enumerated() {
             let start = piece.first!.captureTime.nanoseconds
-            var relative = SegmentFile.relativePath(camera: camera.name, start: start)
-            if number == 0, let owner = unit.owner, owner.start == start {
-                relative = owner.path
-            } else {
-                var attempt = 1
-                let base = relative
-                while chosen.contains(relative) || FileManager.default.fileExists(atPath: absolute(relative)) {
-                    relative = base.replacingOccurrences(of: ".mp4", with: "-\(attempt).mp4")
-                    attempt += 1
-                }
-            }
+            let relative = number == 0 && unit.owner?.start == start ? unit.owner!.path
+                : SegmentFile.uniquePath(camera: camera.name, start: start, root: root, taken: chosen)
             chosen.insert(relative)
             let aside = ".tmp/\(UInt64.random(in: 0...UInt64.max)).mp4"
             let written = try SegmentFile.write(piece, to: absolute(aside), camera: camera.name, video: video, audio: audio,

@@ -23,6 +23,18 @@ public enum SegmentFile {
         return "\(camera)/\(day)/\(hour)/\(name)"
     }
 
+    /// `relativePath`, with "-1", "-2"… added while a file (or a name in `taken`) has it.
+    static func uniquePath(camera: String, start: Int64, root: String, taken: Set<String> = []) -> String {
+        let base = relativePath(camera: camera, start: start)
+        var candidate = base
+        var attempt = 1
+        while taken.contains(candidate) || FileManager.default.fileExists(atPath: (root as NSString).appendingPathComponent(candidate)) {
+            candidate = base.replacingOccurrences(of: ".mp4", with: "-\(attempt).mp4")
+            attempt += 1
+        }
+        return candidate
+    }
+
     /// The frames of a segment and how to decode them.
     public struct Contents: Sendable {
         public var camera: String?
