@@ -1,0 +1,138 @@
+// Motion detection on raw pictures: a coarse map of where the picture differs from the scene's
+// background, robust to what is not motion. The picture's luma is reduced to 96×54 by box
+// averaging (sensor noise averages out), divided by the scene's overall gain against the
+// background (a lighting change moves every pixel alike, so the median ratio absorbs it), and
+// compared with a background that adapts slowly, relative to each pixel's own noise. The
+// result is a 32×18 grid of how much of each cell changed — small enough to travel as
+// metadata from an agent to the recorder, where zones, masks and thresholds are applied.
+import Foundation
+
+/// How much of each cell of a 32×18 grid changed against the background.
+public struct MotionGrid: Hashable, Sendable {
+    public static let columns = 32
+    public static let rows = 18
+
+    /// Row by row: the share of the cell's pixels that changed, 0…255.
+    public var cells: [UInt8]
+    /// When the analysed picture was captured.
+    public var captureTime: CaptureTime
+
+    public init(cells: [UInt8], captureTime: CaptureTime) {
+        self.cells = cells
+        self.captureTime = captureTime
+    }
+
+    /// No change anywhere.
+    public static func still(at time: CaptureTime) -> MotionGrid {
+        MotionGrid(cells: [UInt8](repeating: 0, count: columns * rows), captureTime: time)
+    }
+
+    public subscript(column: Int, row: Int) -> UInt8 { cells[row * Self.columns + column] }
+}
+
+/// The background model of one camera. Feed it pictures of one size in capture order.
+public final class MotionDetector {
+    static let width = 96
+    static let height = 54
+    private var background: [Float] = []
+    private var noise: [Float] = []
+    private var reduced = [Float](repeating: 0, count: width * height)
+    /// Pictures seen (the first only teaches the background).
+    public private(set) var pictures = 0
+    /// The overall gain of the last picture against the background (1: unchanged lighting).
+    public private(set) var gain: Float = 1
+
+    /// A pixel changed when it differs by more than this many times its noise, plus a floor.
+    let noiseFactor: Float = 4
+    let floor: Float = 6
+    /// How fast the background follows: still pixels, and pixels that changed (a parked car
+    /// becomes background in a few minutes).
+    let stillRate: Float = 0.05
+    let changedRate: Float = 0.002
+
+    public init() {}
+
+    /// Analyses one picture (planar YUV or NV12: only luma is read).
+    public func analyze(_ frame: VideoFrame) -> MotionGrid {
+        reduce(frame)
+        pictures += 1
+        guard background.count == reduced.count else {
+            background = reduced
+            noise = [Float](repeating: 2, count: reduced.count)
+            return .still(at: frame.captureTime)
+        }
+        gain = medianRatio()
+        var changed = [Bool](repeating: false, count: reduced.count)
+        for index in reduced.indices {
+            let expected = background[index] * gain
+            let difference = abs(reduced[index] - expected)
+            let isChanged = difference > noiseFactor * noise[index] + floor
+            changed[index] = isChanged
+            let normalized = reduced[index] / max(gain, 0.05)
+            if isChanged {
+                background[index] += (normalized - background[index]) * changedRate
+            } else {
+                background[index] += (normalized - background[index]) * stillRate
+                noise[index] = max(0.5, noise[index] * 0.95 + difference * 0.05)
+            }
+        }
+        let cellWidth = Self.width / MotionGrid.columns, cellHeight = Self.height / MotionGrid.rows
+        var cells = [UInt8](repeating: 0, count: MotionGrid.columns * MotionGrid.rows)
+        for row in 0..<MotionGrid.rows {
+            for column in 0..<MotionGrid.columns {
+                var count = 0
+                for y in (row * cellHeight)..<((row + 1) * cellHeight) {
+                    for x in (column * cellWidth)..<((column + 1) * cellWidth) where changed[y * Self.width + x] { count += 1 }
+                }
+                cells[row * MotionGrid.columns + column] = UInt8(count * 255 / (cellWidth * cellHeight))
+            }
+        }
+        return MotionGrid(cells: cells, captureTime: frame.captureTime)
+    }
+
+    /// Box-averages the luma plane into `reduced`, sampling at most 4×4 points per output pixel.
+    private func reduce(_ frame: VideoFrame) {
+        let width = frame.width, height = frame.height
+        frame.withPlane(0) { plane, stride in
+            guard plane.baseAddress != nil else { return }
+            for y in 0..<Self.height {
+                let top = y * height / Self.height, bottom = max(top + 1, (y + 1) * height / Self.height)
+                let rowStep = max(1, (bottom - top) / 4)
+                for x in 0..<Self.width {
+                    let left = x * width / Self.width, right = max(left + 1, (x + 1) * width / Self.width)
+                    let columnStep = max(1, (right - left) / 4)
+                    var total = 0, samples = 0
+                    var row = top
+                    while row < bottom {
+                        var column = left
+                        let base = row * stride
+                        while column < right {
+                            total += Int(plane[base + column])
+                            samples += 1
+                            column += columnStep
+                        }
+                        row += rowStep
+                    }
+                    reduced[y * Self.width + x] = Float(total) / Float(max(samples, 1))
+                }
+            }
+        }
+    }
+
+    /// The median of picture / background over all pixels (a histogram of ratios 0.25…4).
+    private func medianRatio() -> Float {
+        var histogram = [Int](repeating: 0, count: 512)
+        for index in reduced.indices {
+            let ratio = (reduced[index] + 1) / (background[index] + 1)
+            // log2 ratio in −2…2 over 512 bins
+            let bin = Int(((log2(ratio) + 2) / 4 * 511).rounded())
+            histogram[min(max(bin, 0), 511)] += 1
+        }
+        var seen = 0
+        for (bin, count) in histogram.enumerated() {
+            seen += count
+            if seen * 2 >= reduced.count { return Float(pow(2, Double(bin) / 511 * 4 - 2)) }
+        }
+        return 1
+    }
+}
