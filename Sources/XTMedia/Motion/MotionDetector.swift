@@ -58,7 +58,8 @@ public final class MotionDetector {
         pictures += 1
         guard background.count == reduced.count else {
             background = reduced
-            noise = [Float](repeating: 2, count: reduced.count)
+            // Start cautious: the noise estimate comes down as still pictures teach it.
+            noise = [Float](repeating: 4, count: reduced.count)
             return .still(at: frame.captureTime)
         }
         gain = medianRatio()
