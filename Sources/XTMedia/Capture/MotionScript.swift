@@ -1,8 +1,11 @@
 // Scripted motion for the synthetic camera: objects that cross the picture at set times, so
-// tests and the demo know exactly when motion happens. Written as text in config files:
-//   "10-14:0.1,0.6>0.8,0.6; 40-43:0.7,0.2>0.2,0.3:0.15"
+// tests and the demo know exactly when motion happens, and the things that are not motion
+// (a lighting change, sensor noise). Written as text in config files:
+//   "10-14:0.1,0.6>0.8,0.6; 40-43:0.7,0.2>0.2,0.3:0.15; light 60-70:1.4; noise:20"
 // (from second 10 to 14 an object moves from (0.1,0.6) to (0.8,0.6), in fractions of the
-// picture; an optional last field is its size as a fraction of the picture height).
+// picture; an optional last field is its size as a fraction of the picture height; from 60 s
+// to 70 s the scene's brightness ramps to 1.4 times and stays there until another ramp; every
+// pixel gets up to ±20 of independent noise in every picture).
 import Foundation
 
 /// One object's scripted movement.
@@ -41,22 +44,74 @@ public struct ScriptedMotion: Hashable, Sendable {
     }
 }
 
+/// A change of the scene's brightness: from `start` to `end` seconds it ramps to `gain`.
+public struct LightRamp: Hashable, Sendable {
+    public var start: Double
+    public var end: Double
+    public var gain: Double
+
+    public init(start: Double, end: Double, gain: Double) {
+        self.start = start
+        self.end = end
+        self.gain = gain
+    }
+}
+
 /// The whole script: movements, repeated every `period` seconds when a period is given.
 public struct MotionScript: Hashable, Sendable {
     public var motions: [ScriptedMotion]
     /// Seconds after which the script starts again; nil plays it once.
     public var period: Double?
+    /// Brightness changes, in time order.
+    public var lights: [LightRamp]
+    /// Up to this much independent noise on every pixel of every picture (0: none).
+    public var noise: Int
 
-    public init(motions: [ScriptedMotion] = [], period: Double? = nil) {
+    public init(motions: [ScriptedMotion] = [], period: Double? = nil, lights: [LightRamp] = [], noise: Int = 0) {
         self.motions = motions
         self.period = period
+        self.lights = lights.sorted { $0.start < $1.start }
+        self.noise = noise
+    }
+
+    /// Whether the picture is lit or noisy (then every picture is drawn whole).
+    public var altersScene: Bool { !lights.isEmpty || noise > 0 }
+
+    /// The scene's brightness at `time` (1: as drawn).
+    public func gain(at time: Double) -> Double {
+        let local = period.map { time.truncatingRemainder(dividingBy: $0) } ?? time
+        var gain = 1.0
+        for ramp in lights {
+            if local >= ramp.end { gain = ramp.gain; continue }
+            if local > ramp.start { gain += (ramp.gain - gain) * (local - ramp.start) / (ramp.end - ramp.start) }
+            break
+        }
+        return gain
     }
 
     /// Parses the config form, "start-end:x,y>x,y[:size]; ...".
     /// - Throws: ``MediaError`` naming the entry that does not parse.
     public init(parsing text: String, period: Double? = nil) throws(MediaError) {
         var motions: [ScriptedMotion] = []
+        var lights: [LightRamp] = []
+        var noise = 0
         for entry in text.split(separator: ";").map({ $0.trimmingCharacters(in: .whitespaces) }) where !entry.isEmpty {
+            if entry.hasPrefix("light") {
+                let fields = entry.dropFirst(5).trimmingCharacters(in: .whitespaces).split(separator: ":")
+                let times = fields.first?.split(separator: "-").compactMap { Double($0) } ?? []
+                guard fields.count == 2, times.count == 2, times[0] < times[1], let gain = Double(fields[1]), gain > 0, gain <= 4 else {
+                    throw .invalidConfiguration("light entry '\(entry)' does not parse: write light start-end:gain, for example light 60-70:1.4")
+                }
+                lights.append(LightRamp(start: times[0], end: times[1], gain: gain))
+                continue
+            }
+            if entry.hasPrefix("noise") {
+                guard let amount = Int(entry.dropFirst(5).trimmingCharacters(in: CharacterSet(charactersIn: ": "))), (0...128).contains(amount) else {
+                    throw .invalidConfiguration("noise entry '\(entry)' does not parse: write noise:N with N from 0 to 128")
+                }
+                noise = amount
+                continue
+            }
             let fields = entry.split(separator: ":").map(String.init)
             let times = fields.first?.split(separator: "-").compactMap { Double($0) } ?? []
             let path = fields.count > 1 ? fields[1].split(separator: ">").map { $0.split(separator: ",").compactMap { Double($0) } } : []
@@ -69,7 +124,7 @@ public struct MotionScript: Hashable, Sendable {
                                           to: (path[1][0], path[1][1]), size: size))
         }
         if let period, period <= 0 { throw .invalidConfiguration("the motion period must be positive seconds") }
-        self.init(motions: motions, period: period)
+        self.init(motions: motions, period: period, lights: lights, noise: noise)
     }
 
     /// The objects in the picture at stream time `time` (seconds since the source started).

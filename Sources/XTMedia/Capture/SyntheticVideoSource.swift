@@ -78,7 +78,7 @@ public final class SyntheticVideoSource: VideoSource {
         // A picture drawn before needs only its objects' old places restored: the clock, the bar
         // code and the marker are drawn whole every time.
         let identity = ObjectIdentifier(frame)
-        if let previous = objectsDrawn[identity] {
+        if let previous = objectsDrawn[identity], !script.altersScene {
             for area in previous { restore(frame, area) }
         } else {
             restore(frame, (0, 0, width, height))
@@ -91,6 +91,7 @@ public final class SyntheticVideoSource: VideoSource {
             drawn.append(area)
         }
         objectsDrawn[identity] = drawn
+        if script.altersScene { light(frame, gain: script.gain(at: time)) }
         let marker = streamNanoseconds % 1_000_000_000 < Self.markerNanoseconds
         let markerSide = max(height / 12, 8)
         fill(frame, x: width - markerSide - markerSide / 2, y: markerSide / 2, width: markerSide, height: markerSide,
@@ -103,6 +104,32 @@ public final class SyntheticVideoSource: VideoSource {
 
     /// Where each pooled picture has objects drawn (x, y, width, height).
     private var objectsDrawn: [ObjectIdentifier: [(Int, Int, Int, Int)]] = [:]
+
+    /// State of the noise generator (xorshift: fast, and the same pictures every run).
+    private var noiseState: UInt64 = 0x9E37_79B9_7F4A_7C15
+
+    /// Scales the scene's luma by `gain` and adds the script's sensor noise.
+    private func light(_ frame: VideoFrame, gain: Double) {
+        let amount = script.noise
+        let scale = Int(gain * 256)
+        var state = noiseState
+        frame.withPlane(0) { plane, stride in
+            for row in 0..<height {
+                let base = row * stride
+                for column in 0..<width {
+                    var value = Int(plane[base + column]) * scale >> 8
+                    if amount > 0 {
+                        state ^= state << 13
+                        state ^= state >> 7
+                        state ^= state << 17
+                        value += Int(state % UInt64(2 * amount + 1)) - amount
+                    }
+                    plane[base + column] = UInt8(clamping: value)
+                }
+            }
+        }
+        noiseState = state
+    }
 
     /// Puts the background back in a rectangle.
     private func restore(_ frame: VideoFrame, _ area: (Int, Int, Int, Int)) {

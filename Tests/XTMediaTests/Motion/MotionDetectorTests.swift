@@ -7,28 +7,13 @@ import Testing
 @Suite struct MotionDetectorTests {
     let start = CaptureTime(nanoseconds: 1_700_000_000_000_000_000)
 
-    /// Pictures of the test pattern, each changed by `alter` (picture number, luma plane, stride).
-    func pictures(_ count: Int, script: MotionScript = MotionScript(), alter: ((Int, UnsafeMutableBufferPointer<UInt8>, Int) -> Void)? = nil)
-        throws -> [MotionGrid] {
+    /// The detector's grids for pictures of the test pattern.
+    func pictures(_ count: Int, script: MotionScript = MotionScript()) throws -> [MotionGrid] {
         let source = try SyntheticVideoSource(width: 320, height: 180, frameRate: 10, script: script, pacing: .virtual(start: start))
         let detector = MotionDetector()
         var grids: [MotionGrid] = []
         for number in 0..<count {
-            guard case .raw(let drawn) = try source.next() else { return grids }
-            var picture = drawn
-            if let alter {
-                // The source reuses its pictures: alter a copy.
-                picture = try VideoFrame(width: drawn.width, height: drawn.height, captureTime: drawn.captureTime)
-                drawn.withPlane(0) { source, sourceStride in
-                    picture.withPlane(0) { target, targetStride in
-                        for row in 0..<drawn.height {
-                            UnsafeMutableRawPointer(target.baseAddress! + row * targetStride)
-                                .copyMemory(from: source.baseAddress! + row * sourceStride, byteCount: drawn.width)
-                        }
-                        alter(number, target, targetStride)
-                    }
-                }
-            }
+            guard case .raw(let picture) = try source.next() else { return grids }
             grids.append(detector.analyze(picture))
         }
         return grids
@@ -56,22 +41,23 @@ import Testing
     }
 
     @Test func lightingAndNoiseAreNotMotion() throws {
-        // The whole scene brightens by 40% over three seconds.
-        let ramp = try pictures(60) { number, plane, stride in
-            let gain = 1 + 0.4 * min(max(Double(number - 10) / 30, 0), 1)
-            for row in 0..<180 { for column in 0..<320 { plane[row * stride + column] = UInt8(min(255, Double(plane[row * stride + column]) * gain)) } }
-        }
+        // The whole scene brightens by 40% over three seconds, then dims back.
+        let ramp = try pictures(80, script: MotionScript(parsing: "light 1-4:1.4; light 5-7:1"))
         #expect(ramp.allSatisfy { changed($0).isEmpty }, "\(ramp.map { changed($0).count })")
         // Heavy sensor noise (±24 per pixel, independent every picture).
-        var generator = SystemRandomNumberGenerator()
-        let noisy = try pictures(40) { _, plane, stride in
-            for row in 0..<180 {
-                for column in 0..<320 {
-                    let value = Int(plane[row * stride + column]) + Int.random(in: -24...24, using: &generator)
-                    plane[row * stride + column] = UInt8(clamping: value)
-                }
-            }
-        }
+        let noisy = try pictures(40, script: MotionScript(parsing: "noise:24"))
         #expect(noisy.allSatisfy { changed($0).isEmpty }, "\(noisy.map { changed($0).count })")
+        // And an object still shows through both.
+        let both = try pictures(60, script: MotionScript(parsing: "3-5:0.2,0.5>0.8,0.5:0.2; light 0-6:1.3; noise:24"))
+        #expect(both[35...45].allSatisfy { !changed($0).isEmpty })
+        #expect(both[10...29].allSatisfy { changed($0).isEmpty })
+    }
+
+    @Test func theScriptParsesItsDistractors() throws {
+        let script = try MotionScript(parsing: "light 60-70:1.4; noise:20; 1-2:0.1,0.1>0.2,0.2")
+        #expect(script.noise == 20 && script.lights == [LightRamp(start: 60, end: 70, gain: 1.4)] && script.motions.count == 1)
+        #expect(script.gain(at: 50) == 1 && abs(script.gain(at: 65) - 1.2) < 1e-9 && script.gain(at: 80) == 1.4)
+        #expect(throws: MediaError.self) { try MotionScript(parsing: "light 60:1.4") }
+        #expect(throws: MediaError.self) { try MotionScript(parsing: "noise:500") }
     }
 }
