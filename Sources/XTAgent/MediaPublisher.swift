@@ -148,7 +148,7 @@ public actor MediaPublisher {
                 lastKeyframeRequest = now
                 onKeyframeRequest()
             }
-        case .header, .frame, .inventory:
+        case .header, .frame, .inventory, .motion:
             break
         }
     }

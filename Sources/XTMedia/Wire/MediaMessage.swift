@@ -4,7 +4,8 @@
 //   agent → recorder (bulk lane): frames the recorder missed (backfill);
 //   agent → recorder (control): an inventory of what its ring buffer holds;
 //   recorder → agent: receipts (which frames of each stream it has);
-//   viewer or recorder → agent: a keyframe request.
+//   viewer or recorder → agent: a keyframe request;
+//   agent → recorder (control): motion grids of its raw pictures.
 
 /// A stream: one camera's video or audio from one start of its agent.
 public struct MediaStreamID: Hashable, Sendable, Comparable, CustomStringConvertible {
@@ -77,6 +78,8 @@ public enum MediaMessage: Hashable, Sendable {
     case keyframeRequest(camera: String)
     case inventory(camera: String, [InventoryEntry])
     case receipt([ReceiptEntry])
+    /// Where a camera's picture changed (the agent's motion detector, a few times a second).
+    case motion(camera: String, MotionGrid)
 
     /// Version of this format, the first byte of every message.
     public static let version: UInt8 = 1
@@ -84,7 +87,7 @@ public enum MediaMessage: Hashable, Sendable {
     public static let maximumReceiptRanges = 512
 
     private enum Kind: UInt8 {
-        case header = 1, frame = 2, keyframeRequest = 3, inventory = 4, receipt = 5
+        case header = 1, frame = 2, keyframeRequest = 3, inventory = 4, receipt = 5, motion = 6
     }
 
     public func encoded() -> [UInt8] {
@@ -127,6 +130,13 @@ public enum MediaMessage: Hashable, Sendable {
                     writer.u64(range.upperBound)
                 }
             }
+        case .motion(let camera, let grid):
+            writer.u8(Kind.motion.rawValue)
+            writer.text(camera)
+            writer.i64(grid.captureTime.nanoseconds)
+            writer.u8(UInt8(MotionGrid.columns))
+            writer.u8(UInt8(MotionGrid.rows))
+            writer.bytes += grid.cells
         }
         return writer.bytes
     }
@@ -181,6 +191,14 @@ public enum MediaMessage: Hashable, Sendable {
                 entries.append(ReceiptEntry(stream: stream, ranges: ranges))
             }
             message = .receipt(entries)
+        case .motion:
+            let camera = try reader.text()
+            let time = CaptureTime(nanoseconds: try reader.i64())
+            let columns = Int(try reader.u8()), rows = Int(try reader.u8())
+            guard columns == MotionGrid.columns, rows == MotionGrid.rows, reader.remaining == columns * rows else {
+                throw .malformed("a motion grid of \(columns)×\(rows) cells is not the \(MotionGrid.columns)×\(MotionGrid.rows) this build reads")
+            }
+            message = .motion(camera: camera, MotionGrid(cells: reader.rest(), captureTime: time))
         }
         guard reader.remaining == 0 else { throw .malformed("\(reader.remaining) bytes follow a media message") }
         return message

@@ -94,7 +94,7 @@ public actor MediaIngest {
             report.receipts += 1
             let receipt = await store.receipt(for: entries)
             try? await host?.send(MediaMessage.receipt(receipt).encoded(), to: envelope.route.from, channel: envelope.route.channel)
-        case .receipt, .keyframeRequest:
+        case .receipt, .keyframeRequest, .motion:
             break
         }
     }

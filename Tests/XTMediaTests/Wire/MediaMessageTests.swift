@@ -18,6 +18,8 @@ import Testing
         .keyframeRequest(camera: "porch"),
         .inventory(camera: "porch", [InventoryEntry(header: header, first: 3, last: 900)]),
         .receipt([ReceiptEntry(stream: MediaStreamID(7), ranges: [0...10, 12...40]), ReceiptEntry(stream: MediaStreamID(8), ranges: [])]),
+        .motion(camera: "porch", MotionGrid(cells: (0..<(MotionGrid.columns * MotionGrid.rows)).map { UInt8($0 % 256) },
+                                            captureTime: CaptureTime(nanoseconds: 1_700_000_000_500_000_000))),
     ]
 
     @Test func everyMessageRoundTrips() throws {
