@@ -53,11 +53,16 @@ public actor Agent {
                                  directory: configuration.ringOnDisk ? configuration.ringDirectory : nil)
         let (outputs, continuation) = AsyncStream<PipelineOutput>.makeStream()
         self.outputs = continuation
+        // Grids are only worth their latest: a backlog keeps the newest few.
+        let (grids, gridContinuation) = AsyncStream<MotionGrid>.makeStream(bufferingPolicy: .bufferingNewest(8))
+        self.grids = gridContinuation
         var video: CapturePipeline?
         if configuration.video != .none {
             let open = try Sources.video(configuration)
             video = CapturePipeline.video(name: "\(configuration.cameraName) video (\(configuration.video))", settings: configuration.h264,
-                                          logger: logger, open: open) { continuation.yield($0) }
+                                          logger: logger, open: open,
+                                          motionInterval: configuration.motionFPS > 0 ? .milliseconds(1000 / configuration.motionFPS) : nil,
+                                          motion: { gridContinuation.yield($0) }) { continuation.yield($0) }
             pipelines.append(video!)
         }
         if configuration.audio != .none {
@@ -76,6 +81,9 @@ public actor Agent {
         tasks.append(Task { [node] in
             for await envelope in node.messages { await publisher.handle(envelope) }
         })
+        tasks.append(Task {
+            for await grid in grids { await publisher.publish(grid) }
+        })
         tasks.append(Task { [node] in
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(1))
@@ -93,6 +101,7 @@ public actor Agent {
     public func stop() async {
         for pipeline in pipelines { await pipeline.stop() }
         outputs?.finish()
+        grids?.finish()
         if let publishing = tasks.first { await publishing.value }  // every captured frame is numbered and kept
         if await node.isConnected, let publisher, await publisher.flush() {
             try? await Task.sleep(for: .milliseconds(500))  // the last backfill leaves the send buffer
@@ -102,6 +111,7 @@ public actor Agent {
     }
 
     private var outputs: AsyncStream<PipelineOutput>.Continuation?
+    private var grids: AsyncStream<MotionGrid>.Continuation?
 
     /// Counters so far.
     public func report() async -> AgentReport {

@@ -109,6 +109,8 @@ public struct AgentConfiguration: KeyValueSettings, Hashable, Sendable {
     public var ringMegabytes = 512
     /// Scripted motion for the synthetic camera.
     public var motion = MotionScript()
+    /// Raw pictures analysed for motion per second (0: none; the recorder then detects).
+    public var motionFPS = 5
 
     public init() {
         node.channel = 100
@@ -123,7 +125,8 @@ public struct AgentConfiguration: KeyValueSettings, Hashable, Sendable {
         ("audio-channels", "1 or 2"), ("audio-rate", "8000, 12000, 16000, 24000 or 48000"), ("audio-bitrate", "audio kbit/s"),
         ("deadline", "milliseconds, 50…10000"), ("multicast", "yes or no"), ("ring", "ram or disk"),
         ("ring-directory", "a directory"), ("ring-minutes", "minutes, 0.1…1440"), ("ring-megabytes", "MiB, 1…65536"),
-        ("motion", "start-end:x,y>x,y[:size]; ..."), ("motion-period", "seconds"),
+        ("motion", "start-end:x,y>x,y[:size]; light start-end:gain; noise:N; ..."), ("motion-period", "seconds"),
+        ("motion-fps", "pictures analysed for motion per second, 0…30 (0: the recorder detects)"),
     ] + NodeConfiguration.keys
 
     public mutating func set(_ key: String, _ value: String) throws(NodeConfigurationError) {
@@ -189,6 +192,7 @@ public struct AgentConfiguration: KeyValueSettings, Hashable, Sendable {
         case "motion-period":
             guard let seconds = Double(value), seconds > 0 else { throw bad }
             motion.period = seconds
+        case "motion-fps": motionFPS = try integer(0...30)
         case "channel":
             try node.set(key, value)
             channel = node.channel

@@ -36,12 +36,17 @@ public final class CapturePipeline: Sendable {
     }
 
     /// A video pipeline: pictures from `open()`'s source, encoded with `settings` (or passed
-    /// through when the source already gives H.264).
+    /// through when the source already gives H.264). With `motionInterval`, raw pictures that
+    /// far apart also go through a motion detector and its grids to `motion` (a camera that
+    /// gives H.264 has no raw pictures: the recorder decodes and detects for it).
     public static func video(name: String, settings: H264Settings, logger: Logger,
                              open: @escaping @Sendable () throws(MediaError) -> any VideoSource,
+                             motionInterval: Duration? = nil, motion: @escaping @Sendable (MotionGrid) -> Void = { _ in },
                              output: @escaping @Sendable (PipelineOutput) -> Void) -> CapturePipeline {
         CapturePipeline(name: name) { pipeline in
             var encoder: H264Encoder?
+            let detector = MotionDetector()
+            var lastAnalysis = Int64.min / 2
             pipeline.run(logger: logger, open: open) { (source: any VideoSource) throws(MediaError) in
                 let captured = try source.next()
                 pipeline.state.withLock { $0.captured += 1 }
@@ -53,6 +58,10 @@ public final class CapturePipeline: Sendable {
                         logger.info("video encoder open", metadata: ["encoder": "\(encoder!.name)", "camera": "\(name)",
                                                                      "size": "\(settings.width)x\(settings.height)", "fps": "\(settings.frameRate)",
                                                                      "bitrate": "\(settings.bitrate)"])
+                    }
+                    if let motionInterval, frame.captureTime.nanoseconds - lastAnalysis >= motionInterval.nanoseconds - 5_000_000 {
+                        lastAnalysis = frame.captureTime.nanoseconds
+                        motion(detector.analyze(frame))
                     }
                     frame.forceKeyframe = wantKeyframe
                     for coded in try encoder!.encode(frame) {

@@ -22,6 +22,8 @@ public struct PublisherStats: Sendable, Equatable, Codable {
     public var ringFailures = 0
     /// Frames and bytes sent again from the ring.
     public var backfilledFrames = 0
+    /// Motion grids sent.
+    public var motionGrids = 0
     public var backfilledBytes = 0
     public var receipts = 0
     public var keyframeRequests = 0
@@ -79,6 +81,18 @@ public actor MediaPublisher {
     // MARK: - Live
 
     /// Numbers, keeps and (if in time and connected) sends one coded frame.
+    /// Sends a motion grid to the recorder (dropped while it is away: motion is news only while fresh).
+    public func publish(_ grid: MotionGrid) async {
+        guard await node.isConnected else { return }
+        do {
+            try await node.send(MediaMessage.motion(camera: camera, grid).encoded(), routeCode: .unicast, toName: Router.hostName,
+                                channel: videoChannel, lane: .control)
+            stats.motionGrids += 1
+        } catch {
+            return
+        }
+    }
+
     public func publish(_ output: PipelineOutput) async {
         let kind = output.frame.codec.kind
         if streams[kind]?.header.description != output.description {
