@@ -110,7 +110,7 @@ public struct AgentConfiguration: KeyValueSettings, Hashable, Sendable {
     /// Scripted motion for the synthetic camera.
     public var motion = MotionScript()
     /// Raw pictures analysed for motion per second (0: none; the recorder then detects).
-    public var motionFPS = 5
+    public var motionFPS = 10
 
     public init() {
         node.channel = 100

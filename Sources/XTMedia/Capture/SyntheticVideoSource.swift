@@ -117,7 +117,7 @@ public final class SyntheticVideoSource: VideoSource {
             for row in 0..<height {
                 let base = row * stride
                 for column in 0..<width {
-                    var value = Int(plane[base + column]) * scale >> 8
+                    var value = (Int(plane[base + column]) * scale) >> 8
                     if amount > 0 {
                         state ^= state << 13
                         state ^= state >> 7

@@ -49,6 +49,8 @@ public final class MotionDetector {
     /// becomes background in a few minutes).
     let stillRate: Float = 0.05
     let changedRate: Float = 0.002
+    /// Luma at which a reduced pixel counts as blown out.
+    static let saturation: Float = 240
 
     public init() {}
 
@@ -67,14 +69,20 @@ public final class MotionDetector {
         for index in reduced.indices {
             let expected = background[index] * gain
             let difference = abs(reduced[index] - expected)
-            let isChanged = difference > noiseFactor * noise[index] + floor
+            // A pixel at the top of the range (blown out, or expected to be) says little about
+            // the scene: it neither counts as motion nor teaches the background.
+            let saturated = reduced[index] >= Self.saturation
+            let clipped = expected >= Self.saturation || (saturated && expected >= 200)
+            let isChanged = !clipped && difference > noiseFactor * noise[index] + floor
             changed[index] = isChanged
             let normalized = reduced[index] / max(gain, 0.05)
-            if isChanged {
+            if saturated {
+                continue
+            } else if isChanged {
                 background[index] += (normalized - background[index]) * changedRate
             } else {
                 background[index] += (normalized - background[index]) * stillRate
-                noise[index] = max(0.5, noise[index] * 0.95 + difference * 0.05)
+                if !clipped { noise[index] = max(0.5, noise[index] * 0.95 + difference * 0.05) }
             }
         }
         let cellWidth = Self.width / MotionGrid.columns, cellHeight = Self.height / MotionGrid.rows
@@ -123,16 +131,18 @@ public final class MotionDetector {
     /// The median of picture / background over all pixels (a histogram of ratios 0.25…4).
     private func medianRatio() -> Float {
         var histogram = [Int](repeating: 0, count: 512)
-        for index in reduced.indices {
+        for index in reduced.indices where reduced[index] < Self.saturation {
             let ratio = (reduced[index] + 1) / (background[index] + 1)
             // log2 ratio in −2…2 over 512 bins
             let bin = Int(((log2(ratio) + 2) / 4 * 511).rounded())
             histogram[min(max(bin, 0), 511)] += 1
         }
+        let total = histogram.reduce(0, +)
+        guard total > 0 else { return gain }
         var seen = 0
         for (bin, count) in histogram.enumerated() {
             seen += count
-            if seen * 2 >= reduced.count { return Float(pow(2, Double(bin) / 511 * 4 - 2)) }
+            if seen * 2 >= total { return Float(pow(2, Double(bin) / 511 * 4 - 2)) }
         }
         return 1
     }

@@ -57,6 +57,12 @@ import Testing
         let script = try MotionScript(parsing: "light 60-70:1.4; noise:20; 1-2:0.1,0.1>0.2,0.2")
         #expect(script.noise == 20 && script.lights == [LightRamp(start: 60, end: 70, gain: 1.4)] && script.motions.count == 1)
         #expect(script.gain(at: 50) == 1 && abs(script.gain(at: 65) - 1.2) < 1e-9 && script.gain(at: 80) == 1.4)
+        // The source really draws it: the scene is 1.2 times as bright after the ramp.
+        let source = try SyntheticVideoSource(width: 160, height: 120, frameRate: 10, script: MotionScript(parsing: "light 0.5-1:1.2"),
+                                              pacing: .virtual(start: start))
+        var means: [Double] = []
+        for _ in 0..<20 { if case .raw(let picture) = try source.next() { means.append(picture.meanLuma(y: 20, height: 80)) } }
+        #expect(abs(means[19] / means[0] - 1.2) < 0.03, "\(means)")
         #expect(throws: MediaError.self) { try MotionScript(parsing: "light 60:1.4") }
         #expect(throws: MediaError.self) { try MotionScript(parsing: "noise:500") }
     }
