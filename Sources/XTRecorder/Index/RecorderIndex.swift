@@ -100,6 +100,37 @@ public struct FileMove: Sendable, Equatable {
     }
 }
 
+/// A motion event as the index keeps it.
+public struct EventRecord: Sendable, Equatable, Codable {
+    /// Given by the index when first saved.
+    public var id: Int64?
+    public var camera: String
+    public var zone: String
+    /// Capture times (ns): the motion, and the stretch of recording kept with it (pre- and post-roll).
+    public var start: Int64
+    public var end: Int64?
+    public var clipStart: Int64
+    public var clipEnd: Int64?
+    public var peakTime: Int64
+    public var peakScore: Double
+    /// The JPEG snapshot, relative to the storage root (nil until written).
+    public var snapshot: String?
+
+    public init(id: Int64? = nil, camera: String, zone: String, start: Int64, end: Int64? = nil, clipStart: Int64, clipEnd: Int64? = nil,
+                peakTime: Int64, peakScore: Double, snapshot: String? = nil) {
+        self.id = id
+        self.camera = camera
+        self.zone = zone
+        self.start = start
+        self.end = end
+        self.clipStart = clipStart
+        self.clipEnd = clipEnd
+        self.peakTime = peakTime
+        self.peakScore = peakScore
+        self.snapshot = snapshot
+    }
+}
+
 /// Disk use of the recordings, per camera.
 public struct StorageUse: Sendable, Equatable {
     public var camera: String
@@ -146,4 +177,13 @@ public protocol RecorderIndex: Sendable {
 
     /// Forgets every segment, gap, stream and move (before a rebuild from the files).
     func clearRecordings() async throws(StorageError)
+
+    /// Adds an event (returning it with its id) or updates one that has an id.
+    func saveEvent(_ event: EventRecord) async throws(StorageError) -> EventRecord
+    /// A camera's (or every camera's) events overlapping a time range, oldest first.
+    func events(camera: String?, from: Int64?, to: Int64?) async throws(StorageError) -> [EventRecord]
+    /// Events still open (a recorder that stopped uncleanly leaves them so).
+    func openEvents() async throws(StorageError) -> [EventRecord]
+    /// Removes events whose clips ended before `time` (their recording is gone).
+    func deleteEvents(endingBefore time: Int64, camera: String?) async throws(StorageError) -> [EventRecord]
 }

@@ -72,6 +72,21 @@ public final class SQLiteIndex: RecorderIndex {
                 table.column("source", .text).notNull()
             }
         }
+        migrator.registerMigration("v2 events") { db in
+            try db.create(table: "event") { table in
+                table.autoIncrementedPrimaryKey("id")
+                table.column("camera", .text).notNull()
+                table.column("zone", .text).notNull()
+                table.column("start", .integer).notNull()
+                table.column("end", .integer)
+                table.column("clipStart", .integer).notNull()
+                table.column("clipEnd", .integer)
+                table.column("peakTime", .integer).notNull()
+                table.column("peakScore", .double).notNull()
+                table.column("snapshot", .text)
+            }
+            try db.create(index: "event_by_time", on: "event", columns: ["camera", "start"])
+        }
         return migrator
     }
 
@@ -280,6 +295,59 @@ public final class SQLiteIndex: RecorderIndex {
         guard !moves.isEmpty else { return }
         try await write("confirming file moves") { db in
             for move in moves { try db.execute(sql: "DELETE FROM fileMove WHERE target = ?", arguments: [move.to]) }
+        }
+    }
+
+    // MARK: events
+
+    private static func event(_ row: Row) -> EventRecord {
+        EventRecord(id: row["id"], camera: row["camera"], zone: row["zone"], start: row["start"], end: row["end"], clipStart: row["clipStart"],
+                    clipEnd: row["clipEnd"], peakTime: row["peakTime"], peakScore: row["peakScore"], snapshot: row["snapshot"])
+    }
+
+    public func saveEvent(_ event: EventRecord) async throws(StorageError) -> EventRecord {
+        try await write("saving an event of \(event.camera)") { db in
+            var saved = event
+            if let id = event.id {
+                try db.execute(sql: """
+                    UPDATE event SET zone = ?, start = ?, "end" = ?, clipStart = ?, clipEnd = ?, peakTime = ?, peakScore = ?, snapshot = ?
+                    WHERE id = ?
+                    """, arguments: [event.zone, event.start, event.end, event.clipStart, event.clipEnd, event.peakTime, event.peakScore,
+                                     event.snapshot, id])
+            } else {
+                try db.execute(sql: """
+                    INSERT INTO event (camera, zone, start, "end", clipStart, clipEnd, peakTime, peakScore, snapshot)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [event.camera, event.zone, event.start, event.end, event.clipStart, event.clipEnd, event.peakTime,
+                                     event.peakScore, event.snapshot])
+                saved.id = db.lastInsertedRowID
+            }
+            return saved
+        }
+    }
+
+    public func events(camera: String?, from: Int64?, to: Int64?) async throws(StorageError) -> [EventRecord] {
+        try await read("listing events") { db in
+            try Row.fetchAll(db, sql: """
+                SELECT * FROM event WHERE (?1 IS NULL OR camera = ?1) AND (?2 IS NULL OR coalesce("end", start) >= ?2)
+                  AND (?3 IS NULL OR start <= ?3) ORDER BY start, id
+                """, arguments: [camera, from, to]).map(Self.event)
+        }
+    }
+
+    public func openEvents() async throws(StorageError) -> [EventRecord] {
+        try await read("listing open events") { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM event WHERE \"end\" IS NULL ORDER BY start").map(Self.event)
+        }
+    }
+
+    public func deleteEvents(endingBefore time: Int64, camera: String?) async throws(StorageError) -> [EventRecord] {
+        try await write("deleting old events") { db in
+            let old = try Row.fetchAll(db, sql: """
+                SELECT * FROM event WHERE (?1 IS NULL OR camera = ?1) AND clipEnd IS NOT NULL AND clipEnd < ?2
+                """, arguments: [camera, time]).map(Self.event)
+            for event in old { try db.execute(sql: "DELETE FROM event WHERE id = ?", arguments: [event.id]) }
+            return old
         }
     }
 
