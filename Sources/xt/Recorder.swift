@@ -78,7 +78,9 @@ struct RecorderRun: AsyncParsableCommand {
             retention.minimumFreeBytes = try Self.bytes(minFree, "--min-free")
             let store = try await RecordingStore.open(root: storage, index: database, settings: segmentSettings, retention: retention, logger: logger)
             let (host, configuration) = try await self.host.start(node: node, liveDeadline: .milliseconds(deadline), logger: logger)
-            let ingest = MediaIngest(store: store, host: host, deadline: .milliseconds(deadline), logger: logger)
+            let monitor = MotionMonitor(store: store, logger: logger)
+            await monitor.recover()
+            let ingest = MediaIngest(store: store, monitor: monitor, host: host, deadline: .milliseconds(deadline), logger: logger)
             for channel in channelBounds.first!...(channelBounds.last! + 1) { await host.subscribe(channel) }
             print("recorder listening on \(host.endpoint.localAddress) as \(configuration.identity.publicKey)\(self.host.open ? " (open mode)" : ""), recording channels \(channels) into \(storage) (\(await store.streamCount) streams already there)")
             let consumer = Task { await ingest.run() }
@@ -93,6 +95,7 @@ struct RecorderRun: AsyncParsableCommand {
             reporter.cancel()
             await host.stop()
             _ = await consumer.value
+            await monitor.finish()
             events.cancel()
             let final = await ingest.currentReport()
             if let report { write(final, to: report) }

@@ -30,6 +30,7 @@ public struct IngestReport: Sendable, Codable, Equatable {
     /// Frames the disk could not take (the agent sends them again).
     public var storeFailures = 0
     public var malformed = 0
+    public var motionGrids = 0
     /// What the storage did with them.
     public var store = StoreReport()
 }
@@ -38,6 +39,8 @@ public struct IngestReport: Sendable, Codable, Equatable {
 /// the ``RecordingStore``, answers inventories with receipts and measures live latency.
 public actor MediaIngest {
     public let store: RecordingStore
+    /// Where motion grids go (none: they are dropped).
+    public let monitor: MotionMonitor?
     private let host: NetHost?
     private let deadlineNanoseconds: Int64
     private let logger: Logger
@@ -49,8 +52,9 @@ public actor MediaIngest {
     private var keyframeAsked: [String: Int64] = [:]
 
     /// An ingest recording into `store`, answering through `host` (none in tests).
-    public init(store: RecordingStore, host: NetHost?, deadline: Duration = .milliseconds(500), logger: Logger) {
+    public init(store: RecordingStore, monitor: MotionMonitor? = nil, host: NetHost?, deadline: Duration = .milliseconds(500), logger: Logger) {
         self.store = store
+        self.monitor = monitor
         self.host = host
         deadlineNanoseconds = deadline.nanoseconds
         self.logger = logger
@@ -83,7 +87,9 @@ public actor MediaIngest {
         switch message {
         case .header(let header):
             do {
-                try await store.note(sanitized(header))
+                var header = header
+                header.camera = Self.sanitized(header.camera)
+                try await store.note(header)
             } catch {
                 report.storeFailures += 1
                 logger.error("cannot record a stream", metadata: ["camera": "\(header.camera)", "reason": "\(error.reason)"])
@@ -94,7 +100,10 @@ public actor MediaIngest {
             report.receipts += 1
             let receipt = await store.receipt(for: entries)
             try? await host?.send(MediaMessage.receipt(receipt).encoded(), to: envelope.route.from, channel: envelope.route.channel)
-        case .receipt, .keyframeRequest, .motion:
+        case .motion(let camera, let grid):
+            report.motionGrids += 1
+            await monitor?.take(camera: Self.sanitized(camera), grid: grid)
+        case .receipt, .keyframeRequest:
             break
         }
     }
@@ -144,12 +153,10 @@ public actor MediaIngest {
     }
 
     /// Camera names become directory names: nothing that climbs out of the root.
-    private func sanitized(_ header: MediaStreamHeader) -> MediaStreamHeader {
-        var copy = header
-        let cleaned = header.camera.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." ? $0 : "_" }
-        copy.camera = String(cleaned).trimmingCharacters(in: ["."])
-        if copy.camera.isEmpty { copy.camera = "camera" }
-        return copy
+    static func sanitized(_ camera: String) -> String {
+        let cleaned = String(camera.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." ? $0 : "_" })
+            .trimmingCharacters(in: ["."])
+        return cleaned.isEmpty ? "camera" : cleaned
     }
 
     /// The report so far, with latency percentiles of live frames.

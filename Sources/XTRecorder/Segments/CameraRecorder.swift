@@ -113,9 +113,24 @@ final class CameraRecorder {
     }
 
     /// Takes one frame of a stream whose header is `header`.
+    /// The live video since the last keyframe (at most ~10 s), for snapshots and decoding.
+    private(set) var recentVideo: [EncodedFrame] = []
+    private(set) var recentVideoDescription: StreamDescription?
+
+    private func remember(_ frame: EncodedFrame, description: StreamDescription) {
+        if frame.isKeyframe || recentVideoDescription != description {
+            recentVideo.removeAll(keepingCapacity: true)
+            recentVideoDescription = description
+        }
+        guard !recentVideo.isEmpty || frame.isKeyframe, recentVideo.count < 600 else { return }
+        if let last = recentVideo.last, frame.captureTime <= last.captureTime { return }
+        recentVideo.append(frame)
+    }
+
     func take(_ frame: MediaFrame, header: MediaStreamHeader) -> FrameOutcome {
         lastFrame = CaptureTime.monotonicNow
         let kind = header.description.codec.kind
+        if kind == .video, !frame.isBackfill { remember(frame.frame, description: header.description) }
         let time = frame.frame.captureTime.nanoseconds
         if headers[kind] == nil { headers[kind] = header }
         do {

@@ -251,6 +251,18 @@ public actor RecordingStore {
         }
     }
 
+    /// The live video of a camera needed to show the picture captured at `time`: from the
+    /// keyframe before it to the frame nearest it (empty when the store has none so recent).
+    public func recentVideo(camera: String, at time: Int64) -> (description: StreamDescription, frames: [EncodedFrame])? {
+        guard let recorder = cameras[camera], let description = recorder.recentVideoDescription else { return nil }
+        let frames = recorder.recentVideo.prefix { $0.captureTime.nanoseconds <= time + 20_000_000 }
+        guard frames.first?.isKeyframe == true else { return nil }
+        return (description, Array(frames))
+    }
+
+    /// The camera a stream belongs to.
+    public func camera(of stream: MediaStreamID) -> String? { streams[stream]?.header.camera }
+
     /// The description of a stream, as known.
     public func header(of stream: MediaStreamID) -> MediaStreamHeader? { streams[stream]?.header }
 

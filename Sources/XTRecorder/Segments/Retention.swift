@@ -15,6 +15,9 @@ public struct RetentionPolicy: Sendable, Equatable {
     public var maximumBytes: Int64?
     /// The disk keeps at least this much free.
     public var minimumFreeBytes: Int64 = 1 << 30
+    /// Recording around motion events (their clips) is kept this long, beyond the maximum age
+    /// (nil: like the rest). Size and free-space limits still take the oldest first.
+    public var eventMaximumAge: Duration? = .seconds(90 * 86_400)
     /// How often retention runs.
     public var interval: Duration = .seconds(10)
 
@@ -47,15 +50,23 @@ extension RecordingStore {
         var report = retentionReport
         report.runs += 1
         do {
-            // Age, per camera.
+            // Age, per camera; event clips are kept longer.
             for use in try await index.storageUse() {
                 guard let age = policy.cameraMaximumAge[use.camera] ?? policy.maximumAge else { continue }
                 let cutoff = now - age.nanoseconds
-                while true {
-                    let oldest = try await index.oldestSegments(camera: use.camera, limit: 100)
-                    let expired = oldest.filter { $0.end < cutoff }
-                    try await delete(expired, report: &report)
-                    if expired.count < oldest.count || expired.isEmpty { break }
+                let eventCutoff = policy.eventMaximumAge.map { now - $0.nanoseconds } ?? cutoff
+                let clips = eventCutoff < cutoff
+                    ? try await index.events(camera: use.camera, from: eventCutoff, to: cutoff + 3_600_000_000_000).map { ($0.clipStart, $0.clipEnd ?? .max) } : []
+                let expired = try await index.segments(camera: use.camera, from: nil, to: cutoff).filter { segment in
+                    !segment.isOpen && segment.end < cutoff
+                        && !clips.contains { segment.end >= $0.0 && segment.start <= $0.1 && $0.1 >= eventCutoff }
+                }
+                for batch in stride(from: 0, to: expired.count, by: 200) {
+                    try await delete(Array(expired[batch..<min(batch + 200, expired.count)]), report: &report)
+                }
+                // Events whose clips are past keeping go too, with their snapshots.
+                for event in try await index.deleteEvents(endingBefore: min(eventCutoff, cutoff), camera: use.camera) {
+                    if let snapshot = event.snapshot { unlink((root as NSString).appendingPathComponent(snapshot)) }
                 }
             }
             // Total size.

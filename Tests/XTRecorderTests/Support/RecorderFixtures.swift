@@ -55,21 +55,27 @@ struct CameraFeed {
     var audio: MediaStreamHeader
     /// Video and audio interleaved by capture time.
     var frames: [MediaFrame]
+    /// The motion detector's grids of the raw pictures, ten a second (when asked for).
+    var grids: [MotionGrid] = []
 
     /// `seconds` of 160x120 30 fps H.264 (a keyframe every `gop` frames) and 20 ms Opus frames,
     /// captured from `start`.
     init(camera: String, seconds: Int, start: CaptureTime = CaptureTime(nanoseconds: 1_800_000_000_000_000_000), gop: Int = 60,
-         script: MotionScript = MotionScript(), width: Int = 160, height: Int = 120, bitrate: Int = 200_000) throws {
+         script: MotionScript = MotionScript(), width: Int = 160, height: Int = 120, bitrate: Int = 200_000, detectMotion: Bool = false) throws {
         let source = try SyntheticVideoSource(width: width, height: height, frameRate: 30, script: script, pacing: .virtual(start: start))
         let microphone = SyntheticAudioSource(pacing: .virtual(start: start))
         let h264 = try H264Encoder(settings: H264Settings(width: width, height: height, frameRate: 30, bitrate: bitrate, gop: gop,
                                                           implementation: .libx264))
         let opus = try OpusEncoder(settings: OpusSettings())
         var coded: [EncodedFrame] = []
-        for _ in 0..<(seconds * 30) {
+        let detector = MotionDetector()
+        var grids: [MotionGrid] = []
+        for number in 0..<(seconds * 30) {
             guard case .raw(let picture) = try source.next() else { throw MediaError.malformed("expected pictures") }
+            if detectMotion, number % 3 == 0 { grids.append(detector.analyze(picture)) }
             coded += try h264.encode(picture)
         }
+        self.grids = grids
         coded += try h264.flush()
         var sounds: [EncodedFrame] = []
         for _ in 0..<(seconds * 50) { sounds += try opus.encode(try microphone.next()) }
