@@ -20,10 +20,13 @@ public final class VideoDecoder {
     /// Pictures that failed to decode (corrupt input), counted and skipped.
     public private(set) var errors = 0
 
-    /// - Parameter configuration: the stream's codec configuration when its packets need it
-    ///   (an MP4's avcC with length-prefixed NAL units); Annex B streams carry it in-band.
+    /// - Parameters:
+    ///   - configuration: the stream's codec configuration when its packets need it
+    ///     (an MP4's avcC with length-prefixed NAL units); Annex B streams carry it in-band.
+    ///   - fast: skip the loop filter and take the decoder's shortcuts (pictures for analysis,
+    ///     not for viewing).
     /// - Throws: ``MediaError`` when this FFmpeg lacks the decoder.
-    public init(codec: VideoDecoderCodec, threads: Int = 1, configuration: [UInt8] = []) throws(MediaError) {
+    public init(codec: VideoDecoderCodec, threads: Int = 1, configuration: [UInt8] = [], fast: Bool = false) throws(MediaError) {
         MediaLibrary.initialize()
         self.codec = codec
         guard let decoder = avcodec_find_decoder(codec.id) else { throw .codecUnavailable("this FFmpeg has no \(codec.rawValue) decoder") }
@@ -31,6 +34,10 @@ public final class VideoDecoder {
         self.packet = packet
         context = avcodec_alloc_context3(decoder)
         context?.pointee.thread_count = Int32(threads)
+        if fast {
+            context?.pointee.skip_loop_filter = AVDISCARD_ALL
+            context?.pointee.flags2 |= AV_CODEC_FLAG2_FAST
+        }
         if !configuration.isEmpty, let extradata = av_mallocz(configuration.count + Int(AV_INPUT_BUFFER_PADDING_SIZE)) {
             extradata.copyMemory(from: configuration, byteCount: configuration.count)
             context?.pointee.extradata = extradata.assumingMemoryBound(to: UInt8.self)

@@ -50,6 +50,10 @@ public actor MediaIngest {
     static let latencySamples = 100_000
     /// When a keyframe was last asked for per camera (monotonic ns): at most one a second.
     private var keyframeAsked: [String: Int64] = [:]
+    /// Video streams by id: their camera and description (for the motion monitor).
+    private var videoStreams: [MediaStreamID: MediaStreamHeader] = [:]
+    /// When the monitor last heard of each camera's video (monotonic ns).
+    private var videoNoted: [String: Int64] = [:]
 
     /// An ingest recording into `store`, answering through `host` (none in tests).
     public init(store: RecordingStore, monitor: MotionMonitor? = nil, host: NetHost?, deadline: Duration = .milliseconds(500), logger: Logger) {
@@ -90,6 +94,7 @@ public actor MediaIngest {
                 var header = header
                 header.camera = Self.sanitized(header.camera)
                 try await store.note(header)
+                if header.description.codec == .h264 { videoStreams[header.stream] = header }
             } catch {
                 report.storeFailures += 1
                 logger.error("cannot record a stream", metadata: ["camera": "\(header.camera)", "reason": "\(error.reason)"])
@@ -137,6 +142,16 @@ public actor MediaIngest {
         if frame.isBackfill {
             update(kind) { $0.backfilled += 1 }
         } else {
+            if kind == .video, let monitor, let header = videoStreams[frame.stream] {
+                let now = CaptureTime.monotonicNow
+                if now - (videoNoted[header.camera] ?? .min / 2) >= 1_000_000_000 {
+                    videoNoted[header.camera] = now
+                    await monitor.noteVideo(camera: header.camera)
+                }
+                if monitor.wantsVideo(of: header.camera) {
+                    monitor.decode(camera: header.camera, frame: frame.frame, description: header.description)
+                }
+            }
             let latency = CaptureTime.now.nanoseconds(since: frame.frame.captureTime)
             // The percentiles cover the latest samples: a recorder runs for months.
             if latencies[kind, default: []].count >= Self.latencySamples { latencies[kind]!.removeFirst(Self.latencySamples / 2) }

@@ -1,9 +1,11 @@
-// The recorder's motion events: grids from each camera (its agent's, or the recorder's own
-// decoding) go through the camera's `MotionEvaluator`; an event that starts is saved in the
+// The recorder's motion events: grids from each camera (its agent's, or — for a camera whose
+// agent sends none, such as one that passes its camera's H.264 through — the recorder's own
+// decoding of its live video) go through the camera's `MotionEvaluator`; an event that starts is saved in the
 // index with its clip (pre-roll before, post-roll after) and a JPEG snapshot of the picture
 // that set it off, and handed to whoever listens (the alarms); an event that ends is closed.
 import Foundation
 public import Logging
+import Synchronization
 public import XTMedia
 
 /// What the motion monitor has done.
@@ -13,6 +15,12 @@ public struct MotionReport: Sendable, Codable, Equatable {
     public var eventsEnded = 0
     public var snapshots = 0
     public var snapshotFailures = 0
+    /// Cameras whose video the recorder decodes for motion, and what that cost.
+    public var decodedCameras = 0
+    public var decodedPictures = 0
+    public var analysedPictures = 0
+    /// Video dropped because decoding fell behind.
+    public var decodeDropped = 0
 }
 
 /// Motion events of every camera.
@@ -28,9 +36,25 @@ public actor MotionMonitor {
     private var listeners: [@Sendable (EventRecord, _ started: Bool) async -> Void] = []
     private var encoder: JPEGEncoder?
 
+    /// Cameras whose live video goes to a decoder here, and the queue into each.
+    private let decoding = Mutex<[String: AsyncStream<(EncodedFrame, StreamDescription)>.Continuation]>([:])
+    private var decoderTasks: [String: Task<Void, Never>] = [:]
+    /// When each camera's agent last sent a grid, and when its video was first noticed (monotonic).
+    private var lastAgentGrid: [String: Int64] = [:]
+    private var videoSince: [String: Int64] = [:]
+    /// An agent silent about motion for this long has the recorder detect for it.
+    private let agentSilence: Int64
+    /// Frames waiting per decoder (three seconds at 30 fps) before new ones are dropped.
+    private let decodeQueue: Int
+    /// Pictures analysed per second when the recorder decodes.
+    public static let decodedAnalysisRate = 10
+
     /// A monitor using `settings` per camera and `defaults` for the rest.
-    public init(store: RecordingStore, defaults: MotionSettings = MotionSettings(), settings: [String: MotionSettings] = [:], logger: Logger) {
+    public init(store: RecordingStore, defaults: MotionSettings = MotionSettings(), settings: [String: MotionSettings] = [:],
+                agentSilence: Duration = .seconds(3), decodeQueue: Int = 90, logger: Logger) {
         self.store = store
+        self.decodeQueue = decodeQueue
+        self.agentSilence = agentSilence.nanoseconds
         self.defaults = defaults
         cameraSettings = settings
         self.logger = logger
@@ -56,25 +80,111 @@ public actor MotionMonitor {
 
     func settings(for camera: String) -> MotionSettings { cameraSettings[camera] ?? defaults }
 
-    /// Takes one grid of `camera`.
+    /// Takes one grid of `camera` from its agent.
     public func take(camera: String, grid: MotionGrid) async {
+        lastAgentGrid[camera] = CaptureTime.monotonicNow
+        if decoding.withLock({ $0[camera] != nil }) { stopDecoding(camera) }
+        await evaluate(camera: camera, grid: grid, picture: nil)
+    }
+
+    /// `picture`: the decoded picture the grid came from, when the recorder decoded it.
+    private func evaluate(camera: String, grid: MotionGrid, picture: VideoFrame?) async {
         report.grids += 1
         let evaluator = evaluators[camera] ?? MotionEvaluator(camera: camera, settings: settings(for: camera))
         evaluators[camera] = evaluator
-        for change in evaluator.take(grid) { await apply(change) }
+        for change in evaluator.take(grid) { await apply(change, picture: picture) }
+    }
+
+    // MARK: decoding for cameras without grids
+
+    /// Whether `camera`'s live video should be handed to ``decode(camera:frame:description:)``.
+    public nonisolated func wantsVideo(of camera: String) -> Bool { decoding.withLock { $0[camera] != nil } }
+
+    /// Tells the monitor `camera` is sending live video (the ingest calls it about once a
+    /// second per camera): a camera whose agent sends no grids gets a decoder here.
+    public func noteVideo(camera: String) {
+        let now = CaptureTime.monotonicNow
+        let since = videoSince[camera] ?? now
+        videoSince[camera] = since
+        let silent = now - (lastAgentGrid[camera] ?? since) >= agentSilence
+        guard silent, settings(for: camera).enabled, decoding.withLock({ $0[camera] == nil }) else { return }
+        startDecoding(camera)
+    }
+
+    /// Queues one live video frame of a camera the recorder decodes for; a frame that finds
+    /// the queue full is dropped (the decoder picks up again at the next keyframe).
+    public nonisolated func decode(camera: String, frame: EncodedFrame, description: StreamDescription) {
+        let result = decoding.withLock { $0[camera]?.yield((frame, description)) }
+        if case .dropped? = result { Task { await self.noteDropped() } }
+    }
+
+    private func noteDropped() { report.decodeDropped += 1 }
+
+    private func startDecoding(_ camera: String) {
+        let (frames, continuation) = AsyncStream<(EncodedFrame, StreamDescription)>.makeStream(bufferingPolicy: .bufferingOldest(decodeQueue))
+        decoding.withLock { $0[camera] = continuation }
+        report.decodedCameras += 1
+        logger.info("the camera's agent sends no motion grids: the recorder decodes its video to detect motion", metadata: ["camera": "\(camera)"])
+        // Detached: decoding is heavy, and cameras decode in parallel, off the monitor.
+        decoderTasks[camera] = Task.detached { [weak self] in
+            var decoder: VideoDecoder?
+            let detector = MotionDetector()
+            var lastAnalysis = Int64.min / 2
+            var waitingForKeyframe = true
+            let interval = 1_000_000_000 / Int64(Self.decodedAnalysisRate)
+            for await (frame, description) in frames {
+                if waitingForKeyframe && !frame.isKeyframe { continue }
+                waitingForKeyframe = false
+                if decoder == nil { decoder = try? VideoDecoder(codec: .h264, fast: true) }
+                guard let decoder else { return }
+                let data = frame.isKeyframe && H264Bitstream.parameterSets(frame.data).isEmpty ? description.configuration + frame.data : frame.data
+                let pictures = decoder.decode(data, captureTime: frame.captureTime)
+                var grids: [(MotionGrid, VideoFrame)] = []
+                for picture in pictures where picture.captureTime.nanoseconds - lastAnalysis >= interval - 5_000_000 {
+                    lastAnalysis = picture.captureTime.nanoseconds
+                    grids.append((detector.analyze(picture), picture))
+                }
+                await self?.decoded(camera: camera, pictures: pictures.count, grids: grids)
+            }
+        }
+    }
+
+    private func decoded(camera: String, pictures: Int, grids: [(MotionGrid, VideoFrame)]) async {
+        report.decodedPictures += pictures
+        report.analysedPictures += grids.count
+        for (grid, picture) in grids { await evaluate(camera: camera, grid: grid, picture: picture) }
+    }
+
+    private func stopDecoding(_ camera: String) {
+        decoding.withLock { $0.removeValue(forKey: camera) }?.finish()
+        decoderTasks.removeValue(forKey: camera)
+        logger.info("the camera's agent sends motion grids again: the recorder stops decoding its video", metadata: ["camera": "\(camera)"])
+    }
+
+    /// Waits until the decoders have analysed what they were given (tests, and stopping).
+    public func drain() async {
+        let tasks = decoding.withLock { queues in
+            let all = queues
+            queues.removeAll()
+            return all
+        }
+        for (_, continuation) in tasks { continuation.finish() }
+        for task in decoderTasks.values { await task.value }
+        decoderTasks.removeAll()
     }
 
     /// Ends every open event (the recorder is stopping).
     public func finish() async {
+        await drain()
         for evaluator in evaluators.values {
-            for change in evaluator.finish() { await apply(change) }
+            for change in evaluator.finish() { await apply(change, picture: nil) }
         }
     }
 
     /// The report so far.
     public func currentReport() -> MotionReport { report }
 
-    private func apply(_ change: MotionEvaluator.Change) async {
+    private func apply(_ change: MotionEvaluator.Change, picture: VideoFrame?) async {
         let camera: String
         switch change {
         case .started(let event), .ended(let event): camera = event.camera
@@ -87,7 +197,7 @@ public actor MotionMonitor {
                                          clipStart: event.start - settings.preRoll.nanoseconds, peakTime: event.peakTime,
                                          peakScore: event.peakScore)
                 record = try await store.index.saveEvent(record)
-                if let snapshot = await snapshot(record) {
+                if let snapshot = await snapshot(record, picture: picture) {
                     record.snapshot = snapshot
                     record = try await store.index.saveEvent(record)
                 }
@@ -111,23 +221,22 @@ public actor MotionMonitor {
         }
     }
 
-    /// Decodes the live picture nearest the event's peak and writes it as
-    /// `<camera>/events/<date>/<id>.jpg`; returns that path.
-    private func snapshot(_ event: EventRecord) async -> String? {
-        guard let id = event.id, let (description, frames) = await store.recentVideo(camera: event.camera, at: event.peakTime) else {
-            report.snapshotFailures += 1
-            return nil
-        }
+    /// Writes the picture at the event's peak (`decoded`, or else decoded from the live video
+    /// the store keeps) as `<camera>/events/<date>/<id>.jpg`; returns that path.
+    private func snapshot(_ event: EventRecord, picture decoded: VideoFrame?) async -> String? {
+        guard let id = event.id else { return nil }
         do {
-            let decoder = try VideoDecoder(codec: .h264)
-            var picture: VideoFrame?
-            for frame in frames {
-                let data = frame.isKeyframe && !description.configuration.isEmpty && H264Bitstream.parameterSets(frame.data).isEmpty
-                    ? description.configuration + frame.data : frame.data
-                if let decoded = decoder.decode(data, captureTime: frame.captureTime).last { picture = decoded }
+            var picture = decoded
+            if picture == nil, let (description, frames) = await store.recentVideo(camera: event.camera, at: event.peakTime) {
+                let decoder = try VideoDecoder(codec: .h264)
+                for frame in frames {
+                    let data = frame.isKeyframe && !description.configuration.isEmpty && H264Bitstream.parameterSets(frame.data).isEmpty
+                        ? description.configuration + frame.data : frame.data
+                    if let decoded = decoder.decode(data, captureTime: frame.captureTime).last { picture = decoded }
+                }
+                if let last = decoder.flush().last { picture = last }
             }
-            if let last = decoder.flush().last { picture = last }
-            guard let picture else { throw MediaError.codecFailed("no picture decoded") }
+            guard let picture else { throw MediaError.codecFailed("no live picture of the camera is at hand") }
             if encoder == nil { encoder = try JPEGEncoder() }
             let jpeg = try encoder!.encode(picture)
             let day = String(SegmentFile.relativePath(camera: event.camera, start: event.peakTime).split(separator: "/")[1])

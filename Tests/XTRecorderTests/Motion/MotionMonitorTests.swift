@@ -58,6 +58,38 @@ import XTMedia
         #expect(report.eventsStarted == 2 && report.eventsEnded == 2 && report.snapshots == 2)
     }
 
+    @Test func aCameraWithoutGridsIsDecodedAtTheRecorder() async throws {
+        let root = Fixtures.temporaryDirectory("motion")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let script = try MotionScript(parsing: "4-7:0.3,0.5>0.8,0.5:0.3; 14-16:0.7,0.4>0.3,0.6:0.3")
+        let feed = try CameraFeed(camera: "passthrough", seconds: 20, start: Self.start, script: script, width: 320, height: 180)
+        let store = try await Fixtures.store(root: root)
+        var settings = MotionSettings()
+        settings.masks = MotionEvaluatorTests.overlays
+        settings.cooldown = .seconds(2)
+        // Frames come faster than real time here: the queue holds them all.
+        let monitor = MotionMonitor(store: store, defaults: settings, agentSilence: .zero, decodeQueue: 10_000, logger: Fixtures.logger)
+        try await store.note(feed.video)
+        try await store.note(feed.audio)
+        // What the ingest does with live video of a camera whose agent sends no grids.
+        for frame in feed.frames {
+            _ = await store.take(frame)
+            guard frame.frame.codec == .h264 else { continue }
+            await monitor.noteVideo(camera: "passthrough")
+            if monitor.wantsVideo(of: "passthrough") {
+                monitor.decode(camera: "passthrough", frame: frame.frame, description: feed.video.description)
+            }
+        }
+        await monitor.finish()
+        await store.stop()
+        let report = await monitor.currentReport()
+        #expect(report.decodedCameras == 1 && report.decodedPictures >= 590 && (195...205).contains(report.analysedPictures), "\(report)")
+        let events = try await store.index.events(camera: "passthrough", from: nil, to: nil)
+        let spans = events.map { (Double($0.start - Self.start.nanoseconds) / 1e9, Double(($0.end ?? 0) - Self.start.nanoseconds) / 1e9) }
+        #expect(spans.count == 2 && abs(spans[0].0 - 4) < 0.4 && abs(spans[1].0 - 14) < 0.4, "\(spans)")
+        #expect(events.allSatisfy { $0.snapshot != nil })
+    }
+
     @Test func eventClipsOutliveTheMaximumAge() async throws {
         let root = Fixtures.temporaryDirectory("motion")
         defer { try? FileManager.default.removeItem(atPath: root) }
