@@ -131,6 +131,15 @@ public struct EventRecord: Sendable, Equatable, Codable {
     }
 }
 
+/// An alarm still to be delivered to one target ("node:NAME" or "webhook:URL").
+public struct PendingDelivery: Sendable, Equatable {
+    public var alarm: Alarm
+    public var target: String
+    public var attempts: Int
+    /// Not before this (monotonic-free: wall clock, ns).
+    public var nextAttempt: Int64
+}
+
 /// Disk use of the recordings, per camera.
 public struct StorageUse: Sendable, Equatable {
     public var camera: String
@@ -186,4 +195,22 @@ public protocol RecorderIndex: Sendable {
     func openEvents() async throws(StorageError) -> [EventRecord]
     /// Removes events whose clips ended before `time` (their recording is gone).
     func deleteEvents(endingBefore time: Int64, camera: String?) async throws(StorageError) -> [EventRecord]
+
+    /// Adds or replaces a node's alarm subscription.
+    func saveSubscription(_ subscription: AlarmSubscription) async throws(StorageError)
+    /// Removes a node's subscription and what was still to be delivered to it.
+    func removeSubscription(node: String) async throws(StorageError)
+    /// Every subscription.
+    func subscriptions() async throws(StorageError) -> [AlarmSubscription]
+    /// The alarm outbox: records an alarm (giving it its id) and one pending delivery per
+    /// target, in one transaction.
+    func enqueue(_ alarm: Alarm, targets: [String]) async throws(StorageError) -> Alarm
+    /// Deliveries not yet acknowledged (for one target, or all), oldest first.
+    func pendingDeliveries(target: String?, limit: Int) async throws(StorageError) -> [PendingDelivery]
+    /// Marks alarms delivered to a target; returns how many were pending.
+    func markDelivered(_ ids: [Int64], target: String) async throws(StorageError) -> Int
+    /// Records a delivery attempt and when to try next.
+    func noteAttempt(_ id: Int64, target: String, next: Int64) async throws(StorageError)
+    /// Deliveries pending and done.
+    func deliveryCounts() async throws(StorageError) -> (pending: Int, delivered: Int)
 }

@@ -87,6 +87,27 @@ public final class SQLiteIndex: RecorderIndex {
             }
             try db.create(index: "event_by_time", on: "event", columns: ["camera", "start"])
         }
+        migrator.registerMigration("v3 alarms") { db in
+            try db.create(table: "subscription") { table in
+                table.primaryKey("node", .text)
+                table.column("cameras", .text).notNull()
+                table.column("zones", .text).notNull()
+            }
+            try db.create(table: "alarm") { table in
+                table.autoIncrementedPrimaryKey("id")
+                table.column("event", .integer).notNull()
+                table.column("body", .blob).notNull()
+            }
+            try db.create(table: "delivery") { table in
+                table.column("alarm", .integer).notNull()
+                table.column("target", .text).notNull()
+                table.column("delivered", .integer)
+                table.column("attempts", .integer).notNull().defaults(to: 0)
+                table.column("nextAttempt", .integer).notNull().defaults(to: 0)
+                table.primaryKey(["alarm", "target"])
+            }
+            try db.create(index: "delivery_pending", on: "delivery", columns: ["target", "delivered", "alarm"])
+        }
         return migrator
     }
 
@@ -348,6 +369,88 @@ public final class SQLiteIndex: RecorderIndex {
                 """, arguments: [camera, time]).map(Self.event)
             for event in old { try db.execute(sql: "DELETE FROM event WHERE id = ?", arguments: [event.id]) }
             return old
+        }
+    }
+
+    // MARK: alarms
+
+    private static let listSeparator = "\u{1F}"
+
+    public func saveSubscription(_ subscription: AlarmSubscription) async throws(StorageError) {
+        try await write("saving the alarm subscription of \(subscription.node)") { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO subscription (node, cameras, zones) VALUES (?, ?, ?)",
+                           arguments: [subscription.node, subscription.cameras.joined(separator: Self.listSeparator),
+                                       subscription.zones.joined(separator: Self.listSeparator)])
+        }
+    }
+
+    public func removeSubscription(node: String) async throws(StorageError) {
+        try await write("removing the alarm subscription of \(node)") { db in
+            try db.execute(sql: "DELETE FROM subscription WHERE node = ?", arguments: [node])
+            try db.execute(sql: "DELETE FROM delivery WHERE target = ? AND delivered IS NULL", arguments: ["node:\(node)"])
+        }
+    }
+
+    public func subscriptions() async throws(StorageError) -> [AlarmSubscription] {
+        try await read("listing alarm subscriptions") { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM subscription ORDER BY node").map { row in
+                let split = { (text: String) in text.isEmpty ? [] : text.components(separatedBy: Self.listSeparator) }
+                return AlarmSubscription(node: row["node"], cameras: split(row["cameras"]), zones: split(row["zones"]))
+            }
+        }
+    }
+
+    public func enqueue(_ alarm: Alarm, targets: [String]) async throws(StorageError) -> Alarm {
+        try await write("queueing an alarm") { db in
+            try db.execute(sql: "INSERT INTO alarm (event, body) VALUES (?, ?)", arguments: [alarm.event, Data()])
+            var saved = alarm
+            saved.id = db.lastInsertedRowID
+            try db.execute(sql: "UPDATE alarm SET body = ? WHERE id = ?", arguments: [try JSONEncoder().encode(saved), saved.id])
+            for target in targets {
+                try db.execute(sql: "INSERT INTO delivery (alarm, target) VALUES (?, ?)", arguments: [saved.id, target])
+            }
+            return saved
+        }
+    }
+
+    public func pendingDeliveries(target: String?, limit: Int) async throws(StorageError) -> [PendingDelivery] {
+        try await read("listing pending alarms") { db in
+            try Row.fetchAll(db, sql: """
+                SELECT alarm.body, delivery.target, delivery.attempts, delivery.nextAttempt FROM delivery JOIN alarm ON alarm.id = delivery.alarm
+                WHERE delivery.delivered IS NULL AND (?1 IS NULL OR delivery.target = ?1) ORDER BY delivery.alarm LIMIT ?2
+                """, arguments: [target, limit]).map { row in
+                let body: Data = row["body"]
+                return PendingDelivery(alarm: try JSONDecoder().decode(Alarm.self, from: body), target: row["target"],
+                                       attempts: row["attempts"], nextAttempt: row["nextAttempt"])
+            }
+        }
+    }
+
+    public func markDelivered(_ ids: [Int64], target: String) async throws(StorageError) -> Int {
+        try await write("marking alarms delivered") { db in
+            var count = 0
+            let now = Int64(Date().timeIntervalSince1970 * 1e9)
+            for id in ids {
+                try db.execute(sql: "UPDATE delivery SET delivered = ? WHERE alarm = ? AND target = ? AND delivered IS NULL",
+                               arguments: [now, id, target])
+                count += db.changesCount
+            }
+            return count
+        }
+    }
+
+    public func noteAttempt(_ id: Int64, target: String, next: Int64) async throws(StorageError) {
+        try await write("noting an alarm delivery attempt") { db in
+            try db.execute(sql: "UPDATE delivery SET attempts = attempts + 1, nextAttempt = ? WHERE alarm = ? AND target = ?",
+                           arguments: [next, id, target])
+        }
+    }
+
+    public func deliveryCounts() async throws(StorageError) -> (pending: Int, delivered: Int) {
+        try await read("counting alarm deliveries") { db in
+            let pending = try Int.fetchOne(db, sql: "SELECT count(*) FROM delivery WHERE delivered IS NULL") ?? 0
+            let delivered = try Int.fetchOne(db, sql: "SELECT count(*) FROM delivery WHERE delivered IS NOT NULL") ?? 0
+            return (pending, delivered)
         }
     }
 
