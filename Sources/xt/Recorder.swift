@@ -80,14 +80,18 @@ struct RecorderRun: AsyncParsableCommand {
             let (host, configuration) = try await self.host.start(node: node, liveDeadline: .milliseconds(deadline), logger: logger)
             let monitor = MotionMonitor(store: store, logger: logger)
             await monitor.recover()
-            let ingest = MediaIngest(store: store, monitor: monitor, host: host, deadline: .milliseconds(deadline), logger: logger)
+            let alarms = AlarmDispatcher(index: database, host: host, logger: logger)
+            await monitor.listen { event, started in await alarms.raise(event, started: started) }
+            let ingest = MediaIngest(store: store, monitor: monitor, alarms: alarms, host: host, deadline: .milliseconds(deadline), logger: logger)
             for channel in channelBounds.first!...(channelBounds.last! + 1) { await host.subscribe(channel) }
+            await host.subscribe(AlarmMessage.channel)
             print("recorder listening on \(host.endpoint.localAddress) as \(configuration.identity.publicKey)\(self.host.open ? " (open mode)" : ""), recording channels \(channels) into \(storage) (\(await store.streamCount) streams already there)")
             let consumer = Task { await ingest.run() }
             let events = Task { await HostOptions.printEvents(of: host) }
             let reporter = Task {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: .seconds(1))
+                    await alarms.tick()
                     if let report { write(await ingest.currentReport(), to: report) }
                 }
             }

@@ -41,6 +41,8 @@ public actor MediaIngest {
     public let store: RecordingStore
     /// Where motion grids go (none: they are dropped).
     public let monitor: MotionMonitor?
+    /// Where the alarm channel's messages go.
+    public let alarms: AlarmDispatcher?
     private let host: NetHost?
     private let deadlineNanoseconds: Int64
     private let logger: Logger
@@ -56,9 +58,11 @@ public actor MediaIngest {
     private var videoNoted: [String: Int64] = [:]
 
     /// An ingest recording into `store`, answering through `host` (none in tests).
-    public init(store: RecordingStore, monitor: MotionMonitor? = nil, host: NetHost?, deadline: Duration = .milliseconds(500), logger: Logger) {
+    public init(store: RecordingStore, monitor: MotionMonitor? = nil, alarms: AlarmDispatcher? = nil, host: NetHost?,
+                deadline: Duration = .milliseconds(500), logger: Logger) {
         self.store = store
         self.monitor = monitor
+        self.alarms = alarms
         self.host = host
         deadlineNanoseconds = deadline.nanoseconds
         self.logger = logger
@@ -81,6 +85,10 @@ public actor MediaIngest {
 
     /// Handles one message for the recorder.
     public func handle(_ envelope: NetEnvelope) async {
+        if envelope.route.channel == AlarmMessage.channel {
+            await alarms?.handle(envelope)
+            return
+        }
         let message: MediaMessage
         do {
             message = try MediaMessage.decode(envelope.payload)

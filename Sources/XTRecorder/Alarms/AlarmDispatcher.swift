@@ -1,0 +1,157 @@
+// Durable alarm delivery. A motion event that starts or ends becomes an alarm in the index's
+// outbox, with one delivery per subscriber it concerns, in one transaction; then it is sent at
+// once to the subscribers that are connected. A delivery stays pending until the subscriber
+// acknowledges it: it is sent again every few seconds while the subscriber is connected, and
+// when it subscribes again (after either side restarted). Subscribers drop numbers they have
+// seen, so each gets each alarm once.
+import Foundation
+public import Logging
+public import XTNet
+import XTMedia
+import XTransport
+
+/// Alarm counts, for reports and metrics.
+public struct AlarmReport: Sendable, Codable, Equatable {
+    public var raised = 0
+    public var sent = 0
+    public var acknowledged = 0
+    public var pending = 0
+    public var delivered = 0
+    public var subscribers = 0
+    public var malformed = 0
+}
+
+/// Sends alarms to subscribed nodes until they acknowledge them.
+public actor AlarmDispatcher {
+    private let index: any RecorderIndex
+    private let host: NetHost?
+    private let logger: Logger
+    /// A delivery not acknowledged is sent again after this long.
+    private let resendAfter: Int64
+    private var subscriptions: [String: AlarmSubscription] = [:]
+    private var report = AlarmReport()
+    private var loaded = false
+
+    public init(index: any RecorderIndex, host: NetHost?, resendAfter: Duration = .seconds(3), logger: Logger) {
+        self.index = index
+        self.host = host
+        self.resendAfter = resendAfter.nanoseconds
+        self.logger = logger
+    }
+
+    private func load() async {
+        guard !loaded else { return }
+        do {
+            for subscription in try await index.subscriptions() { subscriptions[subscription.node] = subscription }
+            loaded = true
+        } catch {
+            logger.error("cannot read the alarm subscriptions", metadata: ["reason": "\(error.reason)"])
+        }
+    }
+
+    /// Raises the alarm for an event that started or ended.
+    public func raise(_ event: EventRecord, started: Bool) async {
+        await load()
+        guard let id = event.id else { return }
+        let targets = subscriptions.values.filter { $0.matches(camera: event.camera, zone: event.zone) }.map { "node:\($0.node)" }.sorted()
+        guard !targets.isEmpty else { return }
+        let alarm = Alarm(id: 0, event: id, kind: started ? .started : .ended, camera: event.camera, zone: event.zone, start: event.start,
+                          end: event.end, peakTime: event.peakTime, peakScore: event.peakScore, snapshot: event.snapshot)
+        do {
+            let queued = try await index.enqueue(alarm, targets: targets)
+            report.raised += 1
+            let members = await connectedNodes()
+            for target in targets {
+                let node = String(target.dropFirst(5))
+                if let member = members[node] { await send(queued, to: member, target: target) }
+            }
+        } catch {
+            logger.error("cannot queue an alarm; the event is in the index", metadata: ["reason": "\(error.reason)"])
+        }
+    }
+
+    private func connectedNodes() async -> [String: NodeID] {
+        guard let host else { return [:] }
+        return Dictionary(await host.members.map { ($0.name, $0.id) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    private func send(_ alarm: Alarm, to node: NodeID, target: String) async {
+        do {
+            try await host?.send(AlarmMessage.alarm(alarm).encoded(), to: node, channel: AlarmMessage.channel, lane: .control)
+            report.sent += 1
+            try await index.noteAttempt(alarm.id, target: target, next: Self.wallClock + resendAfter)
+        } catch {
+            logger.debug("an alarm could not be sent now; it stays queued", metadata: ["node": "\(target)", "reason": "\(error)"])
+        }
+    }
+
+    private static var wallClock: Int64 { CaptureTime.now.nanoseconds }
+
+    /// Handles a message that came on the alarm channel.
+    public func handle(_ envelope: NetEnvelope) async {
+        await load()
+        guard let message = try? AlarmMessage.decode(envelope.payload) else {
+            report.malformed += 1
+            return
+        }
+        do throws(StorageError) {
+            switch message {
+            case .subscribe(var subscription):
+                // A node subscribes under its own name, whatever the message says.
+                if let name = await connectedNodes().first(where: { $0.value == envelope.route.from })?.key { subscription.node = name }
+                if subscriptions[subscription.node] != subscription {
+                    try await index.saveSubscription(subscription)
+                    subscriptions[subscription.node] = subscription
+                    logger.info("alarm subscription", metadata: ["node": "\(subscription.node)",
+                                                                 "cameras": "\(subscription.cameras.isEmpty ? "all" : subscription.cameras.joined(separator: ","))",
+                                                                 "zones": "\(subscription.zones.isEmpty ? "all" : subscription.zones.joined(separator: ","))"])
+                }
+                // It may have just come back: what it has not acknowledged goes again now.
+                await resend(to: subscription.node, force: true)
+            case .unsubscribe(let node):
+                let name = await connectedNodes().first(where: { $0.value == envelope.route.from })?.key ?? node
+                try await index.removeSubscription(node: name)
+                subscriptions.removeValue(forKey: name)
+            case .ack(let ids):
+                guard let name = await connectedNodes().first(where: { $0.value == envelope.route.from })?.key else { return }
+                report.acknowledged += try await index.markDelivered(ids, target: "node:\(name)")
+            case .alarm:
+                report.malformed += 1
+            }
+        } catch {
+            logger.error("cannot record an alarm subscriber's message", metadata: ["reason": "\(error.reason)"])
+        }
+    }
+
+    /// Sends a node what it has not acknowledged (due ones, or all when `force`).
+    private func resend(to node: String, force: Bool) async {
+        guard let member = await connectedNodes()[node] else { return }
+        let target = "node:\(node)"
+        do {
+            let now = Self.wallClock
+            for delivery in try await index.pendingDeliveries(target: target, limit: 200) where force || delivery.nextAttempt <= now {
+                await send(delivery.alarm, to: member, target: target)
+            }
+        } catch {
+            logger.error("cannot read the alarm outbox", metadata: ["reason": "\(error.reason)"])
+        }
+    }
+
+    /// Sends again what is due, to every connected subscriber (call about once a second).
+    public func tick() async {
+        await load()
+        let connected = await connectedNodes()
+        for node in subscriptions.keys where connected[node] != nil { await resend(to: node, force: false) }
+    }
+
+    /// Counts so far.
+    public func currentReport() async -> AlarmReport {
+        var result = report
+        if let counts = try? await index.deliveryCounts() {
+            result.pending = counts.pending
+            result.delivered = counts.delivered
+        }
+        result.subscribers = subscriptions.count
+        return result
+    }
+}
