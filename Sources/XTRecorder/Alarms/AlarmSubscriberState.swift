@@ -14,12 +14,13 @@ public final class AlarmSubscriberState {
     private var handle: FileHandle?
     private var lines = 0
     /// Numbers remembered (the oldest beyond are forgotten when the file is compacted).
-    static let remembered = 10_000
+    public let remembered: Int
 
     /// Opens (creating) the state file.
     /// - Throws: ``StorageError`` when it cannot be read or written.
-    public init(path: String) throws(StorageError) {
+    public init(path: String, remembered: Int = 10_000) throws(StorageError) {
         self.path = path
+        self.remembered = remembered
         let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
         var received: [Int64] = []
         for line in text.split(separator: "\n") {
@@ -57,7 +58,7 @@ public final class AlarmSubscriberState {
         order.append(id)
         unfinished.removeAll { $0 == id }
         try append("H \(id)\n")
-        if lines > 3 * Self.remembered { try compact() }
+        if lines > 3 * remembered { try compact() }
     }
 
     private func append(_ line: String) throws(StorageError) {
@@ -72,7 +73,7 @@ public final class AlarmSubscriberState {
 
     /// Keeps the newest numbers only.
     private func compact() throws(StorageError) {
-        let keep = order.suffix(Self.remembered)
+        let keep = order.suffix(remembered)
         let text = (keep.map { "H \($0)" } + unfinished.map { "R \($0)" }).joined(separator: "\n") + "\n"
         let temporary = path + ".new"
         do {
