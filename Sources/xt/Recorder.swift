@@ -14,7 +14,7 @@ struct RecorderCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "recorder",
         abstract: "Run the recorder (the host agents publish to), or check and export what it recorded.",
-        subcommands: [RecorderRun.self, RecorderCheck.self, RecorderExport.self],
+        subcommands: [RecorderRun.self, RecorderCheck.self, RecorderExport.self, RecorderAlarms.self],
         defaultSubcommand: RecorderRun.self)
 }
 
@@ -79,9 +79,9 @@ struct RecorderRun: AsyncParsableCommand {
             let store = try await RecordingStore.open(root: storage, index: database, settings: segmentSettings, retention: retention, logger: logger)
             let (host, configuration) = try await self.host.start(node: node, liveDeadline: .milliseconds(deadline), logger: logger)
             let monitor = MotionMonitor(store: store, logger: logger)
-            await monitor.recover()
             let alarms = AlarmDispatcher(index: database, host: host, logger: logger)
             await monitor.listen { event, started in await alarms.raise(event, started: started) }
+            await monitor.recover()
             let ingest = MediaIngest(store: store, monitor: monitor, alarms: alarms, host: host, deadline: .milliseconds(deadline), logger: logger)
             for channel in channelBounds.first!...(channelBounds.last! + 1) { await host.subscribe(channel) }
             await host.subscribe(AlarmMessage.channel)
@@ -91,6 +91,7 @@ struct RecorderRun: AsyncParsableCommand {
             let reporter = Task {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: .seconds(1))
+                    await monitor.tick()
                     await alarms.tick()
                     if let report { write(await ingest.currentReport(), to: report) }
                 }
@@ -183,5 +184,37 @@ struct RecorderExport: AsyncParsableCommand {
         if let seconds = Double(text) { return CaptureTime(nanoseconds: Int64(seconds * 1e9)) }
         if let date = try? Date(text, strategy: .iso8601) { return CaptureTime(nanoseconds: Int64(date.timeIntervalSince1970 * 1e9)) }
         throw CLIError("\(option) '\(text)' is not a time: use ISO 8601 (2026-11-21T10:00:00Z) or seconds since 1970")
+    }
+}
+
+struct RecorderAlarms: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "alarms",
+                                                    abstract: "Print the alarm subscriptions and the outbox (pending and delivered alarms), as JSON.")
+
+    @Option(name: .long, help: "Where recordings are.")
+    var storage = "/var/lib/xt/recordings"
+
+    @Option(name: .long, help: "The index database (default: <storage>/index.sqlite).")
+    var index: String?
+
+    struct Summary: Encodable {
+        var subscriptions: [AlarmSubscription]
+        var pending: [String]
+        var delivered: Int
+        var events: Int
+    }
+
+    func run() async throws {
+        try await XT.run {
+            guard FileManager.default.fileExists(atPath: storage) else { throw CLIError("no recordings at \(storage): give --storage") }
+            let database = try SQLiteIndex(path: index ?? RecordingStore.defaultIndexPath(root: storage))
+            let pending = try await database.pendingDeliveries(target: nil, limit: 10_000).map { "\($0.target) \($0.alarm.id)" }
+            let summary = Summary(subscriptions: try await database.subscriptions(), pending: pending,
+                                  delivered: try await database.deliveryCounts().delivered,
+                                  events: try await database.events(camera: nil, from: nil, to: nil).count)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(summary), as: UTF8.self))
+        }
     }
 }

@@ -36,6 +36,21 @@ public actor MotionMonitor {
     private var listeners: [@Sendable (EventRecord, _ started: Bool) async -> Void] = []
     private var encoder: JPEGEncoder?
 
+    /// When each camera's last grid (from anywhere) came (monotonic).
+    private var lastGrid: [String: Int64] = [:]
+
+    /// Ends the events of cameras that went quiet (no grids for their cooldown): a camera
+    /// that stops still gets its event ended, and its subscribers their alarm. Call about
+    /// once a second.
+    public func tick() async {
+        let now = CaptureTime.monotonicNow
+        for (camera, last) in lastGrid where now - last >= settings(for: camera).cooldown.nanoseconds + 1_000_000_000 {
+            lastGrid.removeValue(forKey: camera)
+            guard let evaluator = evaluators[camera] else { continue }
+            for change in evaluator.finish() { await apply(change, picture: nil) }
+        }
+    }
+
     /// Cameras whose live video goes to a decoder here, and the queue into each.
     private let decoding = Mutex<[String: AsyncStream<(EncodedFrame, StreamDescription)>.Continuation]>([:])
     private var decoderTasks: [String: Task<Void, Never>] = [:]
@@ -65,13 +80,15 @@ public actor MotionMonitor {
         listeners.append(listener)
     }
 
-    /// Closes events a recorder that stopped uncleanly left open (at their last peak).
+    /// Closes events a recorder that stopped uncleanly left open (at their last peak), and
+    /// tells the listeners they ended.
     public func recover() async {
         do {
             for var event in try await store.index.openEvents() {
                 event.end = event.peakTime
                 event.clipEnd = event.peakTime + settings(for: event.camera).postRoll.nanoseconds
-                _ = try await store.index.saveEvent(event)
+                let saved = try await store.index.saveEvent(event)
+                for listener in listeners { await listener(saved, false) }
             }
         } catch {
             logger.error("cannot close the events an unclean stop left open", metadata: ["reason": "\(error.reason)"])
@@ -90,6 +107,7 @@ public actor MotionMonitor {
     /// `picture`: the decoded picture the grid came from, when the recorder decoded it.
     private func evaluate(camera: String, grid: MotionGrid, picture: VideoFrame?) async {
         report.grids += 1
+        lastGrid[camera] = CaptureTime.monotonicNow
         let evaluator = evaluators[camera] ?? MotionEvaluator(camera: camera, settings: settings(for: camera))
         evaluators[camera] = evaluator
         for change in evaluator.take(grid) { await apply(change, picture: picture) }
