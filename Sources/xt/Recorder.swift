@@ -21,8 +21,14 @@ struct RecorderCommand: AsyncParsableCommand {
 struct RecorderRun: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "run", abstract: "Run the recorder: host the node network and record the camera channels.")
 
-    @Option(name: .long, help: "Where recordings go.")
-    var storage = "/var/lib/xt/recordings"
+    @Option(name: .long, help: "Recorder settings file (key = value; see Config/recorder.conf.example).")
+    var config = "Config/recorder.conf"
+
+    @Option(name: .long, help: "Set any setting of the file, e.g. --set camera.porch.zone.door=\"0.5,0.5 1,0.5 1,1 0.5,1\" (repeatable).")
+    var set: [String] = []
+
+    @Option(name: .long, help: "Where recordings go (storage).")
+    var storage: String?
 
     @Option(name: .long, help: "The index database (default: <storage>/index.sqlite).")
     var index: String?
@@ -31,22 +37,22 @@ struct RecorderRun: AsyncParsableCommand {
     var reindex = false
 
     @Option(name: .long, help: "Segment length in seconds (cut at the first keyframe after it).")
-    var segmentSeconds = 10.0
+    var segmentSeconds: Double?
 
     @Option(name: .long, help: "Delete recordings older than this many days (0: only when space runs short).")
-    var retentionDays = 30.0
+    var retentionDays: Double?
 
     @Option(name: .long, help: "Keep all recordings under this size (e.g. 500G, 800M; none: no limit).")
-    var maxSize = "none"
+    var maxSize: String?
 
     @Option(name: .long, help: "Keep at least this much of the disk free (e.g. 2G).")
-    var minFree = "1G"
+    var minFree: String?
 
     @Option(name: .long, help: "Camera channels to record, first-last (video on each agent's channel, audio on the next).")
-    var channels = "100-199"
+    var channels: String?
 
     @Option(name: .long, help: "Live deadline in milliseconds (frames later than this count as late).")
-    var deadline = 500
+    var deadline: Int?
 
     @Option(name: .long, help: "Write the ingest counters and latency as JSON to this file (every second and at the end).")
     var report: String?
@@ -59,33 +65,27 @@ struct RecorderRun: AsyncParsableCommand {
 
     func run() async throws {
         try await XT.run {
-            let channelBounds = channels.split(separator: "-").compactMap { UInt16($0) }
-            guard (1...2).contains(channelBounds.count), channelBounds.first! <= channelBounds.last!, channelBounds.last! < UInt16.max else {
-                throw CLIError("--channels '\(channels)' is not a range: use first-last, e.g. 100-199")
-            }
+            let settings = try settings()
+            let storage = settings.storage
             let logger = node.logger(level: .info)
             try RecordingStore.prepareRoot(storage)
-            let database = try SQLiteIndex(path: index ?? RecordingStore.defaultIndexPath(root: storage))
+            let database = try SQLiteIndex(path: settings.index ?? RecordingStore.defaultIndexPath(root: storage))
             if reindex {
                 let summary = try await RecordingStore.reindex(root: storage, index: database, logger: logger)
                 print("reindexed \(storage): \(summary.segments) segments of \(summary.cameras) cameras, \(Int(summary.seconds)) s, \(summary.bytes) bytes\(summary.corrupt.isEmpty ? "" : "; \(summary.corrupt.count) unreadable: \(summary.corrupt.joined(separator: "; "))")")
             }
-            var segmentSettings = SegmentSettings()
-            segmentSettings.segmentDuration = .milliseconds(Int64(segmentSeconds * 1000))
-            var retention = RetentionPolicy()
-            retention.maximumAge = retentionDays > 0 ? .seconds(retentionDays * 86_400) : nil
-            retention.maximumBytes = maxSize == "none" ? nil : try Self.bytes(maxSize, "--max-size")
-            retention.minimumFreeBytes = try Self.bytes(minFree, "--min-free")
-            let store = try await RecordingStore.open(root: storage, index: database, settings: segmentSettings, retention: retention, logger: logger)
+            let deadline = settings.deadlineMilliseconds
+            let store = try await RecordingStore.open(root: storage, index: database, settings: settings.segments, retention: settings.retention,
+                                                      logger: logger)
             let (host, configuration) = try await self.host.start(node: node, liveDeadline: .milliseconds(deadline), logger: logger)
-            let monitor = MotionMonitor(store: store, logger: logger)
+            let monitor = MotionMonitor(store: store, defaults: settings.motion, settings: settings.cameraMotion, logger: logger)
             let alarms = AlarmDispatcher(index: database, host: host, logger: logger)
             await monitor.listen { event, started in await alarms.raise(event, started: started) }
             await monitor.recover()
             let ingest = MediaIngest(store: store, monitor: monitor, alarms: alarms, host: host, deadline: .milliseconds(deadline), logger: logger)
-            for channel in channelBounds.first!...(channelBounds.last! + 1) { await host.subscribe(channel) }
+            for channel in settings.channels.lowerBound...(settings.channels.upperBound + 1) { await host.subscribe(channel) }
             await host.subscribe(AlarmMessage.channel)
-            print("recorder listening on \(host.endpoint.localAddress) as \(configuration.identity.publicKey)\(self.host.open ? " (open mode)" : ""), recording channels \(channels) into \(storage) (\(await store.streamCount) streams already there)")
+            print("recorder listening on \(host.endpoint.localAddress) as \(configuration.identity.publicKey)\(self.host.open ? " (open mode)" : ""), recording channels \(settings.channels.lowerBound)-\(settings.channels.upperBound) into \(storage) (\(await store.streamCount) streams already there)")
             let consumer = Task { await ingest.run() }
             let events = Task { await HostOptions.printEvents(of: host) }
             let reporter = Task {
@@ -110,19 +110,40 @@ struct RecorderRun: AsyncParsableCommand {
 }
 
 extension RecorderRun {
-    /// "500G", "800M", "64K" or plain bytes.
-    static func bytes(_ text: String, _ option: String) throws -> Int64 {
-        let units: [Character: Double] = ["K": 1024, "M": 1_048_576, "G": 1_073_741_824, "T": 1_099_511_627_776]
-        var number = text.uppercased()
-        var scale = 1.0
-        if let last = number.last, let unit = units[last] {
-            scale = unit
-            number.removeLast()
+    /// Defaults, then the file, then XT_RECORDER_* variables, then options.
+    func settings() throws -> RecorderConfiguration {
+        var settings = RecorderConfiguration()
+        do {
+            if FileManager.default.fileExists(atPath: config) {
+                guard let text = try? String(contentsOfFile: config, encoding: .utf8) else { throw CLIError("\(config) cannot be read: check its permissions") }
+                try settings.apply(file: text, source: config)
+            } else if config != "Config/recorder.conf" {
+                throw CLIError("no settings file at \(config): give an existing --config (see Config/recorder.conf.example)")
+            }
+            try settings.apply(environment: ProcessInfo.processInfo.environment, prefix: "XT_RECORDER_")
+            var options: [(String, String)] = []
+            if let storage { options.append(("storage", storage)) }
+            if let index { options.append(("index", index)) }
+            if let segmentSeconds { options.append(("segment-seconds", String(segmentSeconds))) }
+            if let retentionDays { options.append(("retention-days", String(retentionDays))) }
+            if let maxSize { options.append(("max-size", maxSize)) }
+            if let minFree { options.append(("min-free", minFree)) }
+            if let channels { options.append(("channels", channels)) }
+            if let deadline { options.append(("deadline", String(deadline))) }
+            for (key, value) in options {
+                do { try settings.set(key, value) } catch { throw NodeConfigurationError.atLine(source: "--\(key)", line: 0, error) }
+            }
+            for assignment in set {
+                guard let equals = assignment.firstIndex(of: "=") else { throw CLIError("--set '\(assignment)' is not key=value") }
+                let key = assignment[..<equals].trimmingCharacters(in: .whitespaces)
+                do { try settings.set(key, String(assignment[assignment.index(after: equals)...])) } catch {
+                    throw NodeConfigurationError.atLine(source: "--set", line: 0, error)
+                }
+            }
+        } catch let error as NodeConfigurationError {
+            throw CLIError("\(error)")
         }
-        guard let value = Double(number), value >= 0 else {
-            throw CLIError("\(option) '\(text)' is not a size: use e.g. 500G, 800M or a number of bytes")
-        }
-        return Int64(value * scale)
+        return settings
     }
 }
 

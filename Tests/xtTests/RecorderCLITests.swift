@@ -88,4 +88,19 @@ struct RecorderCLITests {
         let duration = Double(probe.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
         #expect((3...4.2).contains(duration), "export of 4 s lasts \(duration) s")
     }
+
+    @Test("Bad settings give a clear error naming the line")
+    func badSettings() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        _ = try CLI.run(["keygen", "--out", "recorder.key"], in: dir)
+        try "storage = recordings\ncamera.porch.zone.door = 0.5,0.5 2,0.5 1,1\n".write(to: dir.appendingPathComponent("recorder.conf"),
+                                                                                          atomically: true, encoding: .utf8)
+        let result = try CLI.run(["recorder", "--config", "recorder.conf", "--key", "recorder.key", "--open", "--seconds", "0"], in: dir)
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("recorder.conf line 2: '0.5,0.5 2,0.5 1,1' is not a valid camera.porch.zone.door: expected a polygon"),
+                "\(result.stderr)")
+        let unknown = try CLI.run(["recorder", "--set", "colour=red", "--key", "recorder.key", "--open", "--seconds", "0"], in: dir)
+        #expect(unknown.status == 1 && unknown.stderr.contains("--set: unknown key 'colour'"), "\(unknown.stderr)")
+    }
 }

@@ -1,0 +1,48 @@
+// The recorder's settings file: every key of the example file is understood, per-camera keys
+// lie over the defaults, and a bad value or an unknown key names the line.
+import Foundation
+import Testing
+import XTNet
+@testable import XTRecorder
+
+@Suite struct RecorderConfigurationTests {
+    static var example: String {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return (try? String(contentsOf: root.appendingPathComponent("Config/recorder.conf.example"), encoding: .utf8)) ?? ""
+    }
+
+    @Test func theExampleFileIsUnderstood() throws {
+        var settings = RecorderConfiguration()
+        try settings.apply(file: Self.example, source: "recorder.conf.example")
+        #expect(settings.storage == "/var/lib/xt/recordings" && settings.channels == 100...199)
+        #expect(settings.retention.maximumAge == .seconds(30 * 86_400) && settings.retention.minimumFreeBytes == 2 << 30)
+        #expect(settings.retention.cameraMaximumAge["garden"] == .seconds(7 * 86_400))
+        #expect(settings.motion.masks.map(\.name) == ["timestamp"] && settings.motion.sensitivity == 0.6)
+        let front = try #require(settings.cameraMotion["frontdoor"])
+        #expect(front.zones.map(\.name) == ["door"] && front.masks.map(\.name) == ["timestamp", "tree"] && front.sensitivity == 0.7)
+        #expect(front.cooldown == .seconds(5) && front.minimumDuration == .milliseconds(300))
+        #expect(settings.cameraMotion["garden"]?.enabled == false)
+    }
+
+    @Test func perCameraKeysLieOverTheDefaultsWhateverTheOrder() throws {
+        var settings = RecorderConfiguration()
+        try settings.apply(file: "camera.a.cooldown = 9\ncooldown = 2\nsensitivity = 0.9\n", source: "x")
+        #expect(settings.cameraMotion["a"]?.cooldown == .seconds(9) && settings.cameraMotion["a"]?.sensitivity == 0.9)
+        #expect(settings.motion.cooldown == .seconds(2))
+    }
+
+    @Test func badValuesAndUnknownKeysNameTheLine() {
+        for (text, expected) in [
+            ("sensitivity = 2", "x line 1: '2' is not a valid sensitivity"),
+            ("\nzone.door = 0,0 1,1", "x line 2: '0,0 1,1' is not a valid zone.door: expected a polygon"),
+            ("camera.a.mask.m = 5,5 1,1 0,1", "is not a valid camera.a.mask.m"),
+            ("colour = red", "x line 1: unknown key 'colour'"),
+            ("webhook.x = ftp://a", "is not a valid webhook.x"),
+            ("min-free = lots", "is not a valid min-free"),
+        ] {
+            var settings = RecorderConfiguration()
+            #expect(throws: NodeConfigurationError.self) { try settings.apply(file: text, source: "x") }
+            do { try settings.apply(file: text, source: "x") } catch { #expect("\(error)".contains(expected), "\(error)") }
+        }
+    }
+}
