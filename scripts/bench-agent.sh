@@ -37,7 +37,7 @@ cpu_row() {
   local w=$1 h=$2 kbit=$3 port=9410
   "$XT" testpattern --width "$w" --height "$h" --fps 30 --seconds 10 --motion "$MOTION" --out "$RAW/pattern-$h.yuv" >/dev/null
   rm -rf rec-cpu
-  "$XT" recorder --bind 127.0.0.1 --ports $port --key recorder.key --open --storage rec-cpu --min-free 0 --seconds $((SECONDS_RUN + 10)) >/dev/null 2>&1 &
+  "$XT" recorder --http none --bind 127.0.0.1 --ports $port --key recorder.key --open --storage rec-cpu --min-free 0 --seconds $((SECONDS_RUN + 10)) >/dev/null 2>&1 &
   local recorder=$!
   sleep 0.5
   "$XT" agent --config /dev/null --key camera.key --host 127.0.0.1:$port --host-key @recorder.key.pub --name bench --id 1.90 \
@@ -64,7 +64,7 @@ cpu_row() {
 latency_row() {
   local label=$1 rns=$2 ans=$3 host=$4 port=9420
   rm -rf rec-lat ingest.json agent.json
-  $rns "$XT" recorder --bind "$host" --ports $port --key recorder.key --open --storage rec-lat --min-free 0 --report ingest.json \
+  $rns "$XT" recorder --http none --bind "$host" --ports $port --key recorder.key --open --storage rec-lat --min-free 0 --report ingest.json \
     --seconds $((SECONDS_RUN + 8)) >/dev/null 2>&1 &
   local recorder=$!
   sleep 0.5

@@ -36,7 +36,7 @@ cmp -s payload.bin received/payload.bin && echo "received/payload.bin is byte-id
 
 echo "== a recorder and two camera agents (synthetic 640x360 video with scripted motion, synthetic audio) for 20 s"
 REC_PORT=$((PORT + 1))
-"$XT" recorder --bind 127.0.0.1 --ports $REC_PORT --key recorder.key --open --storage recordings --min-free 0 --report ingest.json \
+"$XT" recorder --http 127.0.0.1:$((PORT + 2)) --bind 127.0.0.1 --ports $REC_PORT --key recorder.key --open --storage recordings --min-free 0 --report ingest.json \
   --seconds 24 > recorder.log 2>&1 &
 RECORDER=$!
 trap 'kill $RECORDER 2>/dev/null || true' EXIT

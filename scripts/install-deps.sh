@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   # build
-  pkg-config libssl-dev libsqlite3-dev
+  pkg-config libssl-dev libsqlite3-dev curl
   # media (later issues link these; installed now so one script serves every target)
   libavformat-dev libavcodec-dev libswscale-dev libswresample-dev libavutil-dev libv4l-dev libopus-dev libasound2-dev
   # speech and tones for the audio tests

@@ -67,9 +67,7 @@ struct AlarmsCommand: AsyncParsableCommand {
     }
 
     private func handle(_ alarm: Alarm) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let json = String(decoding: (try? encoder.encode(AlarmLine(alarm))) ?? Data(), as: UTF8.self)
+        let json = AlarmNotice(alarm).json
         guard let exec else {
             print(json)
             return
@@ -100,32 +98,3 @@ struct AlarmsCommand: AsyncParsableCommand {
     }
 }
 
-/// An alarm as `xt alarms` prints it.
-struct AlarmLine: Encodable {
-    var id: Int64
-    var event: Int64
-    var kind: String
-    var camera: String
-    var zone: String
-    var start: String
-    var end: String?
-    var startNanoseconds: Int64
-    var score: Double
-    var snapshot: String?
-    /// When this subscriber got it (ns since 1970), for latency measurements.
-    var receivedNanoseconds: Int64
-
-    init(_ alarm: Alarm) {
-        id = alarm.id
-        event = alarm.event
-        kind = alarm.kind == .started ? "started" : "ended"
-        camera = alarm.camera
-        zone = alarm.zone
-        start = CaptureTime(nanoseconds: alarm.start).description
-        end = alarm.end.map { CaptureTime(nanoseconds: $0).description }
-        startNanoseconds = alarm.start
-        score = alarm.peakScore
-        snapshot = alarm.snapshot
-        receivedNanoseconds = CaptureTime.now.nanoseconds
-    }
-}

@@ -5,6 +5,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import ServiceLifecycle
 import XTMedia
 import XTNet
 import XTRecorder
@@ -54,6 +55,9 @@ struct RecorderRun: AsyncParsableCommand {
     @Option(name: .long, help: "Live deadline in milliseconds (frames later than this count as late).")
     var deadline: Int?
 
+    @Option(name: .long, help: "Where the HTTP server (Prometheus metrics on /metrics) listens, host:port, or none (default 127.0.0.1:8480).")
+    var http: String?
+
     @Option(name: .long, help: "Write the ingest counters and latency as JSON to this file (every second and at the end).")
     var report: String?
 
@@ -79,13 +83,33 @@ struct RecorderRun: AsyncParsableCommand {
                                                       logger: logger)
             let (host, configuration) = try await self.host.start(node: node, liveDeadline: .milliseconds(deadline), logger: logger)
             let monitor = MotionMonitor(store: store, defaults: settings.motion, settings: settings.cameraMotion, logger: logger)
-            let alarms = AlarmDispatcher(index: database, host: host, logger: logger)
+            let alarms = AlarmDispatcher(index: database, host: host, webhooks: settings.webhooks, logger: logger)
             await monitor.listen { event, started in await alarms.raise(event, started: started) }
             await monitor.recover()
             let ingest = MediaIngest(store: store, monitor: monitor, alarms: alarms, host: host, deadline: .milliseconds(deadline), logger: logger)
             for channel in settings.channels.lowerBound...(settings.channels.upperBound + 1) { await host.subscribe(channel) }
             await host.subscribe(AlarmMessage.channel)
             print("recorder listening on \(host.endpoint.localAddress) as \(configuration.identity.publicKey)\(self.host.open ? " (open mode)" : ""), recording channels \(settings.channels.lowerBound)-\(settings.channels.upperBound) into \(storage) (\(await store.streamCount) streams already there)")
+            let metrics = RecorderMetrics()
+            var web: (task: Task<Void, any Error>, group: ServiceGroup)?
+            if let address = settings.http {
+                let (started, signal) = AsyncStream<String?>.makeStream()
+                let application = RecorderHTTPServer.application(metrics: metrics, host: address.host, port: address.port, logger: logger) {
+                    signal.yield(nil)
+                }
+                let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: [application], logger: logger))
+                web = (Task {
+                    do { try await group.run() } catch { signal.yield("\(error)") }
+                }, group)
+                for await failure in started {
+                    if let failure {
+                        await host.stop()
+                        throw CLIError("the HTTP server cannot listen on \(address.host):\(address.port) (\(failure)): choose another --http, or --http none")
+                    }
+                    break
+                }
+                print("metrics on http://\(address.host):\(address.port)/metrics")
+            }
             let consumer = Task { await ingest.run() }
             let events = Task { await HostOptions.printEvents(of: host) }
             let reporter = Task {
@@ -93,6 +117,7 @@ struct RecorderRun: AsyncParsableCommand {
                     try? await Task.sleep(for: .seconds(1))
                     await monitor.tick()
                     await alarms.tick()
+                    await metrics.update(store: store, host: host, alarms: alarms, monitor: monitor)
                     if let report { write(await ingest.currentReport(), to: report) }
                 }
             }
@@ -101,6 +126,10 @@ struct RecorderRun: AsyncParsableCommand {
             await host.stop()
             _ = await consumer.value
             await monitor.finish()
+            if let web {
+                await web.group.triggerGracefulShutdown()
+                _ = await web.task.result
+            }
             events.cancel()
             let final = await ingest.currentReport()
             if let report { write(final, to: report) }
@@ -130,6 +159,7 @@ extension RecorderRun {
             if let minFree { options.append(("min-free", minFree)) }
             if let channels { options.append(("channels", channels)) }
             if let deadline { options.append(("deadline", String(deadline))) }
+            if let http { options.append(("http", http)) }
             for (key, value) in options {
                 do { try settings.set(key, value) } catch { throw NodeConfigurationError.atLine(source: "--\(key)", line: 0, error) }
             }

@@ -53,7 +53,7 @@ struct AgentCLITests {
     }
 
     func recorder(_ dir: URL, port: Int, log: String = "recorder.log") throws -> Process {
-        try CLI.background(["recorder", "--bind", "127.0.0.1", "--ports", "\(port)", "--key", "recorder.key", "--open",
+        try CLI.background(["recorder", "--http", "none", "--bind", "127.0.0.1", "--ports", "\(port)", "--key", "recorder.key", "--open",
                             "--storage", "recordings", "--report", "ingest.json", "--min-free", "0"], in: dir, log: log)
     }
 
@@ -162,7 +162,7 @@ struct AgentCLITests {
         #expect((missing.stdout + missing.stderr).contains("cannot open the source; retrying every second"))
         #expect((missing.stdout + missing.stderr).contains("camera /dev/video-xt-missing cannot be opened: No such file or directory"))
         // A recorder whose storage cannot be written.
-        let storage = try CLI.run(["recorder", "--bind", "127.0.0.1", "--ports", "\(Int.random(in: 20_000...40_000))", "--key", "recorder.key", "--open",
+        let storage = try CLI.run(["recorder", "--http", "none", "--bind", "127.0.0.1", "--ports", "\(Int.random(in: 20_000...40_000))", "--key", "recorder.key", "--open",
                                    "--storage", "/proc/xt-cannot", "--seconds", "1"], in: dir)
         #expect(storage.status == 1)
         #expect(storage.stderr.contains("storage root /proc/xt-cannot"))
@@ -250,7 +250,7 @@ final class AgentDeviceCLITests {
             """.write(to: dir.appendingPathComponent("asound.conf"), atomically: true, encoding: .utf8)
 
         let port = Int.random(in: 20_000...40_000)
-        let recorder = try CLI.background(["recorder", "--bind", "127.0.0.1", "--ports", "\(port)", "--key", "recorder.key", "--open",
+        let recorder = try CLI.background(["recorder", "--http", "none", "--bind", "127.0.0.1", "--ports", "\(port)", "--key", "recorder.key", "--open",
                                            "--storage", "recordings"], in: dir, log: "recorder.log")
         defer { recorder.terminate() }
         Thread.sleep(forTimeInterval: 0.5)

@@ -7,7 +7,7 @@ import Testing
 @Suite("xt alarms", .serialized, .enabled(if: FileManager.default.isExecutableFile(atPath: CLI.xt), "xt is not built"))
 struct AlarmsCLITests {
     func recorder(_ dir: URL, port: Int, log: String) throws -> Process {
-        try CLI.background(["recorder", "--bind", "127.0.0.1", "--ports", "\(port)", "--key", "recorder.key", "--open",
+        try CLI.background(["recorder", "--http", "none", "--bind", "127.0.0.1", "--ports", "\(port)", "--key", "recorder.key", "--open",
                             "--storage", "recordings", "--min-free", "0"], in: dir, log: log)
     }
 

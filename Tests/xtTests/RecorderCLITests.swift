@@ -12,7 +12,7 @@ struct RecorderCLITests {
     }
 
     func start(_ dir: URL, port: Int, extra: [String] = [], log: String = "recorder.log") throws -> Process {
-        try CLI.background(["recorder", "--bind", "127.0.0.1", "--ports", "\(port)", "--key", "recorder.key", "--open",
+        try CLI.background(["recorder", "--http", "none", "--bind", "127.0.0.1", "--ports", "\(port)", "--key", "recorder.key", "--open",
                             "--storage", "recordings", "--min-free", "0"] + extra, in: dir, log: log)
     }
 
@@ -41,7 +41,7 @@ struct RecorderCLITests {
             camera.waitUntilExit()
         }
 
-        let restart = try CLI.run(["recorder", "--bind", "127.0.0.1", "--ports", "\(port)", "--key", "recorder.key", "--open",
+        let restart = try CLI.run(["recorder", "--http", "none", "--bind", "127.0.0.1", "--ports", "\(port)", "--key", "recorder.key", "--open",
                                    "--storage", "recordings", "--min-free", "0", "--seconds", "0.5"], in: dir)
         #expect(restart.status == 0, "\(restart.stderr)")
         #expect((restart.stdout + restart.stderr).contains("repaired a segment an unclean stop left"))
@@ -69,7 +69,7 @@ struct RecorderCLITests {
         // The index rebuilt from the files says the same.
         let before = try CLI.timelines(dir, storage: "recordings")
         try FileManager.default.removeItem(at: dir.appendingPathComponent("recordings/index.sqlite"))
-        let reindex = try CLI.run(["recorder", "--bind", "127.0.0.1", "--ports", "\(port)", "--key", "recorder.key", "--open",
+        let reindex = try CLI.run(["recorder", "--http", "none", "--bind", "127.0.0.1", "--ports", "\(port)", "--key", "recorder.key", "--open",
                                    "--storage", "recordings", "--min-free", "0", "--reindex", "--seconds", "0"], in: dir)
         #expect(reindex.status == 0, "\(reindex.stderr)")
         #expect(reindex.stdout.contains("reindexed recordings: \(files.count) segments of 2 cameras"), "\(reindex.stdout)")
@@ -96,11 +96,41 @@ struct RecorderCLITests {
         _ = try CLI.run(["keygen", "--out", "recorder.key"], in: dir)
         try "storage = recordings\ncamera.porch.zone.door = 0.5,0.5 2,0.5 1,1\n".write(to: dir.appendingPathComponent("recorder.conf"),
                                                                                           atomically: true, encoding: .utf8)
-        let result = try CLI.run(["recorder", "--config", "recorder.conf", "--key", "recorder.key", "--open", "--seconds", "0"], in: dir)
+        let result = try CLI.run(["recorder", "--http", "none", "--config", "recorder.conf", "--key", "recorder.key", "--open", "--seconds", "0"], in: dir)
         #expect(result.status == 1)
         #expect(result.stderr.contains("recorder.conf line 2: '0.5,0.5 2,0.5 1,1' is not a valid camera.porch.zone.door: expected a polygon"),
                 "\(result.stderr)")
-        let unknown = try CLI.run(["recorder", "--set", "colour=red", "--key", "recorder.key", "--open", "--seconds", "0"], in: dir)
+        let unknown = try CLI.run(["recorder", "--http", "none", "--set", "colour=red", "--key", "recorder.key", "--open", "--seconds", "0"], in: dir)
         #expect(unknown.status == 1 && unknown.stderr.contains("--set: unknown key 'colour'"), "\(unknown.stderr)")
+    }
+
+    @Test("Prometheus metrics: per camera, per link, disk and alarms")
+    func metrics() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for name in ["recorder", "porch"] { _ = try CLI.run(["keygen", "--out", "\(name).key"], in: dir) }
+        let port = Int.random(in: 20_000...40_000), http = Int.random(in: 40_001...50_000)
+        let recorder = try CLI.background(["recorder", "--http", "127.0.0.1:\(http)", "--bind", "127.0.0.1", "--ports", "\(port)",
+                                           "--key", "recorder.key", "--open", "--storage", "recordings", "--min-free", "0"], in: dir, log: "recorder.log")
+        defer { recorder.terminate() }
+        Thread.sleep(forTimeInterval: 0.5)
+        let camera = try camera(dir, "porch", id: 31, port: port, seconds: 8)
+        defer { camera.terminate() }
+        Thread.sleep(forTimeInterval: 5)
+        let scrape = try CLI.tool("curl", ["-s", "http://127.0.0.1:\(http)/metrics"])
+        #expect(scrape.status == 0, "\(scrape.stderr) \(CLI.text(dir, "recorder.log"))")
+        var values: [String: Double] = [:]
+        for line in scrape.stdout.split(separator: "\n") where !line.hasPrefix("#") {
+            let parts = line.split(separator: " ")
+            if parts.count == 2, let value = Double(parts[1]) { values[String(parts[0])] = value }
+        }
+        #expect((25...35).contains(values["xt_camera_frames_per_second{camera=\"porch\"}"] ?? 0), "\(scrape.stdout)")
+        #expect((values["xt_camera_bitrate_bits_per_second{camera=\"porch\"}"] ?? 0) > 50_000)
+        #expect(values["xt_camera_gaps_last_day{camera=\"porch\"}"] == 0)
+        #expect(values["xt_camera_backfilled_seconds_total{camera=\"porch\"}"] != nil)
+        #expect((values["xt_link_rtt_seconds{node=\"porch\"}"] ?? -1) >= 0 && values["xt_link_loss_ratio{node=\"porch\"}"] != nil)
+        #expect(values["xt_link_retransmitted_bytes_total{node=\"porch\"}"] != nil)
+        #expect((values["xt_disk_free_bytes"] ?? 0) > 0 && values["xt_disk_recordings_bytes"] != nil && values["xt_segments_deleted_total"] == 0)
+        #expect(values["xt_alarms_pending"] == 0 && values["xt_alarms_delivered_total"] == 0)
     }
 }

@@ -3,7 +3,9 @@
 // once to the subscribers that are connected. A delivery stays pending until the subscriber
 // acknowledges it: it is sent again every few seconds while the subscriber is connected, and
 // when it subscribes again (after either side restarted). Subscribers drop numbers they have
-// seen, so each gets each alarm once.
+// seen, so each gets each alarm once. Webhooks get every alarm as a JSON POST, retried with
+// growing pauses (up to an hour) until they answer 2xx.
+import AsyncHTTPClient
 import Foundation
 public import Logging
 public import XTNet
@@ -31,10 +33,16 @@ public actor AlarmDispatcher {
     private var subscriptions: [String: AlarmSubscription] = [:]
     private var report = AlarmReport()
     private var loaded = false
+    /// Webhooks by name: every alarm is POSTed to each.
+    private let webhooks: [String: String]
+    /// Webhook deliveries under way (one at a time per alarm and hook).
+    private var posting: Set<String> = []
 
-    public init(index: any RecorderIndex, host: NetHost?, resendAfter: Duration = .seconds(3), logger: Logger) {
+    public init(index: any RecorderIndex, host: NetHost?, webhooks: [String: String] = [:], resendAfter: Duration = .seconds(3),
+                logger: Logger) {
         self.index = index
         self.host = host
+        self.webhooks = webhooks
         self.resendAfter = resendAfter.nanoseconds
         self.logger = logger
     }
@@ -54,6 +62,7 @@ public actor AlarmDispatcher {
         await load()
         guard let id = event.id else { return }
         let targets = subscriptions.values.filter { $0.matches(camera: event.camera, zone: event.zone) }.map { "node:\($0.node)" }.sorted()
+            + webhooks.keys.sorted().map { "webhook:\($0)" }
         guard !targets.isEmpty else { return }
         let alarm = Alarm(id: 0, event: id, kind: started ? .started : .ended, camera: event.camera, zone: event.zone, start: event.start,
                           end: event.end, peakTime: event.peakTime, peakScore: event.peakScore, snapshot: event.snapshot)
@@ -61,10 +70,10 @@ public actor AlarmDispatcher {
             let queued = try await index.enqueue(alarm, targets: targets)
             report.raised += 1
             let members = await connectedNodes()
-            for target in targets {
-                let node = String(target.dropFirst(5))
-                if let member = members[node] { await send(queued, to: member, target: target) }
+            for target in targets where target.hasPrefix("node:") {
+                if let member = members[String(target.dropFirst(5))] { await send(queued, to: member, target: target) }
             }
+            for target in targets where target.hasPrefix("webhook:") { post(queued, target: target, attempts: 0) }
         } catch {
             logger.error("cannot queue an alarm; the event is in the index", metadata: ["reason": "\(error.reason)"])
         }
@@ -137,11 +146,61 @@ public actor AlarmDispatcher {
         }
     }
 
-    /// Sends again what is due, to every connected subscriber (call about once a second).
+    /// Sends again what is due, to every connected subscriber and webhook (call about once a second).
     public func tick() async {
         await load()
         let connected = await connectedNodes()
         for node in subscriptions.keys where connected[node] != nil { await resend(to: node, force: false) }
+        let now = Self.wallClock
+        for name in webhooks.keys {
+            let target = "webhook:\(name)"
+            guard let due = try? await index.pendingDeliveries(target: target, limit: 50) else { continue }
+            for delivery in due where delivery.nextAttempt <= now { post(delivery.alarm, target: target, attempts: delivery.attempts) }
+        }
+    }
+
+    // MARK: webhooks
+
+    /// POSTs an alarm to a webhook in the background; success marks it delivered, failure
+    /// schedules the next try (2 s, 4 s, … up to an hour).
+    private func post(_ alarm: Alarm, target: String, attempts: Int) {
+        let key = "\(target) \(alarm.id)"
+        guard let url = webhooks[String(target.dropFirst(8))], posting.insert(key).inserted else { return }
+        let body = Array(AlarmNotice(alarm).json.utf8)
+        Task {
+            var request = HTTPClientRequest(url: url)
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.headers.add(name: "User-Agent", value: "xt-recorder")
+            request.body = .bytes(body)
+            var outcome: String?
+            do {
+                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+                if !(200..<300).contains(Int(response.status.code)) { outcome = "HTTP \(response.status.code)" }
+            } catch {
+                outcome = "\(error)"
+            }
+            await self.posted(alarm, target: target, attempts: attempts, failure: outcome, key: key)
+        }
+    }
+
+    private func posted(_ alarm: Alarm, target: String, attempts: Int, failure: String?, key: String) async {
+        posting.remove(key)
+        do {
+            if let failure {
+                let pause = min(Int64(1) << min(attempts + 1, 11), 3600) * 1_000_000_000
+                try await index.noteAttempt(alarm.id, target: target, next: Self.wallClock + pause)
+                if attempts == 0 || attempts % 10 == 9 {
+                    logger.warning("a webhook refused an alarm; retrying", metadata: ["webhook": "\(target.dropFirst(8))", "alarm": "\(alarm.id)",
+                                                                                       "reason": "\(failure)", "next in seconds": "\(pause / 1_000_000_000)"])
+                }
+            } else {
+                report.sent += 1
+                report.acknowledged += try await index.markDelivered([alarm.id], target: target)
+            }
+        } catch {
+            logger.error("cannot record a webhook delivery", metadata: ["reason": "\(error.reason)"])
+        }
     }
 
     /// Counts so far.

@@ -2,6 +2,7 @@
 // as node-network messages on the alarm channel (docs/PROTOCOL.md, "Alarms"):
 //   node → recorder: subscribe (cameras and zones, empty for all), unsubscribe, ack;
 //   recorder → node: alarm (an event that started or ended), until the node acknowledges it.
+import Foundation
 public import XTMedia
 
 /// What a node wants to hear of.
@@ -148,5 +149,44 @@ public enum AlarmMessage: Hashable, Sendable {
         }
         guard reader.remaining == 0 else { throw .malformed("\(reader.remaining) bytes follow an alarm message") }
         return message
+    }
+}
+
+/// An alarm as people and programs read it: `xt alarms` prints it as a JSON line, webhooks
+/// receive it as the body of a POST.
+public struct AlarmNotice: Codable, Sendable, Equatable {
+    public var id: Int64
+    public var event: Int64
+    public var kind: String
+    public var camera: String
+    public var zone: String
+    /// ISO 8601 (UTC) capture times of the motion's start and end.
+    public var start: String
+    public var end: String?
+    public var startNanoseconds: Int64
+    public var score: Double
+    public var snapshot: String?
+    /// When it was sent or received (ns since 1970), for latency measurements.
+    public var receivedNanoseconds: Int64
+
+    public init(_ alarm: Alarm, at time: CaptureTime = .now) {
+        id = alarm.id
+        event = alarm.event
+        kind = alarm.kind == .started ? "started" : "ended"
+        camera = alarm.camera
+        zone = alarm.zone
+        start = CaptureTime(nanoseconds: alarm.start).description + "Z"
+        end = alarm.end.map { CaptureTime(nanoseconds: $0).description + "Z" }
+        startNanoseconds = alarm.start
+        score = alarm.peakScore
+        snapshot = alarm.snapshot
+        receivedNanoseconds = time.nanoseconds
+    }
+
+    /// One line of JSON, keys sorted.
+    public var json: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
     }
 }

@@ -20,6 +20,14 @@ public struct StoreReport: Sendable, Codable, Equatable {
     public var segmentsRepaired = 0
 }
 
+/// What a camera sent over a stretch of time.
+public struct CameraTraffic: Sendable, Equatable {
+    public var videoFrames = 0
+    public var bytes = 0
+    /// Media time that came by backfill (video frames' durations, or audio's without video).
+    public var backfilledNanoseconds: Int64 = 0
+}
+
 /// Segments and index of every camera.
 public actor RecordingStore {
     public let root: String
@@ -42,6 +50,8 @@ public actor RecordingStore {
     private var savedCameras: Set<String> = []
     private(set) var report = StoreReport()
     private var ticking = false
+    /// What each camera sent since metrics last asked.
+    private var traffic: [String: CameraTraffic] = [:]
     private var unplaceable: [String: FillState] = [:]
     private var indexFailing = false
     /// A write failed for want of space: retention frees some at the next tick.
@@ -221,6 +231,11 @@ public actor RecordingStore {
         case .written, .staged, .stagedAwaitingKeyframe:
             state.received.insert(frame.sequence)
             streams[frame.stream] = state
+            var sent = traffic[camera.name] ?? CameraTraffic()
+            sent.bytes += frame.frame.data.count
+            if frame.frame.codec == .h264 { sent.videoFrames += 1 }
+            if frame.isBackfill, frame.frame.codec == .h264 || camera.headers[.video] == nil { sent.backfilledNanoseconds += frame.frame.duration }
+            traffic[camera.name] = sent
             absorb(camera)
             return outcome == .stagedAwaitingKeyframe ? .needsKeyframe(camera: camera.name) : .recorded
         }
@@ -268,6 +283,12 @@ public actor RecordingStore {
 
     /// The current report.
     public func currentReport() -> StoreReport { report }
+
+    /// What each camera sent since the last call (for rates).
+    public func takeTraffic() -> [String: CameraTraffic] {
+        defer { traffic.removeAll(keepingCapacity: true) }
+        return traffic
+    }
 
     /// What retention has done, and the disk.
     public func currentRetention() -> RetentionReport { retentionReport }

@@ -35,6 +35,15 @@ public struct RecorderConfiguration: KeyValueSettings, Sendable, Equatable {
     }
     /// Where alarms are also POSTed (JSON), by name.
     public var webhooks: [String: String] = [:]
+    /// Where the HTTP server (metrics, and the web UI) listens; nil: nowhere.
+    public var http: (host: String, port: Int)? = ("127.0.0.1", 8480)
+
+    public static func == (lhs: RecorderConfiguration, rhs: RecorderConfiguration) -> Bool {
+        lhs.storage == rhs.storage && lhs.index == rhs.index && lhs.channels == rhs.channels && lhs.deadlineMilliseconds == rhs.deadlineMilliseconds
+            && lhs.segments == rhs.segments && lhs.retention == rhs.retention && lhs.motion == rhs.motion
+            && lhs.cameraMotionKeys == rhs.cameraMotionKeys && lhs.webhooks == rhs.webhooks
+            && lhs.http?.host == rhs.http?.host && lhs.http?.port == rhs.http?.port
+    }
 
     public init() {}
 
@@ -52,6 +61,7 @@ public struct RecorderConfiguration: KeyValueSettings, Sendable, Equatable {
         ("zone.NAME", "a polygon: x,y x,y x,y … in fractions of the picture"), ("mask.NAME", "a polygon, as for zones"),
         ("camera.NAME.KEY", "any motion key, zone./mask., or retention-days, for one camera"),
         ("webhook.NAME", "an http:// or https:// URL that alarms are POSTed to"),
+        ("http", "host:port for metrics and the web UI, or none"),
     ]
 
     public mutating func set(_ key: String, _ value: String) throws(NodeConfigurationError) {
@@ -76,6 +86,11 @@ public struct RecorderConfiguration: KeyValueSettings, Sendable, Equatable {
             guard !value.isEmpty else { throw bad }
             storage = value
         case "index": index = value.isEmpty ? nil : value
+        case "http":
+            if value == "none" { http = nil; return }
+            guard let colon = value.lastIndex(of: ":"), let port = Int(value[value.index(after: colon)...]), (1...65_535).contains(port),
+                  colon > value.startIndex else { throw bad }
+            http = (String(value[..<colon]), port)
         case "channels":
             let bounds = value.split(separator: "-").compactMap { UInt16($0) }
             guard (1...2).contains(bounds.count), bounds.first! <= bounds.last!, bounds.last! < UInt16.max else { throw bad }
