@@ -130,7 +130,11 @@ let package = Package(
         ),
         .testTarget(name: "XTNetTests", dependencies: ["XTNet", "XTransport", "XTransportNIO"], swiftSettings: strict),
         .testTarget(name: "XTMediaTests", dependencies: ["XTMedia"], swiftSettings: strict),
-        .testTarget(name: "XTRecorderTests", dependencies: ["XTRecorder", "XTMedia", "XTNet", "XTransport"], swiftSettings: strict),
+        .testTarget(
+            name: "XTRecorderTests",
+            dependencies: ["XTRecorder", "XTMedia", "XTNet", "XTransport", .product(name: "Hummingbird", package: "hummingbird")],
+            swiftSettings: strict
+        ),
         .testTarget(name: "XTAgentTests", dependencies: ["XTAgent", "XTMedia", "XTNet", "XTransport"], swiftSettings: strict),
         .testTarget(name: "XTSimulatorTests", dependencies: ["XTransport", "XTSimulator"], swiftSettings: strict),
         // Runs the built `xt` binary the way a user does: exit codes and error lines.

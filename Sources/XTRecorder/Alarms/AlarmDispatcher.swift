@@ -38,11 +38,15 @@ public actor AlarmDispatcher {
     /// Webhook deliveries under way (one at a time per alarm and hook).
     private var posting: Set<String> = []
 
+    /// The first pause before a webhook is tried again (it doubles, up to an hour).
+    private let webhookRetry: Int64
+
     public init(index: any RecorderIndex, host: NetHost?, webhooks: [String: String] = [:], resendAfter: Duration = .seconds(3),
-                logger: Logger) {
+                webhookRetry: Duration = .seconds(2), logger: Logger) {
         self.index = index
         self.host = host
         self.webhooks = webhooks
+        self.webhookRetry = webhookRetry.nanoseconds
         self.resendAfter = resendAfter.nanoseconds
         self.logger = logger
     }
@@ -188,11 +192,11 @@ public actor AlarmDispatcher {
         posting.remove(key)
         do {
             if let failure {
-                let pause = min(Int64(1) << min(attempts + 1, 11), 3600) * 1_000_000_000
+                let pause = min(webhookRetry << min(attempts, 12), 3_600_000_000_000)
                 try await index.noteAttempt(alarm.id, target: target, next: Self.wallClock + pause)
                 if attempts == 0 || attempts % 10 == 9 {
                     logger.warning("a webhook refused an alarm; retrying", metadata: ["webhook": "\(target.dropFirst(8))", "alarm": "\(alarm.id)",
-                                                                                       "reason": "\(failure)", "next in seconds": "\(pause / 1_000_000_000)"])
+                                                                                       "reason": "\(failure)", "next in seconds": "\(Double(pause) / 1e9)"])
                 }
             } else {
                 report.sent += 1
