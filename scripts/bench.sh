@@ -3,7 +3,9 @@
 # byte-verified payload: (a) loopback, (b) a veth pair between two namespaces with
 # `tbf rate 500mbit` at 0, 1, 5 and 10% random drop; then the camera agent beside ffmpeg and its
 # capture → ingest latency (scripts/bench-agent.sh), and the node network's fan-out of a live
-# stream by multicast and by host unicast (scripts/bench-fanout.sh). Writes BENCHMARKS.md.
+# stream by multicast and by host unicast (scripts/bench-fanout.sh); and the recorder: streams
+# recorded at once beside ffmpeg's segmenter, motion detector cost, onset → alarm
+# (scripts/bench-recorder.sh). Writes BENCHMARKS.md.
 set -uo pipefail
 XT=$(realpath "${1:-.build/release/xt}")
 OUT=$(realpath -m bench-out)
@@ -169,6 +171,11 @@ agent_md="$OUT/agent.md"
 bash scripts/bench-agent.sh "$XT" "$OUT" > "$agent_md"
 grep '^|' "$agent_md" | sed 's/^/  /'
 
+echo "bench: recorder (streams at once beside ffmpeg's segmenter, motion detector cost, onset → alarm)"
+recorder_md="$OUT/recorder.md"
+bash scripts/bench-recorder.sh "$XT" "$OUT" > "$recorder_md"
+grep '^|' "$recorder_md" | sed 's/^/  /'
+
 fanout_md="$OUT/fanout.md"
 if [ "$(id -u)" -eq 0 ]; then
   bash scripts/bench-fanout.sh "$XT" "$OUT" > "$fanout_md"
@@ -211,5 +218,7 @@ fi
   cat "$fanout_md"
   echo
   cat "$agent_md"
+  echo
+  cat "$recorder_md"
 } > BENCHMARKS.md
 echo "bench: wrote BENCHMARKS.md"

@@ -46,6 +46,9 @@ struct Replay: AsyncParsableCommand {
     @Option(name: .long, help: "Only write the encoded clip to this file (raw H.264) and exit.")
     var write: String?
 
+    @Flag(name: .long, help: "Only time the motion detector on the clip (at the agent: raw pictures; at the recorder: decode + detect) and print JSON.")
+    var motionBench = false
+
     @OptionGroup var node: NodeOptions
 
     func run() async throws {
@@ -57,13 +60,43 @@ struct Replay: AsyncParsableCommand {
             let encoder = try H264Encoder(settings: H264Settings(width: width, height: height, frameRate: fps, bitrate: bitrate * 1000, gop: gop,
                                                                  implementation: .libx264))
             var clip: [EncodedFrame] = []
+            let detector = MotionDetector()
+            var analysis = Duration.zero
             for _ in 0..<(clipSeconds * fps) {
                 guard case .raw(let picture) = try source.next() else { break }
+                if motionBench { analysis += ContinuousClock().measure { _ = detector.analyze(picture) } }
                 clip += try encoder.encode(picture)
             }
             clip += try encoder.flush()
             let bytes = clip.reduce(0) { $0 + $1.data.count }
             print("clip: \(clip.count) frames, \(Int(Double(bytes * 8) / Double(clipSeconds) / 1000)) kbit/s, \(clip.count { $0.isKeyframe }) keyframes")
+            if motionBench {
+                // The recorder's path for a camera without grids: decode every frame, analyse 10 a second.
+                let decoder = try VideoDecoder(codec: .h264, fast: true)
+                let recorderDetector = MotionDetector()
+                var decoding = Duration.zero, analysing = Duration.zero
+                var decoded = 0, analysed = 0
+                let step = max(1, fps / 10)
+                for frame in clip {
+                    var pictures: [VideoFrame] = []
+                    decoding += ContinuousClock().measure { pictures = decoder.decode(frame.data, captureTime: frame.captureTime) }
+                    for picture in pictures {
+                        decoded += 1
+                        if decoded % step == 0 {
+                            analysing += ContinuousClock().measure { _ = recorderDetector.analyze(picture) }
+                            analysed += 1
+                        }
+                    }
+                }
+                func milliseconds(_ duration: Duration, _ count: Int) -> Double {
+                    Double(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000) / 1e6 / Double(max(count, 1))
+                }
+                let agent = milliseconds(analysis, clipSeconds * fps)
+                let decode = milliseconds(decoding, decoded), detect = milliseconds(analysing, analysed)
+                print(String(format: "{\"width\": %d, \"height\": %d, \"agentDetectMilliseconds\": %.3f, \"recorderDecodeMilliseconds\": %.3f, \"recorderDetectMilliseconds\": %.3f, \"recorderMillisecondsPerAnalysedPicture\": %.3f}",
+                             width, height, agent, decode, detect, detect + decode * Double(step)))
+                return
+            }
             if let write {
                 try Data(clip.flatMap(\.data)).write(to: URL(fileURLWithPath: write))
                 return
