@@ -56,12 +56,14 @@ print(len(t), sum(len(x["gaps"]) for x in t), sum(x["missingFrames"] for x in t)
 PY
 )"
 
-# ffmpeg: one segmenter per stream, reading the same clip at its frame rate.
+# ffmpeg: one segmenter per stream, reading the same clip at its frame rate (from MP4: raw H.264
+# cannot be looped, it does not seek).
+ffmpeg -nostdin -hide_banner -loglevel error -y -framerate 30 -f h264 -i clip.h264 -c copy clip.mp4
 rm -rf ff && mkdir -p ff
 pids=()
 for i in $(seq 1 "$STREAMS"); do
   mkdir -p "ff/$i"
-  ffmpeg -hide_banner -loglevel error -re -stream_loop -1 -framerate 30 -f h264 -i clip.h264 -c copy -f segment -segment_time 10 \
+  ffmpeg -nostdin -hide_banner -loglevel error -re -stream_loop -1 -i clip.mp4 -c copy -f segment -segment_time 10 \
     -segment_format mp4 -reset_timestamps 1 -t $((WINDOW + 10)) "ff/$i/%05d.mp4" &
   pids+=($!)
 done
@@ -80,7 +82,7 @@ read -r agent_ms decode_ms detect_ms per_analysed <<< "$(python3 -c "import json
 
 # --- 3. onset → alarm: an object crosses the picture for 1.5 s every 4 s.
 rm -rf rec-alarm phone.state alarms.log
-"$XT" recorder --http none --bind 127.0.0.1 --ports 9445 --key recorder.key --open --storage rec-alarm --min-free 0 --seconds 95 > recorder-alarm.log 2>&1 &
+"$XT" recorder --http none --bind 127.0.0.1 --ports 9445 --key recorder.key --open --storage rec-alarm --min-free 0 --set cooldown=1.5 --seconds 95 > recorder-alarm.log 2>&1 &
 recorder=$!
 sleep 1
 "$XT" alarms --config /dev/null --key phone.key --host 127.0.0.1:9445 --host-key @recorder.key.pub --name phone --id 1.50 \
@@ -139,7 +141,8 @@ from a file (no network, no encryption). CPU: user+system over ${WINDOW} s, per 
 ### Motion onset → alarm at the subscriber
 
 An object crosses a 720p synthetic camera for 1.5 s every 4 s for 88 s; the agent detects on
-raw pictures 10 times a second, the recorder applies the policy (minimum duration 0.3 s) and
+raw pictures 10 times a second, the recorder applies the policy (minimum duration 0.3 s,
+cooldown 1.5 s so that each crossing is its own event) and
 raises the alarm, \`xt alarms\` prints it. Onset is the scripted moment in the camera's stream
 time; the latency includes the 0.3 s minimum duration.
 

@@ -72,6 +72,26 @@ public final class BoundedQueue<Element: Sendable>: AsyncSequence, Sendable {
         for producer in producers { producer.resume(returning: true) }
     }
 
+    /// Takes up to `limit` waiting elements without waiting (none when the queue is empty), so
+    /// a consumer can handle a burst in one go.
+    public func drain(upTo limit: Int) -> [Element] {
+        let (elements, producers): ([Element], [CheckedContinuation<Bool, Never>]) = state.withLock { state in
+            let count = Swift.min(limit, state.count)
+            guard count > 0 else { return ([], []) }
+            let elements = Array(state.buffer[state.head..<(state.head + count)])
+            state.head += count
+            if state.head > 64 && state.head * 2 > state.buffer.count {
+                state.buffer.removeFirst(state.head)
+                state.head = 0
+            }
+            let woken = Array(state.producers.prefix(count))
+            state.producers.removeFirst(woken.count)
+            return (elements, woken)
+        }
+        for producer in producers { producer.resume(returning: false) }
+        return elements
+    }
+
     fileprivate func next() async -> Element? {
         await withCheckedContinuation { (continuation: CheckedContinuation<Element?, Never>) in
             let (element, producer, end): (Element?, CheckedContinuation<Bool, Never>?, Bool) = state.withLock { state in

@@ -162,6 +162,9 @@ public protocol RecorderIndex: Sendable {
 
     /// Adds or updates a segment (by path) and the camera's gaps around it.
     func saveSegment(_ segment: SegmentRecord) async throws(StorageError)
+    /// What changed in a tick, in one transaction: cameras seen, segments grown or closed,
+    /// streams' sequences on disk.
+    func save(cameras: [CameraRecord], segments: [SegmentRecord], streams: [StreamRecord]) async throws(StorageError)
     /// In one transaction: removes `old` segments, adds `new` ones, records the file moves
     /// still to do, and refreshes the gaps.
     func replaceSegments(_ old: [String], with new: [SegmentRecord], moves: [FileMove]) async throws(StorageError)

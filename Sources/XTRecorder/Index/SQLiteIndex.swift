@@ -122,14 +122,16 @@ public final class SQLiteIndex: RecorderIndex {
     // MARK: cameras and streams
 
     public func saveCamera(_ camera: CameraRecord) async throws(StorageError) {
-        try await write("saving camera \(camera.name)") { db in
+        try await write("saving camera \(camera.name)") { db in try Self.upsert(camera, db) }
+    }
+
+    private static func upsert(_ camera: CameraRecord, _ db: Database) throws {
             try db.execute(sql: """
                 INSERT INTO camera (name, firstSeen, lastSeen, video, audio) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT(name) DO UPDATE SET firstSeen = min(firstSeen, excluded.firstSeen),
                   lastSeen = max(lastSeen, excluded.lastSeen), video = coalesce(excluded.video, video),
                   audio = coalesce(excluded.audio, audio)
                 """, arguments: [camera.name, camera.firstSeen, camera.lastSeen, camera.video, camera.audio])
-        }
     }
 
     public func cameras() async throws(StorageError) -> [CameraRecord] {
@@ -143,14 +145,15 @@ public final class SQLiteIndex: RecorderIndex {
     public func saveStreams(_ streams: [StreamRecord]) async throws(StorageError) {
         guard !streams.isEmpty else { return }
         try await write("saving streams") { db in
-            for stream in streams {
-                try db.execute(sql: """
-                    INSERT INTO stream (stream, camera, kind, header, received) VALUES (?, ?, ?, ?, ?)
-                    ON CONFLICT(stream) DO UPDATE SET received = excluded.received
-                    """, arguments: [Int64(bitPattern: stream.stream), stream.camera, stream.kind, Data(stream.header),
-                                     Self.encode(stream.received)])
-            }
+            for stream in streams { try Self.upsert(stream, db) }
         }
+    }
+
+    private static func upsert(_ stream: StreamRecord, _ db: Database) throws {
+        try db.execute(sql: """
+            INSERT INTO stream (stream, camera, kind, header, received) VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT(stream) DO UPDATE SET received = excluded.received
+            """, arguments: [Int64(bitPattern: stream.stream), stream.camera, stream.kind, Data(stream.header), Self.encode(stream.received)])
     }
 
     public func streams() async throws(StorageError) -> [StreamRecord] {
@@ -218,13 +221,25 @@ public final class SQLiteIndex: RecorderIndex {
 
     public func saveSegment(_ segment: SegmentRecord) async throws(StorageError) {
         let threshold = gapThreshold
-        try await write("saving segment \(segment.path)") { db in
-            let previous = try Row.fetchOne(db, sql: "SELECT start, end FROM segment WHERE path = ?", arguments: [segment.path])
-            try Self.insert(segment, db)
-            // An open segment that only grew changes no gap but the one after it, if any.
-            if previous == nil || (previous!["start"] as Int64) != segment.start || !segment.isOpen {
-                try Self.refreshGaps(camera: segment.camera, around: segment.start, segment.end, threshold: threshold, db)
-            }
+        try await write("saving segment \(segment.path)") { db in try Self.save(segment, threshold: threshold, db) }
+    }
+
+    private static func save(_ segment: SegmentRecord, threshold: Int64, _ db: Database) throws {
+        let previous = try Row.fetchOne(db, sql: "SELECT start, end FROM segment WHERE path = ?", arguments: [segment.path])
+        try insert(segment, db)
+        // An open segment that only grew changes no gap but the one after it, if any.
+        if previous == nil || (previous!["start"] as Int64) != segment.start || !segment.isOpen {
+            try refreshGaps(camera: segment.camera, around: segment.start, segment.end, threshold: threshold, db)
+        }
+    }
+
+    public func save(cameras: [CameraRecord], segments: [SegmentRecord], streams: [StreamRecord]) async throws(StorageError) {
+        guard !cameras.isEmpty || !segments.isEmpty || !streams.isEmpty else { return }
+        let threshold = gapThreshold
+        try await write("saving what reached the disk") { db in
+            for camera in cameras { try Self.upsert(camera, db) }
+            for segment in segments { try Self.save(segment, threshold: threshold, db) }
+            for stream in streams { try Self.upsert(stream, db) }
         }
     }
 

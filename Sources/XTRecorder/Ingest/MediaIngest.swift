@@ -77,14 +77,50 @@ public actor MediaIngest {
                 await store.tick()
             }
         }
-        for await delivery in host.messages { await handle(delivery.envelope) }
+        // A burst is handled in one go; and while the last one was small, the next is gathered
+        // for a few milliseconds, so a frame costs a thread wake-up only now and then.
+        var iterator = host.messages.makeAsyncIterator()
+        while let first = await iterator.next() {
+            let batch = [first] + host.messages.drain(upTo: Self.batchLimit - 1)
+            await handle(batch.map(\.envelope))
+            if batch.count < Self.batchLimit / 4 { try? await Task.sleep(for: Self.gathering) }
+        }
         ticker.cancel()
         _ = await ticker.value
         await store.stop()
     }
 
+    /// Messages handled in one go at most.
+    static let batchLimit = 64
+    /// How long a quiet ingest waits to gather the next messages.
+    static let gathering = Duration.milliseconds(4)
+
     /// Handles one message for the recorder.
-    public func handle(_ envelope: NetEnvelope) async {
+    public func handle(_ envelope: NetEnvelope) async { await handle([envelope]) }
+
+    /// Handles messages in order; runs of frames go to the store in one call.
+    public func handle(_ envelopes: [NetEnvelope]) async {
+        var frames: [(MediaFrame, NodeID)] = []
+        for envelope in envelopes {
+            if envelope.route.channel != AlarmMessage.channel, case .frame(let frame)? = try? MediaMessage.decode(envelope.payload) {
+                frames.append((frame, envelope.route.from))
+                continue
+            }
+            await record(frames)
+            frames.removeAll()
+            await handleOther(envelope)
+        }
+        await record(frames)
+    }
+
+    private func record(_ frames: [(MediaFrame, NodeID)]) async {
+        guard !frames.isEmpty else { return }
+        let taken = await store.take(frames.map(\.0))
+        for ((frame, sender), outcome) in zip(frames, taken) { await account(frame, outcome, from: sender) }
+    }
+
+    /// A message that is not a frame.
+    private func handleOther(_ envelope: NetEnvelope) async {
         if envelope.route.channel == AlarmMessage.channel {
             await alarms?.handle(envelope)
             return
@@ -108,7 +144,7 @@ public actor MediaIngest {
                 logger.error("cannot record a stream", metadata: ["camera": "\(header.camera)", "reason": "\(error.reason)"])
             }
         case .frame(let frame):
-            await take(frame, from: envelope.route.from)
+            await account(frame, await store.take(frame), from: envelope.route.from)
         case .inventory(_, let entries):
             report.receipts += 1
             let receipt = await store.receipt(for: entries)
@@ -121,9 +157,10 @@ public actor MediaIngest {
         }
     }
 
-    private func take(_ frame: MediaFrame, from sender: NodeID) async {
+    /// Counts what became of a frame, and asks for a keyframe when the recording needs one.
+    private func account(_ frame: MediaFrame, _ taken: RecordingStore.Taken, from sender: NodeID) async {
         let kind = frame.frame.codec.kind
-        switch await store.take(frame) {
+        switch taken {
         case .unknownStream:
             report.withoutHeader += 1
             return

@@ -50,6 +50,7 @@ public actor RecordingStore {
     private var savedCameras: Set<String> = []
     private(set) var report = StoreReport()
     private var ticking = false
+    private var lastCamerasSaved: Int64 = .min / 2
     /// What each camera sent since metrics last asked.
     private var traffic: [String: CameraTraffic] = [:]
     private var unplaceable: [String: FillState] = [:]
@@ -206,6 +207,9 @@ public actor RecordingStore {
         case failed(StorageError)
     }
 
+    /// Records frames in order (one call for a burst: fewer hops between threads).
+    public func take(_ frames: [MediaFrame]) -> [Taken] { frames.map { take($0) } }
+
     /// Records one frame.
     public func take(_ frame: MediaFrame) -> Taken {
         guard var state = streams[frame.stream] else { return .unknownStream }
@@ -312,42 +316,57 @@ public actor RecordingStore {
             await applyRetention()
         }
         for camera in cameras.values.sorted(by: { $0.name < $1.name }) { await fillPass(camera, force: force) }
-        await saveIndexUpdates()
+        await saveIndexUpdates(force: force)
     }
 
-    /// Tells the index what changed. What it cannot take (a full disk) stays queued for the
-    /// next tick.
-    private func saveIndexUpdates() async {
-        do throws(StorageError) {
+    /// Tells the index what changed, in one transaction. What it cannot take (a full disk)
+    /// stays queued for the next tick.
+    private func saveIndexUpdates(force: Bool = false) async {
+        let now = CaptureTime.monotonicNow
+        // Cameras' last-seen times need not be exact to the tick.
+        let seenDue = force || now - lastCamerasSaved >= 5_000_000_000
+        var cameraRecords: [CameraRecord] = []
+        if seenDue || cameraSeen.keys.contains(where: { !savedCameras.contains($0) }) {
             for (name, seen) in cameraSeen {
                 let header = { (kind: MediaKind) in self.cameras[name]?.headers[kind].map { Self.summary($0.description) } }
-                try await index.saveCamera(CameraRecord(name: name, firstSeen: seen.first, lastSeen: seen.last, video: header(.video),
-                                                        audio: header(.audio)))
-                if let now = cameraSeen[name], now.first == seen.first, now.last == seen.last { cameraSeen.removeValue(forKey: name) }
+                cameraRecords.append(CameraRecord(name: name, firstSeen: seen.first, lastSeen: seen.last, video: header(.video), audio: header(.audio)))
             }
-            for camera in cameras.values {
-                for segment in camera.segmentUpdates.values.sorted(by: { $0.start < $1.start }) {
-                    try await index.saveSegment(segment)
-                    // A newer state that came meanwhile stays queued.
-                    if camera.segmentUpdates[segment.path] == segment { camera.segmentUpdates.removeValue(forKey: segment.path) }
-                }
-                if !camera.removedSegments.isEmpty {
-                    let removed = camera.removedSegments
-                    try await index.deleteSegments(removed)
-                    camera.removedSegments.removeAll { removed.contains($0) }
-                }
-            }
-            var records: [StreamRecord] = []
-            for (id, state) in streams where state.dirty {
-                records.append(StreamRecord(stream: id.value, camera: state.header.camera, kind: state.header.description.codec.kind.description,
-                                            header: MediaMessage.header(state.header).encoded(), received: state.durable.ranges))
-                streams[id]?.dirty = false
-            }
-            do throws(StorageError) {
-                try await index.saveStreams(records)
+        }
+        var segmentRecords: [SegmentRecord] = []
+        for camera in cameras.values { segmentRecords += camera.segmentUpdates.values }
+        segmentRecords.sort { $0.start < $1.start }
+        var streamRecords: [StreamRecord] = []
+        for (id, state) in streams where state.dirty {
+            streamRecords.append(StreamRecord(stream: id.value, camera: state.header.camera, kind: state.header.description.codec.kind.description,
+                                              header: MediaMessage.header(state.header).encoded(), received: state.durable.ranges))
+            streams[id]?.dirty = false
+        }
+        do throws(StorageError) {
+            do {
+                try await index.save(cameras: cameraRecords, segments: segmentRecords, streams: streamRecords)
             } catch {
-                for record in records { streams[MediaStreamID(record.stream)]?.dirty = true }
+                for record in streamRecords { streams[MediaStreamID(record.stream)]?.dirty = true }
                 throw error
+            }
+            if !cameraRecords.isEmpty {
+                lastCamerasSaved = now
+                for record in cameraRecords {
+                    savedCameras.insert(record.name)
+                    if let seen = cameraSeen[record.name], seen.first == record.firstSeen, seen.last == record.lastSeen {
+                        cameraSeen.removeValue(forKey: record.name)
+                    }
+                }
+            }
+            // A newer state that came meanwhile stays queued.
+            for segment in segmentRecords {
+                if let camera = cameras[segment.camera], camera.segmentUpdates[segment.path] == segment {
+                    camera.segmentUpdates.removeValue(forKey: segment.path)
+                }
+            }
+            for camera in cameras.values where !camera.removedSegments.isEmpty {
+                let removed = camera.removedSegments
+                try await index.deleteSegments(removed)
+                camera.removedSegments.removeAll { removed.contains($0) }
             }
             indexFailing = false
         } catch {
