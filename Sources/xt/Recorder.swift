@@ -15,7 +15,7 @@ struct RecorderCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "recorder",
         abstract: "Run the recorder (the host agents publish to), or check and export what it recorded.",
-        subcommands: [RecorderRun.self, RecorderCheck.self, RecorderExport.self, RecorderAlarms.self],
+        subcommands: [RecorderRun.self, RecorderCheck.self, RecorderExport.self, RecorderEvents.self, RecorderAlarms.self],
         defaultSubcommand: RecorderRun.self)
 }
 
@@ -266,6 +266,29 @@ struct RecorderAlarms: AsyncParsableCommand {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             print(String(decoding: try encoder.encode(summary), as: UTF8.self))
+        }
+    }
+}
+
+struct RecorderEvents: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "events", abstract: "Print the motion events (all, or one camera's), as JSON.")
+
+    @Option(name: .long, help: "Where recordings are.")
+    var storage = "/var/lib/xt/recordings"
+
+    @Option(name: .long, help: "The index database (default: <storage>/index.sqlite).")
+    var index: String?
+
+    @Option(name: .long, help: "Only this camera.")
+    var camera: String?
+
+    func run() async throws {
+        try await XT.run {
+            guard FileManager.default.fileExists(atPath: storage) else { throw CLIError("no recordings at \(storage): give --storage") }
+            let database = try SQLiteIndex(path: index ?? RecordingStore.defaultIndexPath(root: storage))
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            print(String(decoding: try encoder.encode(try await database.events(camera: camera, from: nil, to: nil)), as: UTF8.self))
         }
     }
 }
