@@ -15,7 +15,7 @@ struct RecorderCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "recorder",
         abstract: "Run the recorder (the host agents publish to), or check and export what it recorded.",
-        subcommands: [RecorderRun.self, RecorderCheck.self, RecorderExport.self, RecorderEvents.self, RecorderAlarms.self],
+        subcommands: [RecorderRun.self, RecorderCheck.self, RecorderExport.self, RecorderEvents.self, RecorderAlarms.self, RecorderPasswd.self],
         defaultSubcommand: RecorderRun.self)
 }
 
@@ -289,6 +289,32 @@ struct RecorderEvents: AsyncParsableCommand {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             print(String(decoding: try encoder.encode(try await database.events(camera: camera, from: nil, to: nil)), as: UTF8.self))
+        }
+    }
+}
+
+struct RecorderPasswd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "passwd",
+        abstract: "Print a Config/recorder.conf line for a web UI user (the password is read from standard input, kept only as a hash).")
+
+    @Argument(help: "The user's name.")
+    var name: String
+
+    @Option(name: .long, help: "viewer or admin.")
+    var role = "viewer"
+
+    func run() async throws {
+        try await XT.run {
+            guard let role = UserAccount.Role(rawValue: role) else { throw CLIError("--role '\(role)' is not a role: use viewer or admin") }
+            guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." }) else {
+                throw CLIError("'\(name)' is not a user name: use letters, digits, '-', '_' and '.'")
+            }
+            FileHandle.standardError.write("password for \(name): ")
+            guard let password = readLine(strippingNewline: true), password.count >= 8 else {
+                throw CLIError("a password needs at least 8 characters")
+            }
+            print("user.\(name) = \(role.rawValue) \(UserAccount.hash(password: password))")
         }
     }
 }

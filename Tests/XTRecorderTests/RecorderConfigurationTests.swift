@@ -45,4 +45,20 @@ import XTNet
             do { try settings.apply(file: text, source: "x") } catch { #expect("\(error)".contains(expected), "\(error)") }
         }
     }
+
+    @Test func usersKeepOnlyAPasswordHash() throws {
+        let hash = UserAccount.hash(password: "correct horse", rounds: 100_000)
+        #expect(hash.hasPrefix("pbkdf2-sha256$100000$") && !hash.contains("correct"))
+        #expect(UserAccount.hash(password: "correct horse", rounds: 100_000) != hash)  // salted
+        var settings = RecorderConfiguration()
+        try settings.apply(file: "user.ann = admin \(hash)\n", source: "x")
+        let ann = try #require(settings.users["ann"])
+        #expect(ann.role == .admin && ann.verify(password: "correct horse") && !ann.verify(password: "correct horsE"))
+        for line in ["user.bob = admin hunter2", "user.bob = root \(hash)", "user.b b = viewer \(hash)"] {
+            #expect(throws: NodeConfigurationError.self) { try settings.apply(file: line, source: "x") }
+        }
+        do { try settings.apply(file: "user.bob = admin hunter2", source: "x") } catch {
+            #expect("\(error)".contains("xt recorder passwd bob") && !"\(error)".contains("hunter2"), "\(error)")
+        }
+    }
 }

@@ -14,7 +14,7 @@ enum CLI {
         var errorLines: [Substring] { stderr.split(separator: "\n") }
     }
 
-    static func run(_ arguments: [String], in directory: URL? = nil, timeout: TimeInterval = 30) throws -> Result {
+    static func run(_ arguments: [String], in directory: URL? = nil, timeout: TimeInterval = 30, input: String? = nil) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: xt)
         process.arguments = arguments
@@ -23,7 +23,13 @@ enum CLI {
         let err = Pipe()
         process.standardOutput = out
         process.standardError = err
+        let feed = Pipe()
+        if input != nil { process.standardInput = feed }
         try process.run()
+        if let input {
+            feed.fileHandleForWriting.write(Data(input.utf8))
+            try? feed.fileHandleForWriting.close()
+        }
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
         if process.isRunning { process.terminate() }

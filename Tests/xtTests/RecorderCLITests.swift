@@ -100,6 +100,13 @@ struct RecorderCLITests {
         #expect(result.status == 1)
         #expect(result.stderr.contains("recorder.conf line 2: '0.5,0.5 2,0.5 1,1' is not a valid camera.porch.zone.door: expected a polygon"),
                 "\(result.stderr)")
+        // A user line from `xt recorder passwd` is accepted as it is.
+        let passwd = try CLI.run(["recorder", "passwd", "ann", "--role", "admin"], in: dir, input: "a long password\n")
+        #expect(passwd.status == 0 && passwd.stdout.hasPrefix("user.ann = admin pbkdf2-sha256$600000$"), "\(passwd.stderr)")
+        try "storage = recordings\n\(passwd.stdout)".write(to: dir.appendingPathComponent("users.conf"), atomically: true, encoding: .utf8)
+        let accepted = try CLI.run(["recorder", "--http", "none", "--config", "users.conf", "--key", "recorder.key", "--open", "--seconds", "0",
+                                    "--bind", "127.0.0.1", "--ports", "\(Int.random(in: 20_000...40_000))"], in: dir)
+        #expect(accepted.status == 0, "\(accepted.stderr)")
         let unknown = try CLI.run(["recorder", "--http", "none", "--set", "colour=red", "--key", "recorder.key", "--open", "--seconds", "0"], in: dir)
         #expect(unknown.status == 1 && unknown.stderr.contains("--set: unknown key 'colour'"), "\(unknown.stderr)")
     }

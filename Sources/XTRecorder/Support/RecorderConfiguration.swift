@@ -35,13 +35,15 @@ public struct RecorderConfiguration: KeyValueSettings, Sendable, Equatable {
     }
     /// Where alarms are also POSTed (JSON), by name.
     public var webhooks: [String: String] = [:]
+    /// People who may log in to the web UI, by name.
+    public var users: [String: UserAccount] = [:]
     /// Where the HTTP server (metrics, and the web UI) listens; nil: nowhere.
     public var http: (host: String, port: Int)? = ("127.0.0.1", 8480)
 
     public static func == (lhs: RecorderConfiguration, rhs: RecorderConfiguration) -> Bool {
         lhs.storage == rhs.storage && lhs.index == rhs.index && lhs.channels == rhs.channels && lhs.deadlineMilliseconds == rhs.deadlineMilliseconds
             && lhs.segments == rhs.segments && lhs.retention == rhs.retention && lhs.motion == rhs.motion
-            && lhs.cameraMotionKeys == rhs.cameraMotionKeys && lhs.webhooks == rhs.webhooks
+            && lhs.cameraMotionKeys == rhs.cameraMotionKeys && lhs.webhooks == rhs.webhooks && lhs.users == rhs.users
             && lhs.http?.host == rhs.http?.host && lhs.http?.port == rhs.http?.port
     }
 
@@ -62,6 +64,7 @@ public struct RecorderConfiguration: KeyValueSettings, Sendable, Equatable {
         ("camera.NAME.KEY", "any motion key, zone./mask., or retention-days, for one camera"),
         ("webhook.NAME", "an http:// or https:// URL that alarms are POSTed to"),
         ("http", "host:port for metrics and the web UI, or none"),
+        ("user.NAME", "viewer or admin, then a password hash from `xt recorder passwd NAME`"),
     ]
 
     public mutating func set(_ key: String, _ value: String) throws(NodeConfigurationError) {
@@ -115,6 +118,15 @@ public struct RecorderConfiguration: KeyValueSettings, Sendable, Equatable {
         case "min-free":
             guard let bytes = Self.bytes(value) else { throw bad }
             retention.minimumFreeBytes = bytes
+        case _ where key.hasPrefix("user."):
+            let parts = value.split(separator: " ", omittingEmptySubsequences: true)
+            let name = String(key.dropFirst(5))
+            guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." }), parts.count == 2,
+                  let role = UserAccount.Role(rawValue: String(parts[0])), UserAccount.isValidHash(String(parts[1])) else {
+                throw .badValue(key: key, value: value.count > 12 ? String(value.prefix(12)) + "…" : value,
+                                expected: "viewer or admin, then a password hash: run `xt recorder passwd \(name)` and paste its line")
+            }
+            users[name] = UserAccount(name: name, role: role, passwordHash: String(parts[1]))
         case _ where key.hasPrefix("webhook."):
             guard key.count > 8, value.hasPrefix("http://") || value.hasPrefix("https://"), URL(string: value) != nil else { throw bad }
             webhooks[String(key.dropFirst(8))] = value
