@@ -61,6 +61,12 @@ import json, sys
 for t in json.load(open(sys.argv[1])):
     print("  %-10s %-5s %6d frames, %6.1f s, %d gaps, %d missing" % (t["camera"], t["kind"], t["frames"], t["seconds"], len(t["gaps"]), t["missingFrames"]))
 PY
+"$XT" recorder events --storage recordings > events.json
+python3 - events.json <<'PY'
+import json, sys, collections
+events = json.load(open(sys.argv[1]))
+print("  motion events: " + ", ".join("%s %d" % kv for kv in sorted(collections.Counter(e["camera"] for e in events).items())) + " (snapshots under recordings/<camera>/events/)")
+PY
 for camera in frontdoor garden; do
   "$XT" recorder export --storage recordings --camera $camera --out $camera.mp4
 done
