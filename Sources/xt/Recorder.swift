@@ -180,22 +180,16 @@ extension RecorderRun {
 struct RecorderCheck: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "check", abstract: "Print each camera's recorded timeline and its gaps, as JSON.")
 
-    @Option(name: .long, help: "Where recordings are.")
-    var storage = "/var/lib/xt/recordings"
-
-    @Option(name: .long, help: "The index database (default: <storage>/index.sqlite).")
-    var index: String?
+    @OptionGroup var recordings: RecordingsOptions
 
     @Option(name: .long, help: "Only this camera.")
     var camera: String?
 
     func run() async throws {
         try await XT.run {
-            guard FileManager.default.fileExists(atPath: storage) else { throw CLIError("no recordings at \(storage): give --storage") }
-            let database = try SQLiteIndex(path: index ?? RecordingStore.defaultIndexPath(root: storage))
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(await Recording.check(root: storage, index: database, camera: camera)), as: UTF8.self))
+            let database = try recordings.open()
+            let storage = recordings.storage
+            try printJSON(await Recording.check(root: storage, index: database, camera: camera))
         }
     }
 }
@@ -203,14 +197,10 @@ struct RecorderCheck: AsyncParsableCommand {
 struct RecorderExport: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "export", abstract: "Write one camera's recording into a playable MP4 or MKV file.")
 
-    @Option(name: .long, help: "Where recordings are.")
-    var storage = "/var/lib/xt/recordings"
+    @OptionGroup var recordings: RecordingsOptions
 
     @Option(name: .long, help: "The camera.")
     var camera: String
-
-    @Option(name: .long, help: "The index database (default: <storage>/index.sqlite).")
-    var index: String?
 
     @Option(name: .long, help: "The file to write (.mp4 or .mkv).")
     var out: String
@@ -223,8 +213,8 @@ struct RecorderExport: AsyncParsableCommand {
 
     func run() async throws {
         try await XT.run {
-            guard FileManager.default.fileExists(atPath: storage) else { throw CLIError("no recordings at \(storage): give --storage") }
-            let database = try SQLiteIndex(path: index ?? RecordingStore.defaultIndexPath(root: storage))
+            let database = try recordings.open()
+            let storage = recordings.storage
             let summary = try await Recording.export(root: storage, index: database, camera: camera, to: out,
                                                      from: try from.map { try Self.time($0, "--from") }, to: try to.map { try Self.time($0, "--to") })
             print("exported \(summary.videoFrames) video and \(summary.audioFrames) audio frames of \(camera) from \(summary.segments) segments to \(summary.path)")
@@ -242,11 +232,7 @@ struct RecorderAlarms: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "alarms",
                                                     abstract: "Print the alarm subscriptions and the outbox (pending and delivered alarms), as JSON.")
 
-    @Option(name: .long, help: "Where recordings are.")
-    var storage = "/var/lib/xt/recordings"
-
-    @Option(name: .long, help: "The index database (default: <storage>/index.sqlite).")
-    var index: String?
+    @OptionGroup var recordings: RecordingsOptions
 
     struct Summary: Encodable {
         var subscriptions: [AlarmSubscription]
@@ -257,15 +243,13 @@ struct RecorderAlarms: AsyncParsableCommand {
 
     func run() async throws {
         try await XT.run {
-            guard FileManager.default.fileExists(atPath: storage) else { throw CLIError("no recordings at \(storage): give --storage") }
-            let database = try SQLiteIndex(path: index ?? RecordingStore.defaultIndexPath(root: storage))
+            let database = try recordings.open()
+            let storage = recordings.storage
             let pending = try await database.pendingDeliveries(target: nil, limit: 10_000).map { "\($0.target) \($0.alarm.id)" }
             let summary = Summary(subscriptions: try await database.subscriptions(), pending: pending,
                                   delivered: try await database.deliveryCounts().delivered,
                                   events: try await database.events(camera: nil, from: nil, to: nil).count)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(summary), as: UTF8.self))
+            try printJSON(summary)
         }
     }
 }
@@ -273,22 +257,16 @@ struct RecorderAlarms: AsyncParsableCommand {
 struct RecorderEvents: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "events", abstract: "Print the motion events (all, or one camera's), as JSON.")
 
-    @Option(name: .long, help: "Where recordings are.")
-    var storage = "/var/lib/xt/recordings"
-
-    @Option(name: .long, help: "The index database (default: <storage>/index.sqlite).")
-    var index: String?
+    @OptionGroup var recordings: RecordingsOptions
 
     @Option(name: .long, help: "Only this camera.")
     var camera: String?
 
     func run() async throws {
         try await XT.run {
-            guard FileManager.default.fileExists(atPath: storage) else { throw CLIError("no recordings at \(storage): give --storage") }
-            let database = try SQLiteIndex(path: index ?? RecordingStore.defaultIndexPath(root: storage))
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(try await database.events(camera: camera, from: nil, to: nil)), as: UTF8.self))
+            let database = try recordings.open()
+            let storage = recordings.storage
+            try printJSON(try await database.events(camera: camera, from: nil, to: nil))
         }
     }
 }
@@ -317,4 +295,26 @@ struct RecorderPasswd: AsyncParsableCommand {
             print("user.\(name) = \(role.rawValue) \(UserAccount.hash(password: password))")
         }
     }
+}
+
+/// Where a recorder's recordings and index are, for the commands that read them.
+struct RecordingsOptions: ParsableArguments {
+    @Option(name: .long, help: "Where recordings are.")
+    var storage = "/var/lib/xt/recordings"
+
+    @Option(name: .long, help: "The index database (default: <storage>/index.sqlite).")
+    var index: String?
+
+    /// The index, after checking the storage root is there.
+    func open() throws -> SQLiteIndex {
+        guard FileManager.default.fileExists(atPath: storage) else { throw CLIError("no recordings at \(storage): give --storage") }
+        return try SQLiteIndex(path: index ?? RecordingStore.defaultIndexPath(root: storage))
+    }
+}
+
+/// Prints `value` as indented JSON with sorted keys.
+func printJSON(_ value: some Encodable) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }
