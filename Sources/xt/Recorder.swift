@@ -15,7 +15,8 @@ struct RecorderCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "recorder",
         abstract: "Run the recorder (the host agents publish to), or check and export what it recorded.",
-        subcommands: [RecorderRun.self, RecorderCheck.self, RecorderExport.self, RecorderEvents.self, RecorderAlarms.self, RecorderPasswd.self],
+        subcommands: [RecorderRun.self, RecorderCheck.self, RecorderExport.self, RecorderEvents.self, RecorderAlarms.self, RecorderNodes.self,
+                      RecorderPasswd.self],
         defaultSubcommand: RecorderRun.self)
 }
 
@@ -113,8 +114,11 @@ struct RecorderRun: AsyncParsableCommand {
             let consumer = Task { await ingest.run() }
             let events = Task { await HostOptions.printEvents(of: host) }
             let reporter = Task {
+                var ticks = 0
                 while !Task.isCancelled {
                     try? await Task.sleep(for: .seconds(1))
+                    ticks += 1
+                    if ticks % 5 == 1 { try? await NodeBook.update(from: host, into: database) }
                     await monitor.tick()
                     await alarms.tick()
                     await metrics.update(store: store, host: host, alarms: alarms, monitor: monitor)
@@ -268,6 +272,17 @@ struct RecorderEvents: AsyncParsableCommand {
             let storage = recordings.storage
             try printJSON(try await database.events(camera: camera, from: nil, to: nil))
         }
+    }
+}
+
+struct RecorderNodes: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "nodes",
+                                                    abstract: "Print the nodes the recorder has seen (links when last seen, channels), as JSON.")
+
+    @OptionGroup var recordings: RecordingsOptions
+
+    func run() async throws {
+        try await XT.run { try printJSON(try await recordings.open().nodes()) }
     }
 }
 

@@ -139,5 +139,10 @@ struct RecorderCLITests {
         #expect(values["xt_link_retransmitted_bytes_total{node=\"porch\"}"] != nil)
         #expect((values["xt_disk_free_bytes"] ?? 0) > 0 && values["xt_disk_recordings_bytes"] != nil && values["xt_segments_deleted_total"] == 0)
         #expect(values["xt_alarms_pending"] == 0 && values["xt_alarms_delivered_total"] == 0)
+        // The index lists the node with its link.
+        let nodes = try CLI.run(["recorder", "nodes", "--storage", "recordings"], in: dir)
+        let list = try JSONSerialization.jsonObject(with: Data(nodes.stdout.utf8)) as? [[String: Any]] ?? []
+        #expect(list.contains { $0["name"] as? String == "porch" && $0["id"] as? String == "1.31" && $0["channels"] != nil && ($0["key"] as? String)?.count == 44 },
+                "\(nodes.stdout) \(nodes.stderr)")
     }
 }

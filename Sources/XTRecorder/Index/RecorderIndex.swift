@@ -131,6 +131,35 @@ public struct EventRecord: Sendable, Equatable, Codable {
     }
 }
 
+/// A node of the network as the recorder last saw it.
+public struct NodeRecord: Sendable, Equatable, Codable {
+    public var name: String
+    /// area.local
+    public var id: String
+    /// Its public key (base64).
+    public var key: String
+    public var firstSeen: Int64
+    public var lastSeen: Int64
+    public var channels: [UInt16]
+    /// The link when last seen.
+    public var rttMilliseconds: Double
+    public var lossPercent: Double
+    public var retransmittedBytes: Int64
+
+    public init(name: String, id: String, key: String, firstSeen: Int64, lastSeen: Int64, channels: [UInt16], rttMilliseconds: Double,
+                lossPercent: Double, retransmittedBytes: Int64) {
+        self.name = name
+        self.id = id
+        self.key = key
+        self.firstSeen = firstSeen
+        self.lastSeen = lastSeen
+        self.channels = channels
+        self.rttMilliseconds = rttMilliseconds
+        self.lossPercent = lossPercent
+        self.retransmittedBytes = retransmittedBytes
+    }
+}
+
 /// An alarm still to be delivered to one target ("node:NAME" or "webhook:URL").
 public struct PendingDelivery: Sendable, Equatable {
     public var alarm: Alarm
@@ -198,6 +227,11 @@ public protocol RecorderIndex: Sendable {
     func openEvents() async throws(StorageError) -> [EventRecord]
     /// Removes events whose clips ended before `time` (their recording is gone).
     func deleteEvents(endingBefore time: Int64, camera: String?) async throws(StorageError) -> [EventRecord]
+
+    /// Adds or updates nodes (by name; the first-seen time is kept).
+    func saveNodes(_ nodes: [NodeRecord]) async throws(StorageError)
+    /// Every node seen, by name.
+    func nodes() async throws(StorageError) -> [NodeRecord]
 
     /// Adds or replaces a node's alarm subscription.
     func saveSubscription(_ subscription: AlarmSubscription) async throws(StorageError)

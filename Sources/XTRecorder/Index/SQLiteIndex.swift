@@ -108,6 +108,19 @@ public final class SQLiteIndex: RecorderIndex {
             }
             try db.create(index: "delivery_pending", on: "delivery", columns: ["target", "delivered", "alarm"])
         }
+        migrator.registerMigration("v4 nodes") { db in
+            try db.create(table: "node") { table in
+                table.primaryKey("name", .text)
+                table.column("id", .text).notNull()
+                table.column("key", .text).notNull()
+                table.column("firstSeen", .integer).notNull()
+                table.column("lastSeen", .integer).notNull()
+                table.column("channels", .text).notNull()
+                table.column("rttMilliseconds", .double).notNull()
+                table.column("lossPercent", .double).notNull()
+                table.column("retransmittedBytes", .integer).notNull()
+            }
+        }
         return migrator
     }
 
@@ -384,6 +397,36 @@ public final class SQLiteIndex: RecorderIndex {
                 """, arguments: [camera, time]).map(Self.event)
             for event in old { try db.execute(sql: "DELETE FROM event WHERE id = ?", arguments: [event.id]) }
             return old
+        }
+    }
+
+    // MARK: nodes
+
+    public func saveNodes(_ nodes: [NodeRecord]) async throws(StorageError) {
+        guard !nodes.isEmpty else { return }
+        try await write("saving nodes") { db in
+            for node in nodes {
+                try db.execute(sql: """
+                    INSERT INTO node (name, id, key, firstSeen, lastSeen, channels, rttMilliseconds, lossPercent, retransmittedBytes)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(name) DO UPDATE SET id = excluded.id, key = excluded.key, lastSeen = excluded.lastSeen,
+                      channels = excluded.channels, rttMilliseconds = excluded.rttMilliseconds, lossPercent = excluded.lossPercent,
+                      retransmittedBytes = excluded.retransmittedBytes
+                    """, arguments: [node.name, node.id, node.key, node.firstSeen, node.lastSeen,
+                                     node.channels.map(String.init).joined(separator: ","), node.rttMilliseconds, node.lossPercent,
+                                     node.retransmittedBytes])
+            }
+        }
+    }
+
+    public func nodes() async throws(StorageError) -> [NodeRecord] {
+        try await read("listing nodes") { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM node ORDER BY name").map { row in
+                let channels: String = row["channels"]
+                return NodeRecord(name: row["name"], id: row["id"], key: row["key"], firstSeen: row["firstSeen"], lastSeen: row["lastSeen"],
+                                  channels: channels.split(separator: ",").compactMap { UInt16($0) }, rttMilliseconds: row["rttMilliseconds"],
+                                  lossPercent: row["lossPercent"], retransmittedBytes: row["retransmittedBytes"])
+            }
         }
     }
 

@@ -144,7 +144,9 @@ final class CameraRecorder {
                 // A P-frame whose predecessor is missing cannot be decoded here yet.
                 let follows = frame.frame.isKeyframe || (lastVideo?.stream == frame.stream && lastVideo?.sequence == frame.sequence &- 1)
                 if let current, follows, current.video.map({ Self.sameShape($0, header.description) }) == true, time > current.last[.video] ?? .min {
-                    if frame.frame.isKeyframe, time - current.record.start >= segmentNanoseconds {
+                    // Cut at a keyframe after ~10 s — or at once when the camera's sound began after
+                    // this segment did, so that the next one carries it.
+                    if frame.frame.isKeyframe, time - current.record.start >= segmentNanoseconds || (current.audio == nil && headers[.audio] != nil) {
                         try rotate(at: frame, header: header)
                     } else {
                         try write(frame, kind: kind, into: current)

@@ -159,6 +159,26 @@ import XTMedia
         #expect(two.map(\.frames) == [150, 250])
     }
 
+    @Test func soundThatStartsAfterThePictureIsNotLeftWaiting() async throws {
+        let root = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let feed = try CameraFeed(camera: "door", seconds: 6, start: Self.start)
+        let store = try await Fixtures.store(root: root)
+        try await store.note(feed.video)
+        // The microphone's header comes 1.5 s after the camera's first keyframe.
+        for frame in feed.frames where frame.frame.codec == .h264 && seconds(frame) < 1.5 { _ = await store.take(frame) }
+        try await store.note(feed.audio)
+        for frame in feed.frames where seconds(frame) >= 1.5 || frame.frame.codec == .opus { _ = await store.take(frame) }
+        // Still recording: the first segment was cut at the next keyframe (2 s) and its sound filled in.
+        await store.tick(force: true)
+        let segments = try await store.index.segments(camera: "door", from: nil, to: nil)
+        #expect(segments.count == 2 && segments[0].end <= Self.start.nanoseconds + 2_100_000_000, "\(segments)")
+        #expect(segments[0].audioFrames == 100 && segments[0].videoFrames == 60, "\(segments[0])")
+        let live = try SegmentFile.read("\(root)/\(segments[1].path)")
+        #expect(live.audio != nil && live.video != nil)
+        await store.stop()
+    }
+
     @Test func aMissingOrUnusableStorageRootIsAClearError() async throws {
         let file = Fixtures.temporaryDirectory() + "/plain-file"
         FileManager.default.createFile(atPath: file, contents: Data([1]))
