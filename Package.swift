@@ -39,6 +39,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
@@ -92,8 +93,8 @@ let package = Package(
             dependencies: ["XTMedia", "XTNet", "XTransport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
-        // The recorder: the host role plus ingest of live and backfilled media into journals,
-        // export and checks of what was recorded.
+        // The recorder: the host role plus ingest of live and backfilled media into segments,
+        // the index, motion, alarms, and the web UI's server (REST API, live view, metrics).
         .target(
             name: "XTRecorder",
             dependencies: [
@@ -104,6 +105,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ],
@@ -134,7 +136,12 @@ let package = Package(
         .testTarget(name: "XTMediaTests", dependencies: ["XTMedia"], swiftSettings: strict),
         .testTarget(
             name: "XTRecorderTests",
-            dependencies: ["XTRecorder", "XTMedia", "XTNet", "XTransport", .product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: [
+                "XTRecorder", "XTMedia", "XTNet", "XTransport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(name: "XTAgentTests", dependencies: ["XTAgent", "XTMedia", "XTNet", "XTransport"], swiftSettings: strict),

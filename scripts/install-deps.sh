@@ -12,6 +12,8 @@ packages=(
   espeak-ng sox
   # tests and peers for `make bench`
   iproute2 nftables iperf3 srt-tools ffmpeg
+  # the web UI's browser tests (headless, driven through WebDriver)
+  chromium chromium-driver fonts-dejavu-core
   # libFuzzer runtime for `make fuzz`
   libclang-rt-14-dev
 )

@@ -107,13 +107,18 @@ public enum Recording {
         public var videoFrames: Int
         public var audioFrames: Int
         public var segments: Int
+        /// Capture times (ns) of the file's first and last frame.
+        public var start: Int64
+        public var end: Int64
     }
 
     /// Writes one camera's recording (optionally a capture-time range) into `path` (MP4 or
-    /// Matroska by its extension), across segment boundaries. Video starts at its first keyframe.
+    /// Matroska by its extension), across segment boundaries. Video starts at its first keyframe;
+    /// with `fromKeyframeBefore`, at the last keyframe at or before `start`, so that the file
+    /// holds the moment asked for (the web UI's playback).
     /// - Throws: ``StorageError`` when there is nothing to export or the file cannot be written.
     public static func export(root: String, index: any RecorderIndex, camera: String, to path: String, from start: CaptureTime? = nil,
-                              to end: CaptureTime? = nil) async throws(StorageError) -> ExportSummary {
+                              to end: CaptureTime? = nil, fromKeyframeBefore: Bool = false) async throws(StorageError) -> ExportSummary {
         let segments = try await index.segments(camera: camera, from: start?.nanoseconds, to: end?.nanoseconds)
         guard !segments.isEmpty else {
             throw .notFound("no recording of camera '\(camera)'\(start == nil ? "" : " in that time range") under \(root): `xt recorder check --storage \(root)` lists the cameras")
@@ -121,6 +126,7 @@ public enum Recording {
         var video: StreamDescription?, audio: StreamDescription?
         var frames: [EncodedFrame] = []
         var used = 0
+        var start = start
         for segment in segments {
             let contents = try SegmentFile.read((root as NSString).appendingPathComponent(segment.path))
             // Tracks hold one shape: segments whose video changed size are left out.
@@ -128,6 +134,10 @@ public enum Recording {
             video = video ?? contents.video
             audio = audio ?? contents.audio
             used += 1
+            if fromKeyframeBefore, let from = start, used == 1,
+               let keyframe = contents.frames.last(where: { $0.codec == .h264 && $0.isKeyframe && $0.captureTime <= from }) {
+                start = keyframe.captureTime
+            }
             frames += contents.frames.filter {
                 (start == nil || $0.captureTime >= start!) && (end == nil || $0.captureTime <= end!)
                     && ($0.codec == .h264 ? contents.video != nil : contents.audio != nil)
@@ -154,6 +164,7 @@ public enum Recording {
             throw .media(error)
         }
         return ExportSummary(path: path, videoFrames: frames.count { $0.codec == .h264 }, audioFrames: frames.count { $0.codec == .opus },
-                             segments: used)
+                             segments: used, start: frames.first!.captureTime.nanoseconds,
+                             end: frames.map { $0.captureTime.nanoseconds + $0.duration }.max()!)
     }
 }

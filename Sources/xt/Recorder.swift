@@ -6,6 +6,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 import XTMedia
 import XTNet
 import XTRecorder
@@ -56,8 +57,11 @@ struct RecorderRun: AsyncParsableCommand {
     @Option(name: .long, help: "Live deadline in milliseconds (frames later than this count as late).")
     var deadline: Int?
 
-    @Option(name: .long, help: "Where the HTTP server (Prometheus metrics on /metrics) listens, host:port, or none (default 127.0.0.1:8480).")
+    @Option(name: .long, help: "Where the web UI, REST API and Prometheus metrics (/metrics) listen, host:port, or none (default 127.0.0.1:8480).")
     var http: String?
+
+    @Option(name: .long, help: "The web UI's files (default: XT_WEB_ROOT, or web/ beside or above the executable, or /usr/share/xt/web).")
+    var webRoot: String?
 
     @Option(name: .long, help: "Write the ingest counters and latency as JSON to this file (every second and at the end).")
     var report: String?
@@ -79,6 +83,7 @@ struct RecorderRun: AsyncParsableCommand {
                 let summary = try await RecordingStore.reindex(root: storage, index: database, logger: logger)
                 print("reindexed \(storage): \(summary.segments) segments of \(summary.cameras) cameras, \(Int(summary.seconds)) s, \(summary.bytes) bytes\(summary.corrupt.isEmpty ? "" : "; \(summary.corrupt.count) unreadable: \(summary.corrupt.joined(separator: "; "))")")
             }
+            let accounts = try webAccounts(settings)
             let deadline = settings.deadlineMilliseconds
             let store = try await RecordingStore.open(root: storage, index: database, settings: settings.segments, retention: settings.retention,
                                                       logger: logger)
@@ -87,58 +92,127 @@ struct RecorderRun: AsyncParsableCommand {
             let alarms = AlarmDispatcher(index: database, host: host, webhooks: settings.webhooks, logger: logger)
             await monitor.listen { event, started in await alarms.raise(event, started: started) }
             await monitor.recover()
-            let ingest = MediaIngest(store: store, monitor: monitor, alarms: alarms, host: host, deadline: .milliseconds(deadline), logger: logger)
+            let live = LiveHub()
+            let ingest = MediaIngest(store: store, monitor: monitor, alarms: alarms, live: live, host: host, deadline: .milliseconds(deadline),
+                                     logger: logger)
             for channel in settings.channels.lowerBound...(settings.channels.upperBound + 1) { await host.subscribe(channel) }
             await host.subscribe(AlarmMessage.channel)
             print("recorder listening on \(host.endpoint.localAddress) as \(configuration.identity.publicKey)\(self.host.open ? " (open mode)" : ""), recording channels \(settings.channels.lowerBound)-\(settings.channels.upperBound) into \(storage) (\(await store.streamCount) streams already there)")
             let metrics = RecorderMetrics()
-            var web: (task: Task<Void, any Error>, group: ServiceGroup)?
+            let core = RecorderCore(host: host, ingest: ingest, monitor: monitor, alarms: alarms, metrics: metrics, store: store, index: database,
+                                    report: report)
+            // Started first, stopped last: the services stop in the reverse of this order.
+            var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: core)]
             if let address = settings.http {
-                let (started, signal) = AsyncStream<String?>.makeStream()
-                let application = RecorderHTTPServer.application(metrics: metrics, host: address.host, port: address.port, logger: logger) {
-                    signal.yield(nil)
+                let webRoot = self.webRoot ?? RecorderHTTPServer.defaultWebRoot()
+                if webRoot == nil { logger.warning("the web UI's files (web/) were not found: only the API and /metrics are served; give --web-root") }
+                let web = RecorderWeb(root: storage, index: database, accounts: accounts, live: live)
+                let application = RecorderHTTPServer.application(web: web, metrics: metrics, webRoot: webRoot, host: address.host,
+                                                                  port: address.port, logger: logger) {
+                    print("web UI on http://\(address.host):\(address.port)/ (metrics on /metrics)")
                 }
-                let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: [application], logger: logger))
-                web = (Task {
-                    do { try await group.run() } catch { signal.yield("\(error)") }
-                }, group)
-                for await failure in started {
-                    if let failure {
-                        await host.stop()
-                        throw CLIError("the HTTP server cannot listen on \(address.host):\(address.port) (\(failure)): choose another --http, or --http none")
-                    }
-                    break
+                services.append(.init(service: application))
+                // Live viewers hold their connections open: they are ended before the server stops.
+                services.append(.init(service: OnShutdown { live.stop() }))
+            }
+            if let seconds { services.append(.init(service: StopAfter(seconds: seconds), successTerminationBehavior: .gracefullyShutdownGroup)) }
+            var group = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            group.maximumGracefulShutdownDuration = .seconds(30)
+            do {
+                try await ServiceGroup(configuration: group).run()
+            } catch {
+                await host.stop()
+                let text = "\(error)"
+                if text.contains("Address already in use"), let address = settings.http {
+                    throw CLIError("the web server cannot listen on \(address.host):\(address.port) (in use): choose another --http, or --http none")
                 }
-                print("metrics on http://\(address.host):\(address.port)/metrics")
+                throw CLIError("the recorder stopped: \(text)")
             }
-            let consumer = Task { await ingest.run() }
-            let events = Task { await HostOptions.printEvents(of: host) }
-            let reporter = Task {
-                var ticks = 0
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: .seconds(1))
-                    ticks += 1
-                    if ticks % 5 == 1 { try? await NodeBook.update(from: host, into: database) }
-                    await monitor.tick()
-                    await alarms.tick()
-                    await metrics.update(store: store, host: host, alarms: alarms, monitor: monitor)
-                    if let report { write(await ingest.currentReport(), to: report) }
-                }
-            }
-            await Termination.wait(seconds: seconds)
-            reporter.cancel()
-            await host.stop()
-            _ = await consumer.value
-            await monitor.finish()
-            if let web {
-                await web.group.triggerGracefulShutdown()
-                _ = await web.task.result
-            }
-            events.cancel()
             let final = await ingest.currentReport()
             if let report { write(final, to: report) }
             print("recorder stopped: video \(final.video.live) live + \(final.video.backfilled) backfilled, audio \(final.audio.live) live + \(final.audio.backfilled) backfilled; video latency p50 \(final.video.latencyP50Milliseconds) ms, p99 \(final.video.latencyP99Milliseconds) ms")
         }
+    }
+
+    /// The web UI's users: from the config and `<storage>/web-users.conf`. With none, a recorder
+    /// started in a terminal asks for the first admin.
+    func webAccounts(_ settings: RecorderConfiguration) throws -> WebAccounts {
+        let file = (settings.storage as NSString).appendingPathComponent("web-users.conf")
+        let accounts: WebAccounts
+        do { accounts = try WebAccounts(configured: Array(settings.users.values), file: file) } catch { throw CLIError("\(error)") }
+        guard accounts.isEmpty, settings.http != nil else { return accounts }
+        guard isatty(STDIN_FILENO) == 1 else {
+            print("no web users yet: the web UI refuses every login until one is added (`xt recorder passwd NAME --role admin` into Config/recorder.conf, or start the recorder in a terminal once)")
+            return accounts
+        }
+        print("No web users yet. Create the first admin of the web UI.")
+        FileHandle.standardOutput.write("name: ")
+        let name = (readLine(strippingNewline: true) ?? "").trimmingCharacters(in: .whitespaces)
+        let password = String(cString: getpass("password (8 or more characters): "))
+        let finished = Mutex<(any Error)??>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            do { try await accounts.save(name: name, role: .admin, password: password) } catch { finished.withLock { $0 = .some(error) } }
+            done.signal()
+        }
+        done.wait()
+        if let failure = finished.withLock({ $0 }), let failure { throw CLIError("\(failure)") }
+        print("admin '\(name)' saved in \(file)")
+        return accounts
+    }
+}
+
+/// The recorder's own work as one service: the node network's endpoint, ingest into segments,
+/// and the once-a-second upkeep (nodes, motion, alarms, metrics, report). On shutdown it leaves
+/// the network, finishes the segments, and closes open motion events.
+struct RecorderCore: Service {
+    let host: NetHost
+    let ingest: MediaIngest
+    let monitor: MotionMonitor
+    let alarms: AlarmDispatcher
+    let metrics: RecorderMetrics
+    let store: RecordingStore
+    let index: SQLiteIndex
+    let report: String?
+
+    func run() async throws {
+        let consumer = Task { await ingest.run() }
+        let events = Task { await HostOptions.printEvents(of: host) }
+        let upkeep = Task {
+            var ticks = 0
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                ticks += 1
+                if ticks % 2 == 1 { try? await NodeBook.update(from: host, into: index) }
+                await monitor.tick()
+                await alarms.tick()
+                await metrics.update(store: store, host: host, alarms: alarms, monitor: monitor)
+                if let report { write(await ingest.currentReport(), to: report) }
+            }
+        }
+        try? await gracefulShutdown()
+        upkeep.cancel()
+        await host.stop()
+        _ = await consumer.value
+        await monitor.finish()
+        events.cancel()
+    }
+}
+
+/// Runs `action` when the group shuts down.
+struct OnShutdown: Service {
+    let action: @Sendable () -> Void
+    func run() async throws {
+        try? await gracefulShutdown()
+        action()
+    }
+}
+
+/// Returns after `seconds` (then the group stops: `--seconds`).
+struct StopAfter: Service {
+    let seconds: Double
+    func run() async throws {
+        try? await Task.sleep(for: .seconds(seconds))
     }
 }
 

@@ -46,6 +46,15 @@ public enum H264Bitstream {
         return result
     }
 
+    /// The SPS's profile, constraint flags and level (the three bytes after its NAL header, as
+    /// a browser's `avc1.PPCCLL` codec string names them), from an avcC record or Annex B
+    /// parameter sets; nil when there is no SPS.
+    public static func profileBytes(of configuration: [UInt8]) -> [UInt8]? {
+        if configuration.count >= 4, configuration[0] == 1 { return Array(configuration[1...3]) }
+        guard let sps = nalUnits(configuration).first(where: { type($0) == sequenceParameterSet }), sps.count >= 4 else { return nil }
+        return Array(sps.dropFirst().prefix(3))
+    }
+
     /// An access unit as MP4 stores it (each NAL unit after a 4-byte big-endian length) in
     /// Annex B (each after a start code), the form the rest of the system carries.
     public static func annexB(lengthPrefixed data: [UInt8]) -> [UInt8] {

@@ -3,7 +3,8 @@
 // file was given, so audio and video stay aligned as they were captured. In fragmented mode
 // (the recorder's segments) the caller decides when a fragment ends: `flushFragment()` puts
 // everything written so far on disk as one moof+mdat pair, so a crash loses only what came
-// after the last flush.
+// after the last flush. In memory mode (the web UI's live view) nothing touches the disk: each
+// fragment is taken as bytes, ready to send to a browser's Media Source Extensions.
 internal import CFFmpeg
 import Foundation
 
@@ -25,6 +26,8 @@ public final class MediaFileWriter {
     private var headerFlushed = false
     /// Frames written per stream.
     public private(set) var written: [Int]
+    /// Writes go to memory (``takeOutput()``), not to `path`.
+    public let isInMemory: Bool
 
     /// Creates `path` with one track per description.
     /// - Parameters:
@@ -33,13 +36,18 @@ public final class MediaFileWriter {
     ///   - origin: the capture time at timestamp zero; the first frame's when nil.
     ///   - fragmented: write fragmented MP4 whose fragments end at ``flushFragment()``.
     ///   - metadata: tags stored in the file's header (read back by ``MediaFileReader/metadata``).
+    ///   - inMemory: keep the bytes in memory for ``takeOutput()`` instead of writing `path`
+    ///     (fragmented MP4 only; the header is ready at once, and each ``flushFragment()`` adds
+    ///     one moof+mdat pair).
     /// - Throws: ``MediaError`` when the file or a track cannot be set up.
     public init(path: String, format: String? = nil, streams: [StreamDescription], options: [String: String] = [:],
-                origin: CaptureTime? = nil, fragmented: Bool = false, metadata: [String: String] = [:]) throws(MediaError) {
+                origin: CaptureTime? = nil, fragmented: Bool = false, metadata: [String: String] = [:], inMemory: Bool = false) throws(MediaError) {
         MediaLibrary.initialize()
         self.path = path
         self.origin = origin
-        isFragmented = fragmented
+        isFragmented = fragmented || inMemory
+        isInMemory = inMemory
+        headerFlushed = inMemory
         guard let packet = av_packet_alloc() else { throw .codecFailed("out of memory allocating a packet") }
         self.packet = packet
         lastTimestamp = Array(repeating: .min, count: streams.count)
@@ -81,14 +89,20 @@ public final class MediaFileWriter {
                 parameters.pointee.extradata_size = Int32(size)
             }
         }
-        if allocated.pointee.oformat.pointee.flags & AVFMT_NOFILE == 0 {
+        if inMemory {
+            let opened = avio_open_dyn_buf(&allocated.pointee.pb)
+            if opened < 0 { throw .ffmpeg(.codecFailed, opened, "opening a memory buffer for \(path)") }
+        } else if allocated.pointee.oformat.pointee.flags & AVFMT_NOFILE == 0 {
             let opened = avio_open(&allocated.pointee.pb, path, AVIO_FLAG_WRITE)
             if opened < 0 { throw .ffmpeg(.io, opened, "creating \(path)", hint: "check the directory exists and has free space") }
         }
         for (key, value) in metadata { av_dict_set(&allocated.pointee.metadata, key, value, 0) }
         var dictionary: OpaquePointer?
         var options = options
-        if fragmented { options["movflags"] = "frag_custom+delay_moov+default_base_moof" + (metadata.isEmpty ? "" : "+use_metadata_tags") }
+        // In memory the header goes out before any frame (a browser needs it first); in a file it
+        // waits for the first fragment, so that it can say where each track starts.
+        if inMemory { options["movflags"] = "frag_custom+empty_moov+default_base_moof" }
+        else if fragmented { options["movflags"] = "frag_custom+delay_moov+default_base_moof" + (metadata.isEmpty ? "" : "+use_metadata_tags") }
         else if !metadata.isEmpty { options["movflags"] = (options["movflags"].map { $0 + "+" } ?? "") + "use_metadata_tags" }
         for (key, value) in options { av_dict_set(&dictionary, key, value, 0) }
         let header = avformat_write_header(allocated, &dictionary)
@@ -108,6 +122,7 @@ public final class MediaFileWriter {
     /// - Throws: ``MediaError`` when the muxer fails (a full disk, for one).
     public func write(_ frame: EncodedFrame, stream index: Int) throws(MediaError) {
         guard let context, index < timeBases.count, !frame.data.isEmpty else { return }
+        guard context.pointee.pb != nil else { throw .codecFailed("out of memory buffering \(path)") }
         if origin == nil { origin = frame.captureTime }
         let base = timeBases[index]
         let nanoseconds = frame.captureTime.nanoseconds(since: origin!)
@@ -153,6 +168,7 @@ public final class MediaFileWriter {
             av_opt_set(context.pointee.priv_data, "movflags", "+frag_discont", 0)
         }
         avio_flush(context.pointee.pb)
+        if isInMemory { return 0 }
         if context.pointee.pb.pointee.error < 0 {
             let error = context.pointee.pb.pointee.error
             context.pointee.pb.pointee.error = 0
@@ -161,16 +177,36 @@ public final class MediaFileWriter {
         return Int(avio_seek(context.pointee.pb, 0, SEEK_CUR))
     }
 
+    /// In memory mode: the bytes written since the last call (the header, then fragments).
+    public func takeOutput() -> [UInt8] {
+        guard isInMemory, let context, !finished else { return [] }
+        avio_flush(context.pointee.pb)
+        var buffer: UnsafeMutablePointer<UInt8>?
+        let size = avio_close_dyn_buf(context.pointee.pb, &buffer)
+        context.pointee.pb = nil
+        let bytes = size > 0 && buffer != nil ? Array(UnsafeBufferPointer(start: buffer, count: Int(size))) : []
+        av_free(buffer)
+        if avio_open_dyn_buf(&context.pointee.pb) < 0 { context.pointee.pb = nil }
+        return bytes
+    }
+
     /// Writes the trailer and closes the file.
     public func finish() throws(MediaError) {
         guard !finished, let context else { return }
         finished = true
         defer {
-            if context.pointee.oformat.pointee.flags & AVFMT_NOFILE == 0 { avio_closep(&context.pointee.pb) }
+            if isInMemory {
+                if let pb = context.pointee.pb {
+                    var buffer: UnsafeMutablePointer<UInt8>?
+                    _ = avio_close_dyn_buf(pb, &buffer)
+                    av_free(buffer)
+                    context.pointee.pb = nil
+                }
+            } else if context.pointee.oformat.pointee.flags & AVFMT_NOFILE == 0 { avio_closep(&context.pointee.pb) }
             avformat_free_context(context)
             self.context = nil
         }
-        if headerWritten {
+        if headerWritten, context.pointee.pb != nil {
             let status = av_write_trailer(context)
             if status < 0 { throw .ffmpeg(.io, status, "finishing \(path)", hint: "check free disk space") }
             if let pb = context.pointee.pb {

@@ -223,6 +223,8 @@ public protocol RecorderIndex: Sendable {
     func saveEvent(_ event: EventRecord) async throws(StorageError) -> EventRecord
     /// A camera's (or every camera's) events overlapping a time range, oldest first.
     func events(camera: String?, from: Int64?, to: Int64?) async throws(StorageError) -> [EventRecord]
+    /// One event by its id.
+    func event(id: Int64) async throws(StorageError) -> EventRecord?
     /// Events still open (a recorder that stopped uncleanly leaves them so).
     func openEvents() async throws(StorageError) -> [EventRecord]
     /// Removes events whose clips ended before `time` (their recording is gone).

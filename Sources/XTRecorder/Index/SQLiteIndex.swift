@@ -384,6 +384,12 @@ public final class SQLiteIndex: RecorderIndex {
         }
     }
 
+    public func event(id: Int64) async throws(StorageError) -> EventRecord? {
+        try await read("reading an event") { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM event WHERE id = ?", arguments: [id]).map(Self.event)
+        }
+    }
+
     public func openEvents() async throws(StorageError) -> [EventRecord] {
         try await read("listing open events") { db in
             try Row.fetchAll(db, sql: "SELECT * FROM event WHERE \"end\" IS NULL ORDER BY start").map(Self.event)

@@ -43,6 +43,8 @@ public actor MediaIngest {
     public let monitor: MotionMonitor?
     /// Where the alarm channel's messages go.
     public let alarms: AlarmDispatcher?
+    /// Where live frames go for the web UI's live view.
+    public let live: LiveHub?
     private let host: NetHost?
     private let deadlineNanoseconds: Int64
     private let logger: Logger
@@ -58,11 +60,12 @@ public actor MediaIngest {
     private var videoNoted: [String: Int64] = [:]
 
     /// An ingest recording into `store`, answering through `host` (none in tests).
-    public init(store: RecordingStore, monitor: MotionMonitor? = nil, alarms: AlarmDispatcher? = nil, host: NetHost?,
+    public init(store: RecordingStore, monitor: MotionMonitor? = nil, alarms: AlarmDispatcher? = nil, live: LiveHub? = nil, host: NetHost?,
                 deadline: Duration = .milliseconds(500), logger: Logger) {
         self.store = store
         self.monitor = monitor
         self.alarms = alarms
+        self.live = live
         self.host = host
         deadlineNanoseconds = deadline.nanoseconds
         self.logger = logger
@@ -139,6 +142,7 @@ public actor MediaIngest {
                 header.camera = Self.sanitized(header.camera)
                 try await store.note(header)
                 if header.description.codec == .h264 { videoStreams[header.stream] = header }
+                live?.note(header)
             } catch {
                 report.storeFailures += 1
                 logger.error("cannot record a stream", metadata: ["camera": "\(header.camera)", "reason": "\(error.reason)"])
@@ -160,6 +164,12 @@ public actor MediaIngest {
     /// Counts what became of a frame, and asks for a keyframe when the recording needs one.
     private func account(_ frame: MediaFrame, _ taken: RecordingStore.Taken, from sender: NodeID) async {
         let kind = frame.frame.codec.kind
+        if let live, !frame.isBackfill {
+            switch taken {
+            case .unknownStream, .duplicate: break
+            default: live.take(frame)
+            }
+        }
         switch taken {
         case .unknownStream:
             report.withoutHeader += 1

@@ -51,6 +51,44 @@ import Testing
         #expect(abs(last - frames.last!.captureTime.nanoseconds(since: start)) < 100_000)
     }
 
+    /// The live view's stream: a header at once, then one moof+mdat per flush, which read back
+    /// (joined as a browser's Media Source joins them) as every frame at its capture time.
+    @Test func inMemoryFragmentsJoinIntoAPlayableStream() throws {
+        let start = CaptureTime(nanoseconds: 1_700_000_000_000_000_000)
+        let source = try SyntheticVideoSource(width: 160, height: 120, frameRate: 30, pacing: .virtual(start: start))
+        let encoder = try H264Encoder(settings: H264Settings(width: 160, height: 120, frameRate: 30, bitrate: 200_000, gop: 30, implementation: .libx264))
+        let writer = try MediaFileWriter(path: "live", format: "mp4", streams: [encoder.description], origin: start, inMemory: true)
+        let header = writer.takeOutput()
+        #expect(String(decoding: header[4..<8], as: UTF8.self) == "ftyp" && header.count > 100)
+        var stream = header
+        var fragments = 0
+        for _ in 0..<45 {
+            guard case .raw(let picture) = try source.next() else { return }
+            for frame in try encoder.encode(picture) {
+                try writer.write(frame, stream: 0)
+                try writer.flushFragment()
+                let fragment = writer.takeOutput()
+                #expect(String(decoding: fragment[4..<8], as: UTF8.self) == "moof")
+                stream += fragment
+                fragments += 1
+            }
+        }
+        try writer.finish()
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("xt-live-\(UInt32.random(in: 0...UInt32.max)).mp4").path
+        defer { unlink(path) }
+        try Data(stream).write(to: URL(fileURLWithPath: path))
+        #expect(try FragmentedMP4.structure(of: path).fragments == fragments)
+        let reader = try MediaFileReader(path: path)
+        var count = 0
+        var last: Int64 = -1
+        while let packet = try reader.next() {
+            count += 1
+            #expect((packet.nanoseconds ?? -1) > last)
+            last = packet.nanoseconds ?? last
+        }
+        #expect(count == fragments && fragments >= 40)
+    }
+
     @Test func aFileWithoutHeaderHasNothingWhole() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("xt-fmp4-\(UInt32.random(in: 0...UInt32.max)).mp4").path
         defer { unlink(path) }

@@ -1,0 +1,257 @@
+// The live view's source: each camera's live frames, muxed into fragmented MP4 in memory as
+// they arrive (one fragment per video frame) for the browsers watching it. A camera nobody
+// watches costs only a list of the frames since its last keyframe, so that a new viewer starts
+// at once, from that keyframe, instead of waiting for the next. Viewers that want sound get
+// their own feed with the audio track; the others get video only.
+import Foundation
+public import Synchronization
+public import XTMedia
+
+/// What a live viewer receives, in order: the stream's ``LiveHub/Info`` once, the MP4 header,
+/// then fragments.
+public enum LivePacket: Sendable {
+    case info(LiveHub.Info)
+    case bytes([UInt8])
+}
+
+/// Live frames of every camera, muxed for the browsers that watch them.
+public final class LiveHub: Sendable {
+    /// What a viewer needs to set up playback.
+    public struct Info: Sendable, Codable, Equatable {
+        public var camera: String
+        /// For `MediaSource.addSourceBuffer`, e.g. `video/mp4; codecs="avc1.64001f,opus"`.
+        public var mime: String
+        public var width: Int
+        public var height: Int
+        public var audio: Bool
+        /// Capture time (milliseconds since 1970) at media time zero.
+        public var origin: Int64
+    }
+
+    /// Why a viewer cannot watch.
+    public enum LiveError: Error, Equatable, CustomStringConvertible {
+        case noSuchCamera(String)
+        case noVideoYet(String)
+        case muxer(String)
+
+        public var description: String {
+            switch self {
+            case .noSuchCamera(let camera): "camera '\(camera)' is not sending live video: check its agent is running and connected"
+            case .noVideoYet(let camera): "camera '\(camera)' has not sent a keyframe yet: try again in a few seconds"
+            case .muxer(let reason): "the live stream cannot be made: \(reason)"
+            }
+        }
+    }
+
+    /// Fragments a viewer may fall behind by before it is dropped (about 10 s at 30 fps); the
+    /// page reconnects.
+    public static let viewerBacklog = 300
+    /// Frames kept since the last keyframe, at most.
+    static let gopLimit = 600
+
+    private struct Feed {
+        var writer: MediaFileWriter
+        var info: Info
+        var header: [UInt8]
+        /// Fragments since the last keyframe, for viewers who join now.
+        var sinceKeyframe: [[UInt8]] = []
+        var viewers: [UInt64: AsyncStream<LivePacket>.Continuation] = [:]
+        var lastVideo: Int64 = .min
+        var lastAudio: Int64 = .min
+    }
+
+    private struct Camera {
+        var video: MediaStreamHeader?
+        var audio: MediaStreamHeader?
+        /// Live frames since the last video keyframe (video and audio, in arrival order).
+        var gop: [EncodedFrame] = []
+        /// Feeds by whether they carry sound.
+        var feeds: [Bool: Feed] = [:]
+        var lastFrame = CaptureTime.monotonicNow
+    }
+
+    private struct State {
+        var cameras: [String: Camera] = [:]
+        var byStream: [MediaStreamID: String] = [:]
+        var nextViewer: UInt64 = 0
+        var fragments = 0
+        var dropped = 0
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    /// Cameras with live video, and whether each has sound.
+    public var cameras: [String: Bool] {
+        state.withLock { state in
+            state.cameras.compactMapValues { $0.video == nil ? nil : $0.audio != nil }
+        }
+    }
+
+    /// Fragments sent and viewers dropped for falling behind.
+    public var counters: (fragments: Int, dropped: Int) { state.withLock { ($0.fragments, $0.dropped) } }
+
+    /// Learns a stream: the camera it belongs to and its codec. A camera whose stream changed
+    /// (a restarted agent, a new resolution) ends its viewers' streams; their pages reconnect.
+    public func note(_ header: MediaStreamHeader) {
+        let ended = state.withLock { state -> [AsyncStream<LivePacket>.Continuation] in
+            state.byStream[header.stream] = header.camera
+            var camera = state.cameras[header.camera] ?? Camera()
+            let isVideo = header.description.codec == .h264
+            let old = isVideo ? camera.video : camera.audio
+            if let old, old.description == header.description {
+                if isVideo { camera.video = header } else { camera.audio = header }
+                state.cameras[header.camera] = camera
+                return []
+            }
+            if isVideo { camera.video = header; camera.gop.removeAll() } else { camera.audio = header }
+            let ended = Self.endFeeds(&camera)
+            state.cameras[header.camera] = camera
+            return ended
+        }
+        // Outside the lock: ending a stream calls back into ``leave(_:viewer:)``.
+        for viewer in ended { viewer.finish() }
+    }
+
+    /// Takes one live frame (not backfill: the live view shows now).
+    public func take(_ frame: MediaFrame) {
+        let ended = state.withLock { state -> [AsyncStream<LivePacket>.Continuation] in
+            guard let name = state.byStream[frame.stream], var camera = state.cameras[name] else { return [] }
+            let encoded = frame.frame
+            let isVideo = encoded.codec == .h264
+            guard isVideo ? camera.video?.stream == frame.stream : camera.audio?.stream == frame.stream else { return [] }
+            camera.lastFrame = CaptureTime.monotonicNow
+            if isVideo && encoded.isKeyframe { camera.gop.removeAll(keepingCapacity: true) }
+            if !camera.gop.isEmpty || (isVideo && encoded.isKeyframe) {
+                if camera.gop.count < Self.gopLimit { camera.gop.append(encoded) }
+            }
+            var ended: [AsyncStream<LivePacket>.Continuation] = []
+            for withAudio in Array(camera.feeds.keys) {
+                guard var feed = camera.feeds[withAudio] else { continue }
+                if !withAudio && !isVideo { continue }
+                let sent = Self.mux(encoded, into: &feed, audioTrack: withAudio ? 1 : nil)
+                state.fragments += sent.fragments
+                state.dropped += sent.dropped.count
+                ended += sent.dropped
+                camera.feeds[withAudio] = feed.viewers.isEmpty ? nil : feed
+                if feed.viewers.isEmpty { try? feed.writer.finish() }
+            }
+            state.cameras[name] = camera
+            return ended
+        }
+        for viewer in ended { viewer.finish() }
+    }
+
+    /// Starts watching `camera` (with sound when `audio` and the camera has it). The stream ends
+    /// when the camera's stream changes, the viewer falls too far behind, or the hub stops.
+    public func watch(_ cameraName: String, audio wantsAudio: Bool) throws(LiveError) -> (id: UInt64, packets: AsyncStream<LivePacket>) {
+        let (packets, continuation) = AsyncStream.makeStream(of: LivePacket.self, bufferingPolicy: .bufferingOldest(Self.viewerBacklog + 3))
+        let id: UInt64 = try state.withLock { (state) throws(LiveError) -> UInt64 in
+            guard var camera = state.cameras[cameraName], let video = camera.video else { throw .noSuchCamera(cameraName) }
+            let withAudio = wantsAudio && camera.audio != nil
+            if camera.feeds[withAudio] == nil {
+                guard let first = camera.gop.first, first.isKeyframe else { throw .noVideoYet(cameraName) }
+                let descriptions = [video.description] + (withAudio ? [camera.audio!.description] : [])
+                let writer: MediaFileWriter
+                do {
+                    writer = try MediaFileWriter(path: "live:\(cameraName)", format: "mp4", streams: descriptions, origin: first.captureTime,
+                                                 inMemory: true)
+                } catch {
+                    throw .muxer("\(error)")
+                }
+                let info = Info(camera: cameraName, mime: Self.mime(video: video.description, audio: withAudio),
+                                width: video.description.width, height: video.description.height, audio: withAudio,
+                                origin: first.captureTime.nanoseconds / 1_000_000)
+                var feed = Feed(writer: writer, info: info, header: writer.takeOutput())
+                for frame in camera.gop where frame.codec == .h264 || withAudio {
+                    _ = Self.mux(frame, into: &feed, audioTrack: withAudio ? 1 : nil)
+                }
+                camera.feeds[withAudio] = feed
+            }
+            let feed = camera.feeds[withAudio]!
+            continuation.yield(.info(feed.info))
+            continuation.yield(.bytes(feed.header))
+            for fragment in feed.sinceKeyframe { continuation.yield(.bytes(fragment)) }
+            state.nextViewer += 1
+            camera.feeds[withAudio]!.viewers[state.nextViewer] = continuation
+            state.cameras[cameraName] = camera
+            return state.nextViewer
+        }
+        continuation.onTermination = { [weak self] _ in self?.leave(cameraName, viewer: id) }
+        return (id, packets)
+    }
+
+    /// Ends every viewer's stream (the recorder is stopping).
+    public func stop() {
+        let ended = state.withLock { state in
+            Array(state.cameras.keys).flatMap { Self.endFeeds(&state.cameras[$0]!) }
+        }
+        for viewer in ended { viewer.finish() }
+    }
+
+    private func leave(_ cameraName: String, viewer: UInt64) {
+        state.withLock { state in
+            guard var camera = state.cameras[cameraName] else { return }
+            for withAudio in Array(camera.feeds.keys) {
+                camera.feeds[withAudio]!.viewers[viewer] = nil
+                if camera.feeds[withAudio]!.viewers.isEmpty {
+                    try? camera.feeds[withAudio]!.writer.finish()
+                    camera.feeds[withAudio] = nil
+                }
+            }
+            state.cameras[cameraName] = camera
+        }
+    }
+
+    /// Closes a camera's feeds; returns their viewers, to be finished outside the lock.
+    private static func endFeeds(_ camera: inout Camera) -> [AsyncStream<LivePacket>.Continuation] {
+        let viewers = camera.feeds.values.flatMap { $0.viewers.values }
+        for feed in camera.feeds.values { try? feed.writer.finish() }
+        camera.feeds.removeAll()
+        return viewers
+    }
+
+    /// Writes one frame into a feed; after each video frame the fragment goes to the viewers.
+    /// Viewers that fell behind are removed and returned, to be finished outside the lock.
+    private static func mux(_ frame: EncodedFrame, into feed: inout Feed, audioTrack: Int?)
+        -> (fragments: Int, dropped: [AsyncStream<LivePacket>.Continuation]) {
+        let isVideo = frame.codec == .h264
+        let time = frame.captureTime.nanoseconds
+        // Late or repeated frames would go backwards in the stream: the live view skips them.
+        if isVideo {
+            guard time > feed.lastVideo else { return (0, []) }
+            feed.lastVideo = time
+        } else {
+            guard let _ = audioTrack, time > feed.lastAudio else { return (0, []) }
+            feed.lastAudio = time
+        }
+        do {
+            try feed.writer.write(frame, stream: isVideo ? 0 : audioTrack!)
+        } catch {
+            return (0, [])
+        }
+        guard isVideo else { return (0, []) }
+        _ = try? feed.writer.flushFragment()
+        let fragment = feed.writer.takeOutput()
+        guard !fragment.isEmpty else { return (0, []) }
+        if frame.isKeyframe { feed.sinceKeyframe.removeAll(keepingCapacity: true) }
+        if feed.sinceKeyframe.count < gopLimit { feed.sinceKeyframe.append(fragment) }
+        var dropped: [AsyncStream<LivePacket>.Continuation] = []
+        for (id, viewer) in feed.viewers {
+            if case .dropped = viewer.yield(.bytes(fragment)) {
+                feed.viewers[id] = nil
+                dropped.append(viewer)
+            }
+        }
+        return (1, dropped)
+    }
+
+    /// The MIME type a browser's Media Source needs: the H.264 profile and level come from the
+    /// stream's SPS.
+    static func mime(video: StreamDescription, audio: Bool) -> String {
+        let sps = H264Bitstream.profileBytes(of: video.configuration) ?? [0x42, 0xC0, 0x1F]
+        let codec = "avc1." + sps.map { String(format: "%02x", $0) }.joined()
+        return "video/mp4; codecs=\"\(codec)\(audio ? ",opus" : "")\""
+    }
+}

@@ -1,0 +1,284 @@
+// The recorder's REST API (documented in docs/openapi.yaml), which the web UI's pages use:
+// login, cameras, each camera's timeline, clips to play or download, motion events and their
+// snapshots, nodes, alarm subscriptions, users; and the live view's WebSocket. Times are
+// milliseconds since 1970 (capture times, the agents' clocks).
+import Foundation
+public import Hummingbird
+import HummingbirdWebSocket
+import NIOCore
+import XTMedia
+
+/// What the web layer reads and serves.
+public struct RecorderWeb: Sendable {
+    public var root: String
+    public var index: any RecorderIndex
+    public var accounts: WebAccounts
+    public var live: LiveHub
+    public var clips: ClipCache
+
+    public init(root: String, index: any RecorderIndex, accounts: WebAccounts, live: LiveHub) {
+        self.root = root
+        self.index = index
+        self.accounts = accounts
+        self.live = live
+        clips = ClipCache(root: root, index: index)
+    }
+}
+
+/// API bodies.
+public enum API {
+    public struct Login: Codable, Sendable { public var name: String; public var password: String }
+    public struct NewUser: Codable, Sendable { public var name: String; public var role: String; public var password: String }
+    public struct User: Codable, Sendable { public var name: String; public var role: String; public var inConfig: Bool }
+    public struct ClipRequest: Codable, Sendable { public var from: Int64; public var to: Int64 }
+    public struct Span: Codable, Sendable, Equatable { public var start: Int64; public var end: Int64 }
+
+    public struct Camera: Codable, Sendable {
+        public var name: String
+        /// Sending live video now.
+        public var live: Bool
+        /// Has sound (live).
+        public var audio: Bool
+        public var video: String?
+        public var audioDescription: String?
+        public var firstSeen: Int64
+        public var lastSeen: Int64
+        public var recordedFrom: Int64?
+        public var segments: Int
+        public var bytes: Int64
+    }
+
+    public struct Event: Codable, Sendable {
+        public var id: Int64
+        public var camera: String
+        public var zone: String
+        public var start: Int64
+        public var end: Int64?
+        public var clipStart: Int64
+        public var clipEnd: Int64?
+        public var peakScore: Double
+        public var snapshot: String?
+    }
+
+    public struct Timeline: Codable, Sendable {
+        public var camera: String
+        public var from: Int64
+        public var to: Int64
+        /// Stretches recorded without a break.
+        public var spans: [Span]
+        public var gaps: [Span]
+        public var events: [Event]
+    }
+
+    public struct Node: Codable, Sendable {
+        public var name: String
+        public var id: String
+        public var key: String
+        public var online: Bool
+        public var firstSeen: Int64
+        public var lastSeen: Int64
+        public var channels: [UInt16]
+        public var rttMilliseconds: Double
+        public var lossPercent: Double
+        public var retransmittedBytes: Int64
+    }
+
+    public struct Subscription: Codable, Sendable {
+        public var node: String
+        public var cameras: [String]
+        public var zones: [String]
+        public var online: Bool
+        /// Alarms waiting for this node's acknowledgement.
+        public var pending: Int
+    }
+}
+
+extension RecorderWeb {
+    /// A node not heard from in this long is shown offline.
+    static let onlineWithin: Int64 = 15_000
+
+    /// Adds the API's routes to `router`.
+    func addRoutes(to router: Router<WebRequestContext>) {
+        let api = router.group("api")
+        api.post("login") { request, context -> Response in
+            let login = try await request.decode(as: API.Login.self, context: context)
+            do {
+                let (token, user) = try await accounts.login(name: login.name, password: login.password)
+                var response = try JSON.response(user)
+                response.setCookie(Cookie(name: WebAccounts.cookieName, value: token, maxAge: Int(WebAccounts.idleLimit.components.seconds),
+                                          path: "/", httpOnly: true, sameSite: .strict))
+                return response
+            } catch let error as WebAccountError {
+                switch error {
+                case .wrongPassword: throw APIError(.unauthorized, error.description)
+                case .locked: throw APIError(.tooManyRequests, error.description)
+                case .noUsers: throw APIError(.serviceUnavailable, error.description)
+                default: throw APIError(.badRequest, error.description)
+                }
+            }
+        }
+        api.post("logout") { request, _ -> Response in
+            if let token = request.cookies[WebAccounts.cookieName]?.value { accounts.logout(token: token) }
+            var response = Response(status: .noContent)
+            response.setCookie(Cookie(name: WebAccounts.cookieName, value: "", maxAge: 0, path: "/", httpOnly: true, sameSite: .strict))
+            return response
+        }
+        api.get("me") { _, context in try JSON.response(try context.requireUser()) }
+
+        api.get("cameras") { _, context in
+            _ = try context.requireUser()
+            return try JSON.response(try await cameras())
+        }
+        api.get("cameras/:camera/timeline") { request, context in
+            _ = try context.requireUser()
+            let camera = try context.parameters.require("camera")
+            let to = try request.time("to") ?? CaptureTime.now.nanoseconds / 1_000_000
+            let from = try request.time("from") ?? to - 24 * 3_600_000
+            guard from < to else { throw APIError(.badRequest, "'from' must be before 'to'") }
+            return try JSON.response(try await timeline(camera: camera, from: from, to: to))
+        }
+        api.post("cameras/:camera/clips") { request, context in
+            _ = try context.requireUser()
+            let camera = try context.parameters.require("camera")
+            let range = try await request.decode(as: API.ClipRequest.self, context: context)
+            guard range.from < range.to else { throw APIError(.badRequest, "'from' must be before 'to'") }
+            guard range.to - range.from <= ClipCache.longest else {
+                throw APIError(.badRequest, "a clip spans at most an hour: ask for shorter clips, or use `xt recorder export` for long ranges")
+            }
+            return try JSON.response(try await clips.clip(camera: camera, from: range.from, to: range.to), status: .created)
+        }
+        api.get("events") { request, context in
+            _ = try context.requireUser()
+            let limit = try request.integer("limit", in: 1...10_000) ?? 500
+            let events = try await index.events(camera: request.uri.queryParameters.get("camera"),
+                                                from: try request.time("from").map { $0 * 1_000_000 }, to: try request.time("to").map { $0 * 1_000_000 })
+            return try JSON.response(events.reversed().prefix(limit).map(Self.event))
+        }
+        api.get("events/:id/snapshot.jpg") { _, context -> Response in
+            _ = try context.requireUser()
+            guard let id = Int64(try context.parameters.require("id")) else { throw APIError(.badRequest, "an event id is a number") }
+            guard let event = try await index.event(id: id) else { throw APIError(.notFound, "no event \(id)") }
+            guard let snapshot = event.snapshot,
+                  let data = FileManager.default.contents(atPath: (root as NSString).appendingPathComponent(snapshot)) else {
+                throw APIError(.notFound, "event \(id) has no snapshot (yet, or retention deleted it)")
+            }
+            return Response(status: .ok, headers: [.contentType: "image/jpeg", .cacheControl: "private, max-age=86400"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+        }
+        api.get("nodes") { _, context in
+            _ = try context.requireUser()
+            let now = CaptureTime.now.nanoseconds / 1_000_000
+            return try JSON.response(try await index.nodes().map { node in
+                API.Node(name: node.name, id: node.id, key: node.key, online: now - node.lastSeen / 1_000_000 < Self.onlineWithin,
+                         firstSeen: node.firstSeen / 1_000_000, lastSeen: node.lastSeen / 1_000_000, channels: node.channels,
+                         rttMilliseconds: node.rttMilliseconds, lossPercent: node.lossPercent, retransmittedBytes: node.retransmittedBytes)
+            })
+        }
+        api.get("subscriptions") { _, context in
+            _ = try context.requireUser()
+            let pending = Dictionary(grouping: try await index.pendingDeliveries(target: nil, limit: 100_000), by: \.target).mapValues(\.count)
+            let now = CaptureTime.now.nanoseconds / 1_000_000
+            let online = Set(try await index.nodes().filter { now - $0.lastSeen / 1_000_000 < Self.onlineWithin }.map(\.name))
+            return try JSON.response(try await index.subscriptions().map {
+                API.Subscription(node: $0.node, cameras: $0.cameras, zones: $0.zones, online: online.contains($0.node), pending: pending[$0.node] ?? 0)
+            })
+        }
+        api.get("users") { _, context in
+            _ = try context.requireAdmin()
+            return try JSON.response(accounts.users().map { API.User(name: $0.user.name, role: $0.user.role.rawValue, inConfig: $0.inConfig) })
+        }
+        api.post("users") { request, context in
+            _ = try context.requireAdmin()
+            let user = try await request.decode(as: API.NewUser.self, context: context)
+            guard let role = UserAccount.Role(rawValue: user.role) else { throw APIError(.badRequest, "role '\(user.role)' is not viewer or admin") }
+            do { try await accounts.save(name: user.name, role: role, password: user.password) } catch let error as WebAccountError { throw Self.apiError(error) }
+            return try JSON.response(API.User(name: user.name, role: role.rawValue, inConfig: false), status: .created)
+        }
+        api.delete("users/:name") { _, context -> Response in
+            let admin = try context.requireAdmin()
+            let name = try context.parameters.require("name")
+            guard name != admin.name else { throw APIError(.conflict, "you cannot delete yourself: log in as another admin") }
+            do { try accounts.remove(name: name) } catch let error as WebAccountError { throw Self.apiError(error) }
+            return Response(status: .noContent)
+        }
+    }
+
+    static func apiError(_ error: WebAccountError) -> APIError {
+        switch error {
+        case .notFound: APIError(.notFound, error.description)
+        case .fromConfig: APIError(.conflict, error.description)
+        case .cannotSave: APIError(.internalServerError, error.description)
+        default: APIError(.badRequest, error.description)
+        }
+    }
+
+    static func event(_ event: EventRecord) -> API.Event {
+        API.Event(id: event.id ?? 0, camera: event.camera, zone: event.zone, start: event.start / 1_000_000, end: event.end.map { $0 / 1_000_000 },
+                  clipStart: event.clipStart / 1_000_000, clipEnd: event.clipEnd.map { $0 / 1_000_000 }, peakScore: event.peakScore,
+                  snapshot: event.snapshot == nil ? nil : "/api/events/\(event.id ?? 0)/snapshot.jpg")
+    }
+
+    /// Every camera the index knows, with what it holds of each and whether it is live now.
+    func cameras() async throws -> [API.Camera] {
+        let use = Dictionary(try await index.storageUse().map { ($0.camera, $0) }, uniquingKeysWith: { first, _ in first })
+        let live = self.live.cameras
+        return try await index.cameras().map { camera in
+            API.Camera(name: camera.name, live: live[camera.name] != nil, audio: live[camera.name] ?? false, video: camera.video,
+                       audioDescription: camera.audio, firstSeen: camera.firstSeen / 1_000_000, lastSeen: camera.lastSeen / 1_000_000,
+                       recordedFrom: use[camera.name]?.oldest.map { $0 / 1_000_000 }, segments: use[camera.name]?.segments ?? 0,
+                       bytes: use[camera.name]?.bytes ?? 0)
+        }
+    }
+
+    /// One camera's recordings, gaps and events between two times.
+    func timeline(camera: String, from: Int64, to: Int64) async throws -> API.Timeline {
+        let segments = try await index.segments(camera: camera, from: from * 1_000_000, to: to * 1_000_000)
+        var spans: [API.Span] = []
+        for segment in segments {
+            let span = API.Span(start: segment.start / 1_000_000, end: segment.end / 1_000_000)
+            // Segments that follow on within a frame or so are one stretch.
+            if let last = spans.last, span.start - last.end <= 300 { spans[spans.count - 1].end = max(last.end, span.end) } else { spans.append(span) }
+        }
+        let gaps = try await index.gaps(camera: camera, from: from * 1_000_000, to: to * 1_000_000)
+            .map { API.Span(start: $0.start / 1_000_000, end: $0.end / 1_000_000) }
+        let events = try await index.events(camera: camera, from: from * 1_000_000, to: to * 1_000_000).map(Self.event)
+        return API.Timeline(camera: camera, from: from, to: to, spans: spans, gaps: gaps, events: events)
+    }
+
+    /// Adds the live view's WebSocket: `/api/cameras/NAME/live[?audio=1]` sends the stream's
+    /// ``LiveHub/Info`` as text, then the MP4 header and fragments as binary messages; or a
+    /// text `{"error": …}` when the camera is not live.
+    func addLiveRoute(to router: Router<LiveSocketContext>) {
+        router.ws("api/cameras/:camera/live") { _, context in
+            guard context.user != nil else { throw APIError.loginNeeded }
+            return .upgrade([:])
+        } onUpgrade: { inbound, outbound, context in
+            let camera = context.requestContext.parameters.get("camera") ?? ""
+            let audio = context.request.uri.queryParameters.get("audio") == "1"
+            let watched: (id: UInt64, packets: AsyncStream<LivePacket>)
+            do {
+                watched = try live.watch(camera, audio: audio)
+            } catch {
+                struct Failure: Encodable { var error: String }
+                let reason = (error as? LiveHub.LiveError)?.description ?? "\(error)"
+                let text = String(decoding: try JSON.encoder.encode(Failure(error: reason)), as: UTF8.self)
+                try await outbound.write(.text(text))
+                return
+            }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                // Reading notices the page closing; the stream ends on its own otherwise.
+                group.addTask { for try await _ in inbound {} }
+                group.addTask {
+                    for await packet in watched.packets {
+                        switch packet {
+                        case .info(let info): try await outbound.write(.text(String(decoding: try JSON.encoder.encode(info), as: UTF8.self)))
+                        case .bytes(let bytes): try await outbound.write(.binary(ByteBuffer(bytes: bytes)))
+                        }
+                    }
+                }
+                _ = try await group.next()
+                group.cancelAll()
+            }
+        }
+    }
+}
