@@ -1,0 +1,166 @@
+// The live view: a camera's fragmented MP4 over a WebSocket into Media Source Extensions.
+// The recorder sends the stream's description (JSON), the MP4 header, then one fragment per
+// video frame as it arrives. The player stays close to the newest frame: it speeds up a little
+// when it falls behind and jumps when far behind. It reconnects by itself when the stream ends.
+//
+// Glass-to-glass latency: synthetic cameras draw their capture time (low 40 bits of the
+// millisecond clock) as a bar code along the bottom edge; for each frame the page shows, the
+// code is read off the picture and compared with the page's clock at the moment of display.
+"use strict";
+
+class LivePlayer {
+  constructor(video, camera, { audio = false, onStatus = () => {} } = {}) {
+    this.video = video;
+    this.camera = camera;
+    this.audio = audio;
+    this.onStatus = onStatus;
+    this.queue = [];
+    this.stopped = false;
+    this.latencies = [];       // glass-to-glass samples (ms), from the bar code
+    this.behind = null;        // newest buffered frame − playhead (s)
+    this.info = null;
+    this.canvas = document.createElement("canvas");
+    this.watchFrames();
+  }
+
+  start() {
+    this.stopped = false;
+    const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/cameras/${encodeURIComponent(this.camera)}/live${this.audio ? "?audio=1" : ""}`;
+    const socket = new WebSocket(url);
+    socket.binaryType = "arraybuffer";
+    this.socket = socket;
+    this.queue = [];
+    this.sourceBuffer = null;
+    socket.onmessage = (message) => {
+      if (typeof message.data === "string") {
+        const data = JSON.parse(message.data);
+        if (data.error) { this.onStatus(data.error, true); return; }
+        this.setUp(data);
+      } else {
+        this.queue.push(new Uint8Array(message.data));
+        this.pump();
+      }
+    };
+    socket.onclose = () => {
+      if (this.socket !== socket || this.stopped) return;
+      this.onStatus("reconnecting…");
+      setTimeout(() => { if (!this.stopped && this.socket === socket) this.start(); }, 1000);
+    };
+  }
+
+  stop() {
+    this.stopped = true;
+    if (this.socket) this.socket.close();
+    this.socket = null;
+  }
+
+  setAudio(on) {
+    this.audio = on;
+    this.video.muted = !on;
+    this.stop();
+    this.start();
+  }
+
+  setUp(info) {
+    this.info = info;
+    if (!window.MediaSource || !MediaSource.isTypeSupported(info.mime)) {
+      this.onStatus(`this browser cannot play ${info.mime}`, true);
+      return;
+    }
+    const source = new MediaSource();
+    this.mediaSource = source;
+    this.video.src = URL.createObjectURL(source);
+    source.addEventListener("sourceopen", () => {
+      if (this.mediaSource !== source) return;
+      this.sourceBuffer = source.addSourceBuffer(info.mime);
+      this.sourceBuffer.addEventListener("updateend", () => { this.keepUp(); this.pump(); });
+      this.pump();
+    }, { once: true });
+    this.onStatus(`${info.width}×${info.height}${info.audio ? " with sound" : ""}`);
+  }
+
+  pump() {
+    const buffer = this.sourceBuffer;
+    if (!buffer || buffer.updating || this.queue.length === 0) return;
+    const total = this.queue.reduce((n, part) => n + part.length, 0);
+    const joined = new Uint8Array(total);
+    let offset = 0;
+    for (const part of this.queue) { joined.set(part, offset); offset += part.length; }
+    this.queue = [];
+    try {
+      buffer.appendBuffer(joined);
+    } catch (error) {
+      this.onStatus(`playback failed (${error.name}): reconnecting`, true);
+      this.stop();
+      setTimeout(() => this.start(), 1000);
+    }
+  }
+
+  /** Stays near the newest frame, and keeps only the last half minute buffered. */
+  keepUp() {
+    const video = this.video, buffered = video.buffered;
+    if (buffered.length === 0) return;
+    const end = buffered.end(buffered.length - 1);
+    const start = buffered.start(buffered.length - 1);
+    if (video.currentTime < start || end - video.currentTime > 1.0) video.currentTime = Math.max(start, end - 0.05);
+    const behind = end - video.currentTime;
+    this.behind = behind;
+    video.playbackRate = behind > 0.25 ? 1.15 : 1.0;
+    if (video.paused) video.play().catch(() => {});
+    if (!this.sourceBuffer.updating && video.currentTime - buffered.start(0) > 40) {
+      this.sourceBuffer.remove(0, video.currentTime - 20);
+    }
+  }
+
+  /** Reads the capture-time bar code of each frame shown. */
+  watchFrames() {
+    if (!("requestVideoFrameCallback" in HTMLVideoElement.prototype)) return;
+    const onFrame = (now, metadata) => {
+      const shownAt = Date.now() + (metadata.expectedDisplayTime - performance.now());
+      const captured = this.readBarcode();
+      if (captured !== null) {
+        const modulus = 2 ** 40;
+        let latency = (shownAt % modulus) - captured;
+        if (latency < -modulus / 2) latency += modulus;
+        if (latency > -1000 && latency < 60000) {
+          this.latencies.push(latency);
+          if (this.latencies.length > 10000) this.latencies.splice(0, 5000);
+        }
+      }
+      this.video.requestVideoFrameCallback(onFrame);
+    };
+    this.video.requestVideoFrameCallback(onFrame);
+  }
+
+  readBarcode() {
+    const video = this.video, width = video.videoWidth, height = video.videoHeight;
+    if (!width || !height) return null;
+    const cells = 42, cell = Math.floor(width / cells) & ~1, cellHeight = Math.max(cell >> 1, 4) & ~1;
+    if (cell < 2) return null;
+    const y = height - (cellHeight >> 1) - 1;
+    this.canvas.width = width;
+    this.canvas.height = 1;
+    const context = this.canvas.getContext("2d", { willReadFrequently: true });
+    context.drawImage(video, 0, y, width, 1, 0, 0, width, 1);
+    const row = context.getImageData(0, 0, width, 1).data;
+    const lit = (index) => {
+      let sum = 0, count = 0;
+      for (let x = index * cell + (cell >> 2); x < index * cell + (cell >> 2) + (cell >> 1); x++) {
+        sum += (row[4 * x] + row[4 * x + 1] + row[4 * x + 2]) / 3;
+        count++;
+      }
+      return sum / count > 128;
+    };
+    if (!lit(0)) return null;
+    let value = 0;
+    for (let bit = 0; bit < 40; bit++) value = value * 2 + (lit(bit + 1) ? 1 : 0);
+    return value;
+  }
+
+  /** Glass-to-glass percentiles so far. */
+  latency() {
+    const sorted = [...this.latencies].sort((a, b) => a - b);
+    const at = (q) => sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((sorted.length - 1) * q))] : null;
+    return { samples: sorted.length, p50: at(0.5), p95: at(0.95), max: sorted.length ? sorted[sorted.length - 1] : null };
+  }
+}
