@@ -152,7 +152,11 @@ public final class LiveHub: Sendable {
             let withAudio = wantsAudio && camera.audio != nil
             if camera.feeds[withAudio] == nil {
                 guard let first = camera.gop.first, first.isKeyframe else { throw .noVideoYet(cameraName) }
-                let descriptions = [video.description] + (withAudio ? [camera.audio!.description] : [])
+                // The header goes out before any frame: it needs the SPS and PPS, from the keyframe
+                // when the stream's description has none.
+                var description = video.description
+                if description.configuration.isEmpty { description.configuration = H264Bitstream.parameterSets(first.data) }
+                let descriptions = [description] + (withAudio ? [camera.audio!.description] : [])
                 let writer: MediaFileWriter
                 do {
                     writer = try MediaFileWriter(path: "live:\(cameraName)", format: "mp4", streams: descriptions, origin: first.captureTime,
@@ -160,7 +164,7 @@ public final class LiveHub: Sendable {
                 } catch {
                     throw .muxer("\(error)")
                 }
-                let info = Info(camera: cameraName, mime: Self.mime(video: video.description, audio: withAudio),
+                let info = Info(camera: cameraName, mime: Self.mime(video: description, audio: withAudio),
                                 width: video.description.width, height: video.description.height, audio: withAudio,
                                 origin: first.captureTime.nanoseconds / 1_000_000)
                 var feed = Feed(writer: writer, info: info, header: writer.takeOutput())

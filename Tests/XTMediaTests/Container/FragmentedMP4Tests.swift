@@ -57,21 +57,26 @@ import Testing
         let start = CaptureTime(nanoseconds: 1_700_000_000_000_000_000)
         let source = try SyntheticVideoSource(width: 160, height: 120, frameRate: 30, pacing: .virtual(start: start))
         let encoder = try H264Encoder(settings: H264Settings(width: 160, height: 120, frameRate: 30, bitrate: 200_000, gop: 30, implementation: .libx264))
-        let writer = try MediaFileWriter(path: "live", format: "mp4", streams: [encoder.description], origin: start, inMemory: true)
+        var pictures: [EncodedFrame] = []
+        for _ in 0..<45 {
+            guard case .raw(let picture) = try source.next() else { return }
+            pictures += try encoder.encode(picture)
+        }
+        // The header comes before any frame, so it carries the SPS and PPS (from the first keyframe).
+        var description = encoder.description
+        if description.configuration.isEmpty { description.configuration = H264Bitstream.parameterSets(pictures[0].data) }
+        let writer = try MediaFileWriter(path: "live", format: "mp4", streams: [description], origin: start, inMemory: true)
         let header = writer.takeOutput()
         #expect(String(decoding: header[4..<8], as: UTF8.self) == "ftyp" && header.count > 100)
         var stream = header
         var fragments = 0
-        for _ in 0..<45 {
-            guard case .raw(let picture) = try source.next() else { return }
-            for frame in try encoder.encode(picture) {
-                try writer.write(frame, stream: 0)
-                try writer.flushFragment()
-                let fragment = writer.takeOutput()
-                #expect(String(decoding: fragment[4..<8], as: UTF8.self) == "moof")
-                stream += fragment
-                fragments += 1
-            }
+        for frame in pictures {
+            try writer.write(frame, stream: 0)
+            try writer.flushFragment()
+            let fragment = writer.takeOutput()
+            #expect(String(decoding: fragment[4..<8], as: UTF8.self) == "moof")
+            stream += fragment
+            fragments += 1
         }
         try writer.finish()
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("xt-live-\(UInt32.random(in: 0...UInt32.max)).mp4").path

@@ -1,0 +1,140 @@
+// The web UI in a real browser (Debian's headless Chromium through chromedriver), against a
+// real `xt recorder` with two synthetic camera agents on loopback: a wrong password is
+// refused; the right one logs in; live video plays (its time advances and its picture
+// changes); the timeline shows the recorded segments; a motion event's snapshot loads; an
+// export downloads an MP4 that ffprobe accepts. Screenshots go to test-artifacts/web/.
+import Foundation
+import Testing
+
+@Suite("Web UI in Chromium", .serialized,
+       .enabled(if: FileManager.default.isExecutableFile(atPath: CLI.xt) && WebDriver.chromedriver != nil, "xt or chromedriver missing"))
+struct WebBrowserTests {
+    static let artifacts = CLI.root.appendingPathComponent("test-artifacts/web")
+
+    @Test("log in, live view, timeline, event snapshot, export; a wrong password refused")
+    func browser() async throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createDirectory(at: Self.artifacts, withIntermediateDirectories: true)
+        for name in ["recorder", "door", "yard"] { _ = try CLI.run(["keygen", "--out", "\(name).key"], in: dir) }
+        let passwd = try CLI.run(["recorder", "passwd", "admin", "--role", "admin"], in: dir, input: "correct horse\n")
+        try "storage = recordings\nmin-free = 0\n\(passwd.stdout)".write(to: dir.appendingPathComponent("recorder.conf"), atomically: true, encoding: .utf8)
+        let port = Int.random(in: 20_000...30_000), web = port + 10_000
+        let recorder = try CLI.background(["recorder", "--config", "recorder.conf", "--http", "127.0.0.1:\(web)", "--bind", "127.0.0.1",
+                                           "--ports", "\(port)", "--key", "recorder.key", "--open"], in: dir, log: "recorder.log")
+        defer { if recorder.isRunning { kill(recorder.processIdentifier, SIGKILL) }; recorder.waitUntilExit() }
+        #expect(CLI.wait(timeout: 20) { CLI.text(dir, "recorder.log").contains("web UI on") }, "\(CLI.text(dir, "recorder.log"))")
+        var agents: [Process] = []
+        for (number, name) in ["door", "yard"].enumerated() {
+            agents.append(try CLI.background(["agent", "--config", "none.conf", "--key", "\(name).key", "--host", "127.0.0.1:\(port)",
+                                              "--host-key", "@recorder.key.pub", "--name", name, "--id", "1.\(11 + number)",
+                                              "--channel", "\(100 + 2 * number)", "--width", "640", "--height", "360", "--bitrate", "800",
+                                              "--set", "motion=3-7:0.1,0.6>0.8,0.6", "--seconds", "120"], in: dir, log: "\(name).log"))
+        }
+        defer { for agent in agents { kill(agent.processIdentifier, SIGTERM); agent.waitUntilExit() } }
+
+        let downloads = dir.appendingPathComponent("downloads")
+        try FileManager.default.createDirectory(at: downloads, withIntermediateDirectories: true)
+        let browser = try await WebDriver(downloads: downloads)
+        do {
+            try await run(browser, base: "http://127.0.0.1:\(web)", downloads: downloads)
+            // Stopping the recorder while a page watches live: the viewers are let go, and it exits.
+            try await browser.open("http://127.0.0.1:\(web)/")
+            try await browser.wait("live video again", timeout: .seconds(30),
+                                   "const v = document.querySelector('#tile-door video'); return !!v && v.readyState >= 2 && v.currentTime > 0")
+            kill(recorder.processIdentifier, SIGTERM)
+            #expect(CLI.wait(timeout: 15) { !recorder.isRunning }, "the recorder did not stop on SIGTERM with a live viewer")
+            #expect(CLI.text(dir, "recorder.log").contains("recorder stopped:"))
+        } catch {
+            try? await browser.screenshot(to: Self.artifacts.appendingPathComponent("failure.png"))
+            await browser.quit()
+            Issue.record("\(error)\nrecorder log:\n\(CLI.text(dir, "recorder.log").suffix(3000))")
+            return
+        }
+        await browser.quit()
+    }
+
+    func run(_ browser: WebDriver, base: String, downloads: URL) async throws {
+        // Anything but the login page sends an anonymous visitor to it.
+        try await browser.open(base + "/")
+        try await browser.wait("the login page", "return location.pathname === '/login.html'")
+        let login = """
+            document.getElementById('name').value = arguments[0];
+            document.getElementById('password').value = arguments[1];
+            document.getElementById('submit').click();
+            """
+        try await browser.run(login, ["admin", "wrong horse"])
+        try await browser.wait("the refusal", "return document.getElementById('error').textContent.length > 0")
+        #expect(try await browser.run("return document.getElementById('error').textContent") as? String == "wrong user name or password")
+        #expect(try await browser.run("return location.pathname") as? String == "/login.html")
+        try await browser.screenshot(to: Self.artifacts.appendingPathComponent("1-wrong-password.png"))
+
+        try await browser.run(login, ["admin", "correct horse"])
+        try await browser.wait("the live page", "return location.pathname === '/' && document.querySelectorAll('.tile').length === 2")
+        // Live: the playhead advances and the picture changes (its clock and bar code move).
+        let playing = "const v = document.querySelector('#tile-door video'); return v.readyState >= 2 && v.currentTime > 0"
+        try await browser.wait("live video", timeout: .seconds(30), playing)
+        let picture = """
+            const v = document.querySelector('#tile-door video'); const c = document.createElement('canvas');
+            c.width = v.videoWidth; c.height = v.videoHeight; const g = c.getContext('2d'); g.drawImage(v, 0, 0);
+            const d = g.getImageData(0, 0, c.width, c.height).data; let h = 0;
+            for (let i = 0; i < d.length; i += 4) h = (h * 31 + d[i] + d[i + 1] * 7 + d[i + 2] * 13) >>> 0;
+            return [v.currentTime, h];
+            """
+        let first = try await browser.run(picture) as? [Any]
+        try await Task.sleep(for: .seconds(2))
+        let second = try await browser.run(picture) as? [Any]
+        let (time1, time2) = ((first?[0] as? Double) ?? 0, (second?[0] as? Double) ?? 0)
+        #expect(time2 > time1 + 1, "live video stalled: currentTime \(time1) → \(time2)")
+        #expect((first?[1] as? Int) != (second?[1] as? Int), "the live picture did not change")
+        let latency = try await browser.run("return window.players.door.latency()")
+        print("glass-to-glass in this run (not a benchmark): \(String(describing: latency))")
+        try await browser.screenshot(to: Self.artifacts.appendingPathComponent("2-live.png"))
+
+        // The timeline shows the recorded segments.
+        try await browser.open(base + "/camera.html?camera=door")
+        try await browser.wait("the timeline", "return document.querySelectorAll('.timeline .span').length >= 1")
+        let width = try await browser.run("return document.querySelector('.timeline .span').getBoundingClientRect().width") as? Double ?? 0
+        #expect(width > 0)
+        try await browser.run("playFrom(Date.now() - 6000)")
+        try await browser.wait("playback", "const v = document.getElementById('video'); return v.readyState >= 2 && v.currentTime > 0")
+        try await browser.run("document.getElementById('timeline').scrollIntoView({block: 'center'})")
+        try await browser.screenshot(to: Self.artifacts.appendingPathComponent("3-timeline.png"))
+
+        // Export: the last 5 s as one MP4 download.
+        try await browser.run("""
+            document.getElementById('export-from').value = toLocalInput(Date.now() - 6000);
+            document.getElementById('export-to').value = toLocalInput(Date.now() - 1000);
+            document.getElementById('export').click();
+            """)
+        var downloaded: URL?
+        let deadline = Date().addingTimeInterval(30)
+        while downloaded == nil, Date() < deadline {
+            try await Task.sleep(for: .milliseconds(300))
+            downloaded = (try? FileManager.default.contentsOfDirectory(at: downloads, includingPropertiesForKeys: nil))?
+                .first { $0.pathExtension == "mp4" }
+        }
+        let status = (try? await browser.run("return document.getElementById('export-status').textContent")) ?? nil
+        let file = try #require(downloaded, "no MP4 was downloaded: \(String(describing: status))")
+        let probe = try CLI.tool("ffprobe", ["-v", "error", "-count_frames", "-select_streams", "v", "-show_entries", "stream=nb_read_frames",
+                                                       "-of", "csv=p=0", file.path])
+        #expect(probe.status == 0 && probe.stderr.isEmpty, "\(probe.stderr)")
+        #expect((Int(probe.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) >= 100, "\(probe.stdout)")
+
+        // Events: the scripted motion's snapshot loads.
+        try await browser.open(base + "/events.html?camera=door")
+        let snapshot = "const i = document.querySelector('.event-card img[src]'); return !!i && i.complete && i.naturalWidth > 0"
+        let deadlineEvents = ContinuousClock.now + .seconds(40)
+        while ContinuousClock.now < deadlineEvents, (try? await browser.run(snapshot)) as? Bool != true {
+            try await Task.sleep(for: .seconds(1))
+            try await browser.run("show()")
+        }
+        try await browser.wait("an event snapshot", snapshot)
+        try await browser.screenshot(to: Self.artifacts.appendingPathComponent("4-events.png"))
+
+        // Nodes: both agents listed.
+        try await browser.open(base + "/nodes.html")
+        try await browser.wait("the nodes", "return document.querySelectorAll('#nodes tbody tr').length === 2")
+        try await browser.screenshot(to: Self.artifacts.appendingPathComponent("5-nodes.png"))
+    }
+}
