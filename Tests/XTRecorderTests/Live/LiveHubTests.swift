@@ -1,0 +1,103 @@
+// The live view's hub: a viewer who joins mid-GOP gets the stream's description, the MP4
+// header and the fragments from the last keyframe on, which join into a stream that decodes
+// (video, or video with sound); a camera with no keyframe yet or no video is refused with a
+// reason; a viewer who stops reading is let go without holding up the others; a camera whose
+// stream changes ends its viewers' streams so their pages reconnect.
+import Foundation
+import Testing
+import XTMedia
+@testable import XTRecorder
+
+@Suite struct LiveHubTests {
+    /// Everything a viewer has received so far (without waiting for more).
+    static func drain(_ packets: AsyncStream<LivePacket>, count: Int) async -> (info: LiveHub.Info?, bytes: [UInt8], packets: Int) {
+        var info: LiveHub.Info?
+        var bytes: [UInt8] = []
+        var received = 0
+        for await packet in packets {
+            received += 1
+            switch packet {
+            case .info(let value): info = value
+            case .bytes(let value): bytes += value
+            }
+            if received == count { break }
+        }
+        return (info, bytes, received)
+    }
+
+    static func decode(_ bytes: [UInt8]) throws -> (video: Int, audio: Int, tracks: Int) {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("xt-livehub-\(UInt32.random(in: 0...UInt32.max)).mp4").path
+        defer { unlink(path) }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let reader = try MediaFileReader(path: path)
+        var video = 0, audio = 0
+        while let packet = try reader.next() { if reader.tracks[packet.track].kind == .video { video += 1 } else { audio += 1 } }
+        return (video, audio, reader.tracks.count)
+    }
+
+    @Test func aViewerJoiningMidGOPStartsAtTheKeyframe() async throws {
+        let clip = try CameraFeed(camera: "door", seconds: 3, gop: 60)
+        let hub = LiveHub()
+        #expect(throws: LiveHub.LiveError.noSuchCamera("door")) { try hub.watch("door", audio: false) }
+        hub.note(clip.video)
+        hub.note(clip.audio)
+        #expect(throws: LiveHub.LiveError.noVideoYet("door")) { try hub.watch("door", audio: false) }
+        // 70 video frames in: the second GOP started at frame 60.
+        let videoFrames = clip.frames.filter { $0.frame.codec == .h264 }
+        let cut = videoFrames[70].frame.captureTime
+        for frame in clip.frames where frame.frame.captureTime <= cut { hub.take(frame) }
+        #expect(hub.cameras == ["door": true])
+        let silent = try hub.watch("door", audio: false)
+        let loud = try hub.watch("door", audio: true)
+        for frame in clip.frames where frame.frame.captureTime > cut { hub.take(frame) }
+        let totalVideo = videoFrames.count
+        // info + header + one fragment per video frame from the keyframe on.
+        let (info, bytes, _) = await Self.drain(silent.packets, count: 2 + (totalVideo - 60))
+        #expect(info?.mime == "video/mp4; codecs=\"avc1.\(H264Bitstream.profileBytes(of: H264Bitstream.parameterSets(videoFrames[0].frame.data))!.map { String(format: "%02x", $0) }.joined())\"")
+        #expect(info?.width == 160 && info?.audio == false && info?.origin == videoFrames[60].frame.captureTime.nanoseconds / 1_000_000)
+        let decoded = try Self.decode(bytes)
+        #expect(decoded.video == totalVideo - 60 && decoded.tracks == 1)
+        let (loudInfo, loudBytes, _) = await Self.drain(loud.packets, count: 2 + (totalVideo - 60))
+        #expect(loudInfo?.audio == true && loudInfo?.mime.hasSuffix(",opus\"") == true)
+        let withSound = try Self.decode(loudBytes)
+        #expect(withSound.tracks == 2 && withSound.video == totalVideo - 60 && withSound.audio >= 45, "\(withSound)")
+        #expect(hub.counters.fragments > 0 && hub.counters.dropped == 0)
+    }
+
+    @Test func aViewerWhoStopsReadingIsLetGo() async throws {
+        let clip = try CameraFeed(camera: "yard", seconds: 14, gop: 30)
+        let hub = LiveHub()
+        hub.note(clip.video)
+        let video = clip.frames.filter { $0.frame.codec == .h264 }
+        hub.take(video[0])
+        let stalled = try hub.watch("yard", audio: false)
+        let reader = try hub.watch("yard", audio: false)
+        let reading = Task { await Self.drain(reader.packets, count: 2 + video.count) }
+        for frame in video.dropFirst() {
+            hub.take(frame)
+            await Task.yield()
+        }
+        #expect(hub.counters.dropped == 1)
+        // The stalled viewer's stream has ended after what it was owed.
+        var received = 0
+        for await _ in stalled.packets { received += 1 }
+        #expect(received <= LiveHub.viewerBacklog + 3)
+        #expect(await reading.value.packets == 2 + video.count)
+    }
+
+    @Test func aChangedStreamEndsItsViewers() async throws {
+        let clip = try CameraFeed(camera: "gate", seconds: 1, gop: 30)
+        let hub = LiveHub()
+        hub.note(clip.video)
+        for frame in clip.frames where frame.frame.codec == .h264 { hub.take(frame) }
+        let viewer = try hub.watch("gate", audio: false)
+        var restarted = clip.video
+        restarted.stream = .random()
+        restarted.description.width = 320
+        hub.note(restarted)
+        var received = 0
+        for await _ in viewer.packets { received += 1 }
+        #expect(received >= 2)
+        #expect(throws: LiveHub.LiveError.noVideoYet("gate")) { try hub.watch("gate", audio: false) }
+    }
+}
