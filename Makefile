@@ -3,7 +3,7 @@ SWIFT ?= swift
 RELEASE_BIN := .build/release/xt
 DEBUG_BIN := .build/debug/xt
 
-.PHONY: deps build release demo test test-network fuzz bench clean
+.PHONY: deps build release demo demo-transport test test-network fuzz bench clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -14,10 +14,15 @@ build: deps
 release: deps
 	$(SWIFT) build -c release --product xt
 
-# A listener and two peers on loopback exchange messages and a file (link stats, throughput);
-# then a recorder and two synthetic camera agents, the recording checked and exported.
+# The whole system on loopback until Ctrl-C: the recorder with its web UI (URL and login
+# printed), two synthetic camera agents with scripted motion and sound, and an alarm subscriber.
 demo: release
 	@bash scripts/demo.sh $(RELEASE_BIN)
+
+# The transport on its own: a listener and two peers exchange messages and a file (link
+# stats, throughput); then a short recording, checked and exported.
+demo-transport: release
+	@bash scripts/demo-transport.sh $(RELEASE_BIN)
 
 # Unit, simulator and loopback tests; network-namespace tests run when root (skipped otherwise).
 test: deps

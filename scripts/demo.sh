@@ -1,73 +1,95 @@
 #!/usr/bin/env bash
-# `make demo`: a listener and two peers on loopback; then a recorder and two synthetic camera
-# agents (scripted motion, audio) for 20 s, with the recording checked and exported. Keys,
-# received files and recordings live in demo-data/, which the next run reuses.
+# `make demo`: the whole system on this machine, on loopback, until Ctrl-C:
+#   - xt recorder (node network host, recordings, motion, alarms, web UI on http://127.0.0.1:8480/);
+#   - two synthetic camera agents, frontdoor and garden (test pattern with a clock, objects that
+#     cross the picture every 30 s, a tone), each authenticated by its key;
+#   - an alarm subscriber (xt alarms) that prints each motion alarm.
+# Everything lives in demo-data/ (keys, the web login, recordings), which the next run reuses.
+# DEMO_SECONDS=N stops it after N seconds (for scripted runs).
 set -euo pipefail
 XT=${1:-.build/release/xt}
+XT=$(cd "$(dirname "$XT")" && pwd)/$(basename "$XT")
+WEB=$(pwd)/web
 DATA=demo-data
-PORT=${XT_DEMO_PORT:-9400}
+HOST_PORT=${XT_DEMO_PORT:-9400}
+HTTP_PORT=${XT_DEMO_HTTP_PORT:-8480}
 mkdir -p "$DATA"
 cd "$DATA"
-XT=$(cd "$(dirname "../$XT")" && pwd)/$(basename "$XT")
 
-for name in listener alice bob recorder frontdoor garden; do
-  [ -f "$name.key" ] || "$XT" keygen --out "$name.key" >/dev/null 2>&1
+for name in recorder frontdoor garden phone; do
+  [ -f "$name.key" ] || "$XT" keygen --out "$name.key" >/dev/null
 done
-cat alice.key.pub bob.key.pub > authorized_keys
-[ -f payload.bin ] || head -c $((64 << 20)) /dev/urandom > payload.bin
+# Only these nodes may join (security by default: no --open).
+{
+  echo "$(cat frontdoor.key.pub) frontdoor 1.11"
+  echo "$(cat garden.key.pub) garden 1.12"
+  echo "$(cat phone.key.pub) phone 1.50"
+} > authorized_keys
+# The web UI's admin: a random password made on the first run, kept (0600) for the next.
+if [ ! -f login.txt ]; then
+  password=$(head -c 12 /dev/urandom | base64 | tr -d '/+=' | cut -c1-14)
+  printf 'admin %s\n' "$password" > login.txt
+  chmod 600 login.txt
+  printf '%s\n' "$password" | "$XT" recorder passwd admin --role admin 2>/dev/null > admin.line
+fi
+read -r user password < login.txt
+cat > recorder.conf <<CONF
+# Written by scripts/demo.sh (see Config/recorder.conf.example for every key).
+storage = recordings
+min-free = 1G
+retention-days = 2
+$(cat admin.line)
+CONF
 
-"$XT" listen --bind 127.0.0.1:$PORT --key listener.key --authorized-keys authorized_keys \
-  --out-dir received --sessions 3 --stats > listener.log 2>&1 &
-LISTENER=$!
-trap 'kill $LISTENER 2>/dev/null || true' EXIT
-for _ in $(seq 50); do grep -q listening listener.log 2>/dev/null && break; sleep 0.1; done
-
-echo "== alice: a message and a 64 MiB file"
-"$XT" send --to 127.0.0.1:$PORT --peer-key @listener.key.pub --key alice.key \
-  --message "hello from alice" --file payload.bin --stats
-echo "== bob: a message, then a throughput and latency bench"
-"$XT" send --to 127.0.0.1:$PORT --peer-key @listener.key.pub --key bob.key --message "hello from bob"
-"$XT" bench --to 127.0.0.1:$PORT --peer-key @listener.key.pub --key bob.key --bytes $((512 << 20)) --pings 500
-wait $LISTENER || true
-trap - EXIT
-echo "== listener"
-cat listener.log
-cmp -s payload.bin received/payload.bin && echo "received/payload.bin is byte-identical to payload.bin"
-
-echo "== a recorder and two camera agents (synthetic 640x360 video with scripted motion, synthetic audio) for 20 s"
-REC_PORT=$((PORT + 1))
-"$XT" recorder --http 127.0.0.1:$((PORT + 2)) --bind 127.0.0.1 --ports $REC_PORT --key recorder.key --open --storage recordings --min-free 0 --report ingest.json \
-  --seconds 24 > recorder.log 2>&1 &
-RECORDER=$!
-trap 'kill $RECORDER 2>/dev/null || true' EXIT
-sleep 0.5
-id=10
-agents=()
-for camera in frontdoor garden; do
-  id=$((id + 1))
-  "$XT" agent --config /dev/null --key $camera.key --host 127.0.0.1:$REC_PORT --host-key @recorder.key.pub --name $camera --id 1.$id \
-    --channel $((100 + 2 * (id - 11))) --width 640 --height 360 --bitrate 800 --set "motion=4-8:0.1,0.6>0.8,0.6; 12-15:0.7,0.2>0.2,0.3:0.15" \
-    --seconds 20 > agent-$camera.log 2>&1 &
-  agents+=($!)
-done
-wait "${agents[@]}" || true
-wait $RECORDER || true
-trap - EXIT
-grep -h "agent stopped" agent-*.log
-tail -1 recorder.log
-"$XT" recorder check --storage recordings > timeline.json
-python3 - timeline.json <<'PY'
+pids=()
+stop() {
+  trap - INT TERM
+  echo
+  echo "== stopping"
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  tail -n 1 recorder.log
+  "$XT" recorder check --storage recordings > timeline.json 2>/dev/null || true
+  python3 - timeline.json <<'PY' || true
 import json, sys
 for t in json.load(open(sys.argv[1])):
-    print("  %-10s %-5s %6d frames, %6.1f s, %d gaps, %d missing" % (t["camera"], t["kind"], t["frames"], t["seconds"], len(t["gaps"]), t["missingFrames"]))
+    print("  %-10s %-5s %7d frames, %7.1f s, %d gaps" % (t["camera"], t["kind"], t["frames"], t["seconds"], len(t["gaps"])))
 PY
-"$XT" recorder events --storage recordings > events.json
-python3 - events.json <<'PY'
-import json, sys, collections
-events = json.load(open(sys.argv[1]))
-print("  motion events: " + ", ".join("%s %d" % kv for kv in sorted(collections.Counter(e["camera"] for e in events).items())) + " (snapshots under recordings/<camera>/events/)")
-PY
-for camera in frontdoor garden; do
-  "$XT" recorder export --storage recordings --camera $camera --out $camera.mp4
-done
-echo "recordings exported to $(pwd)/frontdoor.mp4 and garden.mp4 (each run adds to the same recordings)"
+  echo "recordings stay in $(pwd)/recordings; run make demo again to go on"
+  exit 0
+}
+trap stop INT TERM
+
+XT_WEB_ROOT=$WEB "$XT" recorder --config recorder.conf --http 127.0.0.1:$HTTP_PORT --bind 127.0.0.1 --ports $HOST_PORT \
+  --key recorder.key --authorized-keys authorized_keys > recorder.log 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do grep -q "web UI on" recorder.log 2>/dev/null && break; sleep 0.1; done
+if ! grep -q "web UI on" recorder.log; then
+  echo "the recorder did not start:" >&2
+  tail -n 5 recorder.log >&2
+  stop
+fi
+
+agent() {
+  local name=$1 id=$2 channel=$3 motion=$4
+  "$XT" agent --config /dev/null --key "$name.key" --host 127.0.0.1:$HOST_PORT --host-key @recorder.key.pub --name "$name" --id "$id" \
+    --channel "$channel" --width 1280 --height 720 --bitrate 2000 --set "motion=$motion" --set motion-period=30 > "agent-$name.log" 2>&1 &
+  pids+=($!)
+}
+agent frontdoor 1.11 100 "5-9:0.1,0.6>0.8,0.6"
+agent garden 1.12 102 "18-22:0.8,0.3>0.2,0.4:0.15"
+"$XT" alarms --config /dev/null --key phone.key --host 127.0.0.1:$HOST_PORT --host-key @recorder.key.pub --name phone --id 1.50 \
+  --state phone.state --starts-only 2>alarms.log > >(sed -u 's/^/  alarm: /') &
+pids+=($!)
+
+echo "== XTransport demo running on loopback"
+echo "   web UI:  http://127.0.0.1:$HTTP_PORT/   login: $user / $password"
+echo "   cameras: frontdoor and garden (720p30, sound; something crosses each picture every 30 s)"
+echo "   alarms:  printed below as the subscriber 'phone' receives them"
+echo "   data:    $(pwd) (logs: recorder.log, agent-*.log, alarms.log)"
+echo "   Ctrl-C stops everything."
+if [ -n "${DEMO_SECONDS:-}" ]; then
+  sleep "$DEMO_SECONDS"
+  stop
+fi
+while true; do sleep 1; done
