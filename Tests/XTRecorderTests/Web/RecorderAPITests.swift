@@ -191,4 +191,44 @@ import Testing
         let reread = try WebAccounts(configured: [], file: "\(setup.root)/web-users.conf")
         #expect(reread.users().map(\.user.name) == ["carol"])
     }
+
+    /// docs/openapi.yaml and the router agree: every documented route answers (not "no such
+    /// page"), and every route in RecorderAPI.swift is documented.
+    @Test func theOpenAPIDocumentMatchesTheRoutes() async throws {
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let yaml = try String(contentsOf: repository.appendingPathComponent("docs/openapi.yaml"), encoding: .utf8)
+        var documented: [(path: String, method: String)] = []
+        var path: String?
+        for line in yaml.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("  /"), line.hasSuffix(":") { path = String(line.dropFirst(2).dropLast()) }
+            else if !line.hasPrefix(" ") { path = nil }
+            else if let path, line.hasPrefix("    "), !line.hasPrefix("     "), let method = ["get", "post", "delete"].first(where: { line == "    \($0):" }) {
+                documented.append((path, method))
+            }
+        }
+        #expect(documented.count >= 15)
+        let source = try String(contentsOf: repository.appendingPathComponent("Sources/XTRecorder/Web/RecorderAPI.swift"), encoding: .utf8)
+        let routes = source.matches(of: /(api|router)\.(get|post|delete|ws)\("([^"]+)"/).map { match in
+            let path = "/" + (match.output.1 == "api" ? "api/" : "") + match.output.3
+            return (path.replacing(/:([a-z]+)/) { "{\($0.output.1)}" }, match.output.2 == "ws" ? "get" : String(match.output.2))
+        }
+        for route in routes {
+            #expect(documented.contains { $0.path == route.0 && $0.method == route.1 }, "\(route.1) \(route.0) is not in docs/openapi.yaml")
+        }
+        let setup = try await setUp()
+        defer { try? FileManager.default.removeItem(atPath: setup.root) }
+        try await setup.app.test(.router) { client in
+            let admin = try await login(client, "alice", "alice-password")
+            for (path, method) in documented where !path.hasSuffix("/live") && !["/metrics", "/api/logout"].contains(path) {
+                let uri = path.replacingOccurrences(of: "{camera}", with: "door").replacingOccurrences(of: "{id}", with: "1")
+                    .replacingOccurrences(of: "{file}", with: "none.mp4").replacingOccurrences(of: "{name}", with: "nobody")
+                try await client.execute(uri: uri, method: method == "get" ? .get : method == "post" ? .post : .delete,
+                                         headers: [.cookie: admin, .contentType: "application/json"], body: ByteBuffer(string: "{}")) { response in
+                    let reason = Self.json(response.body)["error"] as? String ?? ""
+                    #expect(!reason.hasPrefix("no such page or API"), "\(method) \(uri): \(reason)")
+                }
+            }
+        }
+    }
 }
