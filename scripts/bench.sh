@@ -5,7 +5,8 @@
 # capture → ingest latency (scripts/bench-agent.sh), and the node network's fan-out of a live
 # stream by multicast and by host unicast (scripts/bench-fanout.sh); and the recorder: streams
 # recorded at once beside ffmpeg's segmenter, motion detector cost, onset → alarm
-# (scripts/bench-recorder.sh). Writes BENCHMARKS.md.
+# (scripts/bench-recorder.sh); and the web UI's live view, glass to glass in headless Chromium
+# (scripts/bench-web.sh). Writes BENCHMARKS.md.
 set -uo pipefail
 XT=$(realpath "${1:-.build/release/xt}")
 OUT=$(realpath -m bench-out)
@@ -176,6 +177,11 @@ recorder_md="$OUT/recorder.md"
 bash scripts/bench-recorder.sh "$XT" "$OUT" > "$recorder_md"
 grep '^|' "$recorder_md" | sed 's/^/  /'
 
+echo "bench: web UI (live view glass-to-glass in headless Chromium)"
+web_md="$OUT/web.md"
+bash scripts/bench-web.sh "$XT" "$OUT" > "$web_md"
+grep '^|' "$web_md" | sed 's/^/  /'
+
 fanout_md="$OUT/fanout.md"
 if [ "$(id -u)" -eq 0 ]; then
   bash scripts/bench-fanout.sh "$XT" "$OUT" > "$fanout_md"
@@ -220,5 +226,7 @@ fi
   cat "$agent_md"
   echo
   cat "$recorder_md"
+  echo
+  cat "$web_md"
 } > BENCHMARKS.md
 echo "bench: wrote BENCHMARKS.md"

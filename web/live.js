@@ -9,6 +9,10 @@
 "use strict";
 
 class LivePlayer {
+  /** Seconds behind the newest frame before the player speeds up, and before it jumps. */
+  static catchUpBehind = 0.1;
+  static jumpBehind = 0.6;
+
   constructor(video, camera, { audio = false, onStatus = () => {} } = {}) {
     this.video = video;
     this.camera = camera;
@@ -102,10 +106,11 @@ class LivePlayer {
     if (buffered.length === 0) return;
     const end = buffered.end(buffered.length - 1);
     const start = buffered.start(buffered.length - 1);
-    if (video.currentTime < start || end - video.currentTime > 1.0) video.currentTime = Math.max(start, end - 0.05);
+    if (video.currentTime < start || end - video.currentTime > LivePlayer.jumpBehind) video.currentTime = Math.max(start, end - 0.02);
     const behind = end - video.currentTime;
     this.behind = behind;
-    video.playbackRate = behind > 0.25 ? 1.15 : 1.0;
+    this.behindSamples = (this.behindSamples || []).concat([behind]).slice(-600);
+    video.playbackRate = behind > LivePlayer.catchUpBehind ? 1.1 : 1.0;
     if (video.paused) video.play().catch(() => {});
     if (!this.sourceBuffer.updating && video.currentTime - buffered.start(0) > 40) {
       this.sourceBuffer.remove(0, video.currentTime - 20);
