@@ -128,7 +128,14 @@ public enum Recording {
         var used = 0
         var start = start
         for segment in segments {
-            let contents = try SegmentFile.read((root as NSString).appendingPathComponent(segment.path))
+            let contents: SegmentFile.Contents
+            do {
+                contents = try SegmentFile.read((root as NSString).appendingPathComponent(segment.path))
+            } catch where segment.isOpen {
+                // The segment being written may not have its first fragment on disk yet: what it
+                // holds is at most the last second, which the next export will have.
+                continue
+            }
             // Tracks hold one shape: segments whose video changed size are left out.
             if let video, let other = contents.video, other.width != video.width || other.height != video.height { continue }
             video = video ?? contents.video

@@ -322,7 +322,6 @@ struct RecorderAlarms: AsyncParsableCommand {
     func run() async throws {
         try await XT.run {
             let database = try recordings.open()
-            let storage = recordings.storage
             let pending = try await database.pendingDeliveries(target: nil, limit: 10_000).map { "\($0.target) \($0.alarm.id)" }
             let summary = Summary(subscriptions: try await database.subscriptions(), pending: pending,
                                   delivered: try await database.deliveryCounts().delivered,
@@ -343,7 +342,6 @@ struct RecorderEvents: AsyncParsableCommand {
     func run() async throws {
         try await XT.run {
             let database = try recordings.open()
-            let storage = recordings.storage
             try printJSON(try await database.events(camera: camera, from: nil, to: nil))
         }
     }

@@ -67,4 +67,29 @@ import XTMedia
         let first = report.drifts.prefix(60).reduce(0, +) / 60, last = report.drifts.suffix(60).reduce(0, +) / 60
         #expect(abs(last - first) < 5)
     }
+
+    /// An export (the web UI's clips) while a camera records: the segment being written may not
+    /// have its header on disk yet; it is left out rather than failing the export. A closed
+    /// segment that cannot be read still fails it, with advice.
+    @Test func exportLeavesOutTheSegmentStillBeingWritten() async throws {
+        let root = Fixtures.temporaryDirectory("export-open")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let feed = try CameraFeed(camera: "porch", seconds: 4, gop: 30)
+        let store = try await Fixtures.store(root: root)
+        try await feed.feed(store)
+        await store.stop()
+        let last = try #require(try await store.index.segments(camera: "porch", from: nil, to: nil).last)
+        var opened = SegmentRecord(path: "porch/opened.mp4", camera: "porch", start: last.end + 1_000_000, end: last.end + 2_000_000, bytes: 0,
+                                   videoFrames: 0, audioFrames: 0, isOpen: true)
+        FileManager.default.createFile(atPath: (root as NSString).appendingPathComponent(opened.path), contents: Data("\0\0\0\u{1C}ftyp".utf8))
+        try await store.index.saveSegment(opened)
+        let path = (root as NSString).appendingPathComponent("porch.mp4")
+        let summary = try await Recording.export(root: root, index: store.index, camera: "porch", to: path)
+        #expect(summary.videoFrames == feed.frames.count { $0.frame.codec == .h264 })
+        opened.isOpen = false
+        try await store.index.saveSegment(opened)
+        await #expect(throws: StorageError(.corruptSegment, "")) {
+            try await Recording.export(root: root, index: store.index, camera: "porch", to: path)
+        }
+    }
 }

@@ -111,6 +111,41 @@ struct RecorderCLITests {
         #expect(unknown.status == 1 && unknown.stderr.contains("--set: unknown key 'colour'"), "\(unknown.stderr)")
     }
 
+    @Test("With no web users, a recorder started in a terminal asks for the first admin; without a terminal it says how to add one")
+    func firstRunPrompt() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        _ = try CLI.run(["keygen", "--out", "recorder.key"], in: dir)
+        let port = Int.random(in: 20_000...30_000)
+        let arguments = ["recorder", "--storage", "recordings", "--http", "127.0.0.1:\(port + 10_000)", "--bind", "127.0.0.1",
+                         "--ports", "\(port)", "--key", "recorder.key", "--open", "--seconds", "1"]
+        let headless = try CLI.run(arguments, in: dir)
+        #expect(headless.status == 0 && headless.stdout.contains("no web users yet: the web UI refuses every login until one is added"),
+                "\(headless.stdout) \(headless.stderr)")
+        // script(1) gives the recorder a terminal, as a person starting it by hand has.
+        let terminal = Process()
+        terminal.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+        terminal.arguments = ["-qec", ([CLI.xt] + arguments).joined(separator: " "), "/dev/null"]
+        terminal.currentDirectoryURL = dir
+        let input = Pipe(), output = Pipe()
+        terminal.standardInput = input
+        terminal.standardOutput = output
+        terminal.standardError = output
+        try terminal.run()
+        Thread.sleep(forTimeInterval: 1)
+        input.fileHandleForWriting.write(Data("root\n".utf8))
+        Thread.sleep(forTimeInterval: 0.5)
+        input.fileHandleForWriting.write(Data("first-admin-password\n".utf8))
+        #expect(CLI.wait(timeout: 30) { !terminal.isRunning })
+        let printed = String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
+        #expect(printed.contains("Create the first admin") && printed.contains("admin 'root' saved"), "\(printed)")
+        #expect(!printed.contains("first-admin-password"), "the password was echoed")
+        let users = CLI.text(dir, "recordings/web-users.conf")
+        #expect(users.contains("user.root = admin pbkdf2-sha256$") && !users.contains("first-admin-password"), "\(users)")
+        let mode = (try FileManager.default.attributesOfItem(atPath: dir.appendingPathComponent("recordings/web-users.conf").path)[.posixPermissions] as? Int) ?? 0
+        #expect(mode == 0o600)
+    }
+
     @Test("Prometheus metrics: per camera, per link, disk and alarms")
     func metrics() throws {
         let dir = try CLI.temporaryDirectory()

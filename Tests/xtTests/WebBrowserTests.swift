@@ -90,14 +90,33 @@ struct WebBrowserTests {
         let latency = try await browser.run("return window.players.door.latency()")
         print("glass-to-glass in this run (not a benchmark): \(String(describing: latency))")
         try await browser.screenshot(to: Self.artifacts.appendingPathComponent("2-live.png"))
+        // Sound on demand: the tile reconnects with the audio track, and it plays.
+        try await browser.run("document.querySelector('#tile-door .sound').click()")
+        try await browser.wait("live sound", timeout: .seconds(30), """
+            const v = document.querySelector('#tile-door video');
+            return !v.muted && v.currentTime > 0.5 && v.webkitAudioDecodedByteCount > 0
+            """)
+        #expect(try await browser.run("return window.players.door.info.audio") as? Bool == true)
+        // On a phone the grid is one column.
+        try await browser.resize(width: 390, height: 844)
+        try await browser.wait("one column", """
+            const tiles = document.querySelectorAll('.tile');
+            return tiles[1].getBoundingClientRect().top >= tiles[0].getBoundingClientRect().bottom - 1
+            """)
+        try await browser.screenshot(to: Self.artifacts.appendingPathComponent("2-live-phone.png"))
+        try await browser.resize(width: 1280, height: 900)
 
         // The timeline shows the recorded segments.
         try await browser.open(base + "/camera.html?camera=door")
         try await browser.wait("the timeline", "return document.querySelectorAll('.timeline .span').length >= 1")
         let width = try await browser.run("return document.querySelector('.timeline .span').getBoundingClientRect().width") as? Double ?? 0
         #expect(width > 0)
-        try await browser.run("playFrom(Date.now() - 6000)")
-        try await browser.wait("playback", "const v = document.getElementById('video'); return v.readyState >= 2 && v.currentTime > 0")
+        try await browser.run("playFrom(Math.max(Date.now() - 6000, state.timeline.spans[0].start + 200))")
+        try await browser.wait("playback", """
+            const v = document.getElementById('video');
+            return (v.readyState >= 2 && v.currentTime > 0) ||
+              `readyState ${v.readyState}, time ${v.currentTime}, paused ${v.paused}, error '${document.getElementById('error').textContent}', clip ${JSON.stringify(state.clip)}`
+            """)
         try await browser.run("document.getElementById('timeline').scrollIntoView({block: 'center'})")
         try await browser.screenshot(to: Self.artifacts.appendingPathComponent("3-timeline.png"))
 

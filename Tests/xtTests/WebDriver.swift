@@ -88,6 +88,11 @@ final class WebDriver {
         throw Failure(description: "timed out waiting for \(what) (last answer: \(String(describing: last)))")
     }
 
+    /// Resizes the window (a phone's screen, say).
+    func resize(width: Int, height: Int) async throws {
+        _ = try await request("POST", "/session/\(session)/window/rect", ["width": width, "height": height])
+    }
+
     /// A PNG of the window.
     func screenshot(to url: URL) async throws {
         let encoded = try await request("GET", "/session/\(session)/screenshot") as? String ?? ""

@@ -4,7 +4,7 @@
 // at once, from that keyframe, instead of waiting for the next. Viewers that want sound get
 // their own feed with the audio track; the others get video only.
 import Foundation
-public import Synchronization
+import Synchronization
 public import XTMedia
 
 /// What a live viewer receives, in order: the stream's ``LiveHub/Info`` once, the MP4 header,

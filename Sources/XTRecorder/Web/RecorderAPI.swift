@@ -3,7 +3,7 @@
 // snapshots, nodes, alarm subscriptions, users; and the live view's WebSocket. Times are
 // milliseconds since 1970 (capture times, the agents' clocks).
 import Foundation
-public import Hummingbird
+import Hummingbird
 import HummingbirdWebSocket
 import NIOCore
 import XTMedia

@@ -46,7 +46,7 @@ public enum RecorderHTTPServer {
             web.addLiveRoute(to: sockets)
         }
         return Application(router: router(web: web, metrics: metrics, webRoot: webRoot, logger: logger),
-                           server: .http1WebSocketUpgrade(webSocketRouter: sockets, configuration: .init(maxFrameSize: 1 << 16)),
+                           server: .http1WebSocketUpgrade(webSocketRouter: sockets, configuration: .init(ws: .init(maxFrameSize: 1 << 16))),
                            configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "xt-recorder"),
                            onServerRunning: { _ in await running() }, logger: logger)
     }

@@ -7,7 +7,7 @@
 // Repeated wrong passwords for one name lock that name for a minute.
 import Foundation
 import NIOPosix
-public import Synchronization
+import Synchronization
 
 /// A logged-in user as the web layer sees them.
 public struct WebUser: Sendable, Codable, Equatable {

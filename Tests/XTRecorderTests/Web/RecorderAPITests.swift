@@ -218,9 +218,10 @@ import Testing
         }
         let setup = try await setUp()
         defer { try? FileManager.default.removeItem(atPath: setup.root) }
+        let pairs = documented
         try await setup.app.test(.router) { client in
             let admin = try await login(client, "alice", "alice-password")
-            for (path, method) in documented where !path.hasSuffix("/live") && !["/metrics", "/api/logout"].contains(path) {
+            for (path, method) in pairs where !path.hasSuffix("/live") && !["/metrics", "/api/logout"].contains(path) {
                 let uri = path.replacingOccurrences(of: "{camera}", with: "door").replacingOccurrences(of: "{id}", with: "1")
                     .replacingOccurrences(of: "{file}", with: "none.mp4").replacingOccurrences(of: "{name}", with: "nobody")
                 try await client.execute(uri: uri, method: method == "get" ? .get : method == "post" ? .post : .delete,
