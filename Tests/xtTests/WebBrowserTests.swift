@@ -29,7 +29,7 @@ struct WebBrowserTests {
             agents.append(try CLI.background(["agent", "--config", "none.conf", "--key", "\(name).key", "--host", "127.0.0.1:\(port)",
                                               "--host-key", "@recorder.key.pub", "--name", name, "--id", "1.\(11 + number)",
                                               "--channel", "\(100 + 2 * number)", "--width", "640", "--height", "360", "--bitrate", "800",
-                                              "--set", "motion=3-7:0.1,0.6>0.8,0.6", "--seconds", "120"], in: dir, log: "\(name).log"))
+                                              "--set", "motion=3-7:0.1,0.6>0.8,0.6", "--set", "motion-period=30", "--seconds", "600"], in: dir, log: "\(name).log"))
         }
         defer { for agent in agents { kill(agent.processIdentifier, SIGTERM); agent.waitUntilExit() } }
 
@@ -40,10 +40,10 @@ struct WebBrowserTests {
             try await run(browser, base: "http://127.0.0.1:\(web)", downloads: downloads)
             // Stopping the recorder while a page watches live: the viewers are let go, and it exits.
             try await browser.open("http://127.0.0.1:\(web)/")
-            try await browser.wait("live video again", timeout: .seconds(30),
+            try await browser.wait("live video again",
                                    "const v = document.querySelector('#tile-door video'); return !!v && v.readyState >= 2 && v.currentTime > 0")
             kill(recorder.processIdentifier, SIGTERM)
-            #expect(CLI.wait(timeout: 15) { !recorder.isRunning }, "the recorder did not stop on SIGTERM with a live viewer")
+            #expect(CLI.wait(timeout: 60) { !recorder.isRunning }, "the recorder did not stop on SIGTERM with a live viewer")
             #expect(CLI.text(dir, "recorder.log").contains("recorder stopped:"))
         } catch {
             try? await browser.screenshot(to: Self.artifacts.appendingPathComponent("failure.png"))
@@ -73,7 +73,7 @@ struct WebBrowserTests {
         try await browser.wait("the live page", "return location.pathname === '/' && document.querySelectorAll('.tile').length === 2")
         // Live: the playhead advances and the picture changes (its clock and bar code move).
         let playing = "const v = document.querySelector('#tile-door video'); return v.readyState >= 2 && v.currentTime > 0"
-        try await browser.wait("live video", timeout: .seconds(30), playing)
+        try await browser.wait("live video", playing)
         let picture = """
             const v = document.querySelector('#tile-door video'); const c = document.createElement('canvas');
             c.width = v.videoWidth; c.height = v.videoHeight; const g = c.getContext('2d'); g.drawImage(v, 0, 0);
@@ -82,19 +82,19 @@ struct WebBrowserTests {
             return [v.currentTime, h];
             """
         let first = try await browser.run(picture) as? [Any]
-        try await Task.sleep(for: .seconds(2))
+        let time1 = (first?[0] as? Double) ?? 0
+        try await browser.wait("the playhead to advance a second", "return document.querySelector('#tile-door video').currentTime > \(time1 + 1)")
         let second = try await browser.run(picture) as? [Any]
-        let (time1, time2) = ((first?[0] as? Double) ?? 0, (second?[0] as? Double) ?? 0)
-        #expect(time2 > time1 + 1, "live video stalled: currentTime \(time1) → \(time2)")
         #expect((first?[1] as? Int) != (second?[1] as? Int), "the live picture did not change")
         let latency = try await browser.run("return window.players.door.latency()")
         print("glass-to-glass in this run (not a benchmark): \(String(describing: latency))")
         try await browser.screenshot(to: Self.artifacts.appendingPathComponent("2-live.png"))
         // Sound on demand: the tile reconnects with the audio track, and it plays.
         try await browser.run("document.querySelector('#tile-door .sound').click()")
-        try await browser.wait("live sound", timeout: .seconds(30), """
+        try await browser.wait("live sound", """
             const v = document.querySelector('#tile-door video');
-            return !v.muted && v.currentTime > 0.5 && v.webkitAudioDecodedByteCount > 0
+            return (!v.muted && v.currentTime > 0.5 && v.webkitAudioDecodedByteCount > 0) ||
+              `muted ${v.muted}, time ${v.currentTime}, audio bytes ${v.webkitAudioDecodedByteCount}, status '${document.querySelector('#tile-door .status').textContent}'`
             """)
         #expect(try await browser.run("return window.players.door.info.audio") as? Bool == true)
         // On a phone the grid is one column.
@@ -127,7 +127,7 @@ struct WebBrowserTests {
             document.getElementById('export').click();
             """)
         var downloaded: URL?
-        let deadline = Date().addingTimeInterval(30)
+        let deadline = Date().addingTimeInterval(90)
         while downloaded == nil, Date() < deadline {
             try await Task.sleep(for: .milliseconds(300))
             downloaded = (try? FileManager.default.contentsOfDirectory(at: downloads, includingPropertiesForKeys: nil))?
@@ -143,7 +143,7 @@ struct WebBrowserTests {
         // Events: the scripted motion's snapshot loads.
         try await browser.open(base + "/events.html?camera=door")
         let snapshot = "const i = document.querySelector('.event-card img[src]'); return !!i && i.complete && i.naturalWidth > 0"
-        let deadlineEvents = ContinuousClock.now + .seconds(40)
+        let deadlineEvents = ContinuousClock.now + .seconds(90)
         while ContinuousClock.now < deadlineEvents, (try? await browser.run(snapshot)) as? Bool != true {
             try await Task.sleep(for: .seconds(1))
             try await browser.run("show()")

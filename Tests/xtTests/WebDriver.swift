@@ -77,7 +77,8 @@ final class WebDriver {
     }
 
     /// Waits until `script` returns true.
-    func wait(_ what: String, timeout: Duration = .seconds(20), _ script: String) async throws {
+    /// Generous by default: the whole test suite may be running beside it on two cores.
+    func wait(_ what: String, timeout: Duration = .seconds(90), _ script: String) async throws {
         let deadline = ContinuousClock.now + timeout
         var last: Any?
         while ContinuousClock.now < deadline {

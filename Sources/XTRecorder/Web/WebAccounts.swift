@@ -65,17 +65,23 @@ public final class WebAccounts: Sendable {
         var configured: [String: UserAccount]
         var saved: [String: UserAccount]
         var sessions: [String: Session] = [:]
-        var failures: [String: (count: Int, since: ContinuousClock.Instant)] = [:]
+        /// Wrong passwords per name: how many in a row, and when the last was.
+        var failures: [String: (count: Int, last: ContinuousClock.Instant)] = [:]
     }
 
     private let state: Mutex<State>
     /// The users file (nil: users come from the config only).
     public let file: String?
 
+    /// PBKDF2 rounds for passwords saved here.
+    let rounds: Int
+
     /// Users from the config, and those in `file` (read now; a missing file is an empty one).
+    /// `rounds` is for new hashes (tests use fewer).
     /// - Throws: ``WebAccountError/invalid(_:)`` naming the line of `file` that is wrong.
-    public init(configured: [UserAccount], file: String?) throws(WebAccountError) {
+    public init(configured: [UserAccount], file: String?, rounds: Int = UserAccount.rounds) throws(WebAccountError) {
         self.file = file
+        self.rounds = rounds
         var saved: [String: UserAccount] = [:]
         if let file, let text = try? String(contentsOfFile: file, encoding: .utf8) {
             for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
@@ -107,7 +113,7 @@ public final class WebAccounts: Sendable {
         let account: UserAccount? = try state.withLock { (state) throws(WebAccountError) -> UserAccount? in
             if state.configured.isEmpty && state.saved.isEmpty { throw .noUsers }
             if let failures = state.failures[name], failures.count >= Self.failureLimit {
-                let waited = now - failures.since
+                let waited = now - failures.last
                 if waited < .seconds(Self.lockSeconds) { throw .locked(seconds: Self.lockSeconds - Int(waited.components.seconds)) }
                 state.failures[name] = nil
             }
@@ -119,8 +125,10 @@ public final class WebAccounts: Sendable {
         guard account != nil, matches else {
             state.withLock { state in
                 var failures = state.failures[name] ?? (0, now)
-                if now - failures.since > .seconds(Self.lockSeconds) { failures = (0, now) }
+                // A minute without a wrong password forgives the earlier ones.
+                if now - failures.last > .seconds(Self.lockSeconds) { failures.count = 0 }
                 failures.count += 1
+                failures.last = now
                 state.failures[name] = failures
             }
             throw .wrongPassword
@@ -167,7 +175,9 @@ public final class WebAccounts: Sendable {
         guard password.count >= 8 else { throw .invalid("a password needs at least 8 characters") }
         guard file != nil else { throw .cannotSave("this recorder keeps users only in its config file") }
         if state.withLock({ $0.configured[name] != nil }) { throw .fromConfig(name) }
-        let hash = (try? await NIOThreadPool.singleton.runIfActive { UserAccount.hash(password: password) }) ?? UserAccount.hash(password: password)
+        let rounds = self.rounds
+        let hash = (try? await NIOThreadPool.singleton.runIfActive { UserAccount.hash(password: password, rounds: rounds) })
+            ?? UserAccount.hash(password: password, rounds: rounds)
         try change { $0[name] = UserAccount(name: name, role: role, passwordHash: hash) }
     }
 

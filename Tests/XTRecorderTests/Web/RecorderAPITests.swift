@@ -37,7 +37,7 @@ import Testing
                                                   peakTime: (base + 6000) * 1_000_000, peakScore: 0.4, snapshot: "door/events/1.jpg"))
         let accounts = try WebAccounts(configured: [
             UserAccount(name: "alice", role: .admin, passwordHash: UserAccount.hash(password: "alice-password", rounds: 100_000)),
-        ], file: "\(root)/web-users.conf")
+        ], file: "\(root)/web-users.conf", rounds: 100_000)
         try await accounts.save(name: "bob", role: .viewer, password: "bob-password")
         let web = RecorderWeb(root: root, index: index, accounts: accounts, live: LiveHub())
         let app = Application(router: RecorderHTTPServer.router(web: web, metrics: nil, webRoot: nil, logger: Fixtures.logger))
@@ -187,7 +187,7 @@ import Testing
         }
         // The users file keeps carol (hash only) for the next start.
         let text = try String(contentsOfFile: "\(setup.root)/web-users.conf", encoding: .utf8)
-        #expect(text.contains("user.carol = viewer pbkdf2-sha256$") && !text.contains("carol-password") && !text.contains("user.bob"))
+        #expect(text.contains("user.carol = viewer pbkdf2-sha256$100000$") && !text.contains("carol-password") && !text.contains("user.bob"))
         let reread = try WebAccounts(configured: [], file: "\(setup.root)/web-users.conf")
         #expect(reread.users().map(\.user.name) == ["carol"])
     }
