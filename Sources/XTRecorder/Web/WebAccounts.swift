@@ -4,7 +4,7 @@
 // API write. Passwords are kept only as salted PBKDF2 hashes (``UserAccount``). A login gets a
 // random session token, sent back as an HttpOnly, SameSite=Strict cookie; sessions expire after
 // 12 idle hours and live in memory (a restarted recorder asks everyone to log in again).
-// Repeated wrong passwords for one name lock that name for a minute.
+// Five wrong passwords in a row for one name lock that name for a minute.
 import Foundation
 import NIOPosix
 import Synchronization
@@ -121,9 +121,10 @@ public final class WebAccounts: Sendable {
         }
         // A name that does not exist costs as much as a wrong password.
         let checked = account ?? UserAccount(name: name, role: .viewer, passwordHash: Self.decoyHash)
-        let matches = (try? await NIOThreadPool.singleton.runIfActive { checked.verify(password: password) }) ?? false
+        let matches = (try? await Self.hashing.runIfActive { checked.verify(password: password) }) ?? false
         guard account != nil, matches else {
             state.withLock { state in
+                let now = ContinuousClock.now
                 var failures = state.failures[name] ?? (0, now)
                 // A minute without a wrong password forgives the earlier ones.
                 if now - failures.last > .seconds(Self.lockSeconds) { failures.count = 0 }
@@ -176,7 +177,7 @@ public final class WebAccounts: Sendable {
         guard file != nil else { throw .cannotSave("this recorder keeps users only in its config file") }
         if state.withLock({ $0.configured[name] != nil }) { throw .fromConfig(name) }
         let rounds = self.rounds
-        let hash = (try? await NIOThreadPool.singleton.runIfActive { UserAccount.hash(password: password, rounds: rounds) })
+        let hash = (try? await Self.hashing.runIfActive { UserAccount.hash(password: password, rounds: rounds) })
             ?? UserAccount.hash(password: password, rounds: rounds)
         try change { $0[name] = UserAccount(name: name, role: role, passwordHash: hash) }
     }
@@ -226,6 +227,14 @@ public final class WebAccounts: Sendable {
         return Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
             .replacingOccurrences(of: "=", with: "")
     }
+
+    /// Where passwords are hashed: one thread of its own, so that a login neither blocks an
+    /// event loop nor waits behind file reads on the shared pool (and guesses queue up).
+    private static let hashing: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        return pool
+    }()
 
     /// Checked when the name is unknown, so that the answer takes as long either way.
     private static let decoyHash = UserAccount.hash(password: "decoy password, never matches \(UInt64.random(in: 0...UInt64.max))")
