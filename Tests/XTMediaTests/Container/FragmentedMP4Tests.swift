@@ -5,20 +5,28 @@ import Testing
 @testable import XTMedia
 
 @Suite struct FragmentedMP4Tests {
+    static let start = CaptureTime(nanoseconds: 1_700_000_000_000_000_000)
+
+    /// `count` pictures of the synthetic camera, 160x120, coded with a keyframe every second.
+    static func coded(_ count: Int) throws -> (frames: [EncodedFrame], description: StreamDescription) {
+        let source = try SyntheticVideoSource(width: 160, height: 120, frameRate: 30, pacing: .virtual(start: start))
+        let encoder = try H264Encoder(settings: H264Settings(width: 160, height: 120, frameRate: 30, bitrate: 200_000, gop: 30, implementation: .libx264))
+        var frames: [EncodedFrame] = []
+        for _ in 0..<count {
+            guard case .raw(let picture) = try source.next() else { throw MediaError.malformed("expected pictures") }
+            frames += try encoder.encode(picture)
+        }
+        return (frames, encoder.description)
+    }
+
     @Test func flushedFragmentsSurviveATornTail() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("xt-fmp4-\(UInt32.random(in: 0...UInt32.max))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = "\(directory)/segment.mp4"
-        let start = CaptureTime(nanoseconds: 1_700_000_000_000_000_000)
-        let source = try SyntheticVideoSource(width: 160, height: 120, frameRate: 30, pacing: .virtual(start: start))
-        let encoder = try H264Encoder(settings: H264Settings(width: 160, height: 120, frameRate: 30, bitrate: 200_000, gop: 30, implementation: .libx264))
-        var frames: [EncodedFrame] = []
-        for _ in 0..<90 {
-            guard case .raw(let picture) = try source.next() else { return }
-            frames += try encoder.encode(picture)
-        }
-        let writer = try MediaFileWriter(path: path, format: "mp4", streams: [encoder.description], origin: start, fragmented: true,
+        let start = Self.start
+        let (frames, description) = try Self.coded(90)
+        let writer = try MediaFileWriter(path: path, format: "mp4", streams: [description], origin: start, fragmented: true,
                                          metadata: ["xt_camera": "test"])
         var sizes: [Int] = []
         for (number, frame) in frames.enumerated() {
@@ -54,18 +62,11 @@ import Testing
     /// The live view's stream: a header at once, then one moof+mdat per flush, which read back
     /// (joined as a browser's Media Source joins them) as every frame at its capture time.
     @Test func inMemoryFragmentsJoinIntoAPlayableStream() throws {
-        let start = CaptureTime(nanoseconds: 1_700_000_000_000_000_000)
-        let source = try SyntheticVideoSource(width: 160, height: 120, frameRate: 30, pacing: .virtual(start: start))
-        let encoder = try H264Encoder(settings: H264Settings(width: 160, height: 120, frameRate: 30, bitrate: 200_000, gop: 30, implementation: .libx264))
-        var pictures: [EncodedFrame] = []
-        for _ in 0..<45 {
-            guard case .raw(let picture) = try source.next() else { return }
-            pictures += try encoder.encode(picture)
-        }
+        let (pictures, coded) = try Self.coded(45)
         // The header comes before any frame, so it carries the SPS and PPS (from the first keyframe).
-        var description = encoder.description
+        var description = coded
         if description.configuration.isEmpty { description.configuration = H264Bitstream.parameterSets(pictures[0].data) }
-        let writer = try MediaFileWriter(path: "live", format: "mp4", streams: [description], origin: start, inMemory: true)
+        let writer = try MediaFileWriter(path: "live", format: "mp4", streams: [description], origin: Self.start, inMemory: true)
         let header = writer.takeOutput()
         #expect(String(decoding: header[4..<8], as: UTF8.self) == "ftyp" && header.count > 100)
         var stream = header
