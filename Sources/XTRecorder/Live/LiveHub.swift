@@ -67,7 +67,6 @@ public final class LiveHub: Sendable {
         var gop: [EncodedFrame] = []
         /// Feeds by whether they carry sound.
         var feeds: [Bool: Feed] = [:]
-        var lastFrame = CaptureTime.monotonicNow
     }
 
     private struct State {
@@ -117,19 +116,21 @@ public final class LiveHub: Sendable {
     /// Takes one live frame (not backfill: the live view shows now).
     public func take(_ frame: MediaFrame) {
         let ended = state.withLock { state -> [AsyncStream<LivePacket>.Continuation] in
-            guard let name = state.byStream[frame.stream], var camera = state.cameras[name] else { return [] }
+            // Taken out of the dictionary while it changes, so that its frame list is not copied
+            // on every frame (copy-on-write).
+            guard let name = state.byStream[frame.stream], var camera = state.cameras.removeValue(forKey: name) else { return [] }
+            defer { state.cameras[name] = camera }
             let encoded = frame.frame
             let isVideo = encoded.codec == .h264
             guard isVideo ? camera.video?.stream == frame.stream : camera.audio?.stream == frame.stream else { return [] }
-            camera.lastFrame = CaptureTime.monotonicNow
             if isVideo && encoded.isKeyframe { camera.gop.removeAll(keepingCapacity: true) }
             if !camera.gop.isEmpty || (isVideo && encoded.isKeyframe) {
                 if camera.gop.count < Self.gopLimit { camera.gop.append(encoded) }
             }
             var ended: [AsyncStream<LivePacket>.Continuation] = []
-            for withAudio in Array(camera.feeds.keys) {
-                guard var feed = camera.feeds[withAudio] else { continue }
+            for withAudio in [false, true] where !camera.feeds.isEmpty {
                 if !withAudio && !isVideo { continue }
+                guard var feed = camera.feeds.removeValue(forKey: withAudio) else { continue }
                 let sent = Self.mux(encoded, into: &feed, audioTrack: withAudio ? 1 : nil)
                 state.fragments += sent.fragments
                 state.dropped += sent.dropped.count
@@ -137,7 +138,6 @@ public final class LiveHub: Sendable {
                 camera.feeds[withAudio] = feed.viewers.isEmpty ? nil : feed
                 if feed.viewers.isEmpty { try? feed.writer.finish() }
             }
-            state.cameras[name] = camera
             return ended
         }
         for viewer in ended { viewer.finish() }
