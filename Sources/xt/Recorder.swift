@@ -372,14 +372,14 @@ struct RecorderPasswd: AsyncParsableCommand {
     func run() async throws {
         try await XT.run {
             guard let role = UserAccount.Role(rawValue: role) else { throw CLIError("--role '\(role)' is not a role: use viewer or admin") }
-            guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." }) else {
+            guard UserAccount.isValidName(name) else {
                 throw CLIError("'\(name)' is not a user name: use letters, digits, '-', '_' and '.'")
             }
             FileHandle.standardError.write("password for \(name): ")
             guard let password = readLine(strippingNewline: true), password.count >= 8 else {
                 throw CLIError("a password needs at least 8 characters")
             }
-            print("user.\(name) = \(role.rawValue) \(UserAccount.hash(password: password))")
+            print(UserAccount(name: name, role: role, passwordHash: UserAccount.hash(password: password)).settingLine)
         }
     }
 }

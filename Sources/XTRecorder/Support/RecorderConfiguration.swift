@@ -119,14 +119,12 @@ public struct RecorderConfiguration: KeyValueSettings, Sendable, Equatable {
             guard let bytes = Self.bytes(value) else { throw bad }
             retention.minimumFreeBytes = bytes
         case _ where key.hasPrefix("user."):
-            let parts = value.split(separator: " ", omittingEmptySubsequences: true)
             let name = String(key.dropFirst(5))
-            guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." }), parts.count == 2,
-                  let role = UserAccount.Role(rawValue: String(parts[0])), UserAccount.isValidHash(String(parts[1])) else {
+            guard let user = UserAccount(name: name, setting: value) else {
                 throw .badValue(key: key, value: value.count > 12 ? String(value.prefix(12)) + "…" : value,
                                 expected: "viewer or admin, then a password hash: run `xt recorder passwd \(name)` and paste its line")
             }
-            users[name] = UserAccount(name: name, role: role, passwordHash: String(parts[1]))
+            users[name] = user
         case _ where key.hasPrefix("webhook."):
             guard key.count > 8, value.hasPrefix("http://") || value.hasPrefix("https://"), URL(string: value) != nil else { throw bad }
             webhooks[String(key.dropFirst(8))] = value

@@ -25,6 +25,23 @@ public struct UserAccount: Sendable, Equatable {
         self.passwordHash = passwordHash
     }
 
+    /// Whether `name` can be a user's name: letters, digits, '-', '_' and '.'.
+    public static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && name.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." }
+    }
+
+    /// A user from the value of a `user.NAME = ROLE HASH` setting; nil when it is not one.
+    public init?(name: String, setting value: some StringProtocol) {
+        let parts = value.split(separator: " ", omittingEmptySubsequences: true)
+        guard Self.isValidName(name), parts.count == 2, let role = Role(rawValue: String(parts[0])), Self.isValidHash(String(parts[1])) else {
+            return nil
+        }
+        self.init(name: name, role: role, passwordHash: String(parts[1]))
+    }
+
+    /// The user as a settings line: `user.NAME = ROLE HASH`.
+    public var settingLine: String { "user.\(name) = \(role.rawValue) \(passwordHash)" }
+
     static let scheme = "pbkdf2-sha256"
     /// Rounds for new hashes.
     public static let rounds = 600_000

@@ -170,7 +170,7 @@ public final class WebAccounts: Sendable {
 
     /// Adds or changes a user in the users file.
     public func save(name: String, role: UserAccount.Role, password: String) async throws(WebAccountError) {
-        guard !name.isEmpty, name.count <= 64, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." }) else {
+        guard name.count <= 64, UserAccount.isValidName(name) else {
             throw .invalid("'\(name)' is not a user name: use up to 64 letters, digits, '-', '_' and '.'")
         }
         guard password.count >= 8 else { throw .invalid("a password needs at least 8 characters") }
@@ -197,7 +197,7 @@ public final class WebAccounts: Sendable {
             var saved = state.saved
             edit(&saved)
             let text = "# Web UI users, written by xt recorder (the first-run prompt and the Users API).\n"
-                + saved.values.sorted { $0.name < $1.name }.map { "user.\($0.name) = \($0.role.rawValue) \($0.passwordHash)\n" }.joined()
+                + saved.values.sorted { $0.name < $1.name }.map { $0.settingLine + "\n" }.joined()
             let aside = file + ".new"
             do {
                 try Data(text.utf8).write(to: URL(fileURLWithPath: aside))
@@ -214,10 +214,7 @@ public final class WebAccounts: Sendable {
     static func parse(_ line: String) -> UserAccount? {
         guard line.hasPrefix("user."), let equals = line.firstIndex(of: "=") else { return nil }
         let name = line[line.index(line.startIndex, offsetBy: 5)..<equals].trimmingCharacters(in: .whitespaces)
-        let value = line[line.index(after: equals)...].split(separator: " ", omittingEmptySubsequences: true)
-        guard !name.isEmpty, value.count == 2, let role = UserAccount.Role(rawValue: String(value[0])),
-              UserAccount.isValidHash(String(value[1])) else { return nil }
-        return UserAccount(name: name, role: role, passwordHash: String(value[1]))
+        return UserAccount(name: name, setting: line[line.index(after: equals)...])
     }
 
     /// 32 random bytes, base64url.
