@@ -56,9 +56,10 @@ public actor Agent {
         // Grids are only worth their latest: a backlog keeps the newest few.
         let (grids, gridContinuation) = AsyncStream<MotionGrid>.makeStream(bufferingPolicy: .bufferingNewest(8))
         self.grids = gridContinuation
+        let clocks = Sources.Clocks(configuration)
         var video: CapturePipeline?
         if configuration.video != .none {
-            let open = try Sources.video(configuration)
+            let open = try Sources.video(configuration, clocks: clocks)
             video = CapturePipeline.video(name: "\(configuration.cameraName) video (\(configuration.video))", settings: configuration.h264,
                                           logger: logger, open: open,
                                           motionInterval: configuration.motionFPS > 0 ? .milliseconds(1000 / configuration.motionFPS) : nil,
@@ -66,7 +67,7 @@ public actor Agent {
             pipelines.append(video!)
         }
         if configuration.audio != .none {
-            let open = try Sources.audio(configuration)
+            let open = try Sources.audio(configuration, clocks: clocks)
             pipelines.append(CapturePipeline.audio(name: "\(configuration.cameraName) audio (\(configuration.audio))", settings: configuration.opus,
                                                    logger: logger, open: open) { continuation.yield($0) })
         }

@@ -161,6 +161,9 @@ public final class CapturePipeline: Sendable {
             }
             do throws(MediaError) {
                 try step(source!)
+                if let notices = (source as? any CaptureSource)?.takeNotices() {
+                    for notice in notices { logger.notice("\(notice)", metadata: ["source": "\(name)"]) }
+                }
             } catch where error.code == .deviceLost || error.code == .endOfStream || error.code == .io {
                 if error.code == .deviceLost { state.withLock { $0.deviceLosses += 1 } }
                 logger.warning(error.code == .endOfStream ? "source ended; opening it again" : "source lost; reopening it every second",

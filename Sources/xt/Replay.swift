@@ -79,7 +79,7 @@ struct Replay: AsyncParsableCommand {
                 let step = max(1, fps / 10)
                 for frame in clip {
                     var pictures: [VideoFrame] = []
-                    decoding += ContinuousClock().measure { pictures = decoder.decode(frame.data, captureTime: frame.captureTime) }
+                    decoding += ContinuousClock().measure { pictures = decoder.decode(frame.data, captureTime: frame.presentationTime) }
                     for picture in pictures {
                         decoded += 1
                         if decoded % step == 0 {

@@ -1,8 +1,9 @@
 // Recorded clips and IP cameras through libavformat: a file path or a URL (rtsp://, http://).
-// H.264 video passes through untouched (converted to Annex B); other video is decoded and
-// re-encoded by the agent; audio is decoded and resampled to the configured rate and channels.
-// Files play at their own pace (as a camera would deliver them) and start again at the end;
-// network streams arrive at theirs. Frames are stamped with the wall clock as they are read.
+// H.264 video passes through untouched (converted to Annex B), B-frames and all: each frame
+// keeps its composition offset (pts − dts). Other video is decoded and re-encoded by the agent;
+// audio is decoded and resampled to the configured rate and channels. Timestamps go through a
+// shared `FileClock`: files play at their own pace (in decode order, as a camera sends them)
+// and start again at the end; network streams arrive at theirs; a clock that steps is re-based.
 internal import CFFmpeg
 import Foundation
 
@@ -13,12 +14,18 @@ final class MediaInput {
     let packet: UnsafeMutablePointer<AVPacket>
     let streamIndex: Int32
     let isLive: Bool
-    private var firstTimestamp: Int64?
-    private var startMonotonic: Int64 = 0
+    let kind: MediaKind
+    let clock: FileClock
+    /// Source time (ns) where the next packet without a timestamp is placed.
+    private var nextUntimed: Int64 = 0
+    /// Lines for the log (a clock that stepped), taken by the pipeline.
+    var notices: [String] = []
 
-    init(location: String, kind: AVMediaType) throws(MediaError) {
+    init(location: String, kind: AVMediaType, clock: FileClock) throws(MediaError) {
         MediaLibrary.initialize()
         self.location = location
+        self.kind = kind == AVMEDIA_TYPE_VIDEO ? .video : .audio
+        self.clock = clock
         var options: OpaquePointer?
         if location.hasPrefix("rtsp://") {
             av_dict_set(&options, "rtsp_transport", "tcp", 0)
@@ -50,6 +57,8 @@ final class MediaInput {
             throw .codecFailed("out of memory")
         }
         self.packet = packet
+        // Opened again after its end (or a failure): it continues the timeline where it stopped.
+        clock.restart(self.kind)
     }
 
     deinit {
@@ -73,17 +82,31 @@ final class MediaInput {
         }
     }
 
-    /// For files: waits until the packet's moment, as if it were captured now.
-    func pace(timestamp: Int64) {
-        guard !isLive, timestamp != xt_av_nopts_value() else { return }
-        let base = stream.pointee.time_base
-        let nanoseconds = av_rescale_q(timestamp, base, AVRational(num: 1, den: 1_000_000_000))
-        if firstTimestamp == nil {
-            firstTimestamp = nanoseconds
-            startMonotonic = CaptureTime.monotonicNow
+    /// A timestamp of this stream in nanoseconds (nil: none).
+    func nanoseconds(_ timestamp: Int64) -> Int64? {
+        guard timestamp != xt_av_nopts_value() else { return nil }
+        return av_rescale_q(timestamp, stream.pointee.time_base, AVRational(num: 1, den: 1_000_000_000))
+    }
+
+    /// Places a packet or picture whose time on the source's clock is `timestamp` (this
+    /// stream's time base; none: right after the previous one) on the shared clock; for files,
+    /// first waits until it is due, as if it were captured now.
+    func schedule(timestamp: Int64, duration: Int64) -> CaptureTime {
+        let source = nanoseconds(timestamp) ?? nextUntimed
+        nextUntimed = CaptureTime.saturating(source, plus: duration)
+        let placement = clock.place(kind, source: source, duration: duration, paced: !isLive)
+        if let jump = placement.jump {
+            let seconds = String(format: "%.3f", Double(jump) / 1e9)
+            notices.append("the timestamps of \(location) jumped \(jump > 0 ? "forward" : "back") by \(seconds.replacingOccurrences(of: "-", with: "")) s "
+                           + "(a cut, a camera reboot or its clock set): playing on without a pause")
         }
-        let wait = startMonotonic + (nanoseconds - firstTimestamp!) - CaptureTime.monotonicNow
-        if wait > 0 { Thread.sleep(forTimeInterval: min(Double(wait) / 1e9, 1)) }
+        if placement.wait > 0 { Thread.sleep(forTimeInterval: Double(placement.wait) / 1e9) }
+        return placement.captureTime
+    }
+
+    func takeNotices() -> [String] {
+        defer { notices.removeAll() }
+        return notices
     }
 }
 
@@ -99,14 +122,21 @@ public final class FileVideoSource: VideoSource {
     public let frameRate: Int
 
     /// Opens `location`.
+    /// - Parameter clock: shared with the same location's ``FileAudioSource``, so that audio
+    ///   and video keep in step (and continue across reopening).
     /// - Throws: ``MediaError`` when it cannot be opened or has no video this FFmpeg decodes.
-    public init(location: String) throws(MediaError) {
-        input = try MediaInput(location: location, kind: AVMEDIA_TYPE_VIDEO)
+    public init(location: String, clock: FileClock = FileClock()) throws(MediaError) {
+        input = try MediaInput(location: location, kind: AVMEDIA_TYPE_VIDEO, clock: clock)
         let parameters = input.parameters
         width = Int(parameters.pointee.width)
         height = Int(parameters.pointee.height)
-        let rate = input.stream.pointee.avg_frame_rate
-        frameRate = rate.den > 0 && rate.num > 0 ? max(1, Int((Double(rate.num) / Double(rate.den)).rounded())) : 30
+        guard (1...16384).contains(width), (1...16384).contains(height) else {
+            throw .unsupportedFormat("\(location) says its pictures are \(width)x\(height): no camera sends that; check the stream")
+        }
+        let average = input.stream.pointee.avg_frame_rate, real = input.stream.pointee.r_frame_rate
+        let rate = average.den > 0 && average.num > 0 ? average : real
+        let fps = rate.den > 0 && rate.num > 0 ? Double(rate.num) / Double(rate.den) : 0
+        frameRate = fps >= 1 && fps <= 240 ? Int(fps.rounded()) : 30
         if parameters.pointee.codec_id == AV_CODEC_ID_H264 {
             // H.264 passes through: MP4's length-prefixed NAL units become Annex B.
             guard let bitstream = av_bsf_get_by_name("h264_mp4toannexb") else { throw .codecUnavailable("this FFmpeg lacks h264_mp4toannexb") }
@@ -140,24 +170,35 @@ public final class FileVideoSource: VideoSource {
         filter == nil ? nil : StreamDescription(codec: .h264, width: width, height: height, frameRate: frameRate, configuration: parameterSets)
     }
 
+    public func takeNotices() -> [String] { input.takeNotices() }
+
+    private var frameDuration: Int64 { 1_000_000_000 / Int64(frameRate) }
+
     public func next() throws(MediaError) -> VideoSourceOutput {
         while pending.isEmpty {
             try input.read()
-            input.pace(timestamp: input.packet.pointee.pts)
-            let captureTime = CaptureTime.now
             if let filter {
+                // Passed through in decode order, paced by decode time; B-frames keep their offset.
                 let bsf = UnsafeMutablePointer<AVBSFContext>(filter)
                 guard av_bsf_send_packet(bsf, input.packet) >= 0 else {
                     av_packet_unref(input.packet)
                     continue
                 }
                 while av_bsf_receive_packet(bsf, input.packet) >= 0 {
-                    let data = [UInt8](UnsafeBufferPointer(start: input.packet.pointee.data, count: Int(input.packet.pointee.size)))
-                    let isKeyframe = input.packet.pointee.flags & AV_PKT_FLAG_KEY != 0 || H264Bitstream.isKeyframe(data)
+                    let coded = input.packet.pointee
+                    let data = [UInt8](UnsafeBufferPointer(start: coded.data, count: Int(coded.size)))
+                    let isKeyframe = coded.flags & AV_PKT_FLAG_KEY != 0 || H264Bitstream.isKeyframe(data)
                     if isKeyframe, parameterSets.isEmpty { parameterSets = H264Bitstream.parameterSets(data) }
-                    pending.append(.encoded(EncodedFrame(codec: .h264, data: data, captureTime: captureTime,
-                                                         duration: 1_000_000_000 / Int64(frameRate), isKeyframe: isKeyframe)))
+                    let decodeTime = coded.dts != xt_av_nopts_value() ? coded.dts : coded.pts
+                    var offset: Int64 = 0
+                    if let pts = input.nanoseconds(coded.pts), let dts = input.nanoseconds(coded.dts) {
+                        offset = min(max(pts &- dts, 0), EncodedFrame.maximumCompositionOffset)
+                    }
+                    let duration = input.nanoseconds(coded.duration).flatMap { $0 > 0 && $0 < 1_000_000_000 ? $0 : nil } ?? frameDuration
                     av_packet_unref(input.packet)
+                    let captureTime = input.schedule(timestamp: decodeTime, duration: duration)
+                    pending.append(.encoded(EncodedFrame(codec: .h264, data: data, captureTime: captureTime, duration: duration,
+                                                         isKeyframe: isKeyframe, compositionOffset: offset)))
                 }
             } else {
                 let sent = avcodec_send_packet(decoder, input.packet)
@@ -170,6 +211,9 @@ public final class FileVideoSource: VideoSource {
                         av_frame_free(&owned)
                         break
                     }
+                    // Pictures leave the decoder in display order, sometimes several at once:
+                    // each waits for its own moment, so the encoder gets the source's cadence.
+                    let captureTime = input.schedule(timestamp: frame.pointee.best_effort_timestamp, duration: frameDuration)
                     pending.append(.raw(VideoFrame(owning: frame, captureTime: captureTime)))
                 }
             }
@@ -192,8 +236,9 @@ public final class FileAudioSource: AudioSource {
 
     /// Opens `location`'s audio, to be delivered at `sampleRate` × `channels`.
     /// - Throws: ``MediaError`` when it cannot be opened or has no decodable audio.
-    public init(location: String, sampleRate: Int = 48_000, channels: Int = 1) throws(MediaError) {
-        input = try MediaInput(location: location, kind: AVMEDIA_TYPE_AUDIO)
+    /// - Parameter clock: shared with the same location's ``FileVideoSource``.
+    public init(location: String, sampleRate: Int = 48_000, channels: Int = 1, clock: FileClock = FileClock()) throws(MediaError) {
+        input = try MediaInput(location: location, kind: AVMEDIA_TYPE_AUDIO, clock: clock)
         self.sampleRate = sampleRate
         self.channels = channels
         blockFrames = sampleRate / 50
@@ -223,12 +268,22 @@ public final class FileAudioSource: AudioSource {
 
     public var summary: String { "\(input.location) (audio → \(sampleRate) Hz × \(channels))" }
 
+    public func takeNotices() -> [String] { input.takeNotices() }
+
     public func next() throws(MediaError) -> AudioFrame {
         let wanted = blockFrames * channels
         while buffered.count < wanted {
             try input.read()
-            input.pace(timestamp: input.packet.pointee.pts)
-            if buffered.isEmpty { bufferedTime = .now }
+            let coded = input.packet.pointee
+            let duration = input.nanoseconds(coded.duration).flatMap { $0 > 0 && $0 < 1_000_000_000 ? $0 : nil } ?? 20_000_000
+            let packetTime = input.schedule(timestamp: coded.dts != xt_av_nopts_value() ? coded.dts : coded.pts, duration: duration)
+            // Samples follow on from the last block; after a hole in the sound (or at the
+            // start) they begin at this packet's time.
+            let bufferedEnd = bufferedTime?.adding(nanoseconds: Int64(buffered.count / channels) * 1_000_000_000 / Int64(sampleRate))
+            if bufferedEnd == nil || abs(packetTime.nanoseconds(since: bufferedEnd!)) > 100_000_000 {
+                buffered.removeAll()
+                bufferedTime = packetTime
+            }
             let sent = avcodec_send_packet(decoder, input.packet)
             av_packet_unref(input.packet)
             if sent < 0 && sent != xt_averror_eagain() { continue }

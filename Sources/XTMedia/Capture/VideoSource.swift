@@ -13,6 +13,13 @@ public enum VideoSourceOutput: Sendable {
 public protocol CaptureSource: AnyObject {
     /// "synthetic 1280x720 at 30 fps", "/dev/video0 (MJPG 1280x720 at 30 fps)", "ALSA default (48000 Hz, 1 channel)".
     var summary: String { get }
+    /// Lines for the log since the last call (a source whose clock stepped, say); each event is
+    /// reported once.
+    func takeNotices() -> [String]
+}
+
+extension CaptureSource {
+    public func takeNotices() -> [String] { [] }
 }
 
 /// A camera, a test pattern or a file. Reads block until the next picture is due.

@@ -25,6 +25,10 @@ public final class MediaFileReader {
         public var time: Double?
         /// Presentation time in nanoseconds (nil when the file has none).
         public var nanoseconds: Int64?
+        /// Decode time in nanoseconds (the presentation time when the file has no decode time).
+        public var decodeNanoseconds: Int64?
+        /// Presentation less decode time, in nanoseconds (B-frames; 0 otherwise).
+        public var compositionOffset: Int64 { max(0, (nanoseconds ?? 0) - (decodeNanoseconds ?? nanoseconds ?? 0)) }
         /// How long it plays, in nanoseconds (0 when the file does not say).
         public var duration: Int64
         public var isKeyframe: Bool
@@ -87,9 +91,11 @@ public final class MediaFileReader {
         let timestamp = packet.pointee.pts != xt_av_nopts_value() ? packet.pointee.pts : packet.pointee.dts
         let base = stream.pointee.time_base
         let nanoseconds = timestamp == xt_av_nopts_value() ? nil : av_rescale_q(timestamp, base, AVRational(num: 1, den: 1_000_000_000))
+        let decode = packet.pointee.dts == xt_av_nopts_value() ? nanoseconds : av_rescale_q(packet.pointee.dts, base, AVRational(num: 1, den: 1_000_000_000))
         return Packet(track: Int(packet.pointee.stream_index),
                       data: [UInt8](UnsafeBufferPointer(start: packet.pointee.data, count: Int(packet.pointee.size))),
                       time: timestamp == xt_av_nopts_value() ? nil : Double(timestamp) * av_q2d(base), nanoseconds: nanoseconds,
+                      decodeNanoseconds: decode,
                       duration: av_rescale_q(packet.pointee.duration, base, AVRational(num: 1, den: 1_000_000_000)),
                       isKeyframe: packet.pointee.flags & AV_PKT_FLAG_KEY != 0)
     }

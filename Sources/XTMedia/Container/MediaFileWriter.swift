@@ -1,5 +1,6 @@
 // Writes coded H.264 and Opus frames into a container file through libavformat (MP4, fMP4,
-// Matroska, ...). Timestamps are the frames' capture times, relative to the first frame the
+// Matroska, ...). Decode timestamps are the frames' capture times (presentation adds their
+// composition offset), relative to the first frame the
 // file was given, so audio and video stay aligned as they were captured. In fragmented mode
 // (the recorder's segments) the caller decides when a fragment ends: `flushFragment()` puts
 // everything written so far on disk as one moof+mdat pair, so a crash loses only what came
@@ -101,6 +102,9 @@ public final class MediaFileWriter {
         var options = options
         // In memory the header goes out before any frame (a browser needs it first); in a file it
         // waits for the first fragment, so that it can say where each track starts.
+        // No edit list: a stream with B-frames starts showing at its first composition offset,
+        // so that each picture keeps its capture time against the audio (and reads back exact).
+        if options["use_editlist"] == nil { options["use_editlist"] = "0" }
         if inMemory { options["movflags"] = "frag_custom+empty_moov+default_base_moof" }
         else if fragmented { options["movflags"] = "frag_custom+delay_moov+default_base_moof" + (metadata.isEmpty ? "" : "+use_metadata_tags") }
         else if !metadata.isEmpty { options["movflags"] = (options["movflags"].map { $0 + "+" } ?? "") + "use_metadata_tags" }
@@ -133,7 +137,10 @@ public final class MediaFileWriter {
         guard av_new_packet(packet, Int32(frame.data.count)) >= 0 else { throw .codecFailed("out of memory") }
         frame.data.withUnsafeBufferPointer { packet.pointee.data.update(from: $0.baseAddress!, count: $0.count) }
         packet.pointee.stream_index = Int32(index)
-        packet.pointee.pts = timestamp
+        // B-frames: shown later than decoded, by the composition offset (an MP4 ctts/trun entry).
+        let offset = frame.compositionOffset > 0
+            ? av_rescale_q(min(frame.compositionOffset, EncodedFrame.maximumCompositionOffset), AVRational(num: 1, den: 1_000_000_000), base) : 0
+        packet.pointee.pts = timestamp + offset
         packet.pointee.dts = timestamp
         packet.pointee.duration = av_rescale_q(frame.duration, AVRational(num: 1, den: 1_000_000_000), base)
         if frame.isKeyframe { packet.pointee.flags |= AV_PKT_FLAG_KEY }

@@ -22,20 +22,35 @@ public struct EncodedFrame: Hashable, Sendable {
     /// The coded bytes: an H.264 access unit in Annex B (SPS and PPS precede every keyframe),
     /// or one Opus packet.
     public var data: [UInt8]
-    /// When it was captured (for audio: its first sample), on the agent's wall clock.
+    /// When it was captured (for audio: its first sample), on the agent's wall clock. For
+    /// video with B-frames this is its decode time, rising frame by frame in stream order; it is
+    /// shown at ``presentationTime``.
     public var captureTime: CaptureTime
     /// How long it plays, in nanoseconds.
     public var duration: Int64
     /// A decoder can start here.
     public var isKeyframe: Bool
+    /// Presentation time less decode time, in nanoseconds: 0 unless the stream has B-frames,
+    /// whose pictures are sent before the ones they are shown after (an MP4 `ctts`/`trun`
+    /// composition offset). Never negative; at most ``maximumCompositionOffset``.
+    public var compositionOffset: Int64
 
-    public init(codec: MediaCodec, data: [UInt8], captureTime: CaptureTime, duration: Int64, isKeyframe: Bool) {
+    /// The largest composition offset carried (10 s, far above any real encoder's reorder delay).
+    public static let maximumCompositionOffset: Int64 = 10_000_000_000
+
+    public init(codec: MediaCodec, data: [UInt8], captureTime: CaptureTime, duration: Int64, isKeyframe: Bool,
+                compositionOffset: Int64 = 0) {
         self.codec = codec
         self.data = data
         self.captureTime = captureTime
         self.duration = duration
         self.isKeyframe = isKeyframe
+        self.compositionOffset = compositionOffset
     }
+
+    /// When it is shown: the capture time of the picture (``captureTime`` plus the composition
+    /// offset).
+    public var presentationTime: CaptureTime { captureTime.adding(nanoseconds: compositionOffset) }
 }
 
 /// What a decoder or muxer needs to know about a stream before its first frame.

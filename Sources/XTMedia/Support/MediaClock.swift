@@ -27,8 +27,27 @@ public struct CaptureTime: Hashable, Comparable, Sendable, CustomStringConvertib
         return Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
     }
 
-    public func adding(nanoseconds delta: Int64) -> CaptureTime { CaptureTime(nanoseconds: nanoseconds + delta) }
-    public func nanoseconds(since earlier: CaptureTime) -> Int64 { nanoseconds - earlier.nanoseconds }
+    /// Capture times the system accepts from outside (the wire, files, HTTP): 1970 to the end
+    /// of 2199. Differences of two such times, and sums with any duration of a day or less, fit
+    /// an Int64 with room to spare.
+    public static let validRange: ClosedRange<Int64> = 0...7_258_118_399_999_999_999
+
+    /// Whether the time lies in ``validRange``.
+    public var isValid: Bool { Self.validRange.contains(nanoseconds) }
+
+    /// The time `delta` ns later (saturating at Int64's ends rather than trapping).
+    public func adding(nanoseconds delta: Int64) -> CaptureTime { CaptureTime(nanoseconds: Self.saturating(nanoseconds, plus: delta)) }
+    /// Nanoseconds from `earlier` to this time (saturating at Int64's ends rather than trapping).
+    public func nanoseconds(since earlier: CaptureTime) -> Int64 {
+        let (result, overflow) = nanoseconds.subtractingReportingOverflow(earlier.nanoseconds)
+        return overflow ? (earlier.nanoseconds < 0 ? .max : .min) : result
+    }
+
+    /// `a + b`, or Int64's nearest end when the sum would not fit.
+    public static func saturating(_ a: Int64, plus b: Int64) -> Int64 {
+        let (result, overflow) = a.addingReportingOverflow(b)
+        return overflow ? (b > 0 ? .max : .min) : result
+    }
     public var seconds: Double { Double(nanoseconds) / 1e9 }
 
     public static func < (lhs: CaptureTime, rhs: CaptureTime) -> Bool { lhs.nanoseconds < rhs.nanoseconds }

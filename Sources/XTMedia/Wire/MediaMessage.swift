@@ -81,8 +81,12 @@ public enum MediaMessage: Hashable, Sendable {
     /// Where a camera's picture changed (the agent's motion detector, a few times a second).
     case motion(camera: String, MotionGrid)
 
-    /// Version of this format, the first byte of every message.
-    public static let version: UInt8 = 1
+    /// Version of this format, the first byte of every message. Version 2 added the frame's
+    /// composition offset (B-frames); version 1 messages (ring files and journals written by
+    /// older builds) still read, with an offset of 0.
+    public static let version: UInt8 = 2
+    /// The oldest version still read.
+    public static let oldestReadableVersion: UInt8 = 1
     /// Most ranges a receipt entry carries (the oldest beyond are merged away).
     public static let maximumReceiptRanges = 512
 
@@ -103,6 +107,7 @@ public enum MediaMessage: Hashable, Sendable {
             writer.u64(frame.sequence)
             writer.i64(frame.frame.captureTime.nanoseconds)
             writer.u32(UInt32(clamping: frame.frame.duration / 1000))
+            writer.u32(UInt32(clamping: min(max(frame.frame.compositionOffset, 0), EncodedFrame.maximumCompositionOffset) / 1000))
             writer.u8(frame.frame.codec.rawValue)
             writer.u8((frame.frame.isKeyframe ? 1 : 0) | (frame.isBackfill ? 2 : 0))
             writer.bytes += frame.frame.data
@@ -147,7 +152,7 @@ public enum MediaMessage: Hashable, Sendable {
     public static func decode(_ bytes: [UInt8]) throws(MediaError) -> MediaMessage {
         var reader = MediaReader(bytes)
         let version = try reader.u8()
-        guard version == Self.version else {
+        guard (Self.oldestReadableVersion...Self.version).contains(version) else {
             throw .malformed("media message version \(version) is not understood (this build speaks \(Self.version)): update the older side")
         }
         guard let kind = Kind(rawValue: try reader.u8()) else { throw .malformed("unknown media message kind") }
@@ -158,11 +163,16 @@ public enum MediaMessage: Hashable, Sendable {
         case .frame:
             let stream = MediaStreamID(try reader.u64())
             let sequence = try reader.u64()
-            let time = CaptureTime(nanoseconds: try reader.i64())
+            let time = try readTime(&reader, "a frame")
             let duration = Int64(try reader.u32()) * 1000
+            let compositionOffset = version >= 2 ? Int64(try reader.u32()) * 1000 : 0
+            guard compositionOffset <= EncodedFrame.maximumCompositionOffset else {
+                throw .malformed("a frame's composition offset of \(compositionOffset / 1_000_000) ms is above the \(EncodedFrame.maximumCompositionOffset / 1_000_000) ms allowed")
+            }
             guard let codec = MediaCodec(rawValue: try reader.u8()) else { throw .malformed("unknown codec in a media frame") }
             let flags = try reader.u8()
-            let frame = EncodedFrame(codec: codec, data: reader.rest(), captureTime: time, duration: duration, isKeyframe: flags & 1 != 0)
+            let frame = EncodedFrame(codec: codec, data: reader.rest(), captureTime: time, duration: duration, isKeyframe: flags & 1 != 0,
+                                     compositionOffset: compositionOffset)
             return .frame(MediaFrame(stream: stream, sequence: sequence, frame: frame, isBackfill: flags & 2 != 0))
         case .keyframeRequest:
             message = .keyframeRequest(camera: try reader.text())
@@ -193,7 +203,7 @@ public enum MediaMessage: Hashable, Sendable {
             message = .receipt(entries)
         case .motion:
             let camera = try reader.text()
-            let time = CaptureTime(nanoseconds: try reader.i64())
+            let time = try readTime(&reader, "a motion grid")
             let columns = Int(try reader.u8()), rows = Int(try reader.u8())
             guard columns == MotionGrid.columns, rows == MotionGrid.rows, reader.remaining == columns * rows else {
                 throw .malformed("a motion grid of \(columns)×\(rows) cells is not the \(MotionGrid.columns)×\(MotionGrid.rows) this build reads")
@@ -215,6 +225,15 @@ public enum MediaMessage: Hashable, Sendable {
         writer.u32(UInt32(clamping: description.sampleRate))
         writer.u8(UInt8(clamping: description.channels))
         writer.short(description.configuration)
+    }
+
+    /// A capture time, checked against ``CaptureTime/validRange`` where it enters.
+    private static func readTime(_ reader: inout MediaReader, _ what: String) throws(MediaError) -> CaptureTime {
+        let time = CaptureTime(nanoseconds: try reader.i64())
+        guard time.isValid else {
+            throw .malformed("\(what) has a capture time of \(time.nanoseconds) ns since 1970, outside 1970–2199: check the agent's clock")
+        }
+        return time
     }
 
     private static func readHeader(_ reader: inout MediaReader) throws(MediaError) -> MediaStreamHeader {

@@ -156,7 +156,7 @@ public actor MotionMonitor {
                 if decoder == nil { decoder = try? VideoDecoder(codec: .h264, fast: true) }
                 guard let decoder else { return }
                 let data = frame.isKeyframe && H264Bitstream.parameterSets(frame.data).isEmpty ? description.configuration + frame.data : frame.data
-                let pictures = decoder.decode(data, captureTime: frame.captureTime)
+                let pictures = decoder.decode(data, captureTime: frame.presentationTime)
                 var grids: [(MotionGrid, VideoFrame)] = []
                 for picture in pictures where picture.captureTime.nanoseconds - lastAnalysis >= interval - 5_000_000 {
                     lastAnalysis = picture.captureTime.nanoseconds
@@ -250,7 +250,7 @@ public actor MotionMonitor {
                 for frame in frames {
                     let data = frame.isKeyframe && !description.configuration.isEmpty && H264Bitstream.parameterSets(frame.data).isEmpty
                         ? description.configuration + frame.data : frame.data
-                    if let decoded = decoder.decode(data, captureTime: frame.captureTime).last { picture = decoded }
+                    if let decoded = decoder.decode(data, captureTime: frame.presentationTime).last { picture = decoded }
                 }
                 if let last = decoder.flush().last { picture = last }
             }

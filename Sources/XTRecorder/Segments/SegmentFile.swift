@@ -98,11 +98,12 @@ public enum SegmentFile {
                 throw .corruptSegment("segment \(path) is damaged (\(error.reason)): move it out of the storage root, then run `xt recorder --reindex`")
             }
             guard let packet else { break }
-            guard packet.track < kinds.count, let kind = kinds[packet.track], let offset = packet.nanoseconds else { continue }
+            guard packet.track < kinds.count, let kind = kinds[packet.track], let offset = packet.decodeNanoseconds else { continue }
             let data = !withData ? [] : kind == .video ? H264Bitstream.annexB(lengthPrefixed: packet.data) : packet.data
             contents.frames.append(EncodedFrame(codec: kind == .video ? .h264 : .opus, data: data,
                                                 captureTime: CaptureTime(nanoseconds: start + offset),
-                                                duration: packet.duration, isKeyframe: packet.isKeyframe))
+                                                duration: packet.duration, isKeyframe: packet.isKeyframe,
+                                                compositionOffset: kind == .video ? packet.compositionOffset : 0))
         }
         return contents
     }

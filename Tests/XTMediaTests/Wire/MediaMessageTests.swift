@@ -1,5 +1,6 @@
-// The media wire format: every message round-trips, and truncated or foreign bytes are
-// refused with a reason instead of crashing.
+// The media wire format: every message round-trips (a B-frame's composition offset included),
+// version 1 messages from older builds' ring files still read, and truncated or foreign bytes
+// or numbers out of range are refused with a reason instead of crashing.
 import Testing
 @testable import XTMedia
 
@@ -12,8 +13,11 @@ import Testing
         .frame(MediaFrame(stream: MediaStreamID(7), sequence: 42,
                           frame: EncodedFrame(codec: .h264, data: [0, 0, 1, 0x65, 9], captureTime: CaptureTime(nanoseconds: 1_700_000_000_123_456_000),
                                               duration: 33_333_000, isKeyframe: true), isBackfill: true)),
+        .frame(MediaFrame(stream: MediaStreamID(7), sequence: 43,
+                          frame: EncodedFrame(codec: .h264, data: [0, 0, 1, 0x41, 9], captureTime: CaptureTime(nanoseconds: 1_700_000_000_156_789_000),
+                                              duration: 33_333_000, isKeyframe: false, compositionOffset: 66_666_000))),
         .frame(MediaFrame(stream: MediaStreamID(8), sequence: 0,
-                          frame: EncodedFrame(codec: .opus, data: [1, 2, 3], captureTime: CaptureTime(nanoseconds: 5), duration: 20_000_000,
+                          frame: EncodedFrame(codec: .opus, data: [1, 2, 3], captureTime: CaptureTime(nanoseconds: 5_000), duration: 20_000_000,
                                               isKeyframe: true))),
         .keyframeRequest(camera: "porch"),
         .inventory(camera: "porch", [InventoryEntry(header: header, first: 3, last: 900)]),
@@ -43,4 +47,37 @@ import Testing
         bytes = MediaMessage.keyframeRequest(camera: "x").encoded() + [0]
         #expect(throws: MediaError.self) { try MediaMessage.decode(bytes) }
     }
+
+    @Test func versionOneFramesStillReadWithNoOffset() throws {
+        // A frame as a build before B-frame support wrote it (ring files and fill journals).
+        var bytes: [UInt8] = [1, 2]
+        bytes += UInt64(7).bigEndianBytes + UInt64(42).bigEndianBytes + Int64(1_700_000_000_000_000_000).bigEndianBytes
+        bytes += UInt32(40_000).bigEndianBytes + [1, 1, 0, 0, 1, 0x65]
+        guard case .frame(let frame) = try MediaMessage.decode(bytes) else { Issue.record("a frame"); return }
+        #expect(frame.sequence == 42 && frame.frame.compositionOffset == 0 && frame.frame.isKeyframe && frame.frame.duration == 40_000_000)
+        #expect(MediaMessage.frame(frame).encoded().first == MediaMessage.version)
+    }
+
+    @Test func numbersOutOfRangeAreRefused() throws {
+        func frame(time: Int64, offset: UInt32) -> [UInt8] {
+            var bytes: [UInt8] = [MediaMessage.version, 2]
+            bytes += UInt64(7).bigEndianBytes + UInt64(1).bigEndianBytes + time.bigEndianBytes
+            bytes += UInt32(40_000).bigEndianBytes + offset.bigEndianBytes + [1, 0, 0, 0, 1, 0x41]
+            return bytes
+        }
+        #expect((try? MediaMessage.decode(frame(time: 1_700_000_000_000_000_000, offset: 80_000))) != nil)
+        for (time, offset) in [(Int64.max, UInt32(0)), (Int64.min, 0), (-1, 0), (7_300_000_000_000_000_000, 0),
+                               (1_700_000_000_000_000_000, 10_000_001), (1_700_000_000_000_000_000, .max)] {
+            let error = #expect(throws: MediaError.self) { try MediaMessage.decode(frame(time: time, offset: offset)) }
+            #expect(error?.code == .malformed)
+        }
+        var grid = MediaMessage.motion(camera: "porch", MotionGrid(cells: [UInt8](repeating: 0, count: MotionGrid.columns * MotionGrid.rows),
+                                                                   captureTime: CaptureTime(nanoseconds: 0))).encoded()
+        grid.replaceSubrange(9..<17, with: Int64.min.bigEndianBytes)
+        #expect(throws: MediaError.self) { try MediaMessage.decode(grid) }
+    }
+}
+
+extension FixedWidthInteger {
+    var bigEndianBytes: [UInt8] { withUnsafeBytes(of: bigEndian) { Array($0) } }
 }
