@@ -152,6 +152,7 @@ public final class FileVideoSource: VideoSource {
             }
             decoder = avcodec_alloc_context3(codec)
             avcodec_parameters_to_context(decoder, parameters)
+            decoder!.pointee.pkt_timebase = input.stream.pointee.time_base
             try check(avcodec_open2(decoder, codec, nil), .codecUnavailable, "opening the decoder for \(location)")
         }
     }
@@ -249,6 +250,8 @@ public final class FileAudioSource: AudioSource {
         self.frame = frame
         decoder = avcodec_alloc_context3(codec)
         avcodec_parameters_to_context(decoder, input.parameters)
+        // Frame times in the stream's time base, with the priming samples the decoder drops taken off.
+        decoder!.pointee.pkt_timebase = input.stream.pointee.time_base
         try check(avcodec_open2(decoder, codec, nil), .codecUnavailable, "opening the audio decoder for \(location)")
         var layout = AVChannelLayout()
         av_channel_layout_default(&layout, Int32(channels))
@@ -274,20 +277,18 @@ public final class FileAudioSource: AudioSource {
         let wanted = blockFrames * channels
         while buffered.count < wanted {
             try input.read()
-            let coded = input.packet.pointee
-            let duration = input.nanoseconds(coded.duration).flatMap { $0 > 0 && $0 < 1_000_000_000 ? $0 : nil } ?? 20_000_000
-            let packetTime = input.schedule(timestamp: coded.dts != xt_av_nopts_value() ? coded.dts : coded.pts, duration: duration)
-            // Samples follow on from the last block; after a hole in the sound (or at the
-            // start) they begin at this packet's time.
-            let bufferedEnd = bufferedTime?.adding(nanoseconds: Int64(buffered.count / channels) * 1_000_000_000 / Int64(sampleRate))
-            if bufferedEnd == nil || abs(packetTime.nanoseconds(since: bufferedEnd!)) > 100_000_000 {
-                buffered.removeAll()
-                bufferedTime = packetTime
-            }
             let sent = avcodec_send_packet(decoder, input.packet)
             av_packet_unref(input.packet)
             if sent < 0 && sent != xt_averror_eagain() { continue }
             while avcodec_receive_frame(decoder, frame) >= 0 {
+                let rate = Int64(frame.pointee.sample_rate > 0 ? frame.pointee.sample_rate : decoder!.pointee.sample_rate)
+                let duration = rate > 0 ? Int64(frame.pointee.nb_samples) * 1_000_000_000 / rate : 20_000_000
+                // Paced and stamped by the decoded sound's own time, which leaves out the
+                // priming samples a decoder drops (AAC's first 1024), less what the resampler
+                // still holds back.
+                let frameTime = input.schedule(timestamp: frame.pointee.best_effort_timestamp, duration: duration)
+                let held = swr_get_delay(resampler, Int64(sampleRate))
+                let start = frameTime.adding(nanoseconds: -held * 1_000_000_000 / Int64(sampleRate))
                 let capacity = Int(swr_get_out_samples(resampler, frame.pointee.nb_samples))
                 var output = [Int16](repeating: 0, count: max(capacity, 0) * channels)
                 let converted = output.withUnsafeMutableBufferPointer { samples -> Int32 in
@@ -296,7 +297,7 @@ public final class FileAudioSource: AudioSource {
                     return swr_convert(resampler, &target, Int32(capacity), source, frame.pointee.nb_samples)
                 }
                 av_frame_unref(frame)
-                if converted > 0 { buffered += output[0..<(Int(converted) * channels)] }
+                if converted > 0 { append(output[0..<(Int(converted) * channels)], at: start) }
             }
         }
         let block = Array(buffered[0..<wanted])
@@ -304,5 +305,32 @@ public final class FileAudioSource: AudioSource {
         let time = bufferedTime ?? .now
         bufferedTime = time.adding(nanoseconds: Int64(blockFrames) * 1_000_000_000 / Int64(sampleRate))
         return AudioFrame(samples: block, sampleRate: sampleRate, channels: channels, captureTime: time)
+    }
+
+    /// Most the sound's own times may stray from its sample count before it is re-aligned
+    /// (audio stays within this of the picture).
+    static let alignmentTolerance: Int64 = 30_000_000
+
+    /// Adds decoded samples that start at `start`. They follow on from what is buffered, sample
+    /// for sample; when the source's times say otherwise by more than the tolerance, a hole
+    /// starts a new run and an overlap is cut off, so sound stays where the picture is.
+    private func append(_ samples: ArraySlice<Int16>, at start: CaptureTime) {
+        guard let bufferedTime else {
+            buffered += samples
+            self.bufferedTime = start
+            return
+        }
+        let end = bufferedTime.adding(nanoseconds: Int64(buffered.count / channels) * 1_000_000_000 / Int64(sampleRate))
+        let drift = start.nanoseconds(since: end)
+        if drift > Self.alignmentTolerance {
+            buffered.removeAll(keepingCapacity: true)
+            buffered += samples
+            self.bufferedTime = start
+        } else if drift < -Self.alignmentTolerance {
+            let overlap = Int(min(-drift, 10_000_000_000) * Int64(sampleRate) / 1_000_000_000) * channels
+            if overlap < samples.count { buffered += samples.dropFirst(overlap) }
+        } else {
+            buffered += samples
+        }
     }
 }

@@ -29,28 +29,56 @@ public struct SourceTimeline: Sendable, Equatable {
 
     /// Places a packet whose decode time is `source` (ns on the source's clock, relative to the
     /// shared origin) and which plays `duration` ns.
-    /// - Returns: its time on the timeline (ns), and at a discontinuity the source's step (ns:
-    ///   positive forward, negative back) measured from where the packet was expected.
-    public mutating func place(_ source: Int64, duration: Int64) -> (time: Int64, jump: Int64?) {
+    /// - Parameters:
+    ///   - adopting: at a discontinuity or restart, the shift (ns) another stream of the same
+    ///     source applied to the same step, taken so that audio and video move together and keep
+    ///     the source's own alignment — when it lands within a second of where this stream was
+    ///     expected, and after its last packet unless `allowsOverlap`.
+    ///   - allowsOverlap: this stream may go back a little (sound, whose overlapping samples its
+    ///     source cuts off) to stay with the other.
+    /// - Returns: its time on the timeline (ns); at a discontinuity the source's step (ns:
+    ///   positive forward, negative back) measured from where the packet was expected; and the
+    ///   shift applied (ns) at a discontinuity or restart.
+    public mutating func place(_ source: Int64, duration: Int64, adopting: Int64? = nil,
+                               allowsOverlap: Bool = false) -> (time: Int64, jump: Int64?, shift: Int64?) {
         let duration = min(max(duration, 0), 10_000_000_000)
         guard let offset else {
             // The first packet keeps its place against the shared origin (audio that starts
             // 100 ms after video stays 100 ms after), unless that is itself a leap.
             let time = Self.magnitude(source) <= Self.forwardThreshold ? source : 0
             self.offset = time &- source
-            return advance(to: time, duration: duration, jump: nil)
+            return advance(to: time, duration: duration, jump: nil, shift: nil)
         }
         let (time, overflow) = source.addingReportingOverflow(offset)
         let step = overflow ? Int64.max : time &- expected
         // Back by more than a frame, or forward by more than the threshold: re-base.
         if restarting || overflow || step > Self.forwardThreshold || time < last &- max(duration, 1_000_000) {
-            self.offset = expected &- source
+            var shifted = expected &- source
+            // Another stream's shift is taken when it lands this one after its last packet and
+            // within a second of where it was expected.
+            if let adopting {
+                let (candidate, overflow) = offset.addingReportingOverflow(adopting)
+                let placed = source &+ candidate
+                let earliest = allowsOverlap ? expected &- 1_000_000_000 : last &+ 1
+                if !overflow, placed >= earliest, placed <= expected &+ 1_000_000_000 { shifted = candidate }
+            }
+            let shift = shifted &- offset
+            self.offset = shifted
             let wasRestart = restarting
             restarting = false
             if !wasRestart { discontinuities += 1 }
-            return advance(to: expected, duration: duration, jump: wasRestart ? nil : step)
+            return advance(to: source &+ shifted, duration: duration, jump: wasRestart ? nil : step, shift: shift)
         }
-        return advance(to: time, duration: duration, jump: nil)
+        return advance(to: time, duration: duration, jump: nil, shift: nil)
+    }
+
+    /// Moves the timeline by `delta` ns from here on (to follow the other stream's shift at a
+    /// step this one met first).
+    public mutating func move(by delta: Int64) {
+        guard let offset else { return }
+        self.offset = offset &+ delta
+        last &+= delta
+        expected &+= delta
     }
 
     /// The source was opened again (a file plays from its start after its end): its next
@@ -59,10 +87,10 @@ public struct SourceTimeline: Sendable, Equatable {
         if offset != nil { restarting = true }
     }
 
-    private mutating func advance(to time: Int64, duration: Int64, jump: Int64?) -> (time: Int64, jump: Int64?) {
+    private mutating func advance(to time: Int64, duration: Int64, jump: Int64?, shift: Int64?) -> (time: Int64, jump: Int64?, shift: Int64?) {
         last = time
         expected = max(expected, time &+ duration)
-        return (time, jump)
+        return (time, jump, shift)
     }
 
     private static func magnitude(_ value: Int64) -> Int64 { value == .min ? .max : abs(value) }
@@ -93,6 +121,10 @@ public final class FileClock: Sendable {
         var origin: Int64 = 0
         var timelines: [MediaKind: SourceTimeline] = [:]
         var lastReported: (jump: Int64, at: Int64)?
+        /// The last shift each kind applied at a step or restart (when, whether it was video's).
+        var lastShift: [MediaKind: (shift: Int64, at: Int64, followsVideo: Bool)] = [:]
+        /// A move audio still has to make to follow video's shift.
+        var audioCorrection: Int64?
     }
 
     private let state = Mutex(State())
@@ -131,8 +163,27 @@ public final class FileClock: Sendable {
             }
             let relative = source.subtractingReportingOverflow(state.origin)
             var timeline = state.timelines[kind] ?? SourceTimeline()
-            let placed = timeline.place(relative.overflow ? .max : relative.partialValue, duration: duration)
+            // At a step, video leads: its frames stay one interval apart, and sound follows the
+            // same shift (cutting what overlaps). Sound that met the step first moves again
+            // once video has.
+            func recent(_ shift: (shift: Int64, at: Int64, followsVideo: Bool)?) -> Bool {
+                shift.map { clock.monotonic &- $0.at < 2_000_000_000 } ?? false
+            }
+            if kind == .audio, let correction = state.audioCorrection {
+                timeline.move(by: correction)
+                state.audioCorrection = nil
+            }
+            let adopting = kind == .audio && recent(state.lastShift[.video]) ? state.lastShift[.video]!.shift : nil
+            let placed = timeline.place(relative.overflow ? .max : relative.partialValue, duration: duration, adopting: adopting,
+                                        allowsOverlap: kind == .audio)
             state.timelines[kind] = timeline
+            if let shift = placed.shift {
+                state.lastShift[kind] = (shift, clock.monotonic, adopting == shift)
+                if kind == .video, let audio = state.lastShift[.audio], recent(audio), !audio.followsVideo, audio.shift != shift {
+                    state.audioCorrection = shift &- audio.shift
+                    state.lastShift[.audio] = nil
+                }
+            }
             var wait = isVirtual ? 0 : state.anchor!.monotonic &+ placed.time &- clock.monotonic
             // Too far behind (or, live, ahead): move the anchor so that this packet is due now.
             if paced ? wait < -Self.maximumLag : wait.magnitude > Self.maximumLag {

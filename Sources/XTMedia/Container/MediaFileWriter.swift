@@ -102,9 +102,6 @@ public final class MediaFileWriter {
         var options = options
         // In memory the header goes out before any frame (a browser needs it first); in a file it
         // waits for the first fragment, so that it can say where each track starts.
-        // No edit list: a stream with B-frames starts showing at its first composition offset,
-        // so that each picture keeps its capture time against the audio (and reads back exact).
-        if options["use_editlist"] == nil { options["use_editlist"] = "0" }
         if inMemory { options["movflags"] = "frag_custom+empty_moov+default_base_moof" }
         else if fragmented { options["movflags"] = "frag_custom+delay_moov+default_base_moof" + (metadata.isEmpty ? "" : "+use_metadata_tags") }
         else if !metadata.isEmpty { options["movflags"] = (options["movflags"].map { $0 + "+" } ?? "") + "use_metadata_tags" }

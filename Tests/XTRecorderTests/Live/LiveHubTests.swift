@@ -2,7 +2,8 @@
 // header and the fragments from the last keyframe on, which join into a stream that decodes
 // (video, or video with sound); a camera with no keyframe yet or no video is refused with a
 // reason; a viewer who stops reading is let go without holding up the others; a camera whose
-// stream changes ends its viewers' streams so their pages reconnect.
+// stream changes ends its viewers' streams so their pages reconnect; B-frames reach the
+// viewer with their composition offsets, so the browser shows them in display order.
 import Foundation
 import Testing
 import XTMedia
@@ -62,6 +63,38 @@ import XTMedia
         let withSound = try Self.decode(loudBytes)
         #expect(withSound.tracks == 2 && withSound.video == totalVideo - 60 && withSound.audio >= 45, "\(withSound)")
         #expect(hub.counters.fragments > 0 && hub.counters.dropped == 0)
+    }
+
+    @Test func bFramesReachTheViewerInDisplayOrder() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("xt-live-bf-\(UInt32.random(in: 0...UInt32.max))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let clip = (directory as NSString).appendingPathComponent("bf.ts")
+        let ffmpeg = Process()
+        ffmpeg.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        ffmpeg.arguments = ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=320x180:r=25", "-t", "2", "-c:v", "libx264", "-bf", "2",
+                            "-g", "50", "-f", "mpegts", clip]
+        try ffmpeg.run()
+        ffmpeg.waitUntilExit()
+        let source = try FileVideoSource(location: clip, clock: FileClock(pacing: .virtual(start: CaptureTime(nanoseconds: 1_800_000_000_000_000_000))))
+        var frames: [EncodedFrame] = []
+        for _ in 0..<50 { if case .encoded(let frame) = try source.next() { frames.append(frame) } }
+        #expect(frames.contains { $0.compositionOffset > 0 })
+        let header = MediaStreamHeader(stream: .random(), camera: "gate", description: try #require(source.encodedDescription))
+        let hub = LiveHub()
+        hub.note(header)
+        hub.take(MediaFrame(stream: header.stream, sequence: 0, frame: frames[0]))
+        let viewer = try hub.watch("gate", audio: false)
+        for (sequence, frame) in frames.enumerated().dropFirst() { hub.take(MediaFrame(stream: header.stream, sequence: UInt64(sequence), frame: frame)) }
+        let (_, bytes, _) = await Self.drain(viewer.packets, count: 2 + frames.count)
+        let path = (directory as NSString).appendingPathComponent("live.mp4")
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let reader = try MediaFileReader(path: path)
+        var packets: [MediaFileReader.Packet] = []
+        while let packet = try reader.next() { packets.append(packet) }
+        #expect(packets.map(\.compositionOffset) == frames.map(\.compositionOffset))
+        let shown = packets.compactMap(\.nanoseconds).sorted()
+        #expect(zip(shown, shown.dropFirst()).allSatisfy { $1 - $0 == 40_000_000 })
     }
 
     @Test func aViewerWhoStopsReadingIsLetGo() async throws {

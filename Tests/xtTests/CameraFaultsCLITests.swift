@@ -1,0 +1,124 @@
+// What real cameras send, end to end through `xt agent` and `xt recorder` on loopback, each
+// input made with ffmpeg's lavfi sources: B-frames (Main/High profile) are recorded and exported
+// in their display order with no bursts; a clock that jumps an hour mid-file neither stalls nor
+// bursts, is logged once, and keeps sound with picture.
+import Foundation
+import Testing
+import XTMedia
+
+@Suite("Real cameras' streams through xt agent and xt recorder", .serialized,
+       .enabled(if: FileManager.default.isExecutableFile(atPath: CLI.xt), "xt is not built"))
+struct CameraFaultsCLITests {
+    /// Decode and presentation times (ms) of a file's video packets, in file order.
+    static func packets(_ path: String) throws -> [(decode: Int, presentation: Int)] {
+        let probe = try CLI.tool("ffprobe", ["-v", "error", "-select_streams", "v", "-show_entries", "packet=pts_time,dts_time", "-of", "csv=p=0", path])
+        return probe.stdout.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: ",").compactMap { Double($0) }
+            return fields.count == 2 ? (Int((fields[1] * 1000).rounded()), Int((fields[0] * 1000).rounded())) : nil
+        }
+    }
+
+    /// The segment files under a camera's directory.
+    static func segments(_ directory: String) -> [String] {
+        let walker = FileManager.default.enumerator(atPath: directory)
+        var files: [String] = []
+        while let item = walker?.nextObject() as? String {
+            if item.hasSuffix(".mp4") { files.append((directory as NSString).appendingPathComponent(item)) }
+        }
+        return files.sorted()
+    }
+
+    func start(_ dir: URL, video: String, audio: String, seconds: Int) throws -> (recorder: Process, agent: Process) {
+        for name in ["recorder", "camera"] { _ = try CLI.run(["keygen", "--out", "\(name).key"], in: dir) }
+        let port = Int.random(in: 20_000...40_000)
+        let recorder = try CLI.background(["recorder", "--http", "none", "--bind", "127.0.0.1", "--ports", "\(port)", "--key", "recorder.key",
+                                           "--open", "--storage", "recordings", "--min-free", "0"], in: dir, log: "recorder.log")
+        Thread.sleep(forTimeInterval: 0.5)
+        let agent = try CLI.background(["agent", "--key", "camera.key", "--host", "127.0.0.1:\(port)", "--host-key", "@recorder.key.pub",
+                                        "--name", "gate", "--id", "1.21", "--video", video, "--audio", audio, "--seconds", "\(seconds)",
+                                        "--report", "agent.json"], in: dir, log: "agent.log")
+        return (recorder, agent)
+    }
+
+    @Test("B-frames are recorded and exported in their display order, one frame interval apart")
+    func bFrames() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // The issue's recipe: Main profile with one B-frame between references.
+        let made = try CLI.tool("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc2=s=640x360:r=25", "-t", "5", "-c:v", "libx264",
+                                           "-bf", "1", "-g", "50", "-f", "mpegts", dir.appendingPathComponent("bf.ts").path])
+        try #require(made.status == 0, "\(made.stderr)")
+        let source = try Self.packets(dir.appendingPathComponent("bf.ts").path)
+        try #require(source.count == 125)
+        let sourceOffsets = source.map { $0.presentation - $0.decode }
+
+        let (recorder, agent) = try start(dir, video: "file:bf.ts", audio: "none", seconds: 7)
+        defer { recorder.terminate() }
+        agent.waitUntilExit()
+        #expect(agent.terminationStatus == 0, "\(CLI.text(dir, "agent.log"))")
+        Thread.sleep(forTimeInterval: 2)
+        let export = try CLI.run(["recorder", "export", "--storage", "recordings", "--camera", "gate", "--out", "gate.mp4"], in: dir)
+        #expect(export.status == 0, "\(export.stderr)")
+
+        let segments = Self.segments(dir.appendingPathComponent("recordings/gate").path)
+        #expect(!segments.isEmpty)
+        for file in [dir.appendingPathComponent("gate.mp4").path] + segments {
+            let recorded = try Self.packets(file)
+            let name = (file as NSString).lastPathComponent
+            #expect(recorded.count > 25, "\(name)")
+            // The file loops: the recording is the source's sequence from some keyframe on, again and again.
+            let offsets = recorded.map { $0.presentation - $0.decode }
+            let phase = (0..<125).first { start in offsets.indices.allSatisfy { offsets[$0] == sourceOffsets[(start + $0) % 125] } }
+            #expect(phase != nil, "\(name): composition offsets \(offsets.prefix(12)) are not the source's \(sourceOffsets.prefix(12))")
+            // Shown in the source's order: sorted by presentation, each picture is one interval after the last.
+            let shown = recorded.map(\.presentation).sorted()
+            #expect(zip(shown, shown.dropFirst()).allSatisfy { $1 - $0 == 40 }, "\(name): presentation steps")
+            // Capture (decode) times one interval apart: no bursts.
+            let steps = zip(recorded, recorded.dropFirst()).map { $1.decode - $0.decode }
+            #expect(steps.allSatisfy { $0 > 0 && $0 <= 60 }, "\(name): capture-time steps \(Set(steps))")
+        }
+    }
+
+    @Test("A source whose clock jumps an hour plays on without a stall, logs it once, and keeps sound with picture")
+    func clockJump() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // Two 5 s parts, the second stamped 3605 s on (the issue's recipe), each with the
+        // synthetic camera's sync marker lit and a beep for the first 100 ms of every second.
+        let marker = "drawbox=x=iw-45:y=15:w=30:h=30:color=white:t=fill:enable='lt(mod(t\\,1)\\,0.1)'"
+        for (index, offset) in ["0", "3605"].enumerated() {
+            let made = try CLI.tool("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "color=c=black:s=640x360:r=25,\(marker)",
+                                               "-f", "lavfi", "-i", "aevalsrc='0.5*sin(2*PI*1000*t)*lt(mod(t,1),0.1)':s=48000",
+                                               "-t", "5", "-c:v", "libx264", "-bf", "1", "-g", "25", "-c:a", "aac", "-output_ts_offset", offset,
+                                               "-f", "mpegts", dir.appendingPathComponent("part\(index).ts").path])
+            try #require(made.status == 0, "\(made.stderr)")
+        }
+        let joined = try Data(contentsOf: dir.appendingPathComponent("part0.ts")) + Data(contentsOf: dir.appendingPathComponent("part1.ts"))
+        try joined.write(to: dir.appendingPathComponent("jump.ts"))
+
+        let (recorder, agent) = try start(dir, video: "file:jump.ts", audio: "file:jump.ts", seconds: 12)
+        defer { recorder.terminate() }
+        agent.waitUntilExit()
+        let log = CLI.text(dir, "agent.log")
+        #expect(agent.terminationStatus == 0, "\(log)")
+        Thread.sleep(forTimeInterval: 2)
+        // Logged once, for sound and picture together.
+        #expect(log.components(separatedBy: "jumped forward").count - 1 == 1, "\(log)")
+
+        let timelines = try CLI.timelines(dir, storage: "recordings")
+        for timeline in timelines {
+            #expect((timeline["gaps"] as? [Any])?.isEmpty == true, "gaps in \(timeline)")
+        }
+        // 12 s at 25 fps: not one frame a second after the jump.
+        let video = timelines.first { $0["kind"] as? String == "video" }
+        #expect((video?["frames"] as? Int ?? 0) >= 270, "\(video ?? [:])")
+        let export = try CLI.run(["recorder", "export", "--storage", "recordings", "--camera", "gate", "--out", "gate.mp4"], in: dir)
+        #expect(export.status == 0, "\(export.stderr)")
+        let path = dir.appendingPathComponent("gate.mp4").path
+        let steps = try Self.packets(path).map(\.decode)
+        #expect(zip(steps, steps.dropFirst()).allSatisfy { $1 - $0 > 0 && $1 - $0 <= 60 }, "capture-time steps")
+        let sync = try AVSyncProbe.measure(path: path)
+        #expect(sync.drifts.count >= 9, "\(sync)")
+        #expect(sync.maximumDriftMilliseconds <= 40, "A/V drift \(sync.drifts)")
+    }
+}
