@@ -1,6 +1,7 @@
 // The live view: a camera's fragmented MP4 over a WebSocket into Media Source Extensions.
 // The recorder sends the stream's description (JSON), the MP4 header, then one fragment per
-// video frame as it arrives. The player stays close to the newest frame: it speeds up a little
+// video frame as it arrives; when the camera's stream changes shape, a new description and
+// header follow on the same socket and the same source buffer. The player stays close to the newest frame: it speeds up a little
 // when it falls behind and jumps when far behind. It reconnects by itself when the stream ends.
 //
 // Glass-to-glass latency: synthetic cameras draw their capture time (low 40 bits of the
@@ -35,11 +36,14 @@ class LivePlayer {
     this.socket = socket;
     this.queue = [];
     this.sourceBuffer = null;
+    this.mediaSource = null;
     socket.onmessage = (message) => {
       if (typeof message.data === "string") {
         const data = JSON.parse(message.data);
         if (data.error) { this.onStatus(data.error, true); return; }
-        this.setUp(data);
+        // A second description: the camera changed shape. The same source buffer takes the new
+        // header that follows (after a changeType when the codec string changed).
+        if (this.mediaSource) this.change(data); else this.setUp(data);
       } else {
         this.queue.push(new Uint8Array(message.data));
         this.pump();
@@ -83,14 +87,32 @@ class LivePlayer {
     this.onStatus(`${info.width}×${info.height}${info.audio ? " with sound" : ""}`);
   }
 
+  /** The camera's stream changed (size, profile): re-initialises the decoder in place. */
+  change(info) {
+    const previous = this.info;
+    this.info = info;
+    this.changes = (this.changes || 0) + 1;
+    if (previous && previous.mime !== info.mime) this.queue.push({ mime: info.mime });
+    this.onStatus(`${info.width}×${info.height}${info.audio ? " with sound" : ""}`);
+    this.pump();
+  }
+
   pump() {
     const buffer = this.sourceBuffer;
     if (!buffer || buffer.updating || this.queue.length === 0) return;
-    const total = this.queue.reduce((n, part) => n + part.length, 0);
+    // A codec change first switches the buffer's type (MSE changeType), then bytes follow.
+    while (this.queue.length > 0 && !(this.queue[0] instanceof Uint8Array)) {
+      const { mime } = this.queue.shift();
+      if (typeof buffer.changeType === "function" && MediaSource.isTypeSupported(mime)) buffer.changeType(mime);
+    }
+    const end = this.queue.findIndex((part) => !(part instanceof Uint8Array));
+    const parts = end < 0 ? this.queue : this.queue.slice(0, end);
+    if (parts.length === 0) return;
+    this.queue = end < 0 ? [] : this.queue.slice(end);
+    const total = parts.reduce((n, part) => n + part.length, 0);
     const joined = new Uint8Array(total);
     let offset = 0;
-    for (const part of this.queue) { joined.set(part, offset); offset += part.length; }
-    this.queue = [];
+    for (const part of parts) { joined.set(part, offset); offset += part.length; }
     try {
       buffer.appendBuffer(joined);
     } catch (error) {

@@ -110,12 +110,20 @@ public enum Recording {
         /// Capture times (ns) of the file's first and last frame.
         public var start: Int64
         public var end: Int64
+        /// The video's picture sizes in order ("1280x720", "640x360"): more than one when the
+        /// camera's stream changed within the range (each part is kept at its own size).
+        public var videoSizes: [String] = []
+        /// What the file could not hold as it was, each said once (sound whose channels changed).
+        public var notes: [String] = []
     }
 
     /// Writes one camera's recording (optionally a capture-time range) into `path` (MP4 or
     /// Matroska by its extension), across segment boundaries. Video starts at its first keyframe;
     /// with `fromKeyframeBefore`, at the last keyframe at or before `start`, so that the file
-    /// holds the moment asked for (the web UI's playback).
+    /// holds the moment asked for (the web UI's playback). A stream that changed mid-way (size,
+    /// profile) stays one file: every part keeps its own size, its parameter sets in front of
+    /// each keyframe, and the track is marked `avc3` (parameter sets in the samples, ISO/IEC
+    /// 14496-15), which players follow.
     /// - Throws: ``StorageError`` when there is nothing to export or the file cannot be written.
     public static func export(root: String, index: any RecorderIndex, camera: String, to path: String, from start: CaptureTime? = nil,
                               to end: CaptureTime? = nil, fromKeyframeBefore: Bool = false) async throws(StorageError) -> ExportSummary {
@@ -127,6 +135,9 @@ public enum Recording {
         var frames: [EncodedFrame] = []
         var used = 0
         var start = start
+        var videoSizes: [String] = []
+        var notes: [String] = []
+        var changedShape = false
         for segment in segments {
             let contents: SegmentFile.Contents
             do {
@@ -136,8 +147,6 @@ public enum Recording {
                 // holds is at most the last second, which the next export will have.
                 continue
             }
-            // Tracks hold one shape: segments whose video changed size are left out.
-            if let video, let other = contents.video, other.width != video.width || other.height != video.height { continue }
             video = video ?? contents.video
             audio = audio ?? contents.audio
             used += 1
@@ -145,10 +154,29 @@ public enum Recording {
                let keyframe = contents.frames.last(where: { $0.codec == .h264 && $0.isKeyframe && $0.captureTime <= from }) {
                 start = keyframe.captureTime
             }
-            frames += contents.frames.filter {
+            var taken = contents.frames.filter {
                 (start == nil || $0.captureTime >= start!) && (end == nil || $0.captureTime <= end!)
                     && ($0.codec == .h264 ? contents.video != nil : contents.audio != nil)
             }
+            if let part = contents.video, taken.contains(where: { $0.codec == .h264 }) {
+                let size = "\(part.width)x\(part.height)"
+                if videoSizes.last != size { videoSizes.append(size) }
+                // Another shape: its keyframes must carry their own parameter sets.
+                if let video, part.configuration != video.configuration || part.width != video.width || part.height != video.height {
+                    changedShape = true
+                    for index in taken.indices where taken[index].codec == .h264 && taken[index].isKeyframe
+                        && H264Bitstream.parameterSets(taken[index].data).isEmpty {
+                        taken[index].data = part.configuration + taken[index].data
+                    }
+                }
+            }
+            // An Opus track cannot change its channels or rate: such sound is left out, and said so.
+            if let audio, let part = contents.audio, part.channels != audio.channels || part.sampleRate != audio.sampleRate {
+                let note = "sound recorded as \(part.sampleRate) Hz × \(part.channels) after \(audio.sampleRate) Hz × \(audio.channels) is left out: export that time range on its own"
+                if !notes.contains(note) { notes.append(note) }
+                taken.removeAll { $0.codec == .opus }
+            }
+            frames += taken
         }
         frames.sort { $0.captureTime < $1.captureTime }
         if let keyframe = frames.firstIndex(where: { $0.codec == .h264 && $0.isKeyframe }) {
@@ -162,7 +190,8 @@ public enum Recording {
         guard !frames.isEmpty else { throw .notFound("camera '\(camera)' has no frames in that time range") }
         let descriptions = [video, audio].compactMap { $0 }
         do {
-            let writer = try MediaFileWriter(path: path, streams: descriptions, origin: frames.first!.captureTime)
+            let writer = try MediaFileWriter(path: path, streams: descriptions, origin: frames.first!.captureTime,
+                                             inBandParameterSets: changedShape)
             for frame in frames {
                 try writer.write(frame, stream: frame.codec == .h264 || video == nil ? 0 : 1)
             }
@@ -172,6 +201,7 @@ public enum Recording {
         }
         return ExportSummary(path: path, videoFrames: frames.count { $0.codec == .h264 }, audioFrames: frames.count { $0.codec == .opus },
                              segments: used, start: frames.first!.captureTime.nanoseconds,
-                             end: frames.map { $0.captureTime.nanoseconds + $0.duration }.max()!)
+                             end: frames.map { $0.captureTime.nanoseconds + $0.duration }.max()!,
+                             videoSizes: video == nil ? [] : videoSizes, notes: notes)
     }
 }

@@ -295,7 +295,9 @@ struct RecorderExport: AsyncParsableCommand {
             let storage = recordings.storage
             let summary = try await Recording.export(root: storage, index: database, camera: camera, to: out,
                                                      from: try from.map { try Self.time($0, "--from") }, to: try to.map { try Self.time($0, "--to") })
-            print("exported \(summary.videoFrames) video and \(summary.audioFrames) audio frames of \(camera) from \(summary.segments) segments to \(summary.path)")
+            print("exported \(summary.videoFrames) video and \(summary.audioFrames) audio frames of \(camera) from \(summary.segments) segments to \(summary.path)"
+                  + (summary.videoSizes.count > 1 ? " (the camera changed size: \(summary.videoSizes.joined(separator: " → ")), each part at its own)" : ""))
+            for note in summary.notes { print("note: \(note)") }
         }
     }
 

@@ -117,9 +117,12 @@ public final class FileVideoSource: VideoSource {
     private var decoder: UnsafeMutablePointer<AVCodecContext>?
     private var parameterSets: [UInt8] = []
     private var pending: [VideoSourceOutput] = []
-    public let width: Int
-    public let height: Int
+    public private(set) var width: Int
+    public private(set) var height: Int
     public let frameRate: Int
+    /// For H.264 passed through: what its current parameter sets say (size, profile, chroma,
+    /// bit depth); nil until the first keyframe, or for decoded inputs.
+    public private(set) var shape: H264StreamShape?
 
     /// Opens `location`.
     /// - Parameter clock: shared with the same location's ``FileAudioSource``, so that audio
@@ -173,6 +176,24 @@ public final class FileVideoSource: VideoSource {
 
     public func takeNotices() -> [String] { input.takeNotices() }
 
+    /// A keyframe's SPS and PPS: when they differ from the stream's (the camera's settings
+    /// changed, or it rebooted into another mode), the description changes with them here, and
+    /// the agent starts a new stream at this keyframe.
+    private func noteParameterSets(of keyframe: [UInt8]) {
+        let sets = H264Bitstream.parameterSets(keyframe)
+        guard !sets.isEmpty, sets != parameterSets else { return }
+        let before = shape
+        parameterSets = sets
+        shape = H264StreamShape.read(keyframe: keyframe)
+        if let shape {
+            width = shape.width
+            height = shape.height
+        }
+        if let before {
+            input.notices.append("the stream from \(input.location) changed from \(before) to \(shape.map(String.init(describing:)) ?? "new parameter sets"): a new stream starts at this keyframe")
+        }
+    }
+
     private var frameDuration: Int64 { 1_000_000_000 / Int64(frameRate) }
 
     public func next() throws(MediaError) -> VideoSourceOutput {
@@ -189,7 +210,7 @@ public final class FileVideoSource: VideoSource {
                     let coded = input.packet.pointee
                     let data = [UInt8](UnsafeBufferPointer(start: coded.data, count: Int(coded.size)))
                     let isKeyframe = coded.flags & AV_PKT_FLAG_KEY != 0 || H264Bitstream.isKeyframe(data)
-                    if isKeyframe, parameterSets.isEmpty { parameterSets = H264Bitstream.parameterSets(data) }
+                    if isKeyframe { noteParameterSets(of: data) }
                     let decodeTime = coded.dts != xt_av_nopts_value() ? coded.dts : coded.pts
                     var offset: Int64 = 0
                     if let pts = input.nanoseconds(coded.pts), let dts = input.nanoseconds(coded.dts) {

@@ -40,9 +40,13 @@ public final class MediaFileWriter {
     ///   - inMemory: keep the bytes in memory for ``takeOutput()`` instead of writing `path`
     ///     (fragmented MP4 only; the header is ready at once, and each ``flushFragment()`` adds
     ///     one moof+mdat pair).
+    ///   - inBandParameterSets: H.264 whose parameter sets change within the file (a camera that
+    ///     changed size or profile): the track is marked `avc3`, so players take each keyframe's
+    ///     own SPS and PPS (ISO/IEC 14496-15).
     /// - Throws: ``MediaError`` when the file or a track cannot be set up.
     public init(path: String, format: String? = nil, streams: [StreamDescription], options: [String: String] = [:],
-                origin: CaptureTime? = nil, fragmented: Bool = false, metadata: [String: String] = [:], inMemory: Bool = false) throws(MediaError) {
+                origin: CaptureTime? = nil, fragmented: Bool = false, metadata: [String: String] = [:], inMemory: Bool = false,
+                inBandParameterSets: Bool = false) throws(MediaError) {
         MediaLibrary.initialize()
         self.path = path
         self.origin = origin
@@ -66,6 +70,8 @@ public final class MediaFileWriter {
             case .h264:
                 parameters.pointee.codec_type = AVMEDIA_TYPE_VIDEO
                 parameters.pointee.codec_id = AV_CODEC_ID_H264
+                // 'avc3' (as a little-endian fourcc) where the container has it; Matroska needs no mark.
+                if inBandParameterSets, String(cString: allocated.pointee.oformat.pointee.name).contains("mp4") { parameters.pointee.codec_tag = 0x3363_7661 }
                 parameters.pointee.width = Int32(description.width)
                 parameters.pointee.height = Int32(description.height)
                 stream.pointee.time_base = AVRational(num: 1, den: 90_000)
@@ -102,7 +108,13 @@ public final class MediaFileWriter {
         var options = options
         // In memory the header goes out before any frame (a browser needs it first); in a file it
         // waits for the first fragment, so that it can say where each track starts.
-        if inMemory { options["movflags"] = "frag_custom+empty_moov+default_base_moof" }
+        if inMemory {
+            options["movflags"] = "frag_custom+empty_moov+default_base_moof"
+            // Timestamps as given (not moved to start at zero, with no edit list an empty moov
+            // could not hold anyway): each track's first fragment says its own start (see below).
+            options["use_editlist"] = "0"
+            allocated.pointee.avoid_negative_ts = AVFMT_AVOID_NEG_TS_MAKE_NON_NEGATIVE
+        }
         else if fragmented { options["movflags"] = "frag_custom+delay_moov+default_base_moof" + (metadata.isEmpty ? "" : "+use_metadata_tags") }
         else if !metadata.isEmpty { options["movflags"] = (options["movflags"].map { $0 + "+" } ?? "") + "use_metadata_tags" }
         for (key, value) in options { av_dict_set(&dictionary, key, value, 0) }
@@ -110,6 +122,9 @@ public final class MediaFileWriter {
         av_dict_free(&dictionary)
         if header < 0 { throw .ffmpeg(.codecFailed, header, "writing the header of \(path)") }
         headerWritten = true
+        // In memory each track's first fragment starts at its own time after the origin (its
+        // tfdt: an empty moov has no edit list), so a feed started again later goes on in time.
+        if inMemory { av_opt_set(allocated.pointee.priv_data, "movflags", "+frag_discont", 0) }
         for index in 0..<streams.count { timeBases.append(allocated.pointee.streams[index]!.pointee.time_base) }
     }
 

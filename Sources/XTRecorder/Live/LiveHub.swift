@@ -2,7 +2,8 @@
 // they arrive (one fragment per video frame) for the browsers watching it. A camera nobody
 // watches costs only a list of the frames since its last keyframe, so that a new viewer starts
 // at once, from that keyframe, instead of waiting for the next. Viewers that want sound get
-// their own feed with the audio track; the others get video only.
+// their own feed with the audio track; the others get video only. A camera whose stream changes
+// shape keeps its viewers: they get the new description and header at its first keyframe.
 import Foundation
 import Synchronization
 public import XTMedia
@@ -53,6 +54,11 @@ public final class LiveHub: Sendable {
         var writer: MediaFileWriter
         var info: Info
         var header: [UInt8]
+        /// Capture time at media time zero: kept when the stream changes, so media time goes on.
+        var origin: CaptureTime
+        /// The camera's stream changed shape: at its next keyframe the feed starts a new MP4
+        /// header (and tells its viewers the new description) on the same media timeline.
+        var stale = false
         /// Fragments since the last keyframe, for viewers who join now.
         var sinceKeyframe: [[UInt8]] = []
         var viewers: [UInt64: AsyncStream<LivePacket>.Continuation] = [:]
@@ -92,25 +98,22 @@ public final class LiveHub: Sendable {
     public var counters: (fragments: Int, dropped: Int) { state.withLock { ($0.fragments, $0.dropped) } }
 
     /// Learns a stream: the camera it belongs to and its codec. A camera whose stream changed
-    /// (a restarted agent, a new resolution) ends its viewers' streams; their pages reconnect.
+    /// shape (a new resolution or profile) keeps its viewers: at the new stream's first keyframe
+    /// each gets the new description and MP4 header, and their pages re-initialise the decoder
+    /// in place.
     public func note(_ header: MediaStreamHeader) {
-        let ended = state.withLock { state -> [AsyncStream<LivePacket>.Continuation] in
+        state.withLock { state in
             state.byStream[header.stream] = header.camera
             var camera = state.cameras[header.camera] ?? Camera()
             let isVideo = header.description.codec == .h264
             let old = isVideo ? camera.video : camera.audio
-            if let old, old.description == header.description {
-                if isVideo { camera.video = header } else { camera.audio = header }
-                state.cameras[header.camera] = camera
-                return []
+            if isVideo { camera.video = header } else { camera.audio = header }
+            if let old, old.description != header.description {
+                if isVideo { camera.gop.removeAll() }
+                for key in Array(camera.feeds.keys) { camera.feeds[key]!.stale = true }
             }
-            if isVideo { camera.video = header; camera.gop.removeAll() } else { camera.audio = header }
-            let ended = Self.endFeeds(&camera)
             state.cameras[header.camera] = camera
-            return ended
         }
-        // Outside the lock: ending a stream calls back into ``leave(_:viewer:)``.
-        for viewer in ended { viewer.finish() }
     }
 
     /// Takes one live frame (not backfill: the live view shows now).
@@ -131,6 +134,18 @@ public final class LiveHub: Sendable {
             for withAudio in [false, true] where !camera.feeds.isEmpty {
                 if !withAudio && !isVideo { continue }
                 guard var feed = camera.feeds.removeValue(forKey: withAudio) else { continue }
+                if feed.stale {
+                    // The new shape starts at a keyframe: until then the feed waits.
+                    guard isVideo, encoded.isKeyframe, let fresh = try? Self.renew(feed, camera: camera, keyframe: encoded, withAudio: withAudio) else {
+                        camera.feeds[withAudio] = feed
+                        continue
+                    }
+                    feed = fresh
+                    for viewer in feed.viewers.values {
+                        viewer.yield(.info(feed.info))
+                        viewer.yield(.bytes(feed.header))
+                    }
+                }
                 let sent = Self.mux(encoded, into: &feed, audioTrack: withAudio ? 1 : nil)
                 state.fragments += sent.fragments
                 state.dropped += sent.dropped.count
@@ -152,31 +167,20 @@ public final class LiveHub: Sendable {
             let withAudio = wantsAudio && camera.audio != nil
             if camera.feeds[withAudio] == nil {
                 guard let first = camera.gop.first, first.isKeyframe else { throw .noVideoYet(cameraName) }
-                // The header goes out before any frame: it needs the SPS and PPS, from the keyframe
-                // when the stream's description has none.
-                var description = video.description
-                if description.configuration.isEmpty { description.configuration = H264Bitstream.parameterSets(first.data) }
-                let descriptions = [description] + (withAudio ? [camera.audio!.description] : [])
-                let writer: MediaFileWriter
-                do {
-                    writer = try MediaFileWriter(path: "live:\(cameraName)", format: "mp4", streams: descriptions, origin: first.captureTime,
-                                                 inMemory: true)
-                } catch {
-                    throw .muxer("\(error)")
-                }
-                let info = Info(camera: cameraName, mime: Self.mime(video: description, audio: withAudio),
-                                width: video.description.width, height: video.description.height, audio: withAudio,
-                                origin: first.captureTime.nanoseconds / 1_000_000)
-                var feed = Feed(writer: writer, info: info, header: writer.takeOutput())
+                var feed = try Self.makeFeed(camera: cameraName, video: video.description, audio: withAudio ? camera.audio!.description : nil,
+                                             keyframe: first, origin: first.captureTime)
                 for frame in camera.gop where frame.codec == .h264 || withAudio {
                     _ = Self.mux(frame, into: &feed, audioTrack: withAudio ? 1 : nil)
                 }
                 camera.feeds[withAudio] = feed
             }
             let feed = camera.feeds[withAudio]!
-            continuation.yield(.info(feed.info))
-            continuation.yield(.bytes(feed.header))
-            for fragment in feed.sinceKeyframe { continuation.yield(.bytes(fragment)) }
+            // A feed waiting for the new shape's keyframe sends its header then.
+            if !feed.stale {
+                continuation.yield(.info(feed.info))
+                continuation.yield(.bytes(feed.header))
+                for fragment in feed.sinceKeyframe { continuation.yield(.bytes(fragment)) }
+            }
             state.nextViewer += 1
             camera.feeds[withAudio]!.viewers[state.nextViewer] = continuation
             state.cameras[cameraName] = camera
@@ -184,6 +188,39 @@ public final class LiveHub: Sendable {
         }
         continuation.onTermination = { [weak self] _ in self?.leave(cameraName, viewer: id) }
         return (id, packets)
+    }
+
+    /// A feed's muxer and header for a video description (and sound), from `keyframe` on.
+    /// - Throws: ``LiveError/muxer(_:)`` when the MP4 header cannot be made.
+    private static func makeFeed(camera: String, video: StreamDescription, audio: StreamDescription?, keyframe: EncodedFrame,
+                                 origin: CaptureTime) throws(LiveError) -> Feed {
+        // The header goes out before any frame: it needs the SPS and PPS, from the keyframe when
+        // the stream's description has none.
+        var description = video
+        if description.configuration.isEmpty { description.configuration = H264Bitstream.parameterSets(keyframe.data) }
+        let writer: MediaFileWriter
+        do {
+            writer = try MediaFileWriter(path: "live:\(camera)", format: "mp4", streams: [description] + (audio.map { [$0] } ?? []),
+                                         origin: origin, inMemory: true)
+        } catch {
+            throw .muxer("\(error)")
+        }
+        let info = Info(camera: camera, mime: Self.mime(video: description, audio: audio != nil), width: video.width, height: video.height,
+                        audio: audio != nil, origin: origin.nanoseconds / 1_000_000)
+        return Feed(writer: writer, info: info, header: writer.takeOutput(), origin: origin)
+    }
+
+    /// A stale feed made again for the camera's new shape, on the same media timeline and with
+    /// the same viewers.
+    private static func renew(_ feed: Feed, camera: Camera, keyframe: EncodedFrame, withAudio: Bool) throws(LiveError) -> Feed {
+        guard let video = camera.video else { throw .noSuchCamera(feed.info.camera) }
+        try? feed.writer.finish()
+        var fresh = try makeFeed(camera: feed.info.camera, video: video.description, audio: withAudio ? camera.audio?.description : nil,
+                                 keyframe: keyframe, origin: feed.origin)
+        fresh.viewers = feed.viewers
+        fresh.lastVideo = feed.lastVideo
+        fresh.lastAudio = feed.lastAudio
+        return fresh
     }
 
     /// Ends every viewer's stream (the recorder is stopping).

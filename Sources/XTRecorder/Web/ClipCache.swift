@@ -17,6 +17,10 @@ public struct ClipInfo: Sendable, Codable, Equatable {
     public var audioFrames: Int
     public var segments: Int
     public var bytes: Int64
+    /// Picture sizes in order: more than one when the camera's stream changed in the clip.
+    public var videoSizes: [String]
+    /// What the clip could not hold as recorded (see ``Recording/ExportSummary/notes``).
+    public var notes: [String]
 }
 
 /// The clips made for the web UI.
@@ -63,7 +67,8 @@ public actor ClipCache {
                                                  fromKeyframeBefore: true)
         let bytes = ((try? FileManager.default.attributesOfItem(atPath: file))?[.size] as? NSNumber)?.int64Value ?? 0
         let clip = ClipInfo(url: "/api/clips/\(name)", camera: camera, start: summary.start / 1_000_000, end: summary.end / 1_000_000,
-                            videoFrames: summary.videoFrames, audioFrames: summary.audioFrames, segments: summary.segments, bytes: bytes)
+                            videoFrames: summary.videoFrames, audioFrames: summary.audioFrames, segments: summary.segments, bytes: bytes,
+                            videoSizes: summary.videoSizes, notes: summary.notes)
         made[key] = (clip, now)
         return clip
     }

@@ -1,7 +1,9 @@
 // Recorded clips and network cameras through libavformat: a clip's H.264 passes through in
 // Annex B with its keyframes, its AAC audio comes out as 20 ms blocks at 48 kHz, a stream
 // served over the network (ffmpeg's own HTTP server standing in for an IP camera) is read
-// live, and a missing file is a clear error.
+// live, and a missing file is a clear error. A camera whose stream changes mid-way (size,
+// profile) gets a new description at the first keyframe of the new shape, with one log line;
+// the shape (size, profile, chroma, bit depth) is read from the parameter sets.
 import Foundation
 import Testing
 @testable import XTMedia
@@ -32,6 +34,50 @@ import Testing
 
         let missing = #expect(throws: MediaError.self) { try FileVideoSource(location: (directory as NSString).appendingPathComponent("none.mp4")) }
         #expect(missing?.code == .deviceMissing)
+    }
+
+    /// `seconds` of lavfi's testsrc2 in H.264 as MPEG-TS, starting at `offset` seconds.
+    static func clip(_ path: String, size: String, seconds: Int, offset: Int = 0, extra: [String] = []) -> Bool {
+        TestSupport.run("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=\(size):rate=25", "-t", "\(seconds)", "-c:v", "libx264",
+                                   "-g", "25"] + extra + ["-output_ts_offset", "\(offset)", "-f", "mpegts", "-y", path]).status == 0
+    }
+
+    @Test func aStreamThatChangesMidWayGetsANewDescription() throws {
+        let directory = TestSupport.temporaryDirectory("xt-change")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let first = (directory as NSString).appendingPathComponent("a.ts"), second = (directory as NSString).appendingPathComponent("b.ts")
+        #expect(Self.clip(first, size: "640x360", seconds: 2) && Self.clip(second, size: "320x180", seconds: 2, offset: 2, extra: ["-profile:v", "main"]))
+        let joined = (directory as NSString).appendingPathComponent("ab.ts")
+        try (Data(contentsOf: URL(fileURLWithPath: first)) + Data(contentsOf: URL(fileURLWithPath: second))).write(to: URL(fileURLWithPath: joined))
+        let source = try FileVideoSource(location: joined, clock: FileClock(pacing: .virtual(start: CaptureTime(nanoseconds: 1_800_000_000_000_000_000))))
+        var descriptions: [StreamDescription] = []
+        var changedAt: [Int] = []
+        for index in 0..<100 {
+            guard case .encoded(let frame) = try source.next(), let description = source.encodedDescription else { Issue.record("passthrough"); return }
+            if descriptions.last != description {
+                descriptions.append(description)
+                changedAt.append(index)
+                #expect(frame.isKeyframe)
+            }
+        }
+        #expect(changedAt == [0, 50])
+        #expect(descriptions.map { "\($0.width)x\($0.height)" } == ["640x360", "320x180"])
+        #expect(source.shape?.profile == 77)
+        let notices = source.takeNotices()
+        #expect(notices.count == 1 && notices[0].contains("640x360 High (4:2:0, 8-bit) to 320x180 Main (4:2:0, 8-bit)"), "\(notices)")
+    }
+
+    @Test(arguments: [("yuv420p", "640x360 High (4:2:0, 8-bit)", true), ("yuv422p", "640x360 High 4:2:2 (4:2:2, 8-bit)", false),
+                      ("yuv420p10le", "640x360 High 10 (4:2:0, 10-bit)", false), ("yuv444p", "640x360 High 4:4:4 (4:4:4, 8-bit)", false)])
+    func theShapeIsReadFromTheParameterSets(_ pixelFormat: String, _ expected: String, _ playable: Bool) throws {
+        let directory = TestSupport.temporaryDirectory("xt-shape")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = (directory as NSString).appendingPathComponent("clip.ts")
+        #expect(Self.clip(path, size: "640x360", seconds: 1, extra: ["-pix_fmt", pixelFormat]))
+        let source = try FileVideoSource(location: path, clock: FileClock(pacing: .virtual(start: CaptureTime(nanoseconds: 0))))
+        _ = try source.next()
+        #expect(source.shape?.description == expected)
+        #expect(source.shape?.isBrowserPlayable == playable)
     }
 
     @Test func aNetworkStreamIsReadLive() throws {

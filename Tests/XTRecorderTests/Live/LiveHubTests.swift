@@ -2,7 +2,8 @@
 // header and the fragments from the last keyframe on, which join into a stream that decodes
 // (video, or video with sound); a camera with no keyframe yet or no video is refused with a
 // reason; a viewer who stops reading is let go without holding up the others; a camera whose
-// stream changes ends its viewers' streams so their pages reconnect; B-frames reach the
+// stream changes shape re-initialises its viewers in place (new description and header, same
+// media timeline); B-frames reach the
 // viewer with their composition offsets, so the browser shows them in display order.
 import Foundation
 import Testing
@@ -118,19 +119,47 @@ import XTMedia
         #expect(await reading.value.packets == 2 + video.count)
     }
 
-    @Test func aChangedStreamEndsItsViewers() async throws {
-        let clip = try CameraFeed(camera: "gate", seconds: 1, gop: 30)
+    @Test func aStreamThatChangesShapeReinitialisesItsViewersInPlace() async throws {
+        let start = CaptureTime(nanoseconds: 1_800_000_000_000_000_000)
+        let before = try CameraFeed(camera: "gate", seconds: 1, start: start, gop: 30)
+        let after = try CameraFeed(camera: "gate", seconds: 1, start: start.adding(nanoseconds: 1_000_000_000), gop: 30, width: 320, height: 240)
         let hub = LiveHub()
-        hub.note(clip.video)
-        for frame in clip.frames where frame.frame.codec == .h264 { hub.take(frame) }
-        let viewer = try hub.watch("gate", audio: false)
-        var restarted = clip.video
-        restarted.stream = .random()
-        restarted.description.width = 320
-        hub.note(restarted)
-        var received = 0
-        for await _ in viewer.packets { received += 1 }
-        #expect(received >= 2)
-        #expect(throws: LiveHub.LiveError.noVideoYet("gate")) { try hub.watch("gate", audio: false) }
+        hub.note(before.video)
+        hub.note(before.audio)
+        for frame in before.frames.prefix(40) { hub.take(frame) }
+        let viewer = try hub.watch("gate", audio: true)
+        for frame in before.frames.dropFirst(40) { hub.take(frame) }
+        // The camera now sends 320x240 (a new stream, as the agent starts one at the change).
+        hub.note(after.video)
+        hub.note(after.audio)
+        for frame in after.frames { hub.take(frame) }
+        hub.stop()
+        var infos: [LiveHub.Info] = []
+        var parts: [[UInt8]] = []
+        for await packet in viewer.packets {
+            switch packet {
+            case .info(let info): infos.append(info); parts.append([])
+            case .bytes(let bytes): parts[parts.count - 1] += bytes
+            }
+        }
+        // The same viewer got the new description and header: no reconnect.
+        #expect(infos.map { "\($0.width)x\($0.height)" } == ["160x120", "320x240"])
+        #expect(infos.map(\.origin) == [start.nanoseconds / 1_000_000, start.nanoseconds / 1_000_000])
+        var times: [[Int64]] = []
+        for (index, part) in parts.enumerated() {
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("xt-live-change-\(index)-\(UInt32.random(in: 0...UInt32.max)).mp4").path
+            defer { unlink(path) }
+            try Data(part).write(to: URL(fileURLWithPath: path))
+            let reader = try MediaFileReader(path: path)
+            let video = try #require(reader.tracks.first { $0.kind == .video })
+            #expect(video.width == [160, 320][index] && reader.tracks.count == 2)
+            var packets: [Int64] = []
+            while let packet = try reader.next() { if reader.tracks[packet.track].kind == .video { packets.append(packet.decodeNanoseconds ?? -1) } }
+            times.append(packets)
+        }
+        // Every picture of both shapes, on one media timeline that goes on rising.
+        #expect(times.map(\.count) == [30, 30])
+        #expect(times[1].first! > times[0].last!)
+        #expect(times[1].first! - times[0].last! < 100_000_000)
     }
 }
