@@ -18,6 +18,19 @@ struct CameraFaultsCLITests {
         }
     }
 
+    /// Picture sizes of a file's decoded frames, as runs in order: [("1280x720", 250), ...].
+    static func sizeRuns(_ path: String) throws -> [(size: String, frames: Int)] {
+        let probe = try CLI.tool("ffprobe", ["-v", "error", "-select_streams", "v", "-show_entries", "frame=width,height", "-of", "csv=p=0", path])
+        var runs: [(size: String, frames: Int)] = []
+        for line in probe.stdout.split(separator: "\n") {
+            let fields = line.split(separator: ",")
+            guard fields.count >= 2 else { continue }
+            let size = "\(fields[0])x\(fields[1])"
+            if runs.last?.size == size { runs[runs.count - 1].frames += 1 } else { runs.append((size, 1)) }
+        }
+        return runs
+    }
+
     /// The segment files under a camera's directory.
     static func segments(_ directory: String) -> [String] {
         let walker = FileManager.default.enumerator(atPath: directory)
@@ -131,5 +144,47 @@ struct CameraFaultsCLITests {
         let sync = try AVSyncProbe.measure(path: path)
         #expect(sync.drifts.count >= 9, "\(sync)")
         #expect(sync.maximumDriftMilliseconds <= 40, "A/V drift \(sync.drifts)")
+    }
+
+    @Test("A stream that changes size mid-way: a new segment there, and an export with every part at its own size")
+    func changingStream() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // The recipe: 10 s at 1280x720, then 10 s at 640x360 whose timestamps continue.
+        for (name, size, offset) in [("a", "1280x720", "0"), ("b", "640x360", "10")] {
+            let made = try CLI.tool("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc2=s=\(size):r=25", "-t", "10", "-c:v", "libx264",
+                                               "-preset", "ultrafast", "-g", "25", "-output_ts_offset", offset, "-f", "mpegts",
+                                               dir.appendingPathComponent("\(name).ts").path])
+            try #require(made.status == 0, "\(made.stderr)")
+        }
+        try (Data(contentsOf: dir.appendingPathComponent("a.ts")) + Data(contentsOf: dir.appendingPathComponent("b.ts")))
+            .write(to: dir.appendingPathComponent("change.ts"))
+        let (recorder, agent) = try start(dir, video: "file:change.ts", audio: "none", seconds: 22)
+        defer { recorder.terminate() }
+        agent.waitUntilExit()
+        let log = CLI.text(dir, "agent.log")
+        #expect(agent.terminationStatus == 0, "\(log)")
+        #expect(log.contains("changed from 1280x720 Baseline (4:2:0, 8-bit) to 640x360 Baseline (4:2:0, 8-bit)"), "\(log)")
+        Thread.sleep(forTimeInterval: 2)
+
+        // Each segment holds one size; the 640x360 part begins a segment of its own.
+        var segmentSizes: [String] = []
+        for file in Self.segments(dir.appendingPathComponent("recordings/gate").path) {
+            let runs = try Self.sizeRuns(file)
+            #expect(runs.count == 1, "\((file as NSString).lastPathComponent) holds \(runs.map(\.size))")
+            if let size = runs.first?.size, segmentSizes.last != size { segmentSizes.append(size) }
+        }
+        #expect(Array(segmentSizes.prefix(2)) == ["1280x720", "640x360"], "\(segmentSizes)")
+
+        let export = try CLI.run(["recorder", "export", "--storage", "recordings", "--camera", "gate", "--out", "gate.mp4"], in: dir)
+        #expect(export.status == 0, "\(export.stderr)")
+        #expect(export.stdout.contains("the camera changed size: 1280x720 → 640x360"), "\(export.stdout)")
+        let runs = try Self.sizeRuns(dir.appendingPathComponent("gate.mp4").path)
+        // All of both parts, each at its own size (the file plays again from its start at 20 s).
+        #expect(Array(runs.map(\.size).prefix(2)) == ["1280x720", "640x360"], "\(runs)")
+        #expect(runs.count >= 2 && runs[0].frames >= 240 && runs[1].frames == 250, "\(runs)")
+        let tag = try CLI.tool("ffprobe", ["-v", "error", "-select_streams", "v", "-show_entries", "stream=codec_tag_string", "-of", "csv=p=0",
+                                           dir.appendingPathComponent("gate.mp4").path])
+        #expect(tag.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "avc3")
     }
 }
