@@ -115,6 +115,8 @@ public enum Recording {
         public var videoSizes: [String] = []
         /// What the file could not hold as it was, each said once (sound whose channels changed).
         public var notes: [String] = []
+        /// It ends early, where the camera's shape changed (`untilShapeChange`): more follows.
+        public var continues = false
     }
 
     /// Writes one camera's recording (optionally a capture-time range) into `path` (MP4 or
@@ -123,21 +125,31 @@ public enum Recording {
     /// holds the moment asked for (the web UI's playback). A stream that changed mid-way (size,
     /// profile) stays one file: every part keeps its own size, its parameter sets in front of
     /// each keyframe, and the track is marked `avc3` (parameter sets in the samples, ISO/IEC
-    /// 14496-15), which players follow.
+    /// 14496-15), which players follow. With `untilShapeChange` the file ends where the shape
+    /// changes instead (browsers show one size per file).
     /// - Throws: ``StorageError`` when there is nothing to export or the file cannot be written.
     public static func export(root: String, index: any RecorderIndex, camera: String, to path: String, from start: CaptureTime? = nil,
-                              to end: CaptureTime? = nil, fromKeyframeBefore: Bool = false) async throws(StorageError) -> ExportSummary {
-        let segments = try await index.segments(camera: camera, from: start?.nanoseconds, to: end?.nanoseconds)
+                              to end: CaptureTime? = nil, fromKeyframeBefore: Bool = false,
+                              untilShapeChange: Bool = false) async throws(StorageError) -> ExportSummary {
+        var segments = try await index.segments(camera: camera, from: start?.nanoseconds, to: end?.nanoseconds)
+        // Every video segment starts at a keyframe: the keyframe at or before `start` is in the
+        // last one that starts by then (an earlier one may reach past `start` with sound only).
+        if fromKeyframeBefore, let from = start?.nanoseconds, let latest = segments.lastIndex(where: { $0.start <= from && $0.videoFrames > 0 }) {
+            segments.removeFirst(latest)
+        }
         guard !segments.isEmpty else {
             throw .notFound("no recording of camera '\(camera)'\(start == nil ? "" : " in that time range") under \(root): `xt recorder check --storage \(root)` lists the cameras")
         }
         var video: StreamDescription?, audio: StreamDescription?
-        var frames: [EncodedFrame] = []
+        var ordered: [(run: Int, frame: EncodedFrame)] = []
+        var run = 0
+        var lastShape: StreamDescription?
         var used = 0
         var start = start
         var videoSizes: [String] = []
         var notes: [String] = []
         var changedShape = false
+        var continues = false
         for segment in segments {
             let contents: SegmentFile.Contents
             do {
@@ -146,6 +158,11 @@ public enum Recording {
                 // The segment being written may not have its first fragment on disk yet: what it
                 // holds is at most the last second, which the next export will have.
                 continue
+            }
+            if untilShapeChange, let video, let part = contents.video, ordered.contains(where: { $0.frame.codec == .h264 }),
+               part.configuration != video.configuration || part.width != video.width || part.height != video.height {
+                continues = true
+                break
             }
             video = video ?? contents.video
             audio = audio ?? contents.audio
@@ -159,6 +176,10 @@ public enum Recording {
                     && ($0.codec == .h264 ? contents.video != nil : contents.audio != nil)
             }
             if let part = contents.video, taken.contains(where: { $0.codec == .h264 }) {
+                // Each shape's frames stay together, in segment order, even where the camera's
+                // clock let the two overlap at the change.
+                if let lastShape, !CameraRecorder.sameShape(lastShape, part) { run += 1 }
+                lastShape = part
                 let size = "\(part.width)x\(part.height)"
                 if videoSizes.last != size { videoSizes.append(size) }
                 // Another shape: its keyframes must carry their own parameter sets.
@@ -176,9 +197,9 @@ public enum Recording {
                 if !notes.contains(note) { notes.append(note) }
                 taken.removeAll { $0.codec == .opus }
             }
-            frames += taken
+            ordered += taken.map { (run, $0) }
         }
-        frames.sort { $0.captureTime < $1.captureTime }
+        var frames = ordered.sorted { ($0.0, $0.1.captureTime) < ($1.0, $1.1.captureTime) }.map(\.1)
         if let keyframe = frames.firstIndex(where: { $0.codec == .h264 && $0.isKeyframe }) {
             let leading = frames[..<keyframe].filter { $0.codec == .opus }
             frames = leading + frames[keyframe...]
@@ -202,6 +223,6 @@ public enum Recording {
         return ExportSummary(path: path, videoFrames: frames.count { $0.codec == .h264 }, audioFrames: frames.count { $0.codec == .opus },
                              segments: used, start: frames.first!.captureTime.nanoseconds,
                              end: frames.map { $0.captureTime.nanoseconds + $0.duration }.max()!,
-                             videoSizes: video == nil ? [] : videoSizes, notes: notes)
+                             videoSizes: video == nil ? [] : videoSizes, notes: notes, continues: continues)
     }
 }

@@ -2,7 +2,9 @@
 // real `xt recorder` with two synthetic camera agents on loopback: a wrong password is
 // refused; the right one logs in; live video plays (its time advances and its picture
 // changes); the timeline shows the recorded segments; a motion event's snapshot loads; an
-// export downloads an MP4 that ffprobe accepts. Screenshots go to test-artifacts/web/.
+// export downloads an MP4 that ffprobe accepts. A camera whose stream changes size mid-way is
+// followed in place by the live view (no reload) and a clip across the change plays both
+// sizes. Screenshots go to test-artifacts/web/.
 import Foundation
 import Testing
 
@@ -52,6 +54,91 @@ struct WebBrowserTests {
             return
         }
         await browser.quit()
+    }
+
+    @Test("a camera that changes size: the live view follows without a reload, a clip across the change plays both sizes")
+    func changingStream() async throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createDirectory(at: Self.artifacts, withIntermediateDirectories: true)
+        for name in ["recorder", "gate"] { _ = try CLI.run(["keygen", "--out", "\(name).key"], in: dir) }
+        // 6 s at 640x360, then 6 s at 320x180 whose timestamps continue; the agent plays it in a loop.
+        for (name, size, offset) in [("a", "640x360", "0"), ("b", "320x180", "6")] {
+            let made = try CLI.tool("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc2=s=\(size):r=25", "-t", "6", "-c:v", "libx264",
+                                               "-g", "25", "-output_ts_offset", offset, "-f", "mpegts", dir.appendingPathComponent("\(name).ts").path])
+            try #require(made.status == 0, "\(made.stderr)")
+        }
+        try (Data(contentsOf: dir.appendingPathComponent("a.ts")) + Data(contentsOf: dir.appendingPathComponent("b.ts")))
+            .write(to: dir.appendingPathComponent("change.ts"))
+        let passwd = try CLI.run(["recorder", "passwd", "admin", "--role", "admin"], in: dir, input: "correct horse\n")
+        try "storage = recordings\nmin-free = 0\n\(passwd.stdout)".write(to: dir.appendingPathComponent("recorder.conf"), atomically: true, encoding: .utf8)
+        let port = Int.random(in: 20_000...30_000), web = port + 10_000
+        let recorder = try CLI.background(["recorder", "--config", "recorder.conf", "--http", "127.0.0.1:\(web)", "--bind", "127.0.0.1",
+                                           "--ports", "\(port)", "--key", "recorder.key", "--open"], in: dir, log: "recorder.log")
+        defer { if recorder.isRunning { kill(recorder.processIdentifier, SIGKILL) }; recorder.waitUntilExit() }
+        #expect(CLI.wait(timeout: 20) { CLI.text(dir, "recorder.log").contains("web UI on") }, "\(CLI.text(dir, "recorder.log"))")
+        let agent = try CLI.background(["agent", "--config", "none.conf", "--key", "gate.key", "--host", "127.0.0.1:\(port)",
+                                        "--host-key", "@recorder.key.pub", "--name", "gate", "--id", "1.13", "--channel", "110",
+                                        "--video", "file:change.ts", "--audio", "none", "--seconds", "600"], in: dir, log: "gate.log")
+        defer { kill(agent.processIdentifier, SIGTERM); agent.waitUntilExit() }
+
+        let browser = try await WebDriver(downloads: dir)
+        do {
+            let base = "http://127.0.0.1:\(web)"
+            try await login(browser, base: base)
+            let size = "const v = document.querySelector('#tile-gate video'); return v && v.readyState >= 2 ? `${v.videoWidth}x${v.videoHeight}` : null"
+            try await browser.wait("live video", "const v = document.querySelector('#tile-gate video'); return !!v && v.readyState >= 2 && v.videoWidth > 0")
+            try await browser.run("window.samePage = true")
+            // Whatever size it shows now, it shows the other one within a loop of the file, in place.
+            let first = try await browser.run(size) as? String
+            let other = first == "640x360" ? "320x180" : "640x360"
+            try await browser.wait("the live view at \(other)", timeout: .seconds(60), """
+                const v = document.querySelector('#tile-gate video');
+                return (v.readyState >= 2 && `${v.videoWidth}x${v.videoHeight}` === '\(other)') || `${v.videoWidth}x${v.videoHeight}`
+                """)
+            #expect(try await browser.run("return window.samePage === true") as? Bool == true, "the page reloaded")
+            #expect((try await browser.run("return window.players.gate.changes || 0") as? Int ?? 0) >= 1)
+            try await browser.screenshot(to: Self.artifacts.appendingPathComponent("6-live-changed-size.png"))
+
+            // Playing from the start of the recording, over the change: the first clip ends there and
+            // the page goes on with the next, so both sizes play. (Some seconds of the new size are
+            // recorded first: a clip that reaches the present simply ends.)
+            try await Task.sleep(for: .seconds(4))
+            try await browser.open(base + "/camera.html?camera=gate")
+            try await browser.wait("the timeline", "return document.querySelectorAll('.timeline .span').length >= 1")
+            try await browser.run("""
+                window.sizes = new Set();
+                const v = document.getElementById('video');
+                const note = () => { if (v.videoWidth) window.sizes.add(`${v.videoWidth}x${v.videoHeight}`); v.requestVideoFrameCallback(note); };
+                v.requestVideoFrameCallback(note);
+                v.addEventListener('loadeddata', () => v.requestVideoFrameCallback(note));
+                document.getElementById('speed').value = '4';
+                playFrom(state.timeline.spans[0].start + 200);
+                """)
+            try await browser.wait("both sizes in the clip", timeout: .seconds(60), """
+                return (window.sizes.has('640x360') && window.sizes.has('320x180')) ||
+                  `${[...window.sizes]}, clip ${JSON.stringify(state.clip)}, error '${document.getElementById('error').textContent}', ended ${document.getElementById('video').ended}, time ${document.getElementById('video').currentTime} of ${document.getElementById('video').duration}, paused ${document.getElementById('video').paused}, ready ${document.getElementById('video').readyState}, now ${Date.now()}, spans ${JSON.stringify(state.timeline.spans)}`
+                """)
+        } catch {
+            try? await browser.screenshot(to: Self.artifacts.appendingPathComponent("failure-changing-stream.png"))
+            await browser.quit()
+            let segments = CameraFaultsCLITests.segments(dir.appendingPathComponent("recordings/gate").path).map {
+                "\(($0 as NSString).lastPathComponent): \((try? CameraFaultsCLITests.sizeRuns($0)) ?? [])"
+            }
+            Issue.record("\(error)\nsegments: \(segments)\nrecorder log:\n\(CLI.text(dir, "recorder.log").suffix(3000))\nagent log:\n\(CLI.text(dir, "gate.log").suffix(2000))")
+            return
+        }
+        await browser.quit()
+    }
+
+    func login(_ browser: WebDriver, base: String) async throws {
+        try await browser.open(base + "/login.html")
+        try await browser.run("""
+            document.getElementById('name').value = arguments[0];
+            document.getElementById('password').value = arguments[1];
+            document.getElementById('submit').click();
+            """, ["admin", "correct horse"])
+        try await browser.wait("the live page", "return location.pathname === '/'")
     }
 
     func run(_ browser: WebDriver, base: String, downloads: URL) async throws {

@@ -2,9 +2,9 @@
 // Files and cameras step their clocks: two recordings cut together, a camera that reboots or
 // sets its clock, MPEG-TS's 33-bit timestamps wrapping after 26.5 hours. Played by its own
 // timestamps such a source would stall for an hour or burst five seconds of frames at once.
-// Here a step back, or forward by more than ffmpeg's `-dts_delta_threshold` (10 s), is a
-// discontinuity: the timeline goes on where the previous packet ended, and the step is
-// reported once. `FileClock` shares one anchor between a file's audio and video, so that they
+// Here a step back (decode times only rise), or forward by more than ffmpeg's
+// `-dts_delta_threshold` (10 s), is a discontinuity: the timeline goes on where the previous
+// packet ended, and a step of half a second or more is reported once. `FileClock` shares one anchor between a file's audio and video, so that they
 // stay in step across it.
 import Foundation
 import Synchronization
@@ -22,7 +22,10 @@ public struct SourceTimeline: Sendable, Equatable {
     private var expected: Int64 = 0
     /// The next packet starts a new run (a reopened file): it continues the timeline silently.
     private var restarting = false
-    /// Discontinuities found (restarts not counted).
+    /// Steps smaller than this (ns) are re-based without a report.
+    public static let reportedStep: UInt64 = 500_000_000
+
+    /// Discontinuities found (restarts and small steps not counted).
     public private(set) var discontinuities = 0
 
     public init() {}
@@ -51,8 +54,10 @@ public struct SourceTimeline: Sendable, Equatable {
         }
         let (time, overflow) = source.addingReportingOverflow(offset)
         let step = overflow ? Int64.max : time &- expected
-        // Back by more than a frame, or forward by more than the threshold: re-base.
-        if restarting || overflow || step > Self.forwardThreshold || time < last &- max(duration, 1_000_000) {
+        // Not after the last packet (decode times only rise: two clips spliced by their
+        // presentation times overlap by the reorder delay), or forward by more than the
+        // threshold: re-base.
+        if restarting || overflow || step > Self.forwardThreshold || time <= last {
             var shifted = expected &- source
             // Another stream's shift is taken when it lands this one after its last packet and
             // within a second of where it was expected.
@@ -64,10 +69,11 @@ public struct SourceTimeline: Sendable, Equatable {
             }
             let shift = shifted &- offset
             self.offset = shifted
-            let wasRestart = restarting
+            // A step of less than half a second (a splice) is smoothed over without a report.
+            let reported = !restarting && step.magnitude >= Self.reportedStep
             restarting = false
-            if !wasRestart { discontinuities += 1 }
-            return advance(to: source &+ shifted, duration: duration, jump: wasRestart ? nil : step, shift: shift)
+            if reported { discontinuities += 1 }
+            return advance(to: source &+ shifted, duration: duration, jump: reported ? step : nil, shift: shift)
         }
         return advance(to: time, duration: duration, jump: nil, shift: nil)
     }

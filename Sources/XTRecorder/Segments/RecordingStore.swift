@@ -505,7 +505,14 @@ public actor RecordingStore {
         var frames: [EncodedFrame] = []
         var video = unit.video, audio = unit.audio
         var existing: [MediaKind: [Int64]] = [.video: [], .audio: []]
-        if let owner = unit.owner {
+        var owner = unit.owner
+        // A segment of another shape (the camera changed size or profile) never takes these
+        // frames: they make segments of their own.
+        if let segment = owner, let wanted = unit.video,
+           let held = try? SegmentFile.read(absolute(segment.path), withData: false).video, !CameraRecorder.sameShape(held, wanted) {
+            owner = nil
+        }
+        if let owner {
             let contents = try SegmentFile.read(absolute(owner.path))
             frames = contents.frames
             video = contents.video ?? video
@@ -530,7 +537,7 @@ public actor RecordingStore {
         // yet: it waits for the frames before it (backfill comes oldest first), within reason.
         var kept: Set<FillKey> = []
         var unitFrames = unit.frames
-        if unit.owner == nil {
+        if owner == nil {
             let firstKey = unitFrames.firstIndex { $0.frame.codec == .h264 && $0.frame.isKeyframe } ?? unitFrames.count
             let hold = CaptureTime.now.nanoseconds - settings.undecodableHold.nanoseconds
             for frame in unitFrames[..<firstKey] where frame.frame.codec == .h264 {
@@ -562,7 +569,7 @@ public actor RecordingStore {
         var chosen: Set<String> = []
         for (number, piece) in SegmentFile.cut(frames, target: settings.segmentDuration.nanoseconds).enumerated() {
             let start = piece.first!.captureTime.nanoseconds
-            let relative = number == 0 && unit.owner?.start == start ? unit.owner!.path
+            let relative = number == 0 && owner?.start == start ? owner!.path
                 : SegmentFile.uniquePath(camera: camera.name, start: start, root: root, taken: chosen)
             chosen.insert(relative)
             let aside = ".tmp/\(UInt64.random(in: 0...UInt64.max)).mp4"
@@ -574,7 +581,7 @@ public actor RecordingStore {
                                          isOpen: false))
             moves.append(FileMove(from: aside, to: relative))
         }
-        let replaced = (unit.owner.map { [$0] } ?? []) + unit.absorbed
+        let replaced = (owner.map { [$0] } ?? []) + unit.absorbed
         try await index.replaceSegments(replaced.map(\.path), with: records, moves: moves)
         for move in moves {
             try? FileManager.default.createDirectory(atPath: (absolute(move.to) as NSString).deletingLastPathComponent,

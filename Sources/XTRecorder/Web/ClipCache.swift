@@ -21,6 +21,8 @@ public struct ClipInfo: Sendable, Codable, Equatable {
     public var videoSizes: [String]
     /// What the clip could not hold as recorded (see ``Recording/ExportSummary/notes``).
     public var notes: [String]
+    /// It ends where the camera's stream changed shape: the next clip, from `end`, goes on.
+    public var continues: Bool
 }
 
 /// The clips made for the web UI.
@@ -46,9 +48,11 @@ public actor ClipCache {
     }
 
     /// The clip of `camera` from `from` to `to` (ms since 1970), starting at the keyframe at or
-    /// before `from`.
-    public func clip(camera: String, from: Int64, to: Int64) async throws(StorageError) -> ClipInfo {
-        let key = "\(camera)-\(from)-\(to)"
+    /// before `from`. A clip to play stops where the camera's stream changed shape (browsers
+    /// play one size per file: the page goes on with the next clip); a `whole` one (a download)
+    /// holds every part, each at its own size.
+    public func clip(camera: String, from: Int64, to: Int64, whole: Bool = false) async throws(StorageError) -> ClipInfo {
+        let key = "\(camera)-\(from)-\(to)-\(whole)"
         let now = ContinuousClock.now
         if let existing = made[key], FileManager.default.fileExists(atPath: path(existing.clip)) {
             made[key]!.used = now
@@ -64,11 +68,11 @@ public actor ClipCache {
         let file = (directory as NSString).appendingPathComponent(name)
         let summary = try await Recording.export(root: root, index: index, camera: camera, to: file,
                                                  from: CaptureTime(nanoseconds: from * 1_000_000), to: CaptureTime(nanoseconds: to * 1_000_000),
-                                                 fromKeyframeBefore: true)
+                                                 fromKeyframeBefore: true, untilShapeChange: !whole)
         let bytes = ((try? FileManager.default.attributesOfItem(atPath: file))?[.size] as? NSNumber)?.int64Value ?? 0
         let clip = ClipInfo(url: "/api/clips/\(name)", camera: camera, start: summary.start / 1_000_000, end: summary.end / 1_000_000,
                             videoFrames: summary.videoFrames, audioFrames: summary.audioFrames, segments: summary.segments, bytes: bytes,
-                            videoSizes: summary.videoSizes, notes: summary.notes)
+                            videoSizes: summary.videoSizes, notes: summary.notes, continues: summary.continues)
         made[key] = (clip, now)
         return clip
     }

@@ -30,7 +30,13 @@ public enum API {
     public struct Login: Codable, Sendable { public var name: String; public var password: String }
     public struct NewUser: Codable, Sendable { public var name: String; public var role: String; public var password: String }
     public struct User: Codable, Sendable { public var name: String; public var role: String; public var inConfig: Bool }
-    public struct ClipRequest: Codable, Sendable { public var from: Int64; public var to: Int64 }
+    public struct ClipRequest: Codable, Sendable {
+        public var from: Int64
+        public var to: Int64
+        /// A download: the whole range in one file, over any change of the camera's shape. A
+        /// clip to play stops where the shape changes (the page goes on with the next clip).
+        public var whole: Bool?
+    }
     public struct Span: Codable, Sendable, Equatable { public var start: Int64; public var end: Int64 }
 
     public struct Camera: Codable, Sendable {
@@ -145,7 +151,8 @@ extension RecorderWeb {
             guard range.to - range.from <= ClipCache.longest else {
                 throw APIError(.badRequest, "a clip spans at most an hour: ask for shorter clips, or use `xt recorder export` for long ranges")
             }
-            return try JSON.response(try await clips.clip(camera: camera, from: range.from, to: range.to), status: .created)
+            return try JSON.response(try await clips.clip(camera: camera, from: range.from, to: range.to, whole: range.whole ?? false),
+                                     status: .created)
         }
         api.get("events") { request, context in
             _ = try context.requireUser()

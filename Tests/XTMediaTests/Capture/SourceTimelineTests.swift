@@ -45,6 +45,17 @@ struct SourceTimelineTests {
         #expect(reports == 0 && timeline.discontinuities == 1)
     }
 
+    @Test func decodeTimesOnlyRiseAndASpliceIsSmoothedOverQuietly() {
+        // Two B-frame clips joined by presentation time: the second's first decode time is two
+        // frames before the first's last.
+        var timeline = SourceTimeline()
+        var times: [Int64] = []
+        for index in 0..<50 { times.append(timeline.place(Int64(index) * frame, duration: frame).time) }
+        for index in 0..<50 { times.append(timeline.place(48 * frame + Int64(index) * frame, duration: frame).time) }
+        #expect(zip(times, times.dropFirst()).allSatisfy { $1 - $0 == frame })
+        #expect(timeline.discontinuities == 0)
+    }
+
     @Test func aReopenedFileContinuesWithoutAReport() {
         var timeline = SourceTimeline()
         for index in 0..<50 { _ = timeline.place(Int64(index) * frame, duration: frame) }

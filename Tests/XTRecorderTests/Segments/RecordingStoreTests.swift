@@ -41,6 +41,47 @@ import XTMedia
         #expect(timeline.allSatisfy { $0.gaps.isEmpty && $0.missingFrames == 0 && $0.problems.isEmpty }, "\(timeline)")
     }
 
+    /// 6 s at 160x120, then (a new stream from the agent, as when a camera's settings change)
+    /// 6 s at 320x240 starting `overlap` frames before the first part's end (an agent whose
+    /// clock let the two overlap); keyframes every second.
+    @Test(arguments: [0, 2])
+    func aStreamThatChangesShapeNeverSharesASegment(overlap: Int) async throws {
+        let root = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let before = try CameraFeed(camera: "gate", seconds: 6, start: Self.start, gop: 30)
+        let after = try CameraFeed(camera: "gate", seconds: 6, start: Self.start.adding(nanoseconds: 6_000_000_000 - Int64(overlap) * 33_333_333),
+                                   gop: 30, width: 320, height: 240)
+        let store = try await Fixtures.store(root: root)
+        try await before.feed(store)
+        try await after.feed(store)
+        await store.stop()
+        let segments = try await store.index.segments(camera: "gate", from: nil, to: nil)
+        var sizes: [String] = []
+        for segment in segments {
+            let path = (root as NSString).appendingPathComponent(segment.path)
+            let contents = try SegmentFile.read(path)
+            let size = "\(contents.video?.width ?? 0)x\(contents.video?.height ?? 0)"
+            if sizes.last != size { sizes.append(size) }
+            let probe = Fixtures.probe(path)
+            #expect(probe.ok && probe.video == segment.videoFrames, "\(segment.path): \(probe)")
+        }
+        #expect(sizes == ["160x120", "320x240"], "\(sizes)")
+        #expect(segments.map(\.videoFrames).reduce(0, +) == 360)
+        // Cut at the new stream's keyframe when it follows on; the export keeps both parts whole.
+        if overlap == 0 { #expect(segments.map { Double($0.start - Self.start.nanoseconds) / 1e9 } == [0, 6]) }
+        let file = (root as NSString).appendingPathComponent("export.mp4")
+        let summary = try await Recording.export(root: root, index: store.index, camera: "gate", to: file)
+        #expect(summary.videoSizes == ["160x120", "320x240"] && summary.videoFrames == 360)
+        #expect(Fixtures.probe(file).ok)
+        // A clip to play ends at the change; the next, from its end, is the other part.
+        let first = try await Recording.export(root: root, index: store.index, camera: "gate", to: file, from: Self.start.adding(nanoseconds: 200_000_000),
+                                               fromKeyframeBefore: true, untilShapeChange: true)
+        #expect(first.videoSizes == ["160x120"] && first.continues && first.videoFrames == 180, "\(first)")
+        let second = try await Recording.export(root: root, index: store.index, camera: "gate", to: file,
+                                                from: CaptureTime(nanoseconds: first.end + 1_000_000), fromKeyframeBefore: true, untilShapeChange: true)
+        #expect(second.videoSizes == ["320x240"] && !second.continues && second.videoFrames == 180, "\(second)")
+    }
+
     @Test func backfillAfterAnOutageLandsInPlace() async throws {
         let root = Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: root) }
