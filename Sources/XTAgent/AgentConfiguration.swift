@@ -190,7 +190,7 @@ public struct AgentConfiguration: KeyValueSettings, Hashable, Sendable {
                 throw .badValue(key: key, value: value, expected: error.reason)
             }
         case "motion-period":
-            guard let seconds = Double(value), seconds > 0 else { throw bad }
+            guard let seconds = Double(value), seconds > 0, seconds <= 86_400 else { throw bad }
             motion.period = seconds
         case "motion-fps": motionFPS = try integer(0...30)
         case "channel":

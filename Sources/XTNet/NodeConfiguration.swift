@@ -77,7 +77,7 @@ public struct NodeConfiguration: KeyValueSettings, Hashable, Sendable {
     public static let keys: [(key: String, takes: String)] = [
         ("id", "area.local, e.g. 1.2"), ("name", "a name without spaces"), ("host", "host:port"),
         ("port-range", "first-last, e.g. 9000-9010"), ("channel", "0…65535"), ("netlatency", "microseconds"),
-        ("packetburst", "packets, at least 1"), ("mtu", "1200…65507 bytes"),
+        ("packetburst", "packets, 1…65536"), ("mtu", "1200…65507 bytes"),
     ]
 
     /// Applies one `key = value` setting.
@@ -109,7 +109,7 @@ public struct NodeConfiguration: KeyValueSettings, Hashable, Sendable {
             guard let micros = Int(value), (0...1_000_000).contains(micros) else { throw bad() }
             netLatencyMicroseconds = micros
         case "packetburst":
-            guard let burst = Int(value), burst >= 1 else { throw bad() }
+            guard let burst = Int(value), (1...65_536).contains(burst) else { throw bad() }
             packetBurst = burst
         case "mtu":
             guard let mtu = Int(value), (1200...65_507).contains(mtu) else { throw bad() }

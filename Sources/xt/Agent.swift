@@ -76,6 +76,7 @@ struct AgentCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await XT.run {
+            if let seconds { _ = try Checked.seconds(seconds, "--seconds") }
             if listDevices {
                 // The configured camera is listed too, wherever it is.
                 var extra: [String] = []

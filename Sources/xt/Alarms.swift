@@ -36,6 +36,7 @@ struct AlarmsCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await XT.run {
+            let stopAfter = try seconds.map { try Checked.seconds($0, "--seconds") }
             let name = try net.configuration().name
             let memory = try AlarmSubscriberState(path: state ?? "xt-alarms-\(name).state")
             let member = try await net.start(node: node)
@@ -49,7 +50,7 @@ struct AlarmsCommand: AsyncParsableCommand {
                     try? await Task.sleep(for: .seconds(5))
                 }
             }
-            let timer = seconds.map { seconds in Task { try? await Task.sleep(for: .seconds(seconds)); await member.stop() } }
+            let timer = stopAfter.map { stopAfter in Task { try? await Task.sleep(for: stopAfter); await member.stop() } }
             for await envelope in member.messages where envelope.route.channel == AlarmMessage.channel {
                 guard case .alarm(let alarm)? = try? AlarmMessage.decode(envelope.payload) else { continue }
                 if !memory.hasHandled(alarm.id) {

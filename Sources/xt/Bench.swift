@@ -25,6 +25,9 @@ struct Bench: AsyncParsableCommand {
 
     func run() async throws {
         try await XT.run {
+            try Checked.integer(bytes, "--bytes", in: 1...(1 << 40))
+            try Checked.integer(pings, "--pings", in: 0...1_000_000)
+            if let sessions { try Checked.integer(sessions, "--sessions", in: 1...1_000_000) }
             let client = try ClientSetup(node: node, peer: peer)
             let address = client.address
             let peerKey = client.peerKey

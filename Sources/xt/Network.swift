@@ -106,6 +106,8 @@ struct HostOptions: ParsableArguments {
         let directory = try keys.map { keys in
             do { return try NodeDirectory(keys) } catch { throw CLIError("\(authorizedKeys): \(error)") }
         }
+        try Checked.integer(holdTime, "--hold-time", in: 0...3600)
+        try Checked.integer(deadNodeInterval, "--dead-node-interval", in: 2...86_400)
         var session = try node.sessionConfiguration()
         session.deadPeerTimeout = .seconds(deadNodeInterval)
         let configuration = EndpointConfiguration(identity: try node.identity(), admission: keys.map { .authorized($0) } ?? .open,
@@ -220,11 +222,14 @@ struct Pub: AsyncParsableCommand {
 
     func run() async throws {
         try await XT.run {
+            if let rate {
+                try Checked.integer(rate, "--rate", in: 1...100_000_000)
+                try Checked.integer(size, "--size", in: StampedPayload.headerLength...16 << 20)
+                _ = try Checked.seconds(seconds, "--seconds", in: 0...31_536_000)
+                if let messages { try Checked.integer(messages, "--messages", in: 0...1_000_000_000) }
+            }
             let member = try await net.start(node: node)
             if let rate {
-                guard rate > 0, size >= StampedPayload.headerLength else {
-                    throw CLIError("--rate must be positive and --size at least \(StampedPayload.headerLength) bytes")
-                }
                 let sent = try await stream(member, kilobits: rate)
                 print("sent \(sent) messages on channel \(channel) (\(multicast ? "multicast" : "channel"))")
             } else {
@@ -243,7 +248,7 @@ struct Pub: AsyncParsableCommand {
     /// Paced messages, each stamped with its send time and number; returns how many went.
     private func stream(_ member: NetNode, kilobits: Int) async throws -> Int {
         let interval = Double(size * 8) / Double(kilobits * 1000)
-        let total = messages ?? Int(seconds / interval)
+        let total = messages ?? Int(min(seconds / interval, 1e9))
         let start = ContinuousClock.now
         let end = start + .nanoseconds(Int64(seconds * 1e9))
         for index in 0..<total {
@@ -312,14 +317,19 @@ struct Sub: AsyncParsableCommand {
 
     func run() async throws {
         try await XT.run {
-            guard nodes >= 1 else { throw CLIError("--nodes must be at least 1") }
+            try Checked.integer(nodes, "--nodes", in: 1...10_000)
+            let stopAfter = try seconds.map { try Checked.seconds($0, "--seconds") }
+            if let count { try Checked.integer(count, "--count", in: 0...Int.max) }
             var members: [NetNode] = []
             for index in 0..<nodes {
                 var options = net
                 if nodes > 1 {
                     let base = try net.configuration()
                     options.name = "\(base.name)-\(index + 1)"
-                    options.id = "\(base.id.area).\(base.id.local + UInt16(index))"
+                    guard let local = UInt16(exactly: Int(base.id.local) + index) else {
+                        throw CLIError("--nodes \(nodes) from id \(base.id.area).\(base.id.local) runs past \(base.id.area).65535: start lower or run fewer")
+                    }
+                    options.id = "\(base.id.area).\(local)"
                 }
                 members.append(try await options.start(node: node))
             }
@@ -330,9 +340,9 @@ struct Sub: AsyncParsableCommand {
             // Each node's messages end at --count, or when the timer stops the nodes.
             let everyone = members
             var timer: Task<Void, any Error>?
-            if let seconds {
+            if let stopAfter {
                 timer = Task {
-                    try await Task.sleep(for: .seconds(seconds))
+                    try await Task.sleep(for: stopAfter)
                     for member in everyone { await member.stop() }
                 }
             }
@@ -386,7 +396,8 @@ struct SubscriberTally: Sendable {
         last = max(last, now)
         guard let stamp = StampedPayload.read(envelope.payload) else { return }
         if !seen.insert(stamp.sequence).inserted { duplicates += 1 }
-        latencies.append(Double(Int64(now) - Int64(stamp.sent)) / 1e6)
+        // Any publisher's bytes: the difference is taken in floating point, which cannot trap.
+        latencies.append((Double(now) - Double(stamp.sent)) / 1e6)
     }
 
     mutating func merge(_ other: SubscriberTally) {

@@ -115,7 +115,7 @@ struct RecorderRun: AsyncParsableCommand {
                 // Live viewers hold their connections open: they are ended before the server stops.
                 services.append(.init(service: OnShutdown { live.stop() }))
             }
-            if let seconds { services.append(.init(service: StopAfter(seconds: seconds), successTerminationBehavior: .gracefullyShutdownGroup)) }
+            if let seconds { services.append(.init(service: StopAfter(duration: try Checked.seconds(seconds, "--seconds")), successTerminationBehavior: .gracefullyShutdownGroup)) }
             var group = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             group.maximumGracefulShutdownDuration = .seconds(30)
             do {
@@ -210,9 +210,9 @@ struct OnShutdown: Service {
 
 /// Returns after `seconds` (then the group stops: `--seconds`).
 struct StopAfter: Service {
-    let seconds: Double
+    let duration: Duration
     func run() async throws {
-        try? await Task.sleep(for: .seconds(seconds))
+        try? await Task.sleep(for: duration)
     }
 }
 
@@ -294,18 +294,13 @@ struct RecorderExport: AsyncParsableCommand {
             let database = try recordings.open()
             let storage = recordings.storage
             let summary = try await Recording.export(root: storage, index: database, camera: camera, to: out,
-                                                     from: try from.map { try Self.time($0, "--from") }, to: try to.map { try Self.time($0, "--to") })
+                                                     from: try from.map { try Checked.time($0, "--from") }, to: try to.map { try Checked.time($0, "--to") })
             print("exported \(summary.videoFrames) video and \(summary.audioFrames) audio frames of \(camera) from \(summary.segments) segments to \(summary.path)"
                   + (summary.videoSizes.count > 1 ? " (the camera changed size: \(summary.videoSizes.joined(separator: " → ")), each part at its own)" : ""))
             for note in summary.notes { print("note: \(note)") }
         }
     }
 
-    static func time(_ text: String, _ option: String) throws -> CaptureTime {
-        if let seconds = Double(text) { return CaptureTime(nanoseconds: Int64(seconds * 1e9)) }
-        if let date = try? Date(text, strategy: .iso8601) { return CaptureTime(nanoseconds: Int64(date.timeIntervalSince1970 * 1e9)) }
-        throw CLIError("\(option) '\(text)' is not a time: use ISO 8601 (2026-11-21T10:00:00Z) or seconds since 1970")
-    }
 }
 
 struct RecorderAlarms: AsyncParsableCommand {

@@ -53,6 +53,16 @@ struct Replay: AsyncParsableCommand {
 
     func run() async throws {
         try await XT.run {
+            try Checked.integer(cameras, "--cameras", in: 1...1_000)
+            try Checked.integer(width, "--width", in: 16...7680)
+            try Checked.integer(height, "--height", in: 16...4320)
+            try Checked.integer(fps, "--fps", in: 1...240)
+            try Checked.integer(bitrate, "--bitrate", in: 10...1_000_000)
+            try Checked.integer(clipSeconds, "--clip-seconds", in: 1...600)
+            let runFor = try Checked.seconds(seconds, "--seconds")
+            guard Int(channel) + 2 * cameras < Int(UInt16.max) else {
+                throw CLIError("--channel \(channel) with \(cameras) cameras (two channels each) runs past channel 65534: start lower or replay fewer")
+            }
             let gop = 2 * fps
             let source = try SyntheticVideoSource(width: width, height: height, frameRate: fps,
                                                   script: try MotionScript(parsing: "0-4:0.1,0.5>0.9,0.5:0.3; noise:10", period: Double(clipSeconds)),
@@ -121,7 +131,7 @@ struct Replay: AsyncParsableCommand {
             let description = encoder.description
             let frames = clip, firstChannel = channel
             let interval = Duration.nanoseconds(1_000_000_000 / Int64(fps))
-            let stop = ContinuousClock.now + .seconds(seconds)
+            let stop = ContinuousClock.now + runFor
             await withTaskGroup(of: Void.self) { group in
                 for (index, member) in publishers.enumerated() {
                     let channel = firstChannel + UInt16(2 * index)

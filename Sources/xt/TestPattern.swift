@@ -29,6 +29,10 @@ struct TestPattern: AsyncParsableCommand {
 
     func run() async throws {
         try await XT.run {
+            try Checked.integer(width, "--width", in: 16...7680)
+            try Checked.integer(height, "--height", in: 16...4320)
+            try Checked.integer(fps, "--fps", in: 1...240)
+            _ = try Checked.seconds(seconds, "--seconds", in: 0...86_400)
             let script = try MotionScript(parsing: motion, period: nil)
             let source = try SyntheticVideoSource(width: width, height: height, frameRate: fps, script: script, pacing: .virtual(start: .now))
             guard FileManager.default.createFile(atPath: out, contents: nil), let file = FileHandle(forWritingAtPath: out) else {

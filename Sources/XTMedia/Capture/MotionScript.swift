@@ -99,7 +99,8 @@ public struct MotionScript: Hashable, Sendable {
             if entry.hasPrefix("light") {
                 let fields = entry.dropFirst(5).trimmingCharacters(in: .whitespaces).split(separator: ":")
                 let times = fields.first?.split(separator: "-").compactMap { Double($0) } ?? []
-                guard fields.count == 2, times.count == 2, times[0] < times[1], let gain = Double(fields[1]), gain > 0, gain <= 4 else {
+                guard fields.count == 2, times.count == 2, Self.isTime(times[0]), Self.isTime(times[1]), times[0] < times[1],
+                      let gain = Double(fields[1]), gain > 0, gain <= 4 else {
                     throw .invalidConfiguration("light entry '\(entry)' does not parse: write light start-end:gain, for example light 60-70:1.4")
                 }
                 lights.append(LightRamp(start: times[0], end: times[1], gain: gain))
@@ -116,16 +117,22 @@ public struct MotionScript: Hashable, Sendable {
             let times = fields.first?.split(separator: "-").compactMap { Double($0) } ?? []
             let path = fields.count > 1 ? fields[1].split(separator: ">").map { $0.split(separator: ",").compactMap { Double($0) } } : []
             let size = fields.count > 2 ? Double(fields[2]) : 0.2
-            guard fields.count <= 3, times.count == 2, times[0] < times[1], times[0] >= 0,
-                  path.count == 2, path[0].count == 2, path[1].count == 2, let size, size > 0, size <= 1 else {
-                throw .invalidConfiguration("motion entry '\(entry)' does not parse: write start-end:x,y>x,y[:size], for example 10-14:0.1,0.6>0.8,0.6")
+            // Times within a day's period of seconds; positions as shares of the picture, allowed a
+            // picture's width off either edge (an object walking in or out).
+            guard fields.count <= 3, times.count == 2, Self.isTime(times[0]), Self.isTime(times[1]), times[0] < times[1],
+                  path.count == 2, path[0].count == 2, path[1].count == 2, (path[0] + path[1]).allSatisfy({ (-1...2).contains($0) }),
+                  let size, size > 0, size <= 1 else {
+                throw .invalidConfiguration("motion entry '\(entry)' does not parse: write start-end:x,y>x,y[:size] (seconds from 0 to 86400, positions from -1 to 2, size above 0 up to 1), for example 10-14:0.1,0.6>0.8,0.6")
             }
             motions.append(ScriptedMotion(start: times[0], end: times[1], from: (path[0][0], path[0][1]),
                                           to: (path[1][0], path[1][1]), size: size))
         }
-        if let period, period <= 0 { throw .invalidConfiguration("the motion period must be positive seconds") }
+        if let period, !(period > 0 && period <= 86_400) { throw .invalidConfiguration("the motion period must be seconds above 0 up to 86400") }
         self.init(motions: motions, period: period, lights: lights, noise: noise)
     }
+
+    /// A script's time: finite seconds from 0 to a day.
+    static func isTime(_ seconds: Double) -> Bool { (0...86_400).contains(seconds) }
 
     /// The objects in the picture at stream time `time` (seconds since the source started).
     public func objects(at time: Double) -> [(x: Double, y: Double, size: Double)] {

@@ -39,7 +39,7 @@ public enum FragmentedMP4 {
             } else if size == 0 {
                 size = fileLength - offset  // runs to the end of the file
             }
-            guard size >= 8, offset + size <= fileLength else { break }  // the torn tail
+            guard size >= 8, size <= fileLength - offset else { break }  // the torn tail (or a size no file has)
             offset += size
             switch type {
             case "ftyp": sawType = true

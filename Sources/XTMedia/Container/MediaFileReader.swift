@@ -28,7 +28,10 @@ public final class MediaFileReader {
         /// Decode time in nanoseconds (the presentation time when the file has no decode time).
         public var decodeNanoseconds: Int64?
         /// Presentation less decode time, in nanoseconds (B-frames; 0 otherwise).
-        public var compositionOffset: Int64 { max(0, (nanoseconds ?? 0) - (decodeNanoseconds ?? nanoseconds ?? 0)) }
+        public var compositionOffset: Int64 {
+            let (difference, overflow) = (nanoseconds ?? 0).subtractingReportingOverflow(decodeNanoseconds ?? nanoseconds ?? 0)
+            return overflow ? 0 : min(max(difference, 0), EncodedFrame.maximumCompositionOffset)
+        }
         /// How long it plays, in nanoseconds (0 when the file does not say).
         public var duration: Int64
         public var isKeyframe: Bool

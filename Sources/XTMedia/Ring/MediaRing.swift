@@ -188,7 +188,8 @@ public final class MediaRing {
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
             .filter { $0.hasPrefix("ring-") && $0.hasSuffix(".xtm") }.sorted()
         for name in names {
-            guard let number = Int(name.dropFirst(5).dropLast(4)) else { continue }
+            // Numbers count up from 0; a name beyond a billion is not one of ours.
+            guard let number = Int(name.dropFirst(5).dropLast(4)), (0..<1_000_000_000).contains(number) else { continue }
             let segment = try MediaRecordLog(number: number, directory: directory, existing: true)
             segments.append(segment)
             nextSegmentNumber = number + 1
@@ -200,7 +201,9 @@ public final class MediaRing {
                 case .frame(let frame)?:
                     guard var index = streams[frame.stream] else { continue }
                     if index.locations.isEmpty { index.first = frame.sequence }
-                    guard frame.sequence >= index.first + UInt64(index.locations.count) else { continue }
+                    // Already held, or (a damaged file) further ahead than any ring could reach.
+                    let expected = index.first + UInt64(index.locations.count)
+                    guard frame.sequence >= expected, frame.sequence - expected < 1 << 24 else { continue }
                     while index.first + UInt64(index.locations.count) < frame.sequence { index.locations.append(nil) }
                     index.locations.append(Location(segment: number, offset: offset, length: message.count))
                     streams[frame.stream] = index

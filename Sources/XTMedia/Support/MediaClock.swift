@@ -43,6 +43,25 @@ public struct CaptureTime: Hashable, Comparable, Sendable, CustomStringConvertib
         return overflow ? (earlier.nanoseconds < 0 ? .max : .min) : result
     }
 
+    /// The time `milliseconds` after 1970, when that lies in ``validRange``; nil otherwise (a
+    /// number from outside that would overflow, or a date before 1970 or after 2199).
+    public init?(milliseconds: Int64) {
+        guard (Self.validRange.lowerBound / 1_000_000...Self.validRange.upperBound / 1_000_000).contains(milliseconds) else { return nil }
+        nanoseconds = milliseconds * 1_000_000
+    }
+
+    /// The time `seconds` after 1970 (a parsed date), when finite and in ``validRange``.
+    public init?(seconds: Double) {
+        guard seconds.isFinite, seconds >= 0, seconds < Double(Self.validRange.upperBound / 1_000_000_000) else { return nil }
+        nanoseconds = Int64((seconds * 1e9).rounded(.down))
+    }
+
+    /// Milliseconds since 1970.
+    public var milliseconds: Int64 { nanoseconds / 1_000_000 }
+
+    /// What ``validRange`` allows, for error messages.
+    public static let validRangeDescription = "a time from 1970 to 2199 (milliseconds since 1970 from 0 to 7258118399999)"
+
     /// `a + b`, or Int64's nearest end when the sum would not fit.
     public static func saturating(_ a: Int64, plus b: Int64) -> Int64 {
         let (result, overflow) = a.addingReportingOverflow(b)

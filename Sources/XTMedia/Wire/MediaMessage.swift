@@ -87,6 +87,9 @@ public enum MediaMessage: Hashable, Sendable {
     public static let version: UInt8 = 2
     /// The oldest version still read.
     public static let oldestReadableVersion: UInt8 = 1
+    /// Sequences are below this (a stream would need 2^62 frames to reach it): larger ones are
+    /// malformed, so that counting and ranges over them cannot overflow.
+    public static let sequenceLimit: UInt64 = 1 << 62
     /// Most ranges a receipt entry carries (the oldest beyond are merged away).
     public static let maximumReceiptRanges = 512
 
@@ -162,7 +165,7 @@ public enum MediaMessage: Hashable, Sendable {
             message = .header(try readHeader(&reader))
         case .frame:
             let stream = MediaStreamID(try reader.u64())
-            let sequence = try reader.u64()
+            let sequence = try readSequence(&reader)
             let time = try readTime(&reader, "a frame")
             let duration = Int64(try reader.u32()) * 1000
             let compositionOffset = version >= 2 ? Int64(try reader.u32()) * 1000 : 0
@@ -181,7 +184,7 @@ public enum MediaMessage: Hashable, Sendable {
             var entries: [InventoryEntry] = []
             for _ in 0..<(try reader.u16()) {
                 let header = try readHeader(&reader)
-                let first = try reader.u64(), last = try reader.u64()
+                let first = try readSequence(&reader), last = try readSequence(&reader)
                 guard first <= last else { throw .malformed("an inventory entry's first sequence is after its last") }
                 entries.append(InventoryEntry(header: header, first: first, last: last))
             }
@@ -192,7 +195,7 @@ public enum MediaMessage: Hashable, Sendable {
                 let stream = MediaStreamID(try reader.u64())
                 var ranges: [ClosedRange<UInt64>] = []
                 for _ in 0..<(try reader.u16()) {
-                    let low = try reader.u64(), high = try reader.u64()
+                    let low = try readSequence(&reader), high = try readSequence(&reader)
                     guard low <= high, (ranges.last?.upperBound ?? 0) < low || ranges.isEmpty else {
                         throw .malformed("a receipt's ranges are not ascending and disjoint")
                     }
@@ -225,6 +228,13 @@ public enum MediaMessage: Hashable, Sendable {
         writer.u32(UInt32(clamping: description.sampleRate))
         writer.u8(UInt8(clamping: description.channels))
         writer.short(description.configuration)
+    }
+
+    /// A sequence number, checked against ``sequenceLimit`` where it enters.
+    private static func readSequence(_ reader: inout MediaReader) throws(MediaError) -> UInt64 {
+        let sequence = try reader.u64()
+        guard sequence < sequenceLimit else { throw .malformed("a sequence number of \(sequence) is beyond the 2^62 a stream can reach") }
+        return sequence
     }
 
     /// A capture time, checked against ``CaptureTime/validRange`` where it enters.

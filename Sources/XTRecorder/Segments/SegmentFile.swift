@@ -56,7 +56,9 @@ public enum SegmentFile {
         guard parts.count >= 3 else { return nil }
         let day = parts[parts.count - 3].split(separator: "-").compactMap { Int($0) }
         let clock = parts[parts.count - 1].replacingOccurrences(of: ".mp4", with: "").split(whereSeparator: { $0 == "-" || $0 == "." }).compactMap { Int($0) }
-        guard day.count == 3, clock.count == 4 else { return nil }
+        // Names are ours (1970–2199, a real clock): anything else is not a segment's name.
+        guard day.count == 3, clock.count == 4, (1970...2199).contains(day[0]), (1...12).contains(day[1]), (1...31).contains(day[2]),
+              (0...23).contains(clock[0]), (0...59).contains(clock[1]), (0...60).contains(clock[2]), (0...999).contains(clock[3]) else { return nil }
         var parts2 = tm()
         parts2.tm_year = Int32(day[0] - 1900)
         parts2.tm_mon = Int32(day[1] - 1)
@@ -76,6 +78,9 @@ public enum SegmentFile {
         }
         guard let start = reader.metadata[startTag].flatMap({ Int64($0) }) ?? Self.start(fromName: path) else {
             throw .corruptSegment("segment \(path) has no start time: it was not written by xt recorder; move it out of the storage root")
+        }
+        guard CaptureTime(nanoseconds: start).isValid else {
+            throw .corruptSegment("segment \(path) says it starts \(start) ns after 1970, outside 1970–2199: move it out of the storage root, then run `xt recorder --reindex`")
         }
         var contents = Contents(camera: reader.metadata[cameraTag], start: start, frames: [])
         var kinds: [MediaKind?] = []
@@ -98,7 +103,10 @@ public enum SegmentFile {
                 throw .corruptSegment("segment \(path) is damaged (\(error.reason)): move it out of the storage root, then run `xt recorder --reindex`")
             }
             guard let packet else { break }
-            guard packet.track < kinds.count, let kind = kinds[packet.track], let offset = packet.decodeNanoseconds else { continue }
+            // A time the file cannot mean (damaged, or crafted) is dropped, not added up.
+            guard packet.track < kinds.count, let kind = kinds[packet.track], let offset = packet.decodeNanoseconds,
+                  CaptureTime(nanoseconds: CaptureTime.saturating(start, plus: offset)).isValid,
+                  (0...EncodedFrame.maximumCompositionOffset).contains(packet.duration) else { continue }
             let data = !withData ? [] : kind == .video ? H264Bitstream.annexB(lengthPrefixed: packet.data) : packet.data
             contents.frames.append(EncodedFrame(codec: kind == .video ? .h264 : .opus, data: data,
                                                 captureTime: CaptureTime(nanoseconds: start + offset),

@@ -55,8 +55,8 @@ public struct RecorderConfiguration: KeyValueSettings, Sendable, Equatable {
     public static let keys: [(key: String, takes: String)] = [
         ("storage", "a directory"), ("index", "a file (default: <storage>/index.sqlite)"), ("channels", "first-last, e.g. 100-199"),
         ("deadline", "milliseconds, 50…10000"), ("segment-seconds", "seconds, 1…600"),
-        ("retention-days", "days (0: only when space runs short)"), ("event-retention-days", "days (0: like the rest)"),
-        ("max-size", "e.g. 500G, 800M, or none"), ("min-free", "e.g. 2G"),
+        ("retention-days", "days from 0 to 36525 (0: only when space runs short)"), ("event-retention-days", "days from 0 to 36525 (0: like the rest)"),
+        ("max-size", "e.g. 500G, 800M (at most 1024P), or none"), ("min-free", "e.g. 2G (at most 1024P)"),
         ("motion", "on or off"), ("sensitivity", "0…1 (higher: smaller changes count)"),
         ("min-area", "share of a zone, 0…1, e.g. 0.01"), ("min-duration", "seconds, e.g. 0.3"), ("cooldown", "seconds without motion that end an event"),
         ("pre-roll", "seconds kept before an event"), ("post-roll", "seconds kept after an event"),
@@ -75,7 +75,7 @@ public struct RecorderConfiguration: KeyValueSettings, Sendable, Equatable {
             guard parts.count == 3, !parts[1].isEmpty else { throw bad }
             let camera = parts[1], setting = parts[2]
             if setting == "retention-days" {
-                guard let days = Double(value), days >= 0 else { throw bad }
+                guard let days = Self.days(value) else { throw bad }
                 retention.cameraMaximumAge[camera] = days > 0 ? .seconds(days * 86_400) : nil
                 return
             }
@@ -105,10 +105,10 @@ public struct RecorderConfiguration: KeyValueSettings, Sendable, Equatable {
             guard let seconds = Double(value), (1...600).contains(seconds) else { throw bad }
             segments.segmentDuration = .milliseconds(Int64(seconds * 1000))
         case "retention-days":
-            guard let days = Double(value), days >= 0 else { throw bad }
+            guard let days = Self.days(value) else { throw bad }
             retention.maximumAge = days > 0 ? .seconds(days * 86_400) : nil
         case "event-retention-days":
-            guard let days = Double(value), days >= 0 else { throw bad }
+            guard let days = Self.days(value) else { throw bad }
             retention.eventMaximumAge = days > 0 ? .seconds(days * 86_400) : nil
         case "max-size":
             if value == "none" { retention.maximumBytes = nil } else {
@@ -176,7 +176,13 @@ public struct RecorderConfiguration: KeyValueSettings, Sendable, Equatable {
         }
     }
 
-    /// "500G", "800M", "64K" or plain bytes.
+    /// Days of retention: 0 (none) to 100 years; nil for anything else (NaN, infinite, negative).
+    static func days(_ text: String) -> Double? {
+        guard let days = Double(text), days.isFinite, (0...36_525).contains(days) else { return nil }
+        return days
+    }
+
+    /// "500G", "800M", "64K" or plain bytes, up to 1 EiB (2^60); nil for anything else.
     public static func bytes(_ text: String) -> Int64? {
         let units: [Character: Double] = ["K": 1024, "M": 1_048_576, "G": 1_073_741_824, "T": 1_099_511_627_776]
         var number = text.uppercased()
@@ -185,7 +191,7 @@ public struct RecorderConfiguration: KeyValueSettings, Sendable, Equatable {
             scale = unit
             number.removeLast()
         }
-        guard let value = Double(number), value >= 0 else { return nil }
+        guard let value = Double(number), value.isFinite, value >= 0, value * scale <= 1_152_921_504_606_846_976 else { return nil }
         return Int64(value * scale)
     }
 }

@@ -59,10 +59,15 @@ public struct UserAccount: Sendable, Equatable {
         return key.map { $0.withUnsafeBytes { Data($0) } } ?? Data()
     }
 
+    /// Rounds a stored hash may ask for: at least 100,000 (weaker is refused), at most 10,000,000
+    /// (more would let one edited line hold every login for minutes, or overflow the library's
+    /// 32-bit count).
+    static let acceptedRounds = 100_000...10_000_000
+
     /// Whether a stored hash has the right form.
     public static func isValidHash(_ text: String) -> Bool {
         let parts = text.split(separator: "$", omittingEmptySubsequences: false)
-        guard parts.count == 4, parts[0] == scheme, let rounds = Int(parts[1]), rounds >= 100_000,
+        guard parts.count == 4, parts[0] == scheme, let rounds = Int(parts[1]), Self.acceptedRounds.contains(rounds),
               let salt = Data(base64Encoded: String(parts[2])), salt.count >= 8, let hash = Data(base64Encoded: String(parts[3])),
               hash.count == 32 else { return false }
         return true
@@ -71,7 +76,8 @@ public struct UserAccount: Sendable, Equatable {
     /// Whether `password` is this user's (compared in constant time).
     public func verify(password: String) -> Bool {
         let parts = passwordHash.split(separator: "$", omittingEmptySubsequences: false)
-        guard parts.count == 4, parts[0] == Self.scheme, let rounds = Int(parts[1]), let salt = Data(base64Encoded: String(parts[2])),
+        guard parts.count == 4, parts[0] == Self.scheme, let rounds = Int(parts[1]), Self.acceptedRounds.contains(rounds),
+              let salt = Data(base64Encoded: String(parts[2])),
               let expected = Data(base64Encoded: String(parts[3])) else { return false }
         let actual = Self.derive(password, salt: [UInt8](salt), rounds: rounds)
         guard actual.count == expected.count else { return false }

@@ -30,6 +30,15 @@ public enum API {
     public struct Login: Codable, Sendable { public var name: String; public var password: String }
     public struct NewUser: Codable, Sendable { public var name: String; public var role: String; public var password: String }
     public struct User: Codable, Sendable { public var name: String; public var role: String; public var inConfig: Bool }
+    /// A time in milliseconds from outside, checked against ``CaptureTime/validRange``.
+    /// - Throws: a 400 ``APIError`` naming the field and the range allowed.
+    static func checkedTime(_ milliseconds: Int64, _ name: String) throws -> Int64 {
+        guard CaptureTime(milliseconds: milliseconds) != nil else {
+            throw APIError(.badRequest, "'\(name)' is \(milliseconds): it must be \(CaptureTime.validRangeDescription)")
+        }
+        return milliseconds
+    }
+
     public struct ClipRequest: Codable, Sendable {
         public var from: Int64
         public var to: Int64
@@ -147,6 +156,8 @@ extension RecorderWeb {
             _ = try context.requireUser()
             let camera = try context.parameters.require("camera")
             let range = try await request.decode(as: API.ClipRequest.self, context: context)
+            _ = try API.checkedTime(range.from, "from")
+            _ = try API.checkedTime(range.to, "to")
             guard range.from < range.to else { throw APIError(.badRequest, "'from' must be before 'to'") }
             guard range.to - range.from <= ClipCache.longest else {
                 throw APIError(.badRequest, "a clip spans at most an hour: ask for shorter clips, or use `xt recorder export` for long ranges")

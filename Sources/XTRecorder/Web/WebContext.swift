@@ -4,6 +4,7 @@ import Foundation
 public import Hummingbird
 public import HummingbirdWebSocket
 import NIOCore
+import XTMedia
 
 /// A request context that knows the logged-in user.
 public protocol AuthenticatedContext: RequestContext {
@@ -133,12 +134,13 @@ extension AuthenticatedContext {
 }
 
 extension Request {
-    /// A time query parameter: milliseconds since 1970 or ISO 8601.
+    /// A time query parameter: milliseconds since 1970 or ISO 8601, from 1970 to 2199 (checked
+    /// here, where it enters, so that no arithmetic on it can overflow).
     func time(_ name: String) throws -> Int64? {
         guard let text = uri.queryParameters.get(name), !text.isEmpty else { return nil }
-        if let milliseconds = Int64(text) { return milliseconds }
-        if let date = try? Date(text, strategy: .iso8601) { return Int64(date.timeIntervalSince1970 * 1000) }
-        throw APIError(.badRequest, "'\(name)' is not a time: give milliseconds since 1970 or ISO 8601 (2026-11-21T10:00:00Z)")
+        if let milliseconds = Int64(text) { return try API.checkedTime(milliseconds, name) }
+        if let date = try? Date(text, strategy: .iso8601), let time = CaptureTime(seconds: date.timeIntervalSince1970) { return time.milliseconds }
+        throw APIError(.badRequest, "'\(name)' is not \(CaptureTime.validRangeDescription), nor such a date in ISO 8601 (2026-11-21T10:00:00Z)")
     }
 
     /// A whole-number query parameter within `range`.

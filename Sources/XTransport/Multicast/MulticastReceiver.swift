@@ -59,6 +59,8 @@ public struct MulticastReceiver: Sendable {
     private var nackDue: Timestamp?
     /// Most datagrams held ahead of a gap; a sequence further ahead moves the window on.
     public static let window: UInt64 = 16_384
+    /// Sequences at or above this are refused (a sender would need 2^63 datagrams to reach it).
+    static let largestSequence: UInt64 = 1 << 63
 
     /// - Parameters:
     ///   - deadline: how long a gap is waited for before it is skipped.
@@ -97,6 +99,12 @@ public struct MulticastReceiver: Sendable {
             return .forged
         }
         if path == .group { lastGroupDatagram = now }
+        // Sequences count up from 1: one in the top half of UInt64 is forged or corrupt, and
+        // would overflow the window arithmetic below.
+        guard header.sequence < Self.largestSequence else {
+            stats.rejected += 1
+            return .forged
+        }
         switch header.kind {
         case .heartbeat:
             guard body.count == 8 else {
@@ -104,6 +112,10 @@ public struct MulticastReceiver: Sendable {
                 return .forged
             }
             let announced = body.withUnsafeBytes { UInt64(bigEndian: $0.loadUnaligned(as: UInt64.self)) }
+            guard announced < Self.largestSequence else {
+                stats.rejected += 1
+                return .forged
+            }
             guard announced > known else { return .stale }
             learn(upTo: announced, now: now)
             return .accepted

@@ -458,7 +458,8 @@ final class Session {
     func onAck(_ ack: AckFrame, now: Timestamp) {
         var ackedBytes = 0
         var largestNewlyAcked: SentPacket?
-        let ackDelay = min(Int64(ack.delayMicroseconds) * Nanos.microsecond, configuration.maximumAckDelay.nanoseconds)
+        // The peer's delay is any varint: clamped before it is scaled, so no value overflows.
+        let ackDelay = min(Int64(min(ack.delayMicroseconds, 1 << 40)) * Nanos.microsecond, configuration.maximumAckDelay.nanoseconds)
         sent.acknowledge(ack) { packet in
             if largestNewlyAcked == nil { largestNewlyAcked = packet }
             if packet.ackEliciting && packet.state != .lost && !packet.isMTUProbe { ackedBytes += packet.size }

@@ -63,10 +63,14 @@ public struct SessionConfiguration: Sendable, Hashable {
         guard (1200...maximumDatagramSize).contains(minimumDatagramSize) else {
             throw .invalidConfiguration("minimum datagram size \(minimumDatagramSize) must be 1200…MTU")
         }
-        guard packetBurst >= 1 else { throw .invalidConfiguration("packetburst must be at least 1") }
+        guard (1...65_536).contains(packetBurst) else { throw .invalidConfiguration("packetburst \(packetBurst) is out of range: use 1…65536 packets") }
         guard netLatency >= .zero, netLatency <= .seconds(1) else { throw .invalidConfiguration("netlatency must be 0…1 s") }
         guard deadPeerTimeout > keepaliveInterval else {
             throw .invalidConfiguration("the dead-peer timeout must be longer than the keepalive interval")
+        }
+        guard deadPeerTimeout <= .seconds(86_400) else { throw .invalidConfiguration("the dead-peer timeout must be at most a day (86400 s)") }
+        guard handshakeTimeout > .zero, handshakeTimeout <= .seconds(86_400) else {
+            throw .invalidConfiguration("the connect (handshake) timeout must be more than 0 and at most a day (86400 s)")
         }
         if let packetCiphers, packetCiphers.isEmpty {
             throw .invalidConfiguration("give at least one packet cipher, or leave the choice to the hardware")

@@ -19,7 +19,7 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
     @inline(__always)
     public func adding(nanoseconds delta: Int64) -> Timestamp {
         if delta >= 0 { return Timestamp(nanoseconds: nanoseconds &+ UInt64(delta)) }
-        let magnitude = UInt64(-delta)
+        let magnitude = delta.magnitude  // (-Int64.min does not fit an Int64)
         return Timestamp(nanoseconds: magnitude > nanoseconds ? 0 : nanoseconds - magnitude)
     }
 

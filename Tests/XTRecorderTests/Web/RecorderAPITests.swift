@@ -153,6 +153,50 @@ import Testing
         }
     }
 
+    /// The issue's crash (a time past 2262 overflowed ms → ns, SIGILL) and its kind: every
+    /// number a logged-in viewer sends is checked where it enters and answered with a 400 that
+    /// says what is allowed; the recorder keeps answering.
+    @Test(arguments: [
+        "/api/cameras/door/timeline?from=9300000000000&to=9300000001000",
+        "/api/cameras/door/timeline?to=-9223372036854775808",
+        "/api/cameras/door/timeline?from=9223372036854775807",
+        "/api/cameras/door/timeline?from=9999-12-31T23:59:59Z",
+        "/api/cameras/door/timeline?from=nan",
+        "/api/events?from=9300000000000",
+        "/api/events?to=-9223372036854775807",
+        "/api/events?limit=99999999999999999999",
+    ])
+    func numbersOutOfRangeAreRefusedNotCrashedOn(_ uri: String) async throws {
+        let setup = try await setUp()
+        defer { try? FileManager.default.removeItem(atPath: setup.root) }
+        try await setup.app.test(.router) { client in
+            let cookie = try await login(client, "bob", "bob-password")
+            try await client.execute(uri: uri, method: .get, headers: [.cookie: cookie]) { response in
+                #expect(response.status == .badRequest, "\(uri)")
+                let error = Self.json(response.body)["error"] as? String ?? ""
+                #expect(error.contains("1970 to 2199") || error.contains("whole number from"), "\(uri): \(error)")
+            }
+            try await client.execute(uri: "/api/me", method: .get, headers: [.cookie: cookie]) { response in #expect(response.status == .ok) }
+        }
+    }
+
+    @Test(arguments: [
+        #"{"from":-9223372036854775807,"to":0}"#, #"{"from":0,"to":9223372036854775807}"#, #"{"from":9300000000000,"to":9300000001000}"#,
+        #"{"from":-1,"to":1000}"#, #"{"from":1e300,"to":1}"#, #"{"from":"x","to":1}"#, #"{"from":1800000000000}"#,
+    ])
+    func clipBoundsOutOfRangeAreRefused(_ body: String) async throws {
+        let setup = try await setUp()
+        defer { try? FileManager.default.removeItem(atPath: setup.root) }
+        try await setup.app.test(.router) { client in
+            let cookie = try await login(client, "bob", "bob-password")
+            try await client.execute(uri: "/api/cameras/door/clips", method: .post, headers: [.cookie: cookie, .contentType: "application/json"],
+                                     body: ByteBuffer(string: body)) { response in
+                #expect(response.status == .badRequest, "\(body)")
+                #expect(Self.json(response.body)["error"] is String, "\(body)")
+            }
+        }
+    }
+
     @Test func onlyAdminsManageUsers() async throws {
         let setup = try await setUp()
         defer { try? FileManager.default.removeItem(atPath: setup.root) }

@@ -1,0 +1,34 @@
+// Numbers from the command line, checked where they enter: a value out of range is one clear
+// error line naming the option and what it allows — never a trap in arithmetic further on
+// (`--seconds nan`, `--from 2300-01-01`, `--nodes 70000`).
+import Foundation
+import XTMedia
+
+enum Checked {
+    /// Seconds as a `Duration`: finite, within `range` (default: up to ten years).
+    /// - Throws: ``CLIError`` naming `option` and the range.
+    static func seconds(_ value: Double, _ option: String, in range: ClosedRange<Double> = 0...315_360_000) throws -> Duration {
+        guard value.isFinite, range.contains(value) else {
+            throw CLIError("\(option) \(value) is out of range: give seconds from \(Self.number(range.lowerBound)) to \(Self.number(range.upperBound))")
+        }
+        return .nanoseconds(Int64((value * 1e9).rounded()))
+    }
+
+    /// A whole number within `range`.
+    /// - Throws: ``CLIError`` naming `option` and the range.
+    @discardableResult
+    static func integer(_ value: Int, _ option: String, in range: ClosedRange<Int>) throws -> Int {
+        guard range.contains(value) else { throw CLIError("\(option) \(value) is out of range: give a whole number from \(range.lowerBound) to \(range.upperBound)") }
+        return value
+    }
+
+    /// A time: ISO 8601 (2026-11-21T10:00:00Z) or seconds since 1970, from 1970 to 2199.
+    /// - Throws: ``CLIError`` naming `option` and what it takes.
+    static func time(_ text: String, _ option: String) throws -> CaptureTime {
+        if let seconds = Double(text), let time = CaptureTime(seconds: seconds) { return time }
+        if let date = try? Date(text, strategy: .iso8601), let time = CaptureTime(seconds: date.timeIntervalSince1970) { return time }
+        throw CLIError("\(option) '\(text)' is not a time from 1970 to 2199: use ISO 8601 (2026-11-21T10:00:00Z) or seconds since 1970")
+    }
+
+    private static func number(_ value: Double) -> String { value == value.rounded() ? String(Int(value)) : String(value) }
+}
