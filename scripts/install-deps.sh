@@ -14,15 +14,28 @@ packages=(
   iproute2 nftables iperf3 srt-tools ffmpeg
   # the web UI's browser tests (headless, driven through WebDriver)
   chromium chromium-driver fonts-dejavu-core
-  # libFuzzer runtime for `make fuzz`
-  libclang-rt-14-dev
+  # libFuzzer runtime for `make fuzz`; Python for the API fuzzer (schemathesis, from PyPI, below)
+  libclang-rt-14-dev python3 python3-venv
 )
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# schemathesis (the REST API fuzzer of `make test` and `make fuzz`) in a virtual environment
+# under .build, so that nothing is installed into the system's Python.
+python_tools() {
+  local root venv
+  root=$(cd "$(dirname "$0")/.." && pwd)
+  venv="$root/.build/venv"
+  [ -x "$venv/bin/st" ] && return 0
+  echo "install-deps: installing schemathesis into $venv"
+  mkdir -p "$root/.build"
+  python3 -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==4.32.5"
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
+  python_tools
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
@@ -37,3 +50,4 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+python_tools

@@ -39,6 +39,14 @@ import XTNet
             ("colour = red", "x line 1: unknown key 'colour'"),
             ("webhook.x = ftp://a", "is not a valid webhook.x"),
             ("min-free = lots", "is not a valid min-free"),
+            // Numbers that would overflow further on are refused here, where they enter.
+            ("retention-days = inf", "is not a valid retention-days: expected days from 0 to 36525"),
+            ("event-retention-days = 1e16", "is not a valid event-retention-days"),
+            ("camera.a.retention-days = nan", "is not a valid camera.a.retention-days"),
+            ("max-size = 1e30", "is not a valid max-size"),
+            ("min-free = 9999999T", "is not a valid min-free"),
+            ("min-duration = nan", "is not a valid min-duration"),
+            ("user.eve = admin pbkdf2-sha256$5000000000$c2FsdHNhbHQ=$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "user.eve"),
         ] {
             var settings = RecorderConfiguration()
             #expect(throws: NodeConfigurationError.self) { try settings.apply(file: text, source: "x") }

@@ -121,4 +121,34 @@ struct CLITests {
         #expect(unreachable.status == 1)
         #expect(unreachable.errorLines.count == 1 && unreachable.stderr.contains("no handshake answer"))
     }
+
+    /// Numbers from the command line that used to reach trapping arithmetic (SIGILL): each is
+    /// now one clear error line naming the option and what it allows.
+    @Test("Out-of-range numbers on the command line are one clear error, never a crash", arguments: [
+        (["recorder", "export", "--storage", "recordings", "--camera", "c", "--out", "x.mp4", "--from", "nan"], "'nan' is not a time from 1970 to 2199"),
+        (["recorder", "export", "--storage", "recordings", "--camera", "c", "--out", "x.mp4", "--to", "2300-01-01T00:00:00Z"], "is not a time from 1970 to 2199"),
+        (["recorder", "export", "--storage", "recordings", "--camera", "c", "--out", "x.mp4", "--from", "1e300"], "is not a time from 1970 to 2199"),
+        (["sub", "--channel", "1", "--host-key", "AAAA", "--seconds", "nan"], "--seconds nan is out of range"),
+        (["sub", "--channel", "1", "--host-key", "AAAA", "--nodes", "70000"], "--nodes 70000 is out of range"),
+        (["pub", "--channel", "1", "--host-key", "AAAA", "--rate", "1000", "--seconds", "inf"], "--seconds inf is out of range"),
+        (["pub", "--channel", "1", "--host-key", "AAAA", "--rate", "9223372036854775807"], "--rate 9223372036854775807 is out of range"),
+        (["alarms", "--host-key", "AAAA", "--seconds=-1"], "--seconds -1.0 is out of range"),
+        (["testpattern", "--out", "x.yuv", "--seconds", "nan"], "--seconds nan is out of range"),
+        (["bench", "--to", "127.0.0.1:9", "--peer-key", "AAAA", "--bytes=-5"], "--bytes -5 is out of range"),
+        (["send", "--to", "127.0.0.1:9", "--peer-key", "AAAA", "--message", "x", "--connect-timeout=-9223372037"], "connect (handshake) timeout"),
+        (["send", "--to", "127.0.0.1:9", "--peer-key", "AAAA", "--message", "x", "--packetburst", "200000000000000"], "packetburst 200000000000000 is out of range"),
+        (["recorder", "--http", "none", "--open", "--key", "k.key", "--retention-days", "inf", "--seconds", "0"], "retention-days"),
+        (["recorder", "--http", "none", "--open", "--key", "k.key", "--seconds", "nan"], "--seconds nan is out of range"),
+    ])
+    func numbersOutOfRange(_ arguments: [String], _ expected: String) throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        _ = try CLI.run(["keygen", "--out", "k.key"], in: dir)
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("recordings"), withIntermediateDirectories: true)
+        let needsKey = !arguments.contains("--key") && !["export", "testpattern"].contains(arguments.count > 1 && arguments[0] == "recorder" ? arguments[1] : arguments[0])
+        let result = try CLI.run(arguments + (needsKey ? ["--key", "k.key"] : []), in: dir)
+        #expect(result.status == 1, "\(arguments): exit \(result.status), \(result.stderr)")
+        #expect(result.stderr.contains(expected), "\(arguments): \(result.stderr)")
+        #expect(!result.stderr.contains("Fatal error") && !result.stderr.contains("Crash"), "\(arguments)")
+    }
 }

@@ -542,6 +542,9 @@ public final class Endpoint {
     /// A session's statistics.
     public func stats(for id: SessionID) -> SessionStats? { sessions[id.rawValue]?.snapshot() }
 
+    /// The session itself (tests drive frames into it directly).
+    func session(_ id: SessionID) -> Session? { sessions[id.rawValue] }
+
     /// The peer's current address.
     public func peerAddress(for id: SessionID) -> NetworkAddress? { sessions[id.rawValue]?.peerAddress }
 

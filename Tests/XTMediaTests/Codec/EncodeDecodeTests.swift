@@ -95,6 +95,11 @@ import Testing
         #expect(throws: MediaError.self) { try H264Encoder(settings: H264Settings(width: 321, height: 240, frameRate: 30)) }
         #expect(throws: MediaError.self) { try OpusEncoder(settings: OpusSettings(sampleRate: 44_100)) }
         #expect(throws: MediaError.self) { try MotionScript(parsing: "10-5:0,0>1,1") }
+        // Numbers that would reach trapping conversions when the picture is drawn are refused.
+        for bad in ["0-5:nan,0.5>1e300,0.5", "0-inf:0,0>1,1", "0-5:0,0>1,1:nan", "light 0-inf:1.2", "0-5:-3,0>1,1"] {
+            #expect(throws: MediaError.self, "\(bad)") { try MotionScript(parsing: bad) }
+        }
+        #expect(throws: MediaError.self) { try MotionScript(parsing: "", period: .infinity) }
         let script = try? MotionScript(parsing: "10-14:0.1,0.6>0.8,0.6; 40-43:0.7,0.2>0.2,0.3:0.15", period: 60)
         #expect(script?.motions.count == 2)
         #expect(script?.isMoving(at: 71) == true)

@@ -71,6 +71,13 @@ import Testing
             let error = #expect(throws: MediaError.self) { try MediaMessage.decode(frame(time: time, offset: offset)) }
             #expect(error?.code == .malformed)
         }
+        // Sequences beyond 2^62 (counting over them could overflow) are malformed.
+        var beyond = frame(time: 1_700_000_000_000_000_000, offset: 0)
+        beyond.replaceSubrange(10..<18, with: (UInt64(1) << 62).bigEndianBytes)
+        #expect(throws: MediaError.self) { try MediaMessage.decode(beyond) }
+        var receipt = MediaMessage.receipt([ReceiptEntry(stream: MediaStreamID(1), ranges: [0...5])]).encoded()
+        receipt.replaceSubrange((receipt.count - 8)..<receipt.count, with: UInt64.max.bigEndianBytes)
+        #expect(throws: MediaError.self) { try MediaMessage.decode(receipt) }
         var grid = MediaMessage.motion(camera: "porch", MotionGrid(cells: [UInt8](repeating: 0, count: MotionGrid.columns * MotionGrid.rows),
                                                                    captureTime: CaptureTime(nanoseconds: 0))).encoded()
         grid.replaceSubrange(9..<17, with: Int64.min.bigEndianBytes)

@@ -200,6 +200,37 @@ import XTMedia
         #expect(two.map(\.frames) == [150, 250])
     }
 
+    /// Numbers in files are outside input too: a start tag past 2262, a name whose year does
+    /// not fit, a box size near Int.max — each is a corrupt segment reported by name.
+    @Test func impossibleNumbersInSegmentFilesAreReportedNotTrappedOn() async throws {
+        let root = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let feed = try CameraFeed(camera: "odd", seconds: 2, start: Self.start)
+        let frames = feed.frames.map(\.frame)
+        let directory = (root as NSString).appendingPathComponent("odd/2030-01-01/00")
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        // A start tag near Int64's end.
+        let tagged = (directory as NSString).appendingPathComponent("00-00-00.000.mp4")
+        let writer = try MediaFileWriter(path: tagged, format: "mp4", streams: [feed.video.description], fragmented: true,
+                                         metadata: [SegmentFile.cameraTag: "odd", SegmentFile.startTag: "9223372036854775000"])
+        for frame in frames where frame.codec == .h264 { try writer.write(frame, stream: 0) }
+        try writer.finish()
+        let error = #expect(throws: StorageError.self) { try SegmentFile.read(tagged) }
+        #expect(error?.reason.contains("outside 1970–2199") == true, "\(String(describing: error))")
+        // No tag, and a name whose year would overflow.
+        #expect(SegmentFile.start(fromName: "odd/99999999999-01-01/00/00-00-00.000.mp4") == nil)
+        #expect(SegmentFile.start(fromName: "odd/2030-01-01/00/00-00-00.99999999999999.mp4") == nil)
+        #expect(SegmentFile.start(fromName: "odd/2030-01-01/00/00-00-00.000.mp4") == 1_893_456_000_000_000_000)
+        // A box whose 64-bit size is near Int.max.
+        var box: [UInt8] = [0, 0, 0, 1] + Array("moof".utf8) + [0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xF0]
+        box += [UInt8](repeating: 0, count: 64)
+        let boxed = (directory as NSString).appendingPathComponent("00-00-05.000.mp4")
+        try Data(box).write(to: URL(fileURLWithPath: boxed))
+        #expect(try FragmentedMP4.structure(of: boxed).completeLength == 0)
+        let summary = try await RecordingStore.reindex(root: root, index: try SQLiteIndex(path: "\(root)/index.sqlite"), logger: Fixtures.logger)
+        #expect(summary.corrupt.count == 2, "\(summary)")
+    }
+
     @Test func soundThatStartsAfterThePictureIsNotLeftWaiting() async throws {
         let root = Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: root) }

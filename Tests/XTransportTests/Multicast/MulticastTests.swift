@@ -138,4 +138,22 @@ struct MulticastTests {
         #expect(delivered == (0..<4000).filter { $0 % 2 == 0 }.map { [UInt8(truncatingIfNeeded: $0)] })
         #expect(receiver.stats.lostDatagrams == 1999 && receiver.missingCount == 0)
     }
+
+    @Test("Sequences near 2^64 (sealed with the group key, which every subscriber holds) are refused, not overflowed")
+    func sequencesAtTheTopAreRefused() throws {
+        var (sender, receiver) = try Self.pair()
+        for datagram in (0..<3).flatMap({ sender.send([UInt8($0)], now: Self.t0) }) { _ = receiver.receive(datagram, via: .group, now: Self.t0) }
+        for sequence in [UInt64.max, UInt64.max - 1, UInt64(1) << 63] {
+            let data = sender.key.seal(MulticastHeader(kind: .data, stream: sender.stream, sequence: sequence, channel: sender.channel,
+                                                       flags: [.first, .last]), body: [9])
+            #expect(receiver.receive(data, via: .group, now: Self.t0) == .forged)
+            var count = [UInt8](repeating: 0, count: 8)
+            withUnsafeBytes(of: sequence.bigEndian) { count = Array($0) }
+            let heartbeat = sender.key.seal(MulticastHeader(kind: .heartbeat, stream: sender.stream, sequence: 9, channel: sender.channel, flags: []),
+                                            body: count)
+            #expect(receiver.receive(heartbeat, via: .group, now: Self.t0) == .forged)
+        }
+        #expect(receiver.takeMessages(now: Self.t0) == [[0], [1], [2]])
+        #expect(receiver.stats.rejected == 6)
+    }
 }

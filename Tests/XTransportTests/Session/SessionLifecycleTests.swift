@@ -1,5 +1,5 @@
 // Session lifecycle: keepalive and dead-peer detection, graceful close (FIN), abort (RESET),
-// and a peer whose address changes.
+// a peer whose address changes, and a peer's numbers of any size (an ACK delay near 2^62).
 import Testing
 @testable import XTransport
 
@@ -132,5 +132,21 @@ struct SessionLifecycleTests {
         pair.wire.run(for: .seconds(1))
         let received = pair.wire.takeEvents(bobAddress).compactMap { if case .session(_, .datagram(let message)) = $0 { message.payload } else { nil } }
         #expect(received == [[4, 5, 6]])
+    }
+
+    @Test("An ACK delay of any size from the peer is clamped, not multiplied into a trap")
+    func hugeAckDelay() throws {
+        let pair = try Pair()
+        let ids = try pair.connect()
+        _ = try pair.alice.write([UInt8](repeating: 1, count: 2000), channel: 2, session: ids.alice, now: pair.wire.now)
+        pair.wire.run(for: .milliseconds(200))
+        let session = try #require(pair.alice.session(ids.alice))
+        for delay: UInt64 in [(1 << 62) - 1, 9_300_000_000_000_000, UInt64(Int64.max) / 1000 + 1] {
+            session.onAck(AckFrame(ranges: [0...3], delayMicroseconds: delay), now: pair.wire.now)
+        }
+        pair.wire.run(for: .seconds(1))
+        #expect(pair.alice.isOpen(ids.alice))
+        let rtt = try #require(pair.alice.stats(for: ids.alice)).smoothedRTT
+        #expect(rtt < .seconds(1), "a clamped delay leaves the RTT sane: \(rtt)")
     }
 }
