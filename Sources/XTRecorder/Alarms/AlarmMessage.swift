@@ -138,6 +138,10 @@ public enum AlarmMessage: Hashable, Sendable {
             guard let alarmKind = Alarm.Kind(rawValue: try reader.u8()) else { throw .malformed("unknown alarm kind") }
             let camera = try reader.text(), zone = try reader.text()
             let start = try reader.i64(), end = try reader.i64(), peak = try reader.i64()
+            // Times are checked where they enter, as the media protocol's are (1970–2199).
+            guard CaptureTime(nanoseconds: start).isValid, CaptureTime(nanoseconds: peak).isValid, end == .min || CaptureTime(nanoseconds: end).isValid else {
+                throw .malformed("an alarm's times lie outside 1970–2199: check the recorder's clock")
+            }
             let score = Double(try reader.u32()) / 1_000_000
             let snapshot = try reader.text()
             message = .alarm(Alarm(id: id, event: event, kind: alarmKind, camera: camera, zone: zone, start: start, end: end == .min ? nil : end,
