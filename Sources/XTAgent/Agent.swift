@@ -61,6 +61,7 @@ public actor Agent {
         if configuration.video != .none {
             let open = try Sources.video(configuration, clocks: clocks)
             video = CapturePipeline.video(name: "\(configuration.cameraName) video (\(configuration.video))", settings: configuration.h264,
+                                          followSourceSize: !configuration.sizeIsSet, followSourceRate: !configuration.fpsIsSet,
                                           logger: logger, open: open,
                                           motionInterval: configuration.motionFPS > 0 ? .milliseconds(1000 / configuration.motionFPS) : nil,
                                           motion: { gridContinuation.yield($0) }) { continuation.yield($0) }

@@ -83,6 +83,11 @@ public struct AgentConfiguration: KeyValueSettings, Hashable, Sendable {
     public var width = 1280
     public var height = 720
     public var fps = 30
+    /// Whether `width`/`height` or `fps` were set (file, environment or options). When not, a
+    /// file's or network camera's decoded pictures are encoded at their own size and rate;
+    /// cameras and the test pattern are asked for the defaults.
+    public var sizeIsSet = false
+    public var fpsIsSet = false
     /// Video bitrate, bits per second.
     public var bitrate = 2_000_000
     /// Frames between keyframes; two seconds' worth when not set.
@@ -146,9 +151,9 @@ public struct AgentConfiguration: KeyValueSettings, Hashable, Sendable {
         case "video-format":
             guard let choice = V4L2FormatChoice(rawValue: value.lowercased()) else { throw bad }
             videoFormat = choice
-        case "width": width = try integer(16...7680)
-        case "height": height = try integer(16...4320)
-        case "fps": fps = try integer(1...120)
+        case "width": width = try integer(16...7680); sizeIsSet = true
+        case "height": height = try integer(16...4320); sizeIsSet = true
+        case "fps": fps = try integer(1...120); fpsIsSet = true
         case "bitrate": bitrate = try integer(16...100_000) * 1000
         case "gop": gop = try integer(1...3600)
         case "profile":

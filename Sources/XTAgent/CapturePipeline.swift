@@ -39,12 +39,17 @@ public final class CapturePipeline: Sendable {
     /// through when the source already gives H.264). With `motionInterval`, raw pictures that
     /// far apart also go through a motion detector and its grids to `motion` (a camera that
     /// gives H.264 has no raw pictures: the recorder decodes and detects for it).
-    public static func video(name: String, settings: H264Settings, logger: Logger,
+    /// - Parameters:
+    ///   - followSourceSize, followSourceRate: encode raw pictures at the source's own size and
+    ///     frame rate (a decoded file or network camera: no scaling unless the settings ask for it).
+    public static func video(name: String, settings: H264Settings, followSourceSize: Bool = false, followSourceRate: Bool = false,
+                             logger: Logger,
                              open: @escaping @Sendable () throws(MediaError) -> any VideoSource,
                              motionInterval: Duration? = nil, motion: @escaping @Sendable (MotionGrid) -> Void = { _ in },
                              output: @escaping @Sendable (PipelineOutput) -> Void) -> CapturePipeline {
         CapturePipeline(name: name) { pipeline in
             var encoder: H264Encoder?
+            var unplayableNoted: Int?
             let detector = MotionDetector()
             var lastAnalysis = Int64.min / 2
             pipeline.run(logger: logger, open: open) { (source: any VideoSource) throws(MediaError) in
@@ -53,17 +58,31 @@ public final class CapturePipeline: Sendable {
                 let wantKeyframe = pipeline.keyframeWanted.exchange(false, ordering: .relaxed)
                 switch captured {
                 case .raw(let frame):
+                    // The source's own shape unless the settings name one (and again when it changes).
+                    var wanted = settings
+                    if followSourceSize { (wanted.width, wanted.height) = (max(frame.width & ~1, 16), max(frame.height & ~1, 16)) }
+                    if followSourceRate, (1...120).contains(source.frameRate) { wanted.frameRate = source.frameRate }
+                    if let open = encoder, open.settings.width != wanted.width || open.settings.height != wanted.height
+                        || open.settings.frameRate != wanted.frameRate {
+                        logger.notice("the source's pictures changed shape; the encoder starts again", metadata: [
+                            "camera": "\(name)", "from": "\(open.settings.width)x\(open.settings.height)@\(open.settings.frameRate)",
+                            "to": "\(wanted.width)x\(wanted.height)@\(wanted.frameRate)"])
+                        encoder = nil
+                        frame.forceKeyframe = true
+                    }
                     if encoder == nil {
-                        encoder = try H264Encoder(settings: settings)
+                        encoder = try H264Encoder(settings: wanted)
+                        let scaled = frame.width != wanted.width || frame.height != wanted.height
                         logger.info("video encoder open", metadata: ["encoder": "\(encoder!.name)", "camera": "\(name)",
-                                                                     "size": "\(settings.width)x\(settings.height)", "fps": "\(settings.frameRate)",
-                                                                     "bitrate": "\(settings.bitrate)"])
+                                                                     "size": "\(wanted.width)x\(wanted.height)", "fps": "\(wanted.frameRate)",
+                                                                     "bitrate": "\(wanted.bitrate)",
+                                                                     "source": "\(frame.width)x\(frame.height)\(scaled ? ", scaled as configured" : "")"])
                     }
                     if let motionInterval, frame.captureTime.nanoseconds - lastAnalysis >= motionInterval.nanoseconds - 5_000_000 {
                         lastAnalysis = frame.captureTime.nanoseconds
                         motion(detector.analyze(frame))
                     }
-                    frame.forceKeyframe = wantKeyframe
+                    frame.forceKeyframe = frame.forceKeyframe || wantKeyframe
                     for coded in try encoder!.encode(frame) {
                         pipeline.state.withLock { $0.encoded += 1 }
                         output(PipelineOutput(frame: coded, description: encoder!.description))
@@ -73,6 +92,12 @@ public final class CapturePipeline: Sendable {
                     pipeline.state.withLock { $0.encoded += 1 }
                     let description = source.encodedDescription
                         ?? StreamDescription(codec: .h264, width: source.width, height: source.height, frameRate: source.frameRate)
+                    // H.264 browsers cannot play is still recorded as it is: said once per profile.
+                    if let profile = description.h264Profile, !description.isBrowserPlayable, profile != unplayableNoted {
+                        unplayableNoted = profile
+                        logger.notice("the camera sends H.264 \(H264StreamShape.profileName(profile)), which browsers cannot play: it is recorded as it is; set transcode = auto on the recorder to re-encode it for the live view and clips",
+                                      metadata: ["camera": "\(name)"])
+                    }
                     output(PipelineOutput(frame: coded, description: description))
                 }
             } onReopen: {

@@ -126,11 +126,12 @@ public enum Recording {
     /// profile) stays one file: every part keeps its own size, its parameter sets in front of
     /// each keyframe, and the track is marked `avc3` (parameter sets in the samples, ISO/IEC
     /// 14496-15), which players follow. With `untilShapeChange` the file ends where the shape
-    /// changes instead (browsers show one size per file).
+    /// changes instead (browsers show one size per file). With `transcode`, H.264 browsers cannot
+    /// play (High 4:2:2, High 10, 4:4:4) is re-encoded as 8-bit 4:2:0 (``VideoTranscoder``).
     /// - Throws: ``StorageError`` when there is nothing to export or the file cannot be written.
     public static func export(root: String, index: any RecorderIndex, camera: String, to path: String, from start: CaptureTime? = nil,
                               to end: CaptureTime? = nil, fromKeyframeBefore: Bool = false,
-                              untilShapeChange: Bool = false) async throws(StorageError) -> ExportSummary {
+                              untilShapeChange: Bool = false, transcode: Bool = false) async throws(StorageError) -> ExportSummary {
         var segments = try await index.segments(camera: camera, from: start?.nanoseconds, to: end?.nanoseconds)
         // Every video segment starts at a keyframe: the keyframe at or before `start` is in the
         // last one that starts by then (an earlier one may reach past `start` with sound only).
@@ -209,6 +210,21 @@ public enum Recording {
         }
         if !frames.contains(where: { $0.codec == .opus }) { audio = nil }
         guard !frames.isEmpty else { throw .notFound("camera '\(camera)' has no frames in that time range") }
+        if transcode, let original = video, !original.isBrowserPlayable, !changedShape {
+            do {
+                let transcoder = try VideoTranscoder(input: original)
+                var converted: [EncodedFrame] = []
+                for frame in frames {
+                    if frame.codec == .h264 { converted += try transcoder.convert(frame) } else { converted.append(frame) }
+                }
+                converted += try transcoder.finish()
+                frames = converted.sorted { ($0.captureTime, $0.codec.rawValue) < ($1.captureTime, $1.codec.rawValue) }
+                video = transcoder.description
+                notes.append("re-encoded from H.264 \(original.h264Profile.map(H264StreamShape.profileName) ?? "") for browsers (transcode = auto); the recording keeps the original")
+            } catch {
+                throw .media(error)
+            }
+        }
         let descriptions = [video, audio].compactMap { $0 }
         do {
             let writer = try MediaFileWriter(path: path, streams: descriptions, origin: frames.first!.captureTime,

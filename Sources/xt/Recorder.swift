@@ -92,7 +92,7 @@ struct RecorderRun: AsyncParsableCommand {
             let alarms = AlarmDispatcher(index: database, host: host, webhooks: settings.webhooks, logger: logger)
             await monitor.listen { event, started in await alarms.raise(event, started: started) }
             await monitor.recover()
-            let live = LiveHub()
+            let live = LiveHub(transcode: settings.transcode)
             let ingest = MediaIngest(store: store, monitor: monitor, alarms: alarms, live: live, host: host, deadline: .milliseconds(deadline),
                                      logger: logger)
             for channel in settings.channels.lowerBound...(settings.channels.upperBound + 1) { await host.subscribe(channel) }
@@ -106,7 +106,7 @@ struct RecorderRun: AsyncParsableCommand {
             if let address = settings.http {
                 let webRoot = self.webRoot ?? RecorderHTTPServer.defaultWebRoot()
                 if webRoot == nil { logger.warning("the web UI's files (web/) were not found: only the API and /metrics are served; give --web-root") }
-                let web = RecorderWeb(root: storage, index: database, accounts: accounts, live: live)
+                let web = RecorderWeb(root: storage, index: database, accounts: accounts, live: live, transcode: settings.transcode)
                 let application = RecorderHTTPServer.application(web: web, metrics: metrics, webRoot: webRoot, host: address.host,
                                                                   port: address.port, logger: logger) {
                     print("web UI on http://\(address.host):\(address.port)/ (metrics on /metrics)")

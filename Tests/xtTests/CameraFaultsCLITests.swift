@@ -187,4 +187,77 @@ struct CameraFaultsCLITests {
                                            dir.appendingPathComponent("gate.mp4").path])
         #expect(tag.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "avc3")
     }
+
+    @Test("A decoded (HEVC) camera keeps its own size and frame rate, one frame interval apart")
+    func decodedSourceKeepsItsShape() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let made = try CLI.tool("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc2=s=640x360:r=15", "-t", "6", "-c:v", "libx265",
+                                           "-x265-params", "log-level=error", "-f", "mpegts", dir.appendingPathComponent("hevc.ts").path])
+        try #require(made.status == 0, "\(made.stderr)")
+        let (recorder, agent) = try start(dir, video: "file:hevc.ts", audio: "none", seconds: 8)
+        defer { recorder.terminate() }
+        agent.waitUntilExit()
+        let log = CLI.text(dir, "agent.log")
+        #expect(agent.terminationStatus == 0, "\(log)")
+        #expect(log.contains("fps=15") && log.contains("size=640x360") && log.contains("source=640x360 "), "\(log)")
+        Thread.sleep(forTimeInterval: 2)
+        let export = try CLI.run(["recorder", "export", "--storage", "recordings", "--camera", "gate", "--out", "gate.mp4"], in: dir)
+        #expect(export.status == 0, "\(export.stderr)")
+        let path = dir.appendingPathComponent("gate.mp4").path
+        #expect(try Self.sizeRuns(path).map(\.size) == ["640x360"])
+        let times = try Self.packets(path).map(\.decode)
+        // 15 fps for about 8 s, each picture one interval (67 ms) after the last.
+        #expect(times.count >= 100 && times.count <= 125, "\(times.count) pictures")
+        let steps = zip(times, times.dropFirst()).map { $1 - $0 }
+        #expect(steps.allSatisfy { (50...100).contains($0) }, "capture-time steps \(Set(steps))")
+    }
+
+    @Test("H.264 browsers cannot play (High 4:2:2) is recorded as it is, said so, and re-encoded for clips with transcode = auto")
+    func unplayableH264() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let made = try CLI.tool("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc2=s=640x360:r=25", "-t", "4", "-c:v", "libx264",
+                                           "-pix_fmt", "yuv422p", "-g", "25", "-f", "mpegts", dir.appendingPathComponent("422.ts").path])
+        try #require(made.status == 0, "\(made.stderr)")
+        for name in ["recorder", "camera"] { _ = try CLI.run(["keygen", "--out", "\(name).key"], in: dir) }
+        let passwd = try CLI.run(["recorder", "passwd", "ann", "--role", "viewer"], in: dir, input: "a long password\n")
+        try "storage = recordings\nmin-free = 0\ntranscode = auto\n\(passwd.stdout)".write(to: dir.appendingPathComponent("recorder.conf"),
+                                                                                       atomically: true, encoding: .utf8)
+        let port = Int.random(in: 20_000...30_000), web = port + 10_000
+        let recorder = try CLI.background(["recorder", "--config", "recorder.conf", "--http", "127.0.0.1:\(web)", "--bind", "127.0.0.1",
+                                           "--ports", "\(port)", "--key", "recorder.key", "--open"], in: dir, log: "recorder.log")
+        defer { recorder.terminate() }
+        #expect(CLI.wait(timeout: 20) { CLI.text(dir, "recorder.log").contains("web UI on") })
+        let agent = try CLI.background(["agent", "--key", "camera.key", "--host", "127.0.0.1:\(port)", "--host-key", "@recorder.key.pub",
+                                        "--name", "gate", "--id", "1.21", "--video", "file:422.ts", "--audio", "none", "--seconds", "6"],
+                                       in: dir, log: "agent.log")
+        agent.waitUntilExit()
+        #expect(CLI.text(dir, "agent.log").contains("H.264 High 4:2:2, which browsers cannot play: it is recorded as it is"), "\(CLI.text(dir, "agent.log"))")
+        Thread.sleep(forTimeInterval: 2)
+        // Recorded as it is.
+        for file in Self.segments(dir.appendingPathComponent("recordings/gate").path) {
+            let format = try CLI.tool("ffprobe", ["-v", "error", "-select_streams", "v", "-show_entries", "stream=pix_fmt", "-of", "csv=p=0", file])
+            #expect(format.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "yuv422p")
+        }
+        // The API says so; a clip to play is re-encoded.
+        let base = "http://127.0.0.1:\(web)"
+        let login = try CLI.tool("curl", ["-s", "-c", dir.appendingPathComponent("cookies").path, "-H", "content-type: application/json",
+                                          "-d", #"{"name":"ann","password":"a long password"}"#, base + "/api/login"])
+        #expect(login.stdout.contains("ann"), "\(login.stdout)")
+        let cameras = try CLI.tool("curl", ["-s", "-b", dir.appendingPathComponent("cookies").path, base + "/api/cameras"])
+        let camera = (try JSONSerialization.jsonObject(with: Data(cameras.stdout.utf8)) as? [[String: Any]])?.first
+        #expect(camera?["playable"] as? Bool == false, "\(cameras.stdout)")
+        #expect((camera?["note"] as? String)?.contains("re-encoded for browsers") == true, "\(cameras.stdout)")
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let clip = try CLI.tool("curl", ["-s", "-b", dir.appendingPathComponent("cookies").path, "-H", "content-type: application/json",
+                                         "-d", "{\"from\":\(now - 7000),\"to\":\(now)}", base + "/api/cameras/gate/clips"])
+        let url = ((try JSONSerialization.jsonObject(with: Data(clip.stdout.utf8)) as? [String: Any])?["url"] as? String) ?? ""
+        #expect(!url.isEmpty, "\(clip.stdout)")
+        _ = try CLI.tool("curl", ["-s", "-b", dir.appendingPathComponent("cookies").path, "-o", dir.appendingPathComponent("clip.mp4").path, base + url])
+        let format = try CLI.tool("ffprobe", ["-v", "error", "-count_frames", "-select_streams", "v", "-show_entries", "stream=pix_fmt,nb_read_frames",
+                                              "-of", "csv=p=0", dir.appendingPathComponent("clip.mp4").path])
+        let fields = format.stdout.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ",")
+        #expect(fields.first == "yuv420p" && (Int(fields.last ?? "") ?? 0) >= 100, "\(format.stdout) \(format.stderr)")
+    }
 }

@@ -16,11 +16,18 @@ public struct H264StreamShape: Hashable, Sendable, CustomStringConvertible {
     public var chromaFormat: Int
 
     /// Whether browsers' decoders commonly play it: 8-bit 4:2:0 in Baseline, Main or High.
-    public var isBrowserPlayable: Bool { bitDepth == 8 && chromaFormat == 1 && [66, 77, 88, 100].contains(profile) }
+    public var isBrowserPlayable: Bool { bitDepth == 8 && chromaFormat == 1 && Self.browserProfiles.contains(profile) }
+
+    /// `profile_idc` values whose streams are always 8-bit 4:2:0, which browsers play.
+    public static let browserProfiles: Set<Int> = [66, 77, 88, 100]
+
+    /// A profile's name ("High 4:2:2"), or "profile N".
+    public static func profileName(_ profile: Int) -> String {
+        [66: "Baseline", 77: "Main", 88: "Extended", 100: "High", 110: "High 10", 122: "High 4:2:2", 244: "High 4:4:4"][profile] ?? "profile \(profile)"
+    }
 
     public var description: String {
-        let profileName = [66: "Baseline", 77: "Main", 88: "Extended", 100: "High", 110: "High 10", 122: "High 4:2:2", 244: "High 4:4:4"][profile]
-            ?? "profile \(profile)"
+        let profileName = Self.profileName(profile)
         let chroma = [0: "4:0:0", 1: "4:2:0", 2: "4:2:2", 3: "4:4:4"][chromaFormat] ?? "chroma \(chromaFormat)"
         return "\(width)x\(height) \(profileName) (\(chroma), \(bitDepth)-bit)"
     }
@@ -57,4 +64,16 @@ public struct H264StreamShape: Hashable, Sendable, CustomStringConvertible {
         return H264StreamShape(width: width, height: height, profile: Int(sps[sps.startIndex + 1]),
                                bitDepth: Int(descriptor.pointee.comp.0.depth), chromaFormat: chroma)
     }
+}
+
+extension StreamDescription {
+    /// For H.264: the SPS's `profile_idc` (from the configuration), or nil when unknown.
+    public var h264Profile: Int? {
+        guard codec == .h264, let bytes = H264Bitstream.profileBytes(of: configuration) else { return nil }
+        return Int(bytes[0])
+    }
+
+    /// Whether browsers play it as it is (H.264 in Baseline, Main or High; Opus). An unknown
+    /// profile counts as playable.
+    public var isBrowserPlayable: Bool { h264Profile.map { H264StreamShape.browserProfiles.contains($0) } ?? true }
 }

@@ -73,6 +73,31 @@ public final class LiveHub: Sendable {
         var gop: [EncodedFrame] = []
         /// Feeds by whether they carry sound.
         var feeds: [Bool: Feed] = [:]
+        /// Its H.264 is one browsers cannot play and `transcode` is on: viewers get it re-encoded.
+        var transcodes = false
+        /// While someone watches such a camera: the re-encoder and its pictures since its last keyframe.
+        var transcoder: VideoTranscoder?
+        var transcodedGOP: [EncodedFrame] = []
+
+        /// What viewers are sent: the camera's video, or its re-encoding.
+        var viewDescription: StreamDescription? { transcoder?.description ?? video?.description }
+
+        /// Re-encodes one of the camera's video frames for viewers (none while nobody watches).
+        mutating func transcode(_ frame: EncodedFrame) -> [EncodedFrame] {
+            if transcoder == nil, frame.isKeyframe, let video { transcoder = try? VideoTranscoder(input: video.description) }
+            guard let transcoder, let output = try? transcoder.convert(frame) else { return [] }
+            for picture in output {
+                if picture.isKeyframe { transcodedGOP.removeAll(keepingCapacity: true) }
+                if (picture.isKeyframe || !transcodedGOP.isEmpty) && transcodedGOP.count < LiveHub.gopLimit { transcodedGOP.append(picture) }
+            }
+            return output
+        }
+
+        /// Nobody watches: the re-encoder stops (it costs a core).
+        mutating func stopTranscoding() {
+            transcoder = nil
+            transcodedGOP.removeAll()
+        }
     }
 
     private struct State {
@@ -84,8 +109,14 @@ public final class LiveHub: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Re-encode H.264 that browsers cannot play (High 4:2:2, High 10, 4:4:4) for viewers.
+    public let transcode: Bool
 
-    public init() {}
+    /// - Parameter transcode: re-encode cameras whose H.264 browsers cannot play, while someone
+    ///   watches them (the recorder's `transcode = auto`).
+    public init(transcode: Bool = false) {
+        self.transcode = transcode
+    }
 
     /// Cameras with live video, and whether each has sound.
     public var cameras: [String: Bool] {
@@ -107,9 +138,17 @@ public final class LiveHub: Sendable {
             var camera = state.cameras[header.camera] ?? Camera()
             let isVideo = header.description.codec == .h264
             let old = isVideo ? camera.video : camera.audio
-            if isVideo { camera.video = header } else { camera.audio = header }
+            if isVideo {
+                camera.video = header
+                camera.transcodes = transcode && !header.description.isBrowserPlayable
+            } else {
+                camera.audio = header
+            }
             if let old, old.description != header.description {
-                if isVideo { camera.gop.removeAll() }
+                if isVideo {
+                    camera.gop.removeAll()
+                    camera.stopTranscoding()
+                }
                 for key in Array(camera.feeds.keys) { camera.feeds[key]!.stale = true }
             }
             state.cameras[header.camera] = camera
@@ -130,13 +169,16 @@ public final class LiveHub: Sendable {
             if !camera.gop.isEmpty || (isVideo && encoded.isKeyframe) {
                 if camera.gop.count < Self.gopLimit { camera.gop.append(encoded) }
             }
+            // What viewers get of this frame: itself, or its re-encoding (while anyone watches).
+            let outputs = isVideo && camera.transcodes ? (camera.feeds.isEmpty ? [] : camera.transcode(encoded)) : [encoded]
             var ended: [AsyncStream<LivePacket>.Continuation] = []
             for withAudio in [false, true] where !camera.feeds.isEmpty {
                 if !withAudio && !isVideo { continue }
                 guard var feed = camera.feeds.removeValue(forKey: withAudio) else { continue }
                 if feed.stale {
                     // The new shape starts at a keyframe: until then the feed waits.
-                    guard isVideo, encoded.isKeyframe, let fresh = try? Self.renew(feed, camera: camera, keyframe: encoded, withAudio: withAudio) else {
+                    guard isVideo, let keyframe = outputs.first(where: \.isKeyframe),
+                          let fresh = try? Self.renew(feed, camera: camera, keyframe: keyframe, withAudio: withAudio) else {
                         camera.feeds[withAudio] = feed
                         continue
                     }
@@ -146,13 +188,16 @@ public final class LiveHub: Sendable {
                         viewer.yield(.bytes(feed.header))
                     }
                 }
-                let sent = Self.mux(encoded, into: &feed, audioTrack: withAudio ? 1 : nil)
-                state.fragments += sent.fragments
-                state.dropped += sent.dropped.count
-                ended += sent.dropped
+                for output in outputs {
+                    let sent = Self.mux(output, into: &feed, audioTrack: withAudio ? 1 : nil)
+                    state.fragments += sent.fragments
+                    state.dropped += sent.dropped.count
+                    ended += sent.dropped
+                }
                 camera.feeds[withAudio] = feed.viewers.isEmpty ? nil : feed
                 if feed.viewers.isEmpty { try? feed.writer.finish() }
             }
+            if camera.feeds.isEmpty { camera.stopTranscoding() }
             return ended
         }
         for viewer in ended { viewer.finish() }
@@ -167,9 +212,20 @@ public final class LiveHub: Sendable {
             let withAudio = wantsAudio && camera.audio != nil
             if camera.feeds[withAudio] == nil {
                 guard let first = camera.gop.first, first.isKeyframe else { throw .noVideoYet(cameraName) }
-                var feed = try Self.makeFeed(camera: cameraName, video: video.description, audio: withAudio ? camera.audio!.description : nil,
-                                             keyframe: first, origin: first.captureTime)
-                for frame in camera.gop where frame.codec == .h264 || withAudio {
+                var pictures = camera.gop.filter { $0.codec == .h264 }
+                if camera.transcodes {
+                    // The first viewer starts the re-encoder on the kept GOP; later ones share it.
+                    if camera.transcoder == nil {
+                        camera.transcoder = try Self.transcoder(for: video.description)
+                        for picture in pictures { _ = camera.transcode(picture) }
+                    }
+                    pictures = camera.transcodedGOP
+                }
+                guard let keyframe = pictures.first, keyframe.isKeyframe, let description = camera.viewDescription else { throw .noVideoYet(cameraName) }
+                var feed = try Self.makeFeed(camera: cameraName, video: description, audio: withAudio ? camera.audio!.description : nil,
+                                             keyframe: keyframe, origin: keyframe.captureTime)
+                let sounds = withAudio ? camera.gop.filter { $0.codec == .opus } : []
+                for frame in (pictures + sounds).sorted(by: { $0.captureTime < $1.captureTime }) {
                     _ = Self.mux(frame, into: &feed, audioTrack: withAudio ? 1 : nil)
                 }
                 camera.feeds[withAudio] = feed
@@ -188,6 +244,14 @@ public final class LiveHub: Sendable {
         }
         continuation.onTermination = { [weak self] _ in self?.leave(cameraName, viewer: id) }
         return (id, packets)
+    }
+
+    /// A re-encoder for a camera browsers cannot play.
+    /// - Throws: ``LiveError/muxer(_:)`` when it cannot be opened.
+    private static func transcoder(for description: StreamDescription) throws(LiveError) -> VideoTranscoder {
+        do { return try VideoTranscoder(input: description) } catch {
+            throw .muxer("re-encoding \(description.h264Profile.map(H264StreamShape.profileName) ?? "the camera's H.264") failed: \(error.reason)")
+        }
     }
 
     /// A feed's muxer and header for a video description (and sound), from `keyframe` on.
@@ -213,9 +277,9 @@ public final class LiveHub: Sendable {
     /// A stale feed made again for the camera's new shape, on the same media timeline and with
     /// the same viewers.
     private static func renew(_ feed: Feed, camera: Camera, keyframe: EncodedFrame, withAudio: Bool) throws(LiveError) -> Feed {
-        guard let video = camera.video else { throw .noSuchCamera(feed.info.camera) }
+        guard let video = camera.viewDescription else { throw .noSuchCamera(feed.info.camera) }
         try? feed.writer.finish()
-        var fresh = try makeFeed(camera: feed.info.camera, video: video.description, audio: withAudio ? camera.audio?.description : nil,
+        var fresh = try makeFeed(camera: feed.info.camera, video: video, audio: withAudio ? camera.audio?.description : nil,
                                  keyframe: keyframe, origin: feed.origin)
         fresh.viewers = feed.viewers
         fresh.lastVideo = feed.lastVideo
@@ -241,6 +305,7 @@ public final class LiveHub: Sendable {
                     camera.feeds[withAudio] = nil
                 }
             }
+            if camera.feeds.isEmpty { camera.stopTranscoding() }
             state.cameras[cameraName] = camera
         }
     }

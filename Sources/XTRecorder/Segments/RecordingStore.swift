@@ -376,9 +376,15 @@ public actor RecordingStore {
         }
     }
 
+    /// Marks a video summary whose H.264 browsers cannot play.
+    static let unplayableMark = ", not playable in browsers"
+
+    /// "H.264 640x360@30", "H.264 High 4:2:2 1920x1080@25, not playable in browsers", "Opus 48000 Hz 1 ch".
     static func summary(_ description: StreamDescription) -> String {
-        description.codec == .h264 ? "H.264 \(description.width)x\(description.height)@\(description.frameRate)"
-            : "Opus \(description.sampleRate) Hz \(description.channels) ch"
+        guard description.codec == .h264 else { return "Opus \(description.sampleRate) Hz \(description.channels) ch" }
+        let size = "\(description.width)x\(description.height)@\(description.frameRate)"
+        guard !description.isBrowserPlayable, let profile = description.h264Profile else { return "H.264 \(size)" }
+        return "H.264 \(H264StreamShape.profileName(profile)) \(size)\(unplayableMark)"
     }
 
     /// Closes every live segment and fills in all waiting frames (the recorder is stopping).

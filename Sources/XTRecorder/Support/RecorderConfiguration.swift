@@ -39,12 +39,15 @@ public struct RecorderConfiguration: KeyValueSettings, Sendable, Equatable {
     public var users: [String: UserAccount] = [:]
     /// Where the HTTP server (metrics, and the web UI) listens; nil: nowhere.
     public var http: (host: String, port: Int)? = ("127.0.0.1", 8480)
+    /// `transcode = auto`: cameras whose H.264 browsers cannot play (High 4:2:2, High 10,
+    /// 4:4:4) are re-encoded for the live view and clips; the recording keeps the original.
+    public var transcode = false
 
     public static func == (lhs: RecorderConfiguration, rhs: RecorderConfiguration) -> Bool {
         lhs.storage == rhs.storage && lhs.index == rhs.index && lhs.channels == rhs.channels && lhs.deadlineMilliseconds == rhs.deadlineMilliseconds
             && lhs.segments == rhs.segments && lhs.retention == rhs.retention && lhs.motion == rhs.motion
             && lhs.cameraMotionKeys == rhs.cameraMotionKeys && lhs.webhooks == rhs.webhooks && lhs.users == rhs.users
-            && lhs.http?.host == rhs.http?.host && lhs.http?.port == rhs.http?.port
+            && lhs.http?.host == rhs.http?.host && lhs.http?.port == rhs.http?.port && lhs.transcode == rhs.transcode
     }
 
     public init() {}
@@ -64,6 +67,7 @@ public struct RecorderConfiguration: KeyValueSettings, Sendable, Equatable {
         ("camera.NAME.KEY", "any motion key, zone./mask., or retention-days, for one camera"),
         ("webhook.NAME", "an http:// or https:// URL that alarms are POSTed to"),
         ("http", "host:port for metrics and the web UI, or none"),
+        ("transcode", "auto (re-encode H.264 browsers cannot play — High 4:2:2, High 10, 4:4:4 — for the live view and clips) or off"),
         ("user.NAME", "viewer or admin, then a password hash from `xt recorder passwd NAME`"),
     ]
 
@@ -115,6 +119,9 @@ public struct RecorderConfiguration: KeyValueSettings, Sendable, Equatable {
                 guard let bytes = Self.bytes(value) else { throw bad }
                 retention.maximumBytes = bytes
             }
+        case "transcode":
+            guard value == "auto" || value == "off" else { throw bad }
+            transcode = value == "auto"
         case "min-free":
             guard let bytes = Self.bytes(value) else { throw bad }
             retention.minimumFreeBytes = bytes

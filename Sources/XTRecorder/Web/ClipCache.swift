@@ -39,10 +39,14 @@ public actor ClipCache {
     private let index: any RecorderIndex
     private var made: [String: (clip: ClipInfo, used: ContinuousClock.Instant)] = [:]
 
+    /// Clips to play of cameras whose H.264 browsers cannot play are re-encoded.
+    private let transcode: Bool
+
     /// Clips of the recordings under `root`, kept in `<root>/.web-clips` (emptied now).
-    public init(root: String, index: any RecorderIndex) {
+    public init(root: String, index: any RecorderIndex, transcode: Bool = false) {
         self.root = root
         self.index = index
+        self.transcode = transcode
         directory = (root as NSString).appendingPathComponent(".web-clips")
         try? FileManager.default.removeItem(atPath: directory)
     }
@@ -68,7 +72,7 @@ public actor ClipCache {
         let file = (directory as NSString).appendingPathComponent(name)
         let summary = try await Recording.export(root: root, index: index, camera: camera, to: file,
                                                  from: CaptureTime(nanoseconds: from * 1_000_000), to: CaptureTime(nanoseconds: to * 1_000_000),
-                                                 fromKeyframeBefore: true, untilShapeChange: !whole)
+                                                 fromKeyframeBefore: true, untilShapeChange: !whole, transcode: transcode && !whole)
         let bytes = ((try? FileManager.default.attributesOfItem(atPath: file))?[.size] as? NSNumber)?.int64Value ?? 0
         let clip = ClipInfo(url: "/api/clips/\(name)", camera: camera, start: summary.start / 1_000_000, end: summary.end / 1_000_000,
                             videoFrames: summary.videoFrames, audioFrames: summary.audioFrames, segments: summary.segments, bytes: bytes,

@@ -15,13 +15,17 @@ public struct RecorderWeb: Sendable {
     public var accounts: WebAccounts
     public var live: LiveHub
     public var clips: ClipCache
+    /// `transcode = auto`: what browsers cannot play is re-encoded for them.
+    public var transcode: Bool
 
-    public init(root: String, index: any RecorderIndex, accounts: WebAccounts, live: LiveHub) {
+    /// - Parameter transcode: clips of cameras whose H.264 browsers cannot play are re-encoded.
+    public init(root: String, index: any RecorderIndex, accounts: WebAccounts, live: LiveHub, transcode: Bool = false) {
         self.root = root
         self.index = index
         self.accounts = accounts
         self.live = live
-        clips = ClipCache(root: root, index: index)
+        self.transcode = transcode
+        clips = ClipCache(root: root, index: index, transcode: transcode)
     }
 }
 
@@ -61,6 +65,11 @@ public enum API {
         public var recordedFrom: Int64?
         public var segments: Int
         public var bytes: Int64
+        /// Whether browsers play its video as recorded.
+        public var playable: Bool
+        /// What a viewer should know: recorded in a form browsers cannot play, and whether the
+        /// recorder re-encodes it for them (`transcode = auto`).
+        public var note: String?
     }
 
     public struct Event: Codable, Sendable {
@@ -236,6 +245,9 @@ extension RecorderWeb {
                   snapshot: event.snapshot == nil ? nil : "/api/events/\(event.id ?? 0)/snapshot.jpg")
     }
 
+    /// Whether a camera's video summary (``RecordingStore/summary(_:)``) is one browsers play.
+    static func playable(_ summary: String?) -> Bool { !(summary?.contains(RecordingStore.unplayableMark) ?? false) }
+
     /// Every camera the index knows, with what it holds of each and whether it is live now.
     func cameras() async throws -> [API.Camera] {
         let use = Dictionary(try await index.storageUse().map { ($0.camera, $0) }, uniquingKeysWith: { first, _ in first })
@@ -244,7 +256,10 @@ extension RecorderWeb {
             API.Camera(name: camera.name, live: live[camera.name] != nil, audio: live[camera.name] ?? false, video: camera.video,
                        audioDescription: camera.audio, firstSeen: camera.firstSeen / 1_000_000, lastSeen: camera.lastSeen / 1_000_000,
                        recordedFrom: use[camera.name]?.oldest.map { $0 / 1_000_000 }, segments: use[camera.name]?.segments ?? 0,
-                       bytes: use[camera.name]?.bytes ?? 0)
+                       bytes: use[camera.name]?.bytes ?? 0, playable: Self.playable(camera.video),
+                       note: Self.playable(camera.video) ? nil : transcode
+                           ? "recorded as \(camera.video ?? "") is kept as it is; the live view and clips are re-encoded for browsers (transcode = auto)"
+                           : "recorded as \(camera.video ?? ""), which browsers cannot play: set transcode = auto in recorder.conf to re-encode it for the live view and clips")
         }
     }
 

@@ -80,6 +80,30 @@ import Testing
         #expect(source.shape?.isBrowserPlayable == playable)
     }
 
+    /// A decoded (HEVC) camera's pictures leave the decoder several at a time (B-frames, frame
+    /// threads): each waits for its own moment, so the encoder gets the source's cadence.
+    @Test func decodedPicturesComeAtTheSourcesCadence() throws {
+        let directory = TestSupport.temporaryDirectory("xt-hevc")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = (directory as NSString).appendingPathComponent("hevc.ts")
+        #expect(TestSupport.run("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=15", "-t", "3", "-c:v", "libx265",
+                                           "-x265-params", "log-level=error", "-f", "mpegts", path]).status == 0)
+        let source = try FileVideoSource(location: path)
+        #expect(source.width == 320 && source.height == 180 && source.frameRate == 15 && source.encodedDescription == nil)
+        var arrivals: [Int64] = [], captures: [CaptureTime] = []
+        for _ in 0..<30 {
+            guard case .raw(let picture) = try source.next() else { Issue.record("HEVC is decoded"); return }
+            #expect(picture.width == 320 && picture.height == 180)
+            arrivals.append(CaptureTime.monotonicNow)
+            captures.append(picture.captureTime)
+        }
+        let interval: Int64 = 66_666_666
+        #expect(zip(captures, captures.dropFirst()).allSatisfy { abs($1.nanoseconds(since: $0) - interval) < 1_000_000 })
+        let spacing = zip(arrivals, arrivals.dropFirst()).map { $1 - $0 }
+        #expect(spacing.filter { $0 < interval / 3 }.count <= 2, "arrivals \(spacing.map { $0 / 1_000_000 }) ms apart")
+        #expect(spacing.max() ?? 0 < 2 * interval, "no long pauses: \(spacing.map { $0 / 1_000_000 })")
+    }
+
     @Test func aNetworkStreamIsReadLive() throws {
         let port = Int.random(in: 20_000...40_000)
         let server = Process()

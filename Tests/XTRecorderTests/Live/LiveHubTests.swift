@@ -162,4 +162,57 @@ import XTMedia
         #expect(times[1].first! > times[0].last!)
         #expect(times[1].first! - times[0].last! < 100_000_000)
     }
+
+    /// H.264 High 4:2:2 (what many IP cameras send, and no browser plays): with `transcode` the
+    /// viewer gets High 4:2:0 8-bit it can decode; without, the stream as it is.
+    @Test(arguments: [true, false])
+    func unplayableH264IsReencodedForViewersWhenAsked(transcode: Bool) async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("xt-live-422-\(UInt32.random(in: 0...UInt32.max))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let clip = (directory as NSString).appendingPathComponent("422.ts")
+        let ffmpeg = Process()
+        ffmpeg.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        ffmpeg.arguments = ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=320x180:r=25", "-t", "2", "-c:v", "libx264", "-pix_fmt", "yuv422p",
+                            "-g", "25", "-f", "mpegts", clip]
+        try ffmpeg.run()
+        ffmpeg.waitUntilExit()
+        let source = try FileVideoSource(location: clip, clock: FileClock(pacing: .virtual(start: CaptureTime(nanoseconds: 1_800_000_000_000_000_000))))
+        var frames: [EncodedFrame] = []
+        for _ in 0..<50 { if case .encoded(let frame) = try source.next() { frames.append(frame) } }
+        let description = try #require(source.encodedDescription)
+        #expect(description.h264Profile == 122 && !description.isBrowserPlayable)
+        let header = MediaStreamHeader(stream: .random(), camera: "gate", description: description)
+        let hub = LiveHub(transcode: transcode)
+        hub.note(header)
+        for (sequence, frame) in frames.prefix(10).enumerated() { hub.take(MediaFrame(stream: header.stream, sequence: UInt64(sequence), frame: frame)) }
+        let viewer = try hub.watch("gate", audio: false)
+        for (sequence, frame) in frames.enumerated().dropFirst(10) { hub.take(MediaFrame(stream: header.stream, sequence: UInt64(sequence), frame: frame)) }
+        hub.stop()
+        var info: LiveHub.Info?
+        var bytes: [UInt8] = []
+        for await packet in viewer.packets {
+            switch packet {
+            case .info(let value): info = value
+            case .bytes(let value): bytes += value
+            }
+        }
+        // avc1.PPCCLL: PP 42/4d/64 are Baseline/Main/High (8-bit 4:2:0), 7a is High 4:2:2.
+        let profile = info?.mime.range(of: "avc1.").flatMap { Int(info!.mime[$0.upperBound...].prefix(2), radix: 16) }
+        #expect(transcode ? H264StreamShape.browserProfiles.contains(profile ?? 0) : profile == 0x7A, "\(info?.mime ?? "")")
+        let path = (directory as NSString).appendingPathComponent("live.mp4")
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let probe = Process()
+        probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        probe.arguments = ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v", "-show_entries", "stream=pix_fmt,nb_read_frames",
+                           "-of", "csv=p=0", path]
+        let output = Pipe()
+        probe.standardOutput = output
+        try probe.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        probe.waitUntilExit()
+        let fields = text.split(separator: ",")
+        #expect(fields.first.map(String.init) == (transcode ? "yuv420p" : "yuv422p"), "\(text)")
+        #expect((fields.last.flatMap { Int($0) } ?? 0) >= 45, "every picture from the keyframe on: \(text)")
+    }
 }
