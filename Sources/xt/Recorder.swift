@@ -95,6 +95,8 @@ struct RecorderRun: AsyncParsableCommand {
             let live = LiveHub(transcode: settings.transcode)
             let ingest = MediaIngest(store: store, monitor: monitor, alarms: alarms, live: live, host: host, deadline: .milliseconds(deadline),
                                      logger: logger)
+            // A viewer joining a long GOP gets the kept one at once, and a fresh keyframe soon.
+            live.onKeyframeWanted { camera in Task { await ingest.requestKeyframe(camera: camera) } }
             for channel in settings.channels.lowerBound...(settings.channels.upperBound + 1) { await host.subscribe(channel) }
             await host.subscribe(AlarmMessage.channel)
             print("recorder listening on \(host.endpoint.localAddress) as \(configuration.identity.publicKey)\(self.host.open ? " (open mode)" : ""), recording channels \(settings.channels.lowerBound)-\(settings.channels.upperBound) into \(storage) (\(await store.streamCount) streams already there)")
@@ -294,7 +296,8 @@ struct RecorderExport: AsyncParsableCommand {
             let database = try recordings.open()
             let storage = recordings.storage
             let summary = try await Recording.export(root: storage, index: database, camera: camera, to: out,
-                                                     from: try from.map { try Checked.time($0, "--from") }, to: try to.map { try Checked.time($0, "--to") })
+                                                     from: try from.map { try Checked.time($0, "--from") }, to: try to.map { try Checked.time($0, "--to") },
+                                                     fromKeyframeBefore: true)
             print("exported \(summary.videoFrames) video and \(summary.audioFrames) audio frames of \(camera) from \(summary.segments) segments to \(summary.path)"
                   + (summary.videoSizes.count > 1 ? " (the camera changed size: \(summary.videoSizes.joined(separator: " → ")), each part at its own)" : ""))
             for note in summary.notes { print("note: \(note)") }

@@ -54,6 +54,8 @@ public actor MediaIngest {
     static let latencySamples = 100_000
     /// When a keyframe was last asked for per camera (monotonic ns): at most one a second.
     private var keyframeAsked: [String: Int64] = [:]
+    /// The node each camera's live video last came from (where keyframe requests go).
+    private var cameraSenders: [String: NodeID] = [:]
     /// Video streams by id: their camera and description (for the motion monitor).
     private var videoStreams: [MediaStreamID: MediaStreamHeader] = [:]
     /// When the monitor last heard of each camera's video (monotonic ns).
@@ -91,6 +93,20 @@ public actor MediaIngest {
         ticker.cancel()
         _ = await ticker.value
         await store.stop()
+    }
+
+    /// Asks a camera's agent for a keyframe (a live viewer joined a long GOP), at most once a second.
+    public func requestKeyframe(camera: String) async {
+        guard let sender = cameraSenders[camera] else { return }
+        await askForKeyframe(camera, from: sender)
+    }
+
+    private func askForKeyframe(_ camera: String, from sender: NodeID) async {
+        let now = CaptureTime.monotonicNow
+        guard now - (keyframeAsked[camera] ?? .min / 2) >= 1_000_000_000 else { return }
+        keyframeAsked[camera] = now
+        report.keyframeRequests += 1
+        try? await host?.send(MediaMessage.keyframeRequest(camera: camera).encoded(), to: sender)
     }
 
     /// Messages handled in one go at most.
@@ -164,6 +180,7 @@ public actor MediaIngest {
     /// Counts what became of a frame, and asks for a keyframe when the recording needs one.
     private func account(_ frame: MediaFrame, _ taken: RecordingStore.Taken, from sender: NodeID) async {
         let kind = frame.frame.codec.kind
+        if kind == .video, !frame.isBackfill, let camera = videoStreams[frame.stream]?.camera { cameraSenders[camera] = sender }
         if let live, !frame.isBackfill {
             switch taken {
             case .unknownStream, .duplicate: break
@@ -185,12 +202,7 @@ public actor MediaIngest {
             // A stream heard of mid-GOP (a recorder that just started, a camera back from an
             // outage): ask its agent for a keyframe, so the live recording resumes now rather
             // than at the next GOP.
-            let now = CaptureTime.monotonicNow
-            if !frame.isBackfill, now - (keyframeAsked[camera] ?? .min / 2) >= 1_000_000_000 {
-                keyframeAsked[camera] = now
-                report.keyframeRequests += 1
-                try? await host?.send(MediaMessage.keyframeRequest(camera: camera).encoded(), to: sender)
-            }
+            if !frame.isBackfill { await askForKeyframe(camera, from: sender) }
         case .recorded:
             break
         }

@@ -47,8 +47,17 @@ public final class LiveHub: Sendable {
     /// Fragments a viewer may fall behind by before it is dropped (about 10 s at 30 fps); the
     /// page reconnects.
     public static let viewerBacklog = 300
-    /// Frames kept since the last keyframe, at most.
-    static let gopLimit = 600
+    /// Bytes of coded media kept per camera since its last keyframe (and as much again per feed
+    /// while watched), so that a viewer starts at once, from that keyframe, whatever the GOP:
+    /// 48 MiB is 96 s at 4 Mbit/s. A GOP that outgrows it is dropped whole (never cut, which
+    /// would break the decode): viewers then wait for the next keyframe, which the camera's agent
+    /// is asked for.
+    public static let defaultGOPByteLimit = 48 << 20
+    /// The limit in use (tests give a small one).
+    public let gopByteLimit: Int
+    /// A viewer joining when the kept keyframe is older than this asks the agent for a new one
+    /// (an agent that encodes answers at once; a camera's own H.264 keeps its GOP).
+    static let freshKeyframe: Int64 = 1_000_000_000
 
     private struct Feed {
         var writer: MediaFileWriter
@@ -59,8 +68,10 @@ public final class LiveHub: Sendable {
         /// The camera's stream changed shape: at its next keyframe the feed starts a new MP4
         /// header (and tells its viewers the new description) on the same media timeline.
         var stale = false
-        /// Fragments since the last keyframe, for viewers who join now.
-        var sinceKeyframe: [[UInt8]] = []
+        /// Fragments since the last keyframe, for viewers who join now (nil: more than the GOP
+        /// limit — they wait for the next keyframe).
+        var sinceKeyframe: [[UInt8]]? = []
+        var sinceKeyframeBytes = 0
         var viewers: [UInt64: AsyncStream<LivePacket>.Continuation] = [:]
         var lastVideo: Int64 = .min
         var lastAudio: Int64 = .min
@@ -78,17 +89,49 @@ public final class LiveHub: Sendable {
         /// While someone watches such a camera: the re-encoder and its pictures since its last keyframe.
         var transcoder: VideoTranscoder?
         var transcodedGOP: [EncodedFrame] = []
+        /// Bytes in `gop`; whether it outgrew ``LiveHub/gopByteLimit`` (until the next keyframe).
+        var gopBytes = 0
+        var gopOverflowed = false
+        var transcodedBytes = 0
+
+        /// Keeps a video or audio frame since the last keyframe, within the byte limit.
+        mutating func keep(_ frame: EncodedFrame, limit: Int) {
+            if frame.codec == .h264 && frame.isKeyframe {
+                gop.removeAll(keepingCapacity: true)
+                gopBytes = 0
+                gopOverflowed = false
+            }
+            guard !gopOverflowed, !gop.isEmpty || (frame.codec == .h264 && frame.isKeyframe) else { return }
+            guard gopBytes + frame.data.count <= limit else {
+                gop.removeAll()
+                gopBytes = 0
+                gopOverflowed = true
+                return
+            }
+            gop.append(frame)
+            gopBytes += frame.data.count
+        }
 
         /// What viewers are sent: the camera's video, or its re-encoding.
         var viewDescription: StreamDescription? { transcoder?.description ?? video?.description }
 
         /// Re-encodes one of the camera's video frames for viewers (none while nobody watches).
-        mutating func transcode(_ frame: EncodedFrame) -> [EncodedFrame] {
+        mutating func transcode(_ frame: EncodedFrame, limit: Int) -> [EncodedFrame] {
             if transcoder == nil, frame.isKeyframe, let video { transcoder = try? VideoTranscoder(input: video.description) }
             guard let transcoder, let output = try? transcoder.convert(frame) else { return [] }
             for picture in output {
-                if picture.isKeyframe { transcodedGOP.removeAll(keepingCapacity: true) }
-                if (picture.isKeyframe || !transcodedGOP.isEmpty) && transcodedGOP.count < LiveHub.gopLimit { transcodedGOP.append(picture) }
+                if picture.isKeyframe {
+                    transcodedGOP.removeAll(keepingCapacity: true)
+                    transcodedBytes = 0
+                }
+                guard picture.isKeyframe || !transcodedGOP.isEmpty else { continue }
+                if transcodedBytes + picture.data.count > limit {
+                    transcodedGOP.removeAll()
+                    transcodedBytes = 0
+                    continue
+                }
+                transcodedGOP.append(picture)
+                transcodedBytes += picture.data.count
             }
             return output
         }
@@ -114,8 +157,10 @@ public final class LiveHub: Sendable {
 
     /// - Parameter transcode: re-encode cameras whose H.264 browsers cannot play, while someone
     ///   watches them (the recorder's `transcode = auto`).
-    public init(transcode: Bool = false) {
+    ///   - gopByteLimit: see ``defaultGOPByteLimit``.
+    public init(transcode: Bool = false, gopByteLimit: Int = LiveHub.defaultGOPByteLimit) {
         self.transcode = transcode
+        self.gopByteLimit = gopByteLimit
     }
 
     /// Cameras with live video, and whether each has sound.
@@ -165,12 +210,9 @@ public final class LiveHub: Sendable {
             let encoded = frame.frame
             let isVideo = encoded.codec == .h264
             guard isVideo ? camera.video?.stream == frame.stream : camera.audio?.stream == frame.stream else { return [] }
-            if isVideo && encoded.isKeyframe { camera.gop.removeAll(keepingCapacity: true) }
-            if !camera.gop.isEmpty || (isVideo && encoded.isKeyframe) {
-                if camera.gop.count < Self.gopLimit { camera.gop.append(encoded) }
-            }
+            camera.keep(encoded, limit: gopByteLimit)
             // What viewers get of this frame: itself, or its re-encoding (while anyone watches).
-            let outputs = isVideo && camera.transcodes ? (camera.feeds.isEmpty ? [] : camera.transcode(encoded)) : [encoded]
+            let outputs = isVideo && camera.transcodes ? (camera.feeds.isEmpty ? [] : camera.transcode(encoded, limit: gopByteLimit)) : [encoded]
             var ended: [AsyncStream<LivePacket>.Continuation] = []
             for withAudio in [false, true] where !camera.feeds.isEmpty {
                 if !withAudio && !isVideo { continue }
@@ -189,7 +231,7 @@ public final class LiveHub: Sendable {
                     }
                 }
                 for output in outputs {
-                    let sent = Self.mux(output, into: &feed, audioTrack: withAudio ? 1 : nil)
+                    let sent = Self.mux(output, into: &feed, audioTrack: withAudio ? 1 : nil, limit: gopByteLimit)
                     state.fragments += sent.fragments
                     state.dropped += sent.dropped.count
                     ended += sent.dropped
@@ -207,43 +249,79 @@ public final class LiveHub: Sendable {
     /// when the camera's stream changes, the viewer falls too far behind, or the hub stops.
     public func watch(_ cameraName: String, audio wantsAudio: Bool) throws(LiveError) -> (id: UInt64, packets: AsyncStream<LivePacket>) {
         let (packets, continuation) = AsyncStream.makeStream(of: LivePacket.self, bufferingPolicy: .bufferingOldest(Self.viewerBacklog + 3))
-        let id: UInt64 = try state.withLock { (state) throws(LiveError) -> UInt64 in
-            guard var camera = state.cameras[cameraName], let video = camera.video else { throw .noSuchCamera(cameraName) }
-            let withAudio = wantsAudio && camera.audio != nil
-            if camera.feeds[withAudio] == nil {
-                guard let first = camera.gop.first, first.isKeyframe else { throw .noVideoYet(cameraName) }
-                var pictures = camera.gop.filter { $0.codec == .h264 }
-                if camera.transcodes {
-                    // The first viewer starts the re-encoder on the kept GOP; later ones share it.
-                    if camera.transcoder == nil {
-                        camera.transcoder = try Self.transcoder(for: video.description)
-                        for picture in pictures { _ = camera.transcode(picture) }
-                    }
-                    pictures = camera.transcodedGOP
-                }
-                guard let keyframe = pictures.first, keyframe.isKeyframe, let description = camera.viewDescription else { throw .noVideoYet(cameraName) }
-                var feed = try Self.makeFeed(camera: cameraName, video: description, audio: withAudio ? camera.audio!.description : nil,
-                                             keyframe: keyframe, origin: keyframe.captureTime)
-                let sounds = withAudio ? camera.gop.filter { $0.codec == .opus } : []
-                for frame in (pictures + sounds).sorted(by: { $0.captureTime < $1.captureTime }) {
-                    _ = Self.mux(frame, into: &feed, audioTrack: withAudio ? 1 : nil)
-                }
-                camera.feeds[withAudio] = feed
+        var wantKeyframe = false
+        let joined: Result<UInt64, LiveError> = state.withLock { state in
+            do throws(LiveError) {
+                return .success(try Self.join(&state, cameraName, wantsAudio: wantsAudio, continuation: continuation, limit: gopByteLimit,
+                                              wantKeyframe: &wantKeyframe))
+            } catch {
+                return .failure(error)
             }
-            let feed = camera.feeds[withAudio]!
-            // A feed waiting for the new shape's keyframe sends its header then.
-            if !feed.stale {
-                continuation.yield(.info(feed.info))
-                continuation.yield(.bytes(feed.header))
-                for fragment in feed.sinceKeyframe { continuation.yield(.bytes(fragment)) }
-            }
-            state.nextViewer += 1
-            camera.feeds[withAudio]!.viewers[state.nextViewer] = continuation
-            state.cameras[cameraName] = camera
-            return state.nextViewer
         }
+        // Outside the lock: the handler sends a keyframe request to the camera's agent.
+        if wantKeyframe, let handler = keyframeWanted.withLock({ $0 }) { handler(cameraName) }
+        let id = try joined.get()
         continuation.onTermination = { [weak self] _ in self?.leave(cameraName, viewer: id) }
         return (id, packets)
+    }
+
+    /// Who is told that a viewer wants a fresh keyframe of a camera (the ingest, which asks the
+    /// camera's agent, at most once a second).
+    private let keyframeWanted = Mutex<(@Sendable (String) -> Void)?>(nil)
+
+    /// Sets who is told when a viewer joins a camera whose kept keyframe is old (a long GOP) or
+    /// missing: the recorder asks the camera's agent for a keyframe.
+    public func onKeyframeWanted(_ handler: @escaping @Sendable (String) -> Void) {
+        keyframeWanted.withLock { $0 = handler }
+    }
+
+    /// Adds a viewer to a camera's feed (made from the kept GOP when none runs); returns its id.
+    private static func join(_ state: inout State, _ cameraName: String, wantsAudio: Bool,
+                             continuation: AsyncStream<LivePacket>.Continuation, limit: Int, wantKeyframe: inout Bool) throws(LiveError) -> UInt64 {
+        guard var camera = state.cameras[cameraName], let video = camera.video else { throw .noSuchCamera(cameraName) }
+        let withAudio = wantsAudio && camera.audio != nil
+        // A kept keyframe more than a second old (a long GOP), or none: ask for a new one.
+        if let first = camera.gop.first, let last = camera.gop.last {
+            wantKeyframe = last.captureTime.nanoseconds(since: first.captureTime) > freshKeyframe
+        } else {
+            wantKeyframe = true
+        }
+        if camera.feeds[withAudio] == nil {
+            guard let first = camera.gop.first, first.isKeyframe else { throw .noVideoYet(cameraName) }
+            var pictures = camera.gop.filter { $0.codec == .h264 }
+            if camera.transcodes {
+                // The first viewer starts the re-encoder on the kept GOP; later ones share it.
+                if camera.transcoder == nil {
+                    camera.transcoder = try transcoder(for: video.description)
+                    for picture in pictures { _ = camera.transcode(picture, limit: limit) }
+                }
+                pictures = camera.transcodedGOP
+            }
+            guard let keyframe = pictures.first, keyframe.isKeyframe, let description = camera.viewDescription else { throw .noVideoYet(cameraName) }
+            var feed = try makeFeed(camera: cameraName, video: description, audio: withAudio ? camera.audio!.description : nil,
+                                    keyframe: keyframe, origin: keyframe.captureTime)
+            let sounds = withAudio ? camera.gop.filter { $0.codec == .opus } : []
+            // The kept GOP goes out as one fragment, however long: a viewer's backlog limit counts
+            // live fragments, not the catch-up.
+            for frame in (pictures + sounds).sorted(by: { $0.captureTime < $1.captureTime }) {
+                _ = mux(frame, into: &feed, audioTrack: withAudio ? 1 : nil, flush: false, limit: limit)
+            }
+            _ = flush(&feed, startsAtKeyframe: true, limit: limit)
+            camera.feeds[withAudio] = feed
+        }
+        let feed = camera.feeds[withAudio]!
+        // A feed past the GOP limit serves new viewers again from the next keyframe.
+        guard let caughtUp = feed.sinceKeyframe else { throw .noVideoYet(cameraName) }
+        // A feed waiting for the new shape's keyframe sends its header then.
+        if !feed.stale {
+            continuation.yield(.info(feed.info))
+            continuation.yield(.bytes(feed.header))
+            if !caughtUp.isEmpty { continuation.yield(.bytes(Array(caughtUp.joined()))) }
+        }
+        state.nextViewer += 1
+        camera.feeds[withAudio]!.viewers[state.nextViewer] = continuation
+        state.cameras[cameraName] = camera
+        return state.nextViewer
     }
 
     /// A re-encoder for a camera browsers cannot play.
@@ -318,9 +396,10 @@ public final class LiveHub: Sendable {
         return viewers
     }
 
-    /// Writes one frame into a feed; after each video frame the fragment goes to the viewers.
-    /// Viewers that fell behind are removed and returned, to be finished outside the lock.
-    private static func mux(_ frame: EncodedFrame, into feed: inout Feed, audioTrack: Int?)
+    /// Writes one frame into a feed; after each video frame (unless `flush` is false) the
+    /// fragment goes to the viewers. Viewers that fell behind are removed and returned, to be
+    /// finished outside the lock.
+    private static func mux(_ frame: EncodedFrame, into feed: inout Feed, audioTrack: Int?, flush: Bool = true, limit: Int)
         -> (fragments: Int, dropped: [AsyncStream<LivePacket>.Continuation]) {
         let isVideo = frame.codec == .h264
         let time = frame.captureTime.nanoseconds
@@ -337,12 +416,24 @@ public final class LiveHub: Sendable {
         } catch {
             return (0, [])
         }
-        guard isVideo else { return (0, []) }
+        guard isVideo, flush else { return (0, []) }
+        return Self.flush(&feed, startsAtKeyframe: frame.isKeyframe, limit: limit)
+    }
+
+    /// Ends the feed's fragment and sends it; it is kept for viewers who join before the next
+    /// keyframe, within the GOP limit.
+    private static func flush(_ feed: inout Feed, startsAtKeyframe: Bool, limit: Int) -> (fragments: Int, dropped: [AsyncStream<LivePacket>.Continuation]) {
         _ = try? feed.writer.flushFragment()
         let fragment = feed.writer.takeOutput()
         guard !fragment.isEmpty else { return (0, []) }
-        if frame.isKeyframe { feed.sinceKeyframe.removeAll(keepingCapacity: true) }
-        if feed.sinceKeyframe.count < gopLimit { feed.sinceKeyframe.append(fragment) }
+        if startsAtKeyframe {
+            feed.sinceKeyframe = []
+            feed.sinceKeyframeBytes = 0
+        }
+        if feed.sinceKeyframe != nil {
+            feed.sinceKeyframeBytes += fragment.count
+            if feed.sinceKeyframeBytes > limit { feed.sinceKeyframe = nil } else { feed.sinceKeyframe!.append(fragment) }
+        }
         var dropped: [AsyncStream<LivePacket>.Continuation] = []
         for (id, viewer) in feed.viewers {
             if case .dropped = viewer.yield(.bytes(fragment)) {

@@ -113,18 +113,23 @@ final class CameraRecorder {
     }
 
     /// Takes one frame of a stream whose header is `header`.
-    /// The live video since the last keyframe (at most ~10 s), for snapshots and decoding.
+    /// The live video since the last keyframe, for snapshots and decoding: whole GOPs (a long
+    /// one too), up to the live view's limit in bytes (``LiveHub/defaultGOPByteLimit``); past it
+    /// the frames stop being kept (what is kept still decodes).
     private(set) var recentVideo: [EncodedFrame] = []
     private(set) var recentVideoDescription: StreamDescription?
+    private var recentVideoBytes = 0
 
     private func remember(_ frame: EncodedFrame, description: StreamDescription) {
         if frame.isKeyframe || recentVideoDescription != description {
             recentVideo.removeAll(keepingCapacity: true)
             recentVideoDescription = description
+            recentVideoBytes = 0
         }
-        guard !recentVideo.isEmpty || frame.isKeyframe, recentVideo.count < 600 else { return }
+        guard !recentVideo.isEmpty || frame.isKeyframe, recentVideoBytes + frame.data.count <= LiveHub.defaultGOPByteLimit else { return }
         if let last = recentVideo.last, frame.captureTime <= last.captureTime { return }
         recentVideo.append(frame)
+        recentVideoBytes += frame.data.count
     }
 
     func take(_ frame: MediaFrame, header: MediaStreamHeader) -> FrameOutcome {

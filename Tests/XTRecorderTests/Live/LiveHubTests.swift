@@ -6,6 +6,7 @@
 // media timeline); B-frames reach the
 // viewer with their composition offsets, so the browser shows them in display order.
 import Foundation
+import Synchronization
 import Testing
 import XTMedia
 @testable import XTRecorder
@@ -53,13 +54,13 @@ import XTMedia
         let loud = try hub.watch("door", audio: true)
         for frame in clip.frames where frame.frame.captureTime > cut { hub.take(frame) }
         let totalVideo = videoFrames.count
-        // info + header + one fragment per video frame from the keyframe on.
-        let (info, bytes, _) = await Self.drain(silent.packets, count: 2 + (totalVideo - 60))
+        // info + header + the kept GOP (frames 60–70) as one fragment + one per video frame after.
+        let (info, bytes, _) = await Self.drain(silent.packets, count: 3 + (totalVideo - 71))
         #expect(info?.mime == "video/mp4; codecs=\"avc1.\(H264Bitstream.profileBytes(of: H264Bitstream.parameterSets(videoFrames[0].frame.data))!.map { String(format: "%02x", $0) }.joined())\"")
         #expect(info?.width == 160 && info?.audio == false && info?.origin == videoFrames[60].frame.captureTime.nanoseconds / 1_000_000)
         let decoded = try Self.decode(bytes)
         #expect(decoded.video == totalVideo - 60 && decoded.tracks == 1)
-        let (loudInfo, loudBytes, _) = await Self.drain(loud.packets, count: 2 + (totalVideo - 60))
+        let (loudInfo, loudBytes, _) = await Self.drain(loud.packets, count: 3 + (totalVideo - 71))
         #expect(loudInfo?.audio == true && loudInfo?.mime.hasSuffix(",opus\"") == true)
         let withSound = try Self.decode(loudBytes)
         #expect(withSound.tracks == 2 && withSound.video == totalVideo - 60 && withSound.audio >= 45, "\(withSound)")
@@ -214,5 +215,55 @@ import XTMedia
         let fields = text.split(separator: ",")
         #expect(fields.first.map(String.init) == (transcode ? "yuv420p" : "yuv422p"), "\(text)")
         #expect((fields.last.flatMap { Int($0) } ?? 0) >= 45, "every picture from the keyframe on: \(text)")
+    }
+
+    /// Long GOPs ("smart codec" cameras, one keyframe a minute): a viewer joining 50 s after the
+    /// keyframe gets the whole GOP at once (one catch-up fragment: not counted against its
+    /// backlog) and every picture since decodes; the agent is asked for a fresh keyframe.
+    @Test func aViewerJoiningALongGOPGetsAPictureAtOnce() async throws {
+        let clip = try CameraFeed(camera: "yard", seconds: 56, gop: 1800, bitrate: 100_000)
+        let hub = LiveHub()
+        let asked = Mutex<[String]>([])
+        hub.onKeyframeWanted { camera in asked.withLock { $0.append(camera) } }
+        hub.note(clip.video)
+        hub.note(clip.audio)
+        let video = clip.frames.filter { $0.frame.codec == .h264 }
+        let joinAt = video[1500].frame.captureTime
+        for frame in clip.frames where frame.frame.captureTime <= joinAt { hub.take(frame) }
+        let viewer = try hub.watch("yard", audio: true)
+        #expect(asked.withLock { $0 } == ["yard"])
+        for frame in clip.frames where frame.frame.captureTime > joinAt { hub.take(frame) }
+        hub.stop()
+        var bytes: [UInt8] = []
+        var packets = 0
+        for await packet in viewer.packets {
+            packets += 1
+            if case .bytes(let value) = packet { bytes += value }
+        }
+        // info, header, the catch-up, then one fragment per live picture.
+        #expect(packets == 3 + (video.count - 1501))
+        let decoded = try Self.decode(bytes)
+        #expect(decoded.video == video.count && decoded.audio > 2700, "\(decoded)")
+    }
+
+    /// A GOP beyond the byte limit is dropped whole, never cut: a new viewer is told to wait for
+    /// the next keyframe (which is asked for) and then starts there.
+    @Test func aGOPBeyondTheLimitWaitsForTheNextKeyframe() async throws {
+        let clip = try CameraFeed(camera: "yard", seconds: 4, gop: 60, bitrate: 400_000)
+        let hub = LiveHub(gopByteLimit: 20_000)
+        let asked = Mutex(0)
+        hub.onKeyframeWanted { _ in asked.withLock { $0 += 1 } }
+        hub.note(clip.video)
+        let video = clip.frames.filter { $0.frame.codec == .h264 }
+        for frame in video.prefix(50) { hub.take(frame) }
+        #expect(throws: LiveHub.LiveError.noVideoYet("yard")) { try hub.watch("yard", audio: false) }
+        #expect(asked.withLock { $0 } == 1)
+        // The next keyframe (frame 60) starts a GOP a viewer can join.
+        for frame in video[50...61] { hub.take(frame) }
+        let viewer = try hub.watch("yard", audio: false)
+        for frame in video.dropFirst(62) { hub.take(frame) }
+        hub.stop()
+        let (_, bytes, _) = await Self.drain(viewer.packets, count: 1000)
+        #expect(try Self.decode(bytes).video == video.count - 60)
     }
 }

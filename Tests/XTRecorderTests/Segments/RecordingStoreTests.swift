@@ -231,6 +231,24 @@ import XTMedia
         #expect(summary.corrupt.count == 2, "\(summary)")
     }
 
+    /// A camera with one keyframe every 30 s: an export (and a clip) of a range inside the GOP
+    /// starts at the keyframe before it instead of finding "no frames".
+    @Test func anExportInsideALongGOPStartsAtTheKeyframeBeforeIt() async throws {
+        let root = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let feed = try CameraFeed(camera: "long", seconds: 40, start: Self.start, gop: 900, bitrate: 100_000)
+        let store = try await Fixtures.store(root: root)
+        try await feed.feed(store)
+        await store.stop()
+        let file = (root as NSString).appendingPathComponent("range.mp4")
+        let summary = try await Recording.export(root: root, index: store.index, camera: "long", to: file,
+                                                 from: Self.start.adding(nanoseconds: 20_000_000_000),
+                                                 to: Self.start.adding(nanoseconds: 25_000_000_000), fromKeyframeBefore: true)
+        #expect(summary.start == Self.start.nanoseconds, "starts at the keyframe at 0 s")
+        #expect(summary.videoFrames >= 750 && summary.videoFrames <= 752, "\(summary.videoFrames)")
+        #expect(Fixtures.probe(file).ok && Fixtures.probe(file).video == summary.videoFrames)
+    }
+
     @Test func soundThatStartsAfterThePictureIsNotLeftWaiting() async throws {
         let root = Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: root) }
