@@ -4,6 +4,8 @@
 #define CFFMPEG_SHIM_H
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <libavcodec/avcodec.h>
 #include <libavcodec/bsf.h>
 #include <libavformat/avformat.h>
@@ -32,6 +34,24 @@ static inline int xt_av_time_base(void) { return AV_TIME_BASE; }
 static inline const char *xt_av_error_string(int code, char *buffer, size_t size) {
     av_strerror(code, buffer, size);
     return buffer;
+}
+
+/// Where FFmpeg's formatted log lines go (set by xt_av_log_route; Swift cannot take a va_list).
+static void (*xt_av_log_sink)(int level, const char *line) = 0;
+
+static void xt_av_log_callback(void *avcl, int level, const char *format, va_list arguments) {
+    (void)avcl;
+    if (level > av_log_get_level() || !xt_av_log_sink) return;
+    char line[1024];
+    vsnprintf(line, sizeof line, format, arguments);
+    xt_av_log_sink(level, line);
+}
+
+/// Sends FFmpeg's log lines (at or above the set level) to `sink`, one formatted piece at a
+/// time. Call it from one Swift file only: the sink lives in that file's copy of this header.
+static inline void xt_av_log_route(void (*sink)(int level, const char *line)) {
+    xt_av_log_sink = sink;
+    av_log_set_callback(xt_av_log_callback);
 }
 
 #endif

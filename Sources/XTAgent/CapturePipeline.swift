@@ -1,6 +1,7 @@
 // Capture → encode, one thread per source. A source blocks until its next picture or block
 // of samples; the thread encodes it at once and hands the coded frame on. A camera that goes
-// away is reopened every second (with one log line when it goes and one when it is back), and
+// away is reopened after a backoff that doubles to 30 s (with one log line when it goes and one
+// when it is back), and
 // the first picture after that is a keyframe.
 import Foundation
 public import Logging
@@ -19,6 +20,35 @@ public struct PipelineStats: Sendable, Equatable {
     public var encoded = 0
     public var deviceLosses = 0
     public var errors = 0
+    /// Times the source was opened (or tried).
+    public var openAttempts = 0
+}
+
+/// How often a source that fails is tried again: after `initial`, doubling to `maximum`, each
+/// wait ± `jitter` (so that cameras behind one broken link do not retry in step). Opening
+/// successfully starts it over.
+public struct RetryBackoff: Sendable, Equatable {
+    public var initial: Duration
+    public var maximum: Duration
+    public var jitter: Double
+    private var failures = 0
+
+    /// 1 s, doubling to 30 s, ± 20%.
+    public init(initial: Duration = .seconds(1), maximum: Duration = .seconds(30), jitter: Double = 0.2) {
+        self.initial = initial
+        self.maximum = maximum
+        self.jitter = jitter
+    }
+
+    /// The wait before the next try; counts a failure.
+    public mutating func next() -> Duration {
+        let base = min(initial * Double(1 << min(failures, 20)), maximum)
+        failures += 1
+        return base * Double.random(in: (1 - jitter)...(1 + jitter))
+    }
+
+    /// The source opened: the next failure waits `initial` again.
+    public mutating func reset() { failures = 0 }
 }
 
 /// A capture thread: a source (reopened when it fails), its encoder, and where output goes.
@@ -30,8 +60,12 @@ public final class CapturePipeline: Sendable {
     private let body: @Sendable (CapturePipeline) -> Void
     private let finished = Mutex<[CheckedContinuation<Void, Never>]?>([])
 
-    private init(name: String, body: @escaping @Sendable (CapturePipeline) -> Void) {
+    /// How a source that fails is tried again.
+    let backoff: RetryBackoff
+
+    private init(name: String, backoff: RetryBackoff = RetryBackoff(), body: @escaping @Sendable (CapturePipeline) -> Void) {
         self.name = name
+        self.backoff = backoff
         self.body = body
     }
 
@@ -43,11 +77,11 @@ public final class CapturePipeline: Sendable {
     ///   - followSourceSize, followSourceRate: encode raw pictures at the source's own size and
     ///     frame rate (a decoded file or network camera: no scaling unless the settings ask for it).
     public static func video(name: String, settings: H264Settings, followSourceSize: Bool = false, followSourceRate: Bool = false,
-                             logger: Logger,
+                             backoff: RetryBackoff = RetryBackoff(), logger: Logger,
                              open: @escaping @Sendable () throws(MediaError) -> any VideoSource,
                              motionInterval: Duration? = nil, motion: @escaping @Sendable (MotionGrid) -> Void = { _ in },
                              output: @escaping @Sendable (PipelineOutput) -> Void) -> CapturePipeline {
-        CapturePipeline(name: name) { pipeline in
+        CapturePipeline(name: name, backoff: backoff) { pipeline in
             var encoder: H264Encoder?
             var unplayableNoted: Int?
             let detector = MotionDetector()
@@ -107,10 +141,10 @@ public final class CapturePipeline: Sendable {
     }
 
     /// An audio pipeline: blocks from `open()`'s source, encoded to Opus in 20 ms frames.
-    public static func audio(name: String, settings: OpusSettings, logger: Logger,
+    public static func audio(name: String, settings: OpusSettings, backoff: RetryBackoff = RetryBackoff(), logger: Logger,
                              open: @escaping @Sendable () throws(MediaError) -> any AudioSource,
                              output: @escaping @Sendable (PipelineOutput) -> Void) -> CapturePipeline {
-        CapturePipeline(name: name) { pipeline in
+        CapturePipeline(name: name, backoff: backoff) { pipeline in
             var encoder: OpusEncoder?
             pipeline.run(logger: logger, open: open) { (source: any AudioSource) throws(MediaError) in
                 let block = try source.next()
@@ -157,14 +191,17 @@ public final class CapturePipeline: Sendable {
     public var stats: PipelineStats { state.withLock { $0 } }
     public var isStopped: Bool { stopped.load(ordering: .relaxed) }
 
-    /// The loop: open the source (again, every second, while it fails), read and encode.
+    /// The loop: open the source (again after a failure, waiting longer each time up to 30 s),
+    /// read and encode.
     private func run<Source>(logger: Logger, open: () throws(MediaError) -> Source,
                              step: (Source) throws(MediaError) -> Void, onReopen: () -> Void) {
         var source: Source?
         var lastFailure: String?
         var everOpened = false
+        var backoff = self.backoff
         while !isStopped {
             if source == nil {
+                state.withLock { $0.openAttempts += 1 }
                 do throws(MediaError) {
                     source = try open()
                     if everOpened {
@@ -174,13 +211,16 @@ public final class CapturePipeline: Sendable {
                     }
                     everOpened = true
                     lastFailure = nil
+                    backoff.reset()
                     onReopen()
                 } catch {
+                    let wait = backoff.next()
                     if lastFailure != error.reason {
-                        logger.error("cannot open the source; retrying every second", metadata: ["source": "\(name)", "reason": "\(error.reason)"])
+                        logger.error("cannot open the source; trying again, less often each time (up to every \(backoff.maximum.components.seconds) s)",
+                                     metadata: ["source": "\(name)", "reason": "\(error.reason)"])
                         lastFailure = error.reason
                     }
-                    Thread.sleep(forTimeInterval: 1)
+                    pause(wait)
                     continue
                 }
             }
@@ -191,16 +231,28 @@ public final class CapturePipeline: Sendable {
                 }
             } catch where error.code == .deviceLost || error.code == .endOfStream || error.code == .io {
                 if error.code == .deviceLost { state.withLock { $0.deviceLosses += 1 } }
-                logger.warning(error.code == .endOfStream ? "source ended; opening it again" : "source lost; reopening it every second",
-                               metadata: ["source": "\(name)", "reason": "\(error.reason)"])
+                if lastFailure != error.reason {
+                    logger.warning(error.code == .endOfStream ? "source ended; opening it again" : "source lost; reopening it",
+                                   metadata: ["source": "\(name)", "reason": "\(error.reason)"])
+                }
                 lastFailure = error.reason
                 source = nil
+                // A file's end is reopened at once; a lost camera after the backoff.
+                if error.code != .endOfStream { pause(backoff.next()) }
             } catch {
                 state.withLock { $0.errors += 1 }
                 logger.error("capture failed", metadata: ["source": "\(name)", "reason": "\(error.reason)"])
                 source = nil
-                Thread.sleep(forTimeInterval: 1)
+                pause(backoff.next())
             }
+        }
+    }
+
+    /// Waits `duration`, or less if the pipeline is stopped meanwhile.
+    private func pause(_ duration: Duration) {
+        let end = ContinuousClock.now + duration
+        while !isStopped, ContinuousClock.now < end {
+            Thread.sleep(forTimeInterval: min(0.1, Double((end - ContinuousClock.now).components.attoseconds) / 1e18 + Double((end - ContinuousClock.now).components.seconds)))
         }
     }
 }

@@ -88,8 +88,10 @@ struct AgentCommand: AsyncParsableCommand {
             try configuration.validate()
             guard let hostKey else { throw CLIError("--host-key is required: the recorder's public key (base64) or @FILE") }
             let session = try configuration.node.sessionConfiguration(base: try node.sessionConfiguration())
+            let logger = node.logger(level: .info)
+            XT.routeFFmpegLog(to: logger)
             let agent = Agent(configuration: configuration, identity: try node.identity(), hostKey: try PeerOptions.parseKey(hostKey),
-                              session: session, logger: node.logger(level: .info))
+                              session: session, logger: logger)
             try await agent.start()
             print("agent \(configuration.cameraName): \(configuration.video) → video channel \(configuration.channel), \(configuration.audio) → audio channel \(configuration.audioChannel), host \(configuration.node.host):\(configuration.node.hostPort)")
             let reporter = Task {

@@ -77,6 +77,7 @@ struct RecorderRun: AsyncParsableCommand {
             let settings = try settings()
             let storage = settings.storage
             let logger = node.logger(level: .info)
+            XT.routeFFmpegLog(to: logger)
             try RecordingStore.prepareRoot(storage)
             let database = try SQLiteIndex(path: settings.index ?? RecordingStore.defaultIndexPath(root: storage))
             if reindex {

@@ -51,6 +51,15 @@ func tuneAllocator() {
 }
 
 /// A usage problem found by a subcommand (not by the argument parser).
+extension XT {
+    /// FFmpeg's warnings and errors go to `logger` (repeats held back and counted), not stderr.
+    static func routeFFmpegLog(to logger: Logger) {
+        MediaLibrary.routeLog { level, line in
+            if level == .error { logger.error("ffmpeg: \(line)") } else { logger.warning("ffmpeg: \(line)") }
+        }
+    }
+}
+
 struct CLIError: Error {
     let message: String
     init(_ message: String) { self.message = message }

@@ -5,6 +5,7 @@
 // profile) gets a new description at the first keyframe of the new shape, with one log line;
 // the shape (size, profile, chroma, bit depth) is read from the parameter sets.
 import Foundation
+import Synchronization
 import Testing
 @testable import XTMedia
 
@@ -102,6 +103,21 @@ import Testing
         let spacing = zip(arrivals, arrivals.dropFirst()).map { $1 - $0 }
         #expect(spacing.filter { $0 < interval / 3 }.count <= 2, "arrivals \(spacing.map { $0 / 1_000_000 }) ms apart")
         #expect(spacing.max() ?? 0 < 2 * interval, "no long pauses: \(spacing.map { $0 / 1_000_000 })")
+    }
+
+    /// FFmpeg's own lines go to the application's logger, and a camera that refuses every try
+    /// says so once per ten minutes (with a count), not once a try.
+    @Test func ffmpegsLogIsRoutedAndItsRepeatsHeldBack() throws {
+        let lines = Mutex<[String]>([])
+        MediaLibrary.routeLog { level, line in lines.withLock { $0.append("\(level): \(line)") } }
+        let before = MediaLibrary.logCounts
+        for _ in 0..<5 {
+            #expect(throws: MediaError.self) { try FileVideoSource(location: "rtsp://127.0.0.1:9/camera") }
+        }
+        let after = MediaLibrary.logCounts
+        let refused = lines.withLock { $0 }.filter { $0.localizedCaseInsensitiveContains("refused") || $0.contains("rtsp") }
+        #expect(refused.count <= 2, "\(lines.withLock { $0 })")
+        #expect(after.repeats - before.repeats >= 3, "repeats held back: \(after.repeats - before.repeats)")
     }
 
     @Test func aNetworkStreamIsReadLive() throws {
