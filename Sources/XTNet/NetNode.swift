@@ -37,6 +37,12 @@ public actor NetNode {
     private var multicastSockets: [UInt16: MulticastSocket] = [:]
     private var joinedGroups: Set<NetworkAddress> = []
     private var connectedWaiters: [CheckedContinuation<Void, Never>] = []
+    /// Why the last connection attempt failed, as said in the log (each cause once, until the
+    /// host is reached).
+    private var diagnosed: TransportError.Code?
+    private var lastConnectError: TransportError?
+    /// Refusals and unanswered attempts since the host was last reached (for `xt status` and reports).
+    public private(set) var failedAttempts = 0
     /// How long this node's live-lane messages may still be delivered.
     public nonisolated let liveDeadline: Duration
     /// Messages routed to this node, each once. Bounded: while it is full the node stops
@@ -212,18 +218,31 @@ public actor NetNode {
         var backoff = Self.firstBackoff
         while !stopped {
             if let session = await connectOnce() {
+                diagnosed = nil
+                failedAttempts = 0
                 let welcomed = await serve(session)
                 if stopped { break }
                 if !welcomed, case .peerReset(let reason) = session.closedReason {
-                    // The host refused us (identity): trying again would be refused again.
+                    // The host refused us (name or id): said once; tried again now and then, so
+                    // that fixing the host's authorized keys lets the node in without a restart.
+                    if refusal != reason { logger.error("the host refused this node", metadata: ["reason": "\(reason)"]) }
                     refusal = reason
-                    logger.error("the host refused this node", metadata: ["reason": "\(reason)"])
                     for waiter in connectedWaiters { waiter.resume() }
                     connectedWaiters.removeAll()
-                    break
+                    backoff = Self.maximumBackoff
+                    failedAttempts += 1
+                    try? await Task.sleep(for: .milliseconds(Int(backoff * Double.random(in: 0.8...1.2) * 1000)))
+                    continue
                 }
-                if welcomed { backoff = Self.firstBackoff }
+                if welcomed {
+                    backoff = Self.firstBackoff
+                    refusal = nil
+                }
                 logger.notice("lost the host; reconnecting", metadata: ["host": "\(configuration.host):\(configuration.hostPort)"])
+            }
+            else {
+                failedAttempts += 1
+                diagnose()
             }
             let jitter = Double.random(in: 0.8...1.2)
             try? await Task.sleep(for: .milliseconds(Int(backoff * jitter * 1000)))
@@ -234,11 +253,38 @@ public actor NetNode {
     private func connectOnce() async -> TransportSession? {
         guard let endpoint else { return nil }
         let ports = [configuration.hostPort] + configuration.portRange.filter { $0 != configuration.hostPort }
+        lastConnectError = nil
         for port in ports {
             guard let address = try? NetworkAddress.resolve("\(configuration.host):\(port)") else { continue }
-            if let session = try? await endpoint.connect(to: address, peerKey: hostKey) { return session }
+            do {
+                return try await endpoint.connect(to: address, peerKey: hostKey)
+            } catch let error as TransportError {
+                // A refusal is the most telling answer: it is kept over a silence on another port.
+                if lastConnectError?.code != .refusedByPeer { lastConnectError = error }
+            } catch {
+                continue
+            }
         }
         return nil
+    }
+
+    /// Says once, in the node's log, why it cannot reach its host and what fixes it: a refusal
+    /// (the host proved its key and refused ours) or silence (a wrong host key or address, or
+    /// no host running). It keeps trying either way.
+    private func diagnose() {
+        guard let error = lastConnectError, diagnosed != error.code else { return }
+        diagnosed = error.code
+        let host = "\(configuration.host):\(configuration.hostPort)"
+        switch error.code {
+        case .refusedByPeer:
+            logger.error("the host refused this node's key; add this line to its authorized_keys, then it is let in: \(endpointConfiguration.identity.publicKey) \(configuration.name) \(configuration.id)",
+                         metadata: ["host": "\(host)"])
+        case .handshakeTimeout:
+            logger.error("no answer from \(host) with the key you gave (\(hostKey)): check --host-key (the recorder's .pub file), the address, and that the recorder runs; trying again, less often",
+                         metadata: ["host": "\(host)"])
+        default:
+            logger.error("cannot reach the host; trying again, less often", metadata: ["host": "\(host)", "reason": "\(error.reason)"])
+        }
     }
 
     /// Serves one host session until it ends. Returns whether the host admitted this node.

@@ -260,4 +260,39 @@ struct CameraFaultsCLITests {
         let fields = format.stdout.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ",")
         #expect(fields.first == "yuv420p" && (Int(fields.last ?? "") ?? 0) >= 100, "\(format.stdout) \(format.stderr)")
     }
+
+    @Test("A misconfigured agent says what is wrong within the connect timeout, keeps trying, and keeps its ring filling")
+    func misconfiguredNodeSaysWhy() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for name in ["recorder", "camera", "other"] { _ = try CLI.run(["keygen", "--out", "\(name).key"], in: dir) }
+        // The recorder admits only "other": the camera's key is not in its authorized keys.
+        let other = try String(contentsOf: dir.appendingPathComponent("other.key.pub"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        try "\(other) other 1.30\n".write(to: dir.appendingPathComponent("authorized_keys"), atomically: true, encoding: .utf8)
+        let port = Int.random(in: 20_000...40_000)
+        let recorder = try CLI.background(["recorder", "--http", "none", "--bind", "127.0.0.1", "--ports", "\(port)", "--key", "recorder.key",
+                                           "--authorized-keys", "authorized_keys", "--storage", "recordings", "--min-free", "0"], in: dir, log: "recorder.log")
+        defer { recorder.terminate() }
+        Thread.sleep(forTimeInterval: 0.5)
+        let refused = try CLI.background(["agent", "--key", "camera.key", "--host", "127.0.0.1:\(port)", "--host-key", "@recorder.key.pub",
+                                          "--name", "gate", "--id", "1.21", "--seconds", "4", "--width", "320", "--height", "180",
+                                          "--report", "refused.json"], in: dir, log: "refused.log")
+        // And one that dials the wrong host key: nothing answers it.
+        let wrongKey = try CLI.background(["agent", "--key", "camera.key", "--host", "127.0.0.1:\(port)", "--host-key", "@other.key.pub",
+                                           "--name", "gate", "--id", "1.21", "--seconds", "4", "--connect-timeout", "2", "--width", "320", "--height", "180"],
+                                          in: dir, log: "wrong.log")
+        refused.waitUntilExit()
+        wrongKey.waitUntilExit()
+        let camera = try String(contentsOf: dir.appendingPathComponent("camera.key.pub"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let refusedLog = CLI.text(dir, "refused.log")
+        #expect(refusedLog.components(separatedBy: "the host refused this node's key; add this line to its authorized_keys").count - 1 == 1,
+                "said once: \(refusedLog)")
+        #expect(refusedLog.contains("\(camera) gate 1.21"), "\(refusedLog)")
+        let wrongLog = CLI.text(dir, "wrong.log")
+        #expect(wrongLog.contains("no answer from 127.0.0.1:\(port) with the key you gave"), "\(wrongLog)")
+        // While refused, the ring kept what was captured.
+        let report = try JSONSerialization.jsonObject(with: Data(CLI.text(dir, "refused.json").utf8)) as? [String: Any]
+        let publisher = report?["publisher"] as? [String: Any]
+        #expect((publisher?["offline"] as? Int ?? 0) > 50 && (publisher?["ringBytes"] as? Int ?? 0) > 0, "\(publisher ?? [:])")
+    }
 }

@@ -268,13 +268,24 @@ public final class Endpoint {
             stats.handshakeDecryptFailures += 1
             return
         }
+        guard replayGuard.accept(peerKey, timestamp: parameters.timestamp) else {
+            stats.handshakesRefusedReplay += 1
+            return
+        }
         if case .authorized(let keys) = configuration.admission, !keys.contains(peerKey) {
             stats.handshakesRefusedUnauthorized += 1
             events.append(.refused(peer: peerKey, address: address))
-            return
-        }
-        guard replayGuard.accept(peerKey, timestamp: parameters.timestamp) else {
-            stats.handshakesRefusedReplay += 1
+            // An authenticated refusal (message 2 proves this end's key; no cipher chosen means
+            // "refused"), so that a misconfigured node can say what is wrong. No state is kept;
+            // the sender has already proved its address when cookies are due, and each
+            // initiation (a fresh timestamp) is answered once.
+            let refusal = HandshakeParameters(timestamp: 0, initialChannelWindow: 0, hello: Array("key not authorized".utf8), ciphers: [])
+            if let message = try? responder.writeMessage2(payload: refusal.encoded()) {
+                var response = ResponsePacket(senderIndex: 0, receiverIndex: packet.senderIndex, ephemeral: message.ephemeral,
+                                              encryptedPayload: message.encryptedPayload).encoded()
+                HandshakeMAC.stamp(&response, mac1Key: HandshakeMAC.mac1Key(peerKey), cookie: nil)
+                handshakeOutbox.append((address, response))
+            }
             return
         }
         guard let cipher = PacketCipher.choose(offered: parameters.ciphers, local: localCiphers) else {
@@ -340,6 +351,14 @@ public final class Endpoint {
         }
         guard let parameters = try? HandshakeParameters.decode(result.payload) else {
             stats.handshakeDecryptFailures += 1
+            return
+        }
+        // No cipher chosen: the peer (authenticated by message 2) refused this node's key.
+        if parameters.ciphers.isEmpty {
+            pending[packet.receiverIndex] = nil
+            stats.handshakesRefusedByPeer += 1
+            events.append(.connectFailed(SessionID(rawValue: packet.receiverIndex),
+                                         .refusedByPeer(address.description, key: configuration.identity.publicKey.description)))
             return
         }
         guard parameters.ciphers.count == 1, let cipher = parameters.ciphers.first, localCiphers.contains(cipher) else {

@@ -60,6 +60,8 @@ public struct EndpointStats: Sendable, Hashable {
     public var statelessResetsIgnored: UInt64 = 0
     /// Handshakes from keys not on the authorized list.
     public var handshakesRefusedUnauthorized: UInt64 = 0
+    /// Handshakes this end started that the peer refused (our key is not authorized there).
+    public var handshakesRefusedByPeer: UInt64 = 0
     /// Replayed handshake initiations.
     public var handshakesRefusedReplay: UInt64 = 0
     public var cookieRepliesSent: UInt64 = 0

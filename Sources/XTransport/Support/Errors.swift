@@ -39,6 +39,8 @@ public struct TransportError: Error, Hashable, Sendable, CustomStringConvertible
     public enum Code: String, Hashable, Sendable {
         case invalidKey
         case unauthorizedPeer
+        /// The peer answered the handshake, authenticated, and refused this node's key.
+        case refusedByPeer
         case handshakeTimeout
         case peerUnreachable
         case timedOut
@@ -74,6 +76,11 @@ public struct TransportError: Error, Hashable, Sendable, CustomStringConvertible
     }
     public static func unauthorizedPeer(_ key: String, file: String = #fileID, line: Int = #line) -> TransportError {
         TransportError(.unauthorizedPeer, "peer key \(key) is not in the authorized keys file: add it there, or start the listener with --open", file: file, line: line)
+    }
+    /// The listener at `peer` proved it holds the key dialled, and refused ours: it is not in its
+    /// authorized keys.
+    public static func refusedByPeer(_ peer: String, key: String, file: String = #fileID, line: Int = #line) -> TransportError {
+        TransportError(.refusedByPeer, "\(peer) refused this node's key \(key): add it to the listener's authorized keys", file: file, line: line)
     }
     public static func handshakeTimeout(_ peer: String, file: String = #fileID, line: Int = #line) -> TransportError {
         TransportError(.handshakeTimeout, "no handshake answer from \(peer): check the address, that `xt listen` runs there, and that it has your public key in its authorized keys", file: file, line: line)

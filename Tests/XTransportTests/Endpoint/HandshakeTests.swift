@@ -71,16 +71,33 @@ struct HandshakeTests {
         #expect(try HandshakeParameters.decode(bytes).ciphers == [.aes256GCM, .chacha20Poly1305])
     }
 
-    @Test("A key that is not authorized is refused and the initiator times out")
+    @Test("A key that is not authorized is refused, and the initiator is told so at once (authenticated), so it can say what to fix")
     func unknownKeyRefused() throws {
         var session = SessionConfiguration()
         session.handshakeTimeout = .seconds(3)
         let pair = try Pair(bobAdmits: .authorized(AuthorizedKeys([NodeIdentity().publicKey: "someone else"])), session: session)
         let id = pair.alice.connect(to: bobAddress, peerKey: pair.bobIdentity.publicKey, now: pair.wire.now)
-        pair.wire.run(for: .seconds(4), step: .milliseconds(50))
-        #expect(pair.bob.sessionCount == 0)
+        pair.wire.run(for: .milliseconds(200), step: .milliseconds(50))
+        #expect(pair.bob.sessionCount == 0 && pair.alice.sessionCount == 0)
         #expect(pair.bob.stats.handshakesRefusedUnauthorized >= 1)
+        #expect(pair.alice.stats.handshakesRefusedByPeer == 1)
         #expect(pair.wire.takeEvents(bobAddress).contains { if case .refused(pair.aliceIdentity.publicKey, aliceAddress) = $0 { true } else { false } })
+        let failure = pair.wire.takeEvents(aliceAddress).compactMap { event -> TransportError? in
+            if case .connectFailed(id, let error) = event { error } else { nil }
+        }
+        #expect(failure.map(\.code) == [.refusedByPeer])
+        #expect(failure.first?.reason.contains(pair.aliceIdentity.publicKey.description) == true)
+    }
+
+    @Test("A refusal that does not come from the key dialled (a forger without it) is not believed")
+    func forgedRefusalIgnored() throws {
+        var session = SessionConfiguration()
+        session.handshakeTimeout = .seconds(1)
+        // Bob is not who Alice dialled: his authenticated refusal cannot open under the key she expects.
+        let pair = try Pair(bobAdmits: .authorized(AuthorizedKeys([NodeIdentity().publicKey: "someone else"])), session: session)
+        let id = pair.alice.connect(to: bobAddress, peerKey: NodeIdentity().publicKey, now: pair.wire.now)
+        pair.wire.run(for: .seconds(2), step: .milliseconds(50))
+        #expect(pair.alice.stats.handshakesRefusedByPeer == 0)
         #expect(pair.wire.takeEvents(aliceAddress).contains { if case .connectFailed(id, TransportError(.handshakeTimeout, "")) = $0 { true } else { false } })
     }
 
