@@ -163,7 +163,30 @@ public actor NetHost {
             node.multicastViaGroup = fanout.channelsViaGroup(of: member.id)
             nodes.append(node)
         }
+        // Then those refused: keys not authorized at the handshake, and names or ids claimed wrongly.
+        for refused in await endpoint.refusedHandshakes() {
+            nodes.append(NodeStatus(refused: NodeStatus.Refusal(key: refused.key.description, address: refused.address, attempts: refused.attempts,
+                                                                lastMilliseconds: Int64(refused.last / 1_000_000),
+                                                                reason: "its key is not in the authorized keys: add a line \(refused.key) NAME AREA.LOCAL")))
+        }
+        nodes += nodeRefusals.values.sorted { $0.refused!.lastMilliseconds > $1.refused!.lastMilliseconds }
         return nodes
+    }
+
+    /// Nodes refused after the handshake (a name or id pinned to another key), by key.
+    private var nodeRefusals: [PublicKey: NodeStatus] = [:]
+
+    private func noteRefusal(_ session: TransportSession, hello: NodeHello?, reason: String) {
+        var entry = nodeRefusals[session.peerKey]
+            ?? NodeStatus(refused: NodeStatus.Refusal(key: session.peerKey.description, address: "", attempts: 0, lastMilliseconds: 0, reason: reason),
+                          name: hello?.name ?? "?", id: hello.map { "\($0.id)" } ?? "-")
+        entry.refused!.attempts += 1
+        entry.refused!.reason = reason
+        entry.refused!.lastMilliseconds = Int64(Date().timeIntervalSince1970 * 1000)
+        nodeRefusals[session.peerKey] = entry
+        if nodeRefusals.count > 256, let oldest = nodeRefusals.min(by: { $0.value.refused!.lastMilliseconds < $1.value.refused!.lastMilliseconds })?.key {
+            nodeRefusals[oldest] = nil
+        }
     }
 
     /// Each multicast stream's counters (datagrams on the group, relays, repairs).
@@ -285,6 +308,7 @@ public actor NetHost {
     private func serve(_ session: TransportSession) async {
         guard let hello = NodeHello(session.hello) else {
             session.abort(reason: "not a node: connect with `xt node` or a NetNode")
+            noteRefusal(session, hello: nil, reason: "not a node (no node hello)")
             eventContinuation.yield(.refused(name: "?", reason: "no node hello"))
             return
         }
@@ -294,6 +318,7 @@ public actor NetHost {
         } catch {
             logger.warning("refused node", metadata: ["name": "\(hello.name)", "id": "\(hello.id)", "reason": "\(error)"])
             session.abort(reason: error.description)
+            noteRefusal(session, hello: hello, reason: error.description)
             eventContinuation.yield(.refused(name: hello.name, reason: error.description))
             return
         }

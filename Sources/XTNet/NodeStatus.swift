@@ -18,6 +18,44 @@ public struct NodeStatus: Codable, Hashable, Sendable {
     /// Channels whose multicast stream reaches this node through the IP group (the others
     /// it subscribes to are relayed by the host).
     public var multicastViaGroup: [UInt16] = []
+    /// Set for a node that tried to connect and was refused (its key is not authorized, or it
+    /// claimed a name or id pinned to another key); nil for connected nodes.
+    public var refused: Refusal?
+
+    /// A refused node: what it tried and how to let it in.
+    public struct Refusal: Codable, Hashable, Sendable {
+        /// Its public key (base64).
+        public var key: String
+        public var address: String
+        public var attempts: Int
+        /// When it last tried, ms since 1970.
+        public var lastMilliseconds: Int64
+        /// Why, and the fix ("not in the authorized keys: add KEY NAME ID").
+        public var reason: String
+
+        public init(key: String, address: String, attempts: Int, lastMilliseconds: Int64, reason: String) {
+            self.key = key
+            self.address = address
+            self.attempts = attempts
+            self.lastMilliseconds = lastMilliseconds
+            self.reason = reason
+        }
+    }
+
+    /// A refused node's entry.
+    public init(refused: Refusal, name: String = "?", id: String = "-") {
+        self.id = id
+        self.name = name
+        channels = []
+        ports = [:]
+        rttMilliseconds = 0
+        lossPercent = 0
+        retransmittedBytes = 0
+        bytesSent = 0
+        bytesReceived = 0
+        cipher = ""
+        self.refused = refused
+    }
 
     public init(member: Router.Member, stats: SessionStats?) {
         id = member.id.description
@@ -35,7 +73,7 @@ public struct NodeStatus: Codable, Hashable, Sendable {
     /// A table for people.
     public static func table(_ nodes: [NodeStatus]) -> String {
         var lines = ["id       name             channels        rtt ms   loss %   retx KiB    sent KiB    recv KiB"]
-        for node in nodes {
+        for node in nodes where node.refused == nil {
             // A channel the group reaches the node on is marked with an asterisk.
             let channels = node.channels.isEmpty ? "-"
                 : node.channels.map { node.multicastViaGroup.contains($0) ? "\($0)*" : "\($0)" }.joined(separator: ",")
@@ -45,7 +83,12 @@ public struct NodeStatus: Codable, Hashable, Sendable {
                          + String(format: "%7.2f %8.2f %10llu %11llu %11llu", node.rttMilliseconds, node.lossPercent,
                                   node.retransmittedBytes / 1024, node.bytesSent / 1024, node.bytesReceived / 1024))
         }
-        if nodes.isEmpty { lines.append("(no nodes connected)") }
+        if !nodes.contains(where: { $0.refused == nil }) { lines.append("(no nodes connected)") }
+        let refused = nodes.compactMap(\.refused)
+        if !refused.isEmpty {
+            lines.append("refused:")
+            for refusal in refused { lines.append("  \(refusal.key) from \(refusal.address), \(refusal.attempts) tries: \(refusal.reason)") }
+        }
         if nodes.contains(where: { !$0.multicastViaGroup.isEmpty }) { lines.append("* multicast reaches the node through the IP group") }
         return lines.joined(separator: "\n")
     }

@@ -39,6 +39,8 @@ final class EndpointDriver {
 
     var sessions: [SessionID: SessionState] = [:]
     var pendingConnects: [SessionID: CheckedContinuation<TransportSession, any Error>] = [:]
+    /// Keys refused at the handshake (not authorized), most recent 256.
+    var refusedHandshakes: [PublicKey: RefusedHandshake] = [:]
     var incoming: AsyncStream<TransportSession>.Continuation
     weak var owner: TransportEndpoint?
     let inboundHighWater: Int
@@ -219,7 +221,19 @@ final class EndpointDriver {
             case .connectFailed(let id, let error):
                 pendingConnects.removeValue(forKey: id)?.resume(throwing: error)
             case .refused(let peer, let address):
-                logger.warning("refused handshake from unauthorized key", metadata: ["peer": "\(peer)", "address": "\(address)"])
+                // Said once per key; every attempt is counted for `xt status` and the web UI.
+                if refusedHandshakes[peer] == nil {
+                    logger.warning("refused a handshake from a key not in the authorized keys (add it there to let the node in)",
+                                   metadata: ["peer": "\(peer)", "address": "\(address)"])
+                }
+                var refused = refusedHandshakes[peer] ?? RefusedHandshake(key: peer, address: address.description, attempts: 0, last: 0)
+                refused.attempts += 1
+                refused.address = address.description
+                refused.last = Date.unixNanoseconds
+                refusedHandshakes[peer] = refused
+                if refusedHandshakes.count > 256, let oldest = refusedHandshakes.min(by: { $0.value.last < $1.value.last })?.key {
+                    refusedHandshakes[oldest] = nil
+                }
             case .session(let id, let sessionEvent):
                 guard let state = sessions[id] else { continue }
                 handle(sessionEvent, id: id, state: state)

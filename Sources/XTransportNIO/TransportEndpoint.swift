@@ -118,6 +118,11 @@ public final class TransportEndpoint: Sendable {
         try await onLoop { $0.endpoint.stats }
     }
 
+    /// Keys that tried to connect and were refused (not in the authorized keys), newest first.
+    public func refusedHandshakes() async -> [RefusedHandshake] {
+        (try? await onLoop { $0.refusedHandshakes.values.sorted { $0.last > $1.last } }) ?? []
+    }
+
     /// Ids of the open sessions.
     public func sessionIDs() async throws -> [SessionID] {
         try await onLoop { $0.endpoint.sessionIDs }
@@ -141,4 +146,14 @@ enum Date {
         clock_gettime(CLOCK_REALTIME, &spec)
         return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
     }
+}
+
+/// A key refused at the handshake: who, from where, how often, and when last.
+public struct RefusedHandshake: Sendable, Hashable {
+    /// The node's public key (base64): the line to add to the authorized keys starts with it.
+    public var key: PublicKey
+    public var address: String
+    public var attempts: Int
+    /// When it last tried, in nanoseconds since 1970.
+    public var last: UInt64
 }

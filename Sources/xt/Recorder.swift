@@ -109,7 +109,8 @@ struct RecorderRun: AsyncParsableCommand {
             if let address = settings.http {
                 let webRoot = self.webRoot ?? RecorderHTTPServer.defaultWebRoot()
                 if webRoot == nil { logger.warning("the web UI's files (web/) were not found: only the API and /metrics are served; give --web-root") }
-                let web = RecorderWeb(root: storage, index: database, accounts: accounts, live: live, transcode: settings.transcode)
+                var web = RecorderWeb(root: storage, index: database, accounts: accounts, live: live, transcode: settings.transcode)
+                web.refusedNodes = { await host.status().filter { $0.refused != nil } }
                 let application = RecorderHTTPServer.application(web: web, metrics: metrics, webRoot: webRoot, host: address.host,
                                                                   port: address.port, logger: logger) {
                     print("web UI on http://\(address.host):\(address.port)/ (metrics on /metrics)")

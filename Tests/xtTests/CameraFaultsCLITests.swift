@@ -290,6 +290,13 @@ struct CameraFaultsCLITests {
         #expect(refusedLog.contains("\(camera) gate 1.21"), "\(refusedLog)")
         let wrongLog = CLI.text(dir, "wrong.log")
         #expect(wrongLog.contains("no answer from 127.0.0.1:\(port) with the key you gave"), "\(wrongLog)")
+        // The host lists the refused key (xt status from an authorized node), with how to let it in.
+        let status = try CLI.run(["status", "--json", "--key", "other.key", "--host", "127.0.0.1:\(port)", "--host-key", "@recorder.key.pub",
+                                  "--name", "other", "--id", "1.30"], in: dir)
+        let nodes = (try? JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [[String: Any]]) ?? []
+        let refusal = nodes.compactMap { $0["refused"] as? [String: Any] }.first { $0["key"] as? String == camera }
+        #expect((refusal?["attempts"] as? Int ?? 0) >= 1 && (refusal?["reason"] as? String)?.contains("authorized keys") == true,
+                "\(status.stdout) \(status.stderr)")
         // While refused, the ring kept what was captured.
         let report = try JSONSerialization.jsonObject(with: Data(CLI.text(dir, "refused.json").utf8)) as? [String: Any]
         let publisher = report?["publisher"] as? [String: Any]

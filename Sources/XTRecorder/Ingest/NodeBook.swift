@@ -9,7 +9,7 @@ public enum NodeBook {
     /// Records every connected node now (call every few seconds).
     public static func update(from host: NetHost, into index: any RecorderIndex) async throws(StorageError) {
         let members = await host.members
-        let links = Dictionary(await host.status().map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        let links = Dictionary(await host.status().filter { $0.refused == nil }.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         let now = CaptureTime.now.nanoseconds
         let records = members.map { member in
             let link = links[member.name]

@@ -58,7 +58,7 @@ public final class RecorderMetrics: @unchecked Sendable {
         var gapCounts: [String: Int] = [:]
         let day = Int64(Date().timeIntervalSince1970 * 1e9) - 86_400_000_000_000
         for camera in cameras { gapCounts[camera.name] = (try? await store.index.gaps(camera: camera.name, from: day, to: nil).count) ?? 0 }
-        let links = await host?.status() ?? []
+        let links = (await host?.status() ?? []).filter { $0.refused == nil }
         let alarmReport = await alarms?.currentReport()
         let motion = await monitor?.currentReport()
         let disk = diskSpace(store.root)

@@ -7,6 +7,7 @@ import Hummingbird
 import HummingbirdWebSocket
 import NIOCore
 import XTMedia
+public import struct XTNet.NodeStatus
 
 /// What the web layer reads and serves.
 public struct RecorderWeb: Sendable {
@@ -17,6 +18,8 @@ public struct RecorderWeb: Sendable {
     public var clips: ClipCache
     /// `transcode = auto`: what browsers cannot play is re-encoded for them.
     public var transcode: Bool
+    /// Nodes that tried to connect and were refused (from the host), for the Nodes page.
+    public var refusedNodes: @Sendable () async -> [NodeStatus] = { [] }
 
     /// - Parameter transcode: clips of cameras whose H.264 browsers cannot play are re-encoded.
     public init(root: String, index: any RecorderIndex, accounts: WebAccounts, live: LiveHub, transcode: Bool = false) {
@@ -41,6 +44,18 @@ public enum API {
             throw APIError(.badRequest, "'\(name)' is \(milliseconds): it must be \(CaptureTime.validRangeDescription)")
         }
         return milliseconds
+    }
+
+    /// A node refused by the host: its key is not authorized, or it claimed a name or id pinned
+    /// to another key.
+    public struct RefusedNode: Codable, Sendable {
+        public var name: String
+        public var id: String
+        public var key: String
+        public var address: String
+        public var attempts: Int
+        public var last: Int64
+        public var reason: String
     }
 
     public struct ClipRequest: Codable, Sendable {
@@ -199,6 +214,13 @@ extension RecorderWeb {
                 API.Node(name: node.name, id: node.id, key: node.key, online: now - node.lastSeen / 1_000_000 < Self.onlineWithin,
                          firstSeen: node.firstSeen / 1_000_000, lastSeen: node.lastSeen / 1_000_000, channels: node.channels,
                          rttMilliseconds: node.rttMilliseconds, lossPercent: node.lossPercent, retransmittedBytes: node.retransmittedBytes)
+            })
+        }
+        api.get("nodes/refused") { _, context in
+            _ = try context.requireUser()
+            return try JSON.response(await refusedNodes().compactMap { node in
+                node.refused.map { API.RefusedNode(name: node.name, id: node.id, key: $0.key, address: $0.address, attempts: $0.attempts,
+                                                   last: $0.lastMilliseconds, reason: $0.reason) }
             })
         }
         api.get("subscriptions") { _, context in

@@ -7,12 +7,13 @@ import Hummingbird
 import HummingbirdTesting
 import Testing
 @testable import XTRecorder
+import XTNet
 
 @Suite struct RecorderAPITests {
     struct Setup {
         let root: String
         let index: SQLiteIndex
-        let web: RecorderWeb
+        var web: RecorderWeb
         let app: Application<RouterResponder<WebRequestContext>>
     }
 
@@ -194,6 +195,25 @@ import Testing
                 #expect(response.status == .badRequest, "\(body)")
                 #expect(Self.json(response.body)["error"] is String, "\(body)")
             }
+        }
+    }
+
+    @Test func refusedNodesAreListedWithHowToLetThemIn() async throws {
+        var setup = try await setUp()
+        defer { try? FileManager.default.removeItem(atPath: setup.root) }
+        setup.web.refusedNodes = {
+            [NodeStatus(refused: NodeStatus.Refusal(key: "AAAA", address: "10.0.0.9:4000", attempts: 3, lastMilliseconds: 1_800_000_000_000,
+                                                    reason: "its key is not in the authorized keys: add a line AAAA NAME AREA.LOCAL"))]
+        }
+        let app = Application(router: RecorderHTTPServer.router(web: setup.web, metrics: nil, webRoot: nil, logger: Fixtures.logger))
+        try await app.test(.router) { client in
+            let cookie = try await login(client, "bob", "bob-password")
+            try await client.execute(uri: "/api/nodes/refused", method: .get, headers: [.cookie: cookie]) { response in
+                let refused = Self.jsonArray(response.body)
+                #expect(refused.count == 1 && refused[0]["key"] as? String == "AAAA" && refused[0]["attempts"] as? Int == 3)
+                #expect((refused[0]["reason"] as? String)?.contains("authorized keys") == true)
+            }
+            try await client.execute(uri: "/api/nodes/refused", method: .get) { response in #expect(response.status == .unauthorized) }
         }
     }
 
