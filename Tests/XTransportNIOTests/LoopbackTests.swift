@@ -82,7 +82,7 @@ struct LoopbackTests {
         await first.close()
     }
 
-    @Test("An unreachable peer, or one that does not admit our key, times out with a clear error")
+    @Test("A peer that does not admit our key says so at once; an unreachable one times out; each with a clear error")
     func unreachable() async throws {
         var session = SessionConfiguration()
         session.handshakeTimeout = .seconds(1)
@@ -92,7 +92,7 @@ struct LoopbackTests {
         let error = await #expect(throws: TransportError.self) {
             _ = try await client.connect(to: refusing.localAddress, peerKey: silentIdentity.publicKey)
         }
-        #expect(error?.code == .handshakeTimeout)
+        #expect(error?.code == .refusedByPeer)
         #expect(error?.reason.contains("authorized keys") == true)
         #expect(try await refusing.stats().handshakesRefusedUnauthorized >= 1)
         await #expect(throws: TransportError(.handshakeTimeout, "")) {

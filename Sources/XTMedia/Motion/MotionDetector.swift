@@ -39,8 +39,11 @@ public final class MotionDetector {
     private var reduced = [Float](repeating: 0, count: width * height)
     /// Pictures seen (the first only teaches the background).
     public private(set) var pictures = 0
-    /// The overall gain of the last picture against the background (1: unchanged lighting).
+    /// The last picture's lighting against the background: picture ≈ gain × background +
+    /// offset (1 and 0: unchanged). A dimmer or brighter exposure scales; a lamp switched on
+    /// (or a brightness step) adds.
     public private(set) var gain: Float = 1
+    public private(set) var offset: Float = 0
 
     /// A pixel changed when it differs by more than this many times its noise, plus a floor.
     let noiseFactor: Float = 4
@@ -51,6 +54,12 @@ public final class MotionDetector {
     let changedRate: Float = 0.002
     /// Luma at which a reduced pixel counts as blown out.
     static let saturation: Float = 240
+    /// More than this share of the picture changing at once is light, not motion: a lamp
+    /// switched on, the IR-cut filter at dusk, exposure jumping (Frigate's "lightning
+    /// threshold" idea). The background is learned again from that picture.
+    static let globalChangeShare: Float = 0.6
+    /// Pictures taken as a lighting change.
+    public private(set) var lightingChanges = 0
 
     public init() {}
 
@@ -64,10 +73,10 @@ public final class MotionDetector {
             noise = [Float](repeating: 4, count: reduced.count)
             return .still(at: frame.captureTime)
         }
-        gain = medianRatio()
+        (gain, offset) = lighting()
         var changed = [Bool](repeating: false, count: reduced.count)
         for index in reduced.indices {
-            let expected = background[index] * gain
+            let expected = background[index] * gain + offset
             let difference = abs(reduced[index] - expected)
             // A pixel at the top of the range (blown out, or expected to be) says little about
             // the scene: it neither counts as motion nor teaches the background.
@@ -75,7 +84,7 @@ public final class MotionDetector {
             let clipped = expected >= Self.saturation || (saturated && expected >= 200)
             let isChanged = !clipped && difference > noiseFactor * noise[index] + floor
             changed[index] = isChanged
-            let normalized = reduced[index] / max(gain, 0.05)
+            let normalized = (reduced[index] - offset) / max(gain, 0.05)
             if saturated {
                 continue
             } else if isChanged {
@@ -84,6 +93,15 @@ public final class MotionDetector {
                 background[index] += (normalized - background[index]) * stillRate
                 if !clipped { noise[index] = max(0.5, noise[index] * 0.95 + difference * 0.05) }
             }
+        }
+        // A change over most of the picture at once is the light: start again from this picture.
+        let counted = changed.count { $0 }
+        if Float(counted) > Self.globalChangeShare * Float(reduced.count) {
+            lightingChanges += 1
+            background = reduced
+            gain = 1
+            offset = 0
+            return .still(at: frame.captureTime)
         }
         let cellWidth = Self.width / MotionGrid.columns, cellHeight = Self.height / MotionGrid.rows
         var cells = [UInt8](repeating: 0, count: MotionGrid.columns * MotionGrid.rows)
@@ -126,6 +144,49 @@ public final class MotionDetector {
                 }
             }
         }
+    }
+
+    /// The lighting model, fitted to the pixels that agree with it (robust to an object that
+    /// covers up to half the picture): of a pure gain (the median ratio: exposure) and a pure
+    /// offset (the median difference: a lamp switched on, a brightness step), the one that
+    /// leaves the smaller median residual; then gain and offset fitted by least squares on the
+    /// half of the pixels it fits best.
+    private func lighting() -> (gain: Float, offset: Float) {
+        let usable = reduced.indices.filter { reduced[$0] < Self.saturation && background[$0] < Self.saturation }
+        guard usable.count > reduced.count / 10 else { return (medianRatio(), 0) }
+        func medianResidual(_ gain: Float, _ offset: Float) -> Float {
+            var histogram = [Int](repeating: 0, count: 256)
+            for index in usable { histogram[min(Int(abs(reduced[index] - (background[index] * gain + offset))), 255)] += 1 }
+            var seen = 0
+            for (value, count) in histogram.enumerated() {
+                seen += count
+                if seen * 2 >= usable.count { return Float(value) }
+            }
+            return 255
+        }
+        var differences = [Int](repeating: 0, count: 511)
+        for index in usable { differences[min(max(Int(reduced[index] - background[index]) + 255, 0), 510)] += 1 }
+        var seen = 0, medianDifference: Float = 0
+        for (bin, count) in differences.enumerated() {
+            seen += count
+            if seen * 2 >= usable.count { medianDifference = Float(bin - 255); break }
+        }
+        let candidates: [(gain: Float, offset: Float)] = [(medianRatio(), 0), (1, medianDifference)]
+        var best = candidates.min { medianResidual($0.gain, $0.offset) < medianResidual($1.gain, $1.offset) }!
+        let limit = medianResidual(best.gain, best.offset)
+        // Least squares on the pixels the model fits best.
+        var count: Float = 0, sumB: Float = 0, sumR: Float = 0, sumBB: Float = 0, sumBR: Float = 0
+        for index in usable where abs(reduced[index] - (background[index] * best.gain + best.offset)) <= limit {
+            let b = background[index], r = reduced[index]
+            count += 1; sumB += b; sumR += r; sumBB += b * b; sumBR += b * r
+        }
+        if count > 100 {
+            let variance = sumBB / count - (sumB / count) * (sumB / count)
+            let gain = variance >= 64 ? min(max((sumBR / count - sumB / count * sumR / count) / variance, 0.25), 4) : best.gain
+            let refined = (gain: gain, offset: sumR / count - gain * sumB / count)
+            if medianResidual(refined.gain, refined.offset) <= limit { best = refined }
+        }
+        return best
     }
 
     /// The median of picture / background over all pixels (a histogram of ratios 0.25…4).

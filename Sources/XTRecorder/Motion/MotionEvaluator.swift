@@ -59,8 +59,9 @@ public struct MotionSettings: Hashable, Sendable {
     public var masks: [MotionZone] = []
     /// 0…1: higher notices smaller changes within a cell.
     public var sensitivity = 0.6
-    /// Share of a zone's cells that must change.
-    public var minimumArea = 0.01
+    /// Share of a zone's cells that must change: 0.003 is two of the grid's 576 cells, so a
+    /// small distant object (0.3% of the picture, a person far down the drive) counts.
+    public var minimumArea = 0.003
     /// Motion must last this long to start an event.
     public var minimumDuration: Duration = .milliseconds(300)
     /// An event ends after this long without motion (motion within it continues the event).

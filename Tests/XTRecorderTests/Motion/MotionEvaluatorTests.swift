@@ -1,6 +1,8 @@
 // The motion policy on the real detector and the synthetic camera: scripted objects give one
 // event each at the scripted times (precision and recall ≥ 0.95), and the distractors — a
-// lighting ramp, sensor noise, an object moving inside a mask — give none.
+// lighting ramp, sensor noise, an object moving inside a mask — give none; a lighting step and
+// a switch to greyscale (the recipe) give none, and a small distant object is found
+// within a second, with the same defaults.
 import Foundation
 import Testing
 import XTMedia
@@ -100,5 +102,54 @@ import XTMedia
             return
         }
         #expect(event.start == 1_000_000_000 && event.end == 2_000_000_000)
+    }
+
+    /// Events from `seconds` of a lavfi source (10 fps), decoded as a camera's stream would be,
+    /// through the detector and the evaluator with the default settings.
+    func events(lavfi: String, seconds: Int) throws -> (events: [MotionEvent], lightingChanges: Int) {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("xt-light-\(UInt32.random(in: 0...UInt32.max))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let clip = (directory as NSString).appendingPathComponent("clip.ts")
+        let ffmpeg = Process()
+        ffmpeg.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        ffmpeg.arguments = ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", lavfi, "-t", "\(seconds)", "-c:v", "libx264", "-preset", "ultrafast",
+                            "-f", "mpegts", clip]
+        try ffmpeg.run()
+        ffmpeg.waitUntilExit()
+        let start = CaptureTime(nanoseconds: 1_700_000_000_000_000_000)
+        let source = try FileVideoSource(location: clip, clock: FileClock(pacing: .virtual(start: start)))
+        let decoder = try VideoDecoder(codec: .h264)
+        let detector = MotionDetector()
+        let evaluator = MotionEvaluator(camera: "yard", settings: MotionSettings())
+        var events: [MotionEvent] = []
+        for _ in 0..<(seconds * 10 - 1) {
+            guard case .encoded(let frame) = try source.next() else { break }
+            let data = frame.isKeyframe ? (source.encodedDescription?.configuration ?? []) + frame.data : frame.data
+            for picture in decoder.decode(data, captureTime: frame.presentationTime) {
+                for change in evaluator.take(detector.analyze(picture)) { if case .started(let event) = change { events.append(event) } }
+            }
+        }
+        return (events, detector.lightingChanges)
+    }
+
+    /// The recipe: SMPTE bars with noise, brightness stepping +0.25 at 10 s, colour off
+    /// (the IR-cut filter at dusk) at 20 s: no event.
+    @Test func aLightingStepIsNotMotion() throws {
+        let result = try events(lavfi: "smptebars=s=640x360:r=10,noise=alls=12:allf=t,eq=brightness='if(gte(t,10),0.25,0)':eval=frame,hue=s='if(gte(t,20),0,1)'",
+                                seconds: 30)
+        #expect(result.events.isEmpty, "\(result.events)")
+    }
+
+    /// A small distant object — 20×50 px of a 640x360 picture (0.4%), moving 15 px/s from 5 s —
+    /// is found within a second of its start, with the same defaults.
+    @Test func aSmallDistantObjectIsFoundWithinASecond() throws {
+        let result = try events(lavfi: "color=c=gray:s=640x360:r=10,noise=alls=12:allf=t[bg];color=c=white:s=20x50:r=10[box];"
+                                    + "[bg][box]overlay=x='100+15*max(t-5\\,0)':y=150:shortest=1[out0]", seconds: 10)
+        let start: Int64 = 1_700_000_000_000_000_000
+        let first = try #require(result.events.first, "no event")
+        let seconds = Double(first.start - start) / 1e9
+        #expect(seconds >= 5 && seconds <= 6, "found at \(seconds) s")
+        #expect(result.events.count == 1)
     }
 }
