@@ -112,6 +112,10 @@ public final class CapturePipeline: Sendable {
                                                                      "bitrate": "\(wanted.bitrate)",
                                                                      "source": "\(frame.width)x\(frame.height)\(scaled ? ", scaled as configured" : "")"])
                     }
+                    if source is SyntheticVideoSource {
+                        detector.ignoredTop = SyntheticVideoSource.overlayTop
+                        detector.ignoredBottom = SyntheticVideoSource.overlayBottom
+                    }
                     if let motionInterval, frame.captureTime.nanoseconds - lastAnalysis >= motionInterval.nanoseconds - 5_000_000 {
                         lastAnalysis = frame.captureTime.nanoseconds
                         motion(detector.analyze(frame))

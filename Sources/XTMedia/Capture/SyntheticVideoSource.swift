@@ -20,6 +20,10 @@ public final class SyntheticVideoSource: VideoSource {
 
     /// Bits of the capture time (milliseconds since 1970, low bits) in the bar code.
     public static let barcodeBits = 40
+    /// The bands its overlays occupy (clock and marker at the top, bar code at the bottom), as
+    /// shares of the picture's height: instrumentation, not scene, for a motion detector.
+    public static let overlayTop = 0.12
+    public static let overlayBottom = 0.10
     /// The marker is lit for this long after every whole second of stream time.
     public static let markerNanoseconds: Int64 = 100_000_000
 

@@ -60,6 +60,10 @@ public final class MotionDetector {
     static let globalChangeShare: Float = 0.6
     /// Pictures taken as a lighting change.
     public private(set) var lightingChanges = 0
+    /// Bands of the picture that are never motion, as shares of its height from the top and
+    /// from the bottom (an overlay the source itself draws: the test pattern's clock and bar code).
+    public var ignoredTop: Double = 0
+    public var ignoredBottom: Double = 0
 
     public init() {}
 
@@ -95,6 +99,13 @@ public final class MotionDetector {
             }
         }
         // A change over most of the picture at once is the light: start again from this picture.
+        // The source's own overlays are never motion.
+        let top = Int((ignoredTop * Double(Self.height)).rounded(.up)), bottom = Int((ignoredBottom * Double(Self.height)).rounded(.up))
+        if top > 0 || bottom > 0 {
+            for y in 0..<Self.height where y < top || y >= Self.height - bottom {
+                for x in 0..<Self.width { changed[y * Self.width + x] = false }
+            }
+        }
         let counted = changed.count { $0 }
         if Float(counted) > Self.globalChangeShare * Float(reduced.count) {
             lightingChanges += 1
