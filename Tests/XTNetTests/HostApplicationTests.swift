@@ -13,7 +13,7 @@ struct HostApplicationTests: LoopbackNetwork {
 
     @Test("Lane messages reach the host's application and subscribers; the host answers a node")
     func lanesAndLocalDelivery() async throws {
-        let port = UInt16.random(in: 20_000...40_000)
+        let port = UInt16.random(in: 20_000...32_000)
         let host = try await startHost(port: port)
         await host.subscribe(40)
         let camera = try await node("camera", 1, port: port)

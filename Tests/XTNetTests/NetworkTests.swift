@@ -17,7 +17,7 @@ struct NetworkTests: LoopbackNetwork {
 
     @Test("Messages reach a node by name; an unknown name is a clear error; channels fan out")
     func routing() async throws {
-        let port = UInt16.random(in: 20_000...40_000)
+        let port = UInt16.random(in: 20_000...32_000)
         // A short hold: past it, an unknown name is refused at once.
         let host = try await startHost(port: port, holdTime: .milliseconds(200))
         let garage = try await node("garage", 1, port: port)
@@ -48,7 +48,7 @@ struct NetworkTests: LoopbackNetwork {
     @Test("A multicast stream reaches every subscriber once and in order, through the group on loopback or relayed",
           arguments: [true, false])
     func multicastStream(group: Bool) async throws {
-        let port = UInt16.random(in: 20_000...40_000)
+        let port = UInt16.random(in: 20_000...32_000)
         let options = MulticastOptions(base: .ipv4(239, 77, 0, 0, port: UInt16.random(in: 40_001...50_000)))
         let host = try await startHost(port: port, multicast: group ? options : nil)
         let camera = try await node("camera", 1, port: port)
@@ -83,7 +83,7 @@ struct NetworkTests: LoopbackNetwork {
 
     @Test("A node that does not read holds at most its inbox; reading later gets everything in order")
     func inboxBackpressure() async throws {
-        let port = UInt16.random(in: 20_000...40_000)
+        let port = UInt16.random(in: 20_000...32_000)
         let host = try await startHost(port: port)
         let sender = try await node("sender", 1, port: port)
         let slow = try await node("slow", 2, port: port, inboxCapacity: 8)
@@ -103,7 +103,7 @@ struct NetworkTests: LoopbackNetwork {
 
     @Test("A node that stops reading gets its senders a clear error, and other nodes are not held up")
     func slowNodeDoesNotStallOthers() async throws {
-        let port = UInt16.random(in: 20_000...40_000)
+        let port = UInt16.random(in: 20_000...32_000)
         let configuration = EndpointConfiguration(identity: hostIdentity, admission: .open, session: SessionConfiguration())
         let host = try await NetHost.start(host: "127.0.0.1", ports: port...port, configuration: configuration,
                                            holdTime: .zero, maximumQueuedBytes: 1 << 20)
@@ -124,7 +124,7 @@ struct NetworkTests: LoopbackNetwork {
 
     @Test("A host restart loses and duplicates nothing; nodes are back within 3 s")
     func hostRestart() async throws {
-        let port = UInt16.random(in: 20_000...40_000)
+        let port = UInt16.random(in: 20_000...32_000)
         var host = try await startHost(port: port)
         let sender = try await node("sender", 1, port: port)
         let receiver = try await node("receiver", 2, port: port)

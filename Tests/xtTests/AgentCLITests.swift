@@ -68,7 +68,7 @@ struct AgentCLITests {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         try keys(dir)
-        let port = Int.random(in: 20_000...40_000)
+        let port = Int.random(in: 20_000...32_000)
         // The camera starts first: the recorder joins mid-GOP and asks for a keyframe, and the
         // first seconds come to it by backfill.
         let camera = try agent(dir, port: port, seconds: 12)
@@ -114,7 +114,7 @@ struct AgentCLITests {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         try keys(dir)
-        let port = Int.random(in: 20_000...40_000)
+        let port = Int.random(in: 20_000...32_000)
         let first = try recorder(dir, port: port)
         Thread.sleep(forTimeInterval: 0.5)
         let camera = try agent(dir, port: port, seconds: 95, extra: ["--bitrate", "1000"])
@@ -162,7 +162,7 @@ struct AgentCLITests {
         #expect((missing.stdout + missing.stderr).contains("cannot open the source; trying again, less often each time"))
         #expect((missing.stdout + missing.stderr).contains("camera /dev/video-xt-missing cannot be opened: No such file or directory"))
         // A recorder whose storage cannot be written.
-        let storage = try CLI.run(["recorder", "--http", "none", "--bind", "127.0.0.1", "--ports", "\(Int.random(in: 20_000...40_000))", "--key", "recorder.key", "--open",
+        let storage = try CLI.run(["recorder", "--http", "none", "--bind", "127.0.0.1", "--ports", "\(Int.random(in: 20_000...32_000))", "--key", "recorder.key", "--open",
                                    "--storage", "/proc/xt-cannot", "--seconds", "1"], in: dir)
         #expect(storage.status == 1)
         #expect(storage.stderr.contains("storage root /proc/xt-cannot"))
@@ -249,7 +249,7 @@ final class AgentDeviceCLITests {
             pcm.xtmic { type file; slave.pcm { type xtclock } file "/dev/null" infile "\(raw)" format "raw" }
             """.write(to: dir.appendingPathComponent("asound.conf"), atomically: true, encoding: .utf8)
 
-        let port = Int.random(in: 20_000...40_000)
+        let port = Int.random(in: 20_000...32_000)
         let recorder = try CLI.background(["recorder", "--http", "none", "--bind", "127.0.0.1", "--ports", "\(port)", "--key", "recorder.key", "--open",
                                            "--storage", "recordings"], in: dir, log: "recorder.log")
         defer { recorder.terminate() }

@@ -45,7 +45,7 @@ struct CameraFaultsCLITests {
     /// seconds reach the recorder by backfill (the ring, the fill journal and the fill pass).
     func start(_ dir: URL, video: String, audio: String, seconds: Int, recorderLate: Bool = false) throws -> (recorder: Process, agent: Process) {
         for name in ["recorder", "camera"] { _ = try CLI.run(["keygen", "--out", "\(name).key"], in: dir) }
-        let port = Int.random(in: 20_000...40_000)
+        let port = Int.random(in: 20_000...32_000)
         func recorder() throws -> Process {
             try CLI.background(["recorder", "--http", "none", "--bind", "127.0.0.1", "--ports", "\(port)", "--key", "recorder.key",
                                 "--open", "--storage", "recordings", "--min-free", "0"], in: dir, log: "recorder.log")
@@ -269,7 +269,7 @@ struct CameraFaultsCLITests {
         // The recorder admits only "other": the camera's key is not in its authorized keys.
         let other = try String(contentsOf: dir.appendingPathComponent("other.key.pub"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         try "\(other) other 1.30\n".write(to: dir.appendingPathComponent("authorized_keys"), atomically: true, encoding: .utf8)
-        let port = Int.random(in: 20_000...40_000)
+        let port = Int.random(in: 20_000...32_000)
         let recorder = try CLI.background(["recorder", "--http", "none", "--bind", "127.0.0.1", "--ports", "\(port)", "--key", "recorder.key",
                                            "--authorized-keys", "authorized_keys", "--storage", "recordings", "--min-free", "0"], in: dir, log: "recorder.log")
         defer { recorder.terminate() }

@@ -20,7 +20,7 @@ struct MotionCLITests {
             mask.overlays-bottom = 0,0.9 1,0.9 1,1 0,1
             camera.yard.mask.tree = 0,0.2 0.25,0.2 0.25,0.8 0,0.8
             """.write(to: dir.appendingPathComponent("recorder.conf"), atomically: true, encoding: .utf8)
-        let port = Int.random(in: 20_000...40_000)
+        let port = Int.random(in: 20_000...32_000)
         let recorder = try CLI.background(["recorder", "--config", "recorder.conf", "--http", "none", "--bind", "127.0.0.1", "--ports", "\(port)",
                                            "--key", "recorder.key", "--open"], in: dir, log: "recorder.log")
         defer { recorder.terminate() }

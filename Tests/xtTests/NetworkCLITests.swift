@@ -35,7 +35,7 @@ struct NetworkCLITests {
         let alice = try String(contentsOf: dir.appendingPathComponent("alice.key.pub"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         let bob = try String(contentsOf: dir.appendingPathComponent("bob.key.pub"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         try Data("\(alice) alice 1.1\n\(bob) bob 1.2\n".utf8).write(to: dir.appendingPathComponent("nodes"))
-        let port = Int.random(in: 20_000...40_000)
+        let port = Int.random(in: 20_000...32_000)
 
         let (host, hostOut) = try CLI.spawn(["host", "--bind", "127.0.0.1", "--ports", "\(port)-\(port)", "--key", "host.key",
                                              "--authorized-keys", "nodes", "--hold-time", "0"], in: dir)
@@ -87,7 +87,7 @@ extension NetworkCLITests {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         for name in ["host", "bob"] { _ = try CLI.run(["keygen", "--out", "\(name).key"], in: dir) }
-        let port = Int.random(in: 20_000...40_000)
+        let port = Int.random(in: 20_000...32_000)
         let (host, hostOut) = try CLI.spawn(["host", "--bind", "127.0.0.1", "--ports", "\(port)-\(port)", "--key", "host.key", "--open",
                                              "--dead-node-interval", "2"], in: dir)
         defer { if host.isRunning { host.terminate() } }
@@ -113,7 +113,7 @@ extension NetworkCLITests {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         for name in ["host", "cam", "ops"] { _ = try CLI.run(["keygen", "--out", "\(name).key"], in: dir) }
-        let port = Int.random(in: 20_000...40_000)
+        let port = Int.random(in: 20_000...32_000)
         try Data("id = 2.7\nname = cam\nhost = 127.0.0.1:\(port)\nchannel = 44\n".utf8).write(to: dir.appendingPathComponent("node.conf"))
         let (host, _) = try CLI.spawn(["host", "--bind", "127.0.0.1", "--ports", "\(port)-\(port)", "--key", "host.key", "--open"], in: dir)
         defer { if host.isRunning { host.terminate() } }

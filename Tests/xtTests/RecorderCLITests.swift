@@ -27,7 +27,7 @@ struct RecorderCLITests {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         for name in ["recorder", "front", "back"] { _ = try CLI.run(["keygen", "--out", "\(name).key"], in: dir) }
-        let port = Int.random(in: 20_000...40_000)
+        let port = Int.random(in: 20_000...32_000)
         let recorder = try start(dir, port: port)
         Thread.sleep(forTimeInterval: 0.5)
         let cameras = [try camera(dir, "front", id: 31, port: port, seconds: 60), try camera(dir, "back", id: 32, port: port, seconds: 60)]
@@ -81,13 +81,14 @@ struct RecorderCLITests {
         let first = try #require(before.first { $0["kind"] as? String == "video" && $0["camera"] as? String == "front" })
         let from = try Self.date(first["firstCapture"] as! String).timeIntervalSince1970
         let export = try CLI.run(["recorder", "export", "--storage", "recordings", "--camera", "front", "--out", "range.mp4",
-                                  "--from", String(from + 8), "--to", String(from + 12)], in: dir)
+                                  "--from", String(from + 8), "--to", String(from + 13)], in: dir)
         #expect(export.status == 0 && export.stdout.contains("from 2 segments"), "\(export.stdout) \(export.stderr)")
         let probe = try CLI.tool("ffprobe", ["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
                                              dir.appendingPathComponent("range.mp4").path])
         let duration = Double(probe.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
-        // 4 s, from the keyframe at or before the start (the agent's GOP is 2 s).
-        #expect((3...6.2).contains(duration), "export of 4 s lasts \(duration) s")
+        // 5 s over the segment cut (at the first keyframe after 10 s: 10–12 s), from the keyframe
+        // at or before the start (the agent's GOP is 2 s).
+        #expect((4...7.2).contains(duration), "export of 5 s lasts \(duration) s")
     }
 
     @Test("Bad settings give a clear error naming the line")
@@ -106,7 +107,7 @@ struct RecorderCLITests {
         #expect(passwd.status == 0 && passwd.stdout.hasPrefix("user.ann = admin pbkdf2-sha256$600000$"), "\(passwd.stderr)")
         try "storage = recordings\n\(passwd.stdout)".write(to: dir.appendingPathComponent("users.conf"), atomically: true, encoding: .utf8)
         let accepted = try CLI.run(["recorder", "--http", "none", "--config", "users.conf", "--key", "recorder.key", "--open", "--seconds", "0",
-                                    "--bind", "127.0.0.1", "--ports", "\(Int.random(in: 20_000...40_000))"], in: dir)
+                                    "--bind", "127.0.0.1", "--ports", "\(Int.random(in: 20_000...32_000))"], in: dir)
         #expect(accepted.status == 0, "\(accepted.stderr)")
         let unknown = try CLI.run(["recorder", "--http", "none", "--set", "colour=red", "--key", "recorder.key", "--open", "--seconds", "0"], in: dir)
         #expect(unknown.status == 1 && unknown.stderr.contains("--set: unknown key 'colour'"), "\(unknown.stderr)")
@@ -152,7 +153,7 @@ struct RecorderCLITests {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         for name in ["recorder", "porch"] { _ = try CLI.run(["keygen", "--out", "\(name).key"], in: dir) }
-        let port = Int.random(in: 20_000...40_000), http = Int.random(in: 40_001...50_000)
+        let port = Int.random(in: 20_000...32_000), http = Int.random(in: 40_001...50_000)
         let recorder = try CLI.background(["recorder", "--http", "127.0.0.1:\(http)", "--bind", "127.0.0.1", "--ports", "\(port)",
                                            "--key", "recorder.key", "--open", "--storage", "recordings", "--min-free", "0"], in: dir, log: "recorder.log")
         defer { recorder.terminate() }

@@ -68,16 +68,9 @@ import XTMedia
     }
 
     @Test func bFramesReachTheViewerInDisplayOrder() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("xt-live-bf-\(UInt32.random(in: 0...UInt32.max))").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let (directory, clip) = try Fixtures.clip("bf.ts", ["-f", "lavfi", "-i", "testsrc2=s=320x180:r=25", "-t", "2", "-c:v", "libx264", "-bf", "2",
+                            "-g", "50", "-f", "mpegts"])
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let clip = (directory as NSString).appendingPathComponent("bf.ts")
-        let ffmpeg = Process()
-        ffmpeg.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        ffmpeg.arguments = ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=320x180:r=25", "-t", "2", "-c:v", "libx264", "-bf", "2",
-                            "-g", "50", "-f", "mpegts", clip]
-        try ffmpeg.run()
-        ffmpeg.waitUntilExit()
         let source = try FileVideoSource(location: clip, clock: FileClock(pacing: .virtual(start: CaptureTime(nanoseconds: 1_800_000_000_000_000_000))))
         var frames: [EncodedFrame] = []
         for _ in 0..<50 { if case .encoded(let frame) = try source.next() { frames.append(frame) } }
@@ -168,16 +161,9 @@ import XTMedia
     /// viewer gets High 4:2:0 8-bit it can decode; without, the stream as it is.
     @Test(arguments: [true, false])
     func unplayableH264IsReencodedForViewersWhenAsked(transcode: Bool) async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("xt-live-422-\(UInt32.random(in: 0...UInt32.max))").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let (directory, clip) = try Fixtures.clip("422.ts", ["-f", "lavfi", "-i", "testsrc2=s=320x180:r=25", "-t", "2", "-c:v", "libx264", "-pix_fmt", "yuv422p",
+                            "-g", "25", "-f", "mpegts"])
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let clip = (directory as NSString).appendingPathComponent("422.ts")
-        let ffmpeg = Process()
-        ffmpeg.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        ffmpeg.arguments = ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=320x180:r=25", "-t", "2", "-c:v", "libx264", "-pix_fmt", "yuv422p",
-                            "-g", "25", "-f", "mpegts", clip]
-        try ffmpeg.run()
-        ffmpeg.waitUntilExit()
         let source = try FileVideoSource(location: clip, clock: FileClock(pacing: .virtual(start: CaptureTime(nanoseconds: 1_800_000_000_000_000_000))))
         var frames: [EncodedFrame] = []
         for _ in 0..<50 { if case .encoded(let frame) = try source.next() { frames.append(frame) } }

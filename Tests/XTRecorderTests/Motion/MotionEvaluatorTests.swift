@@ -107,16 +107,9 @@ import XTMedia
     /// Events from `seconds` of a lavfi source (10 fps), decoded as a camera's stream would be,
     /// through the detector and the evaluator with the default settings.
     func events(lavfi: String, seconds: Int) throws -> (events: [MotionEvent], lightingChanges: Int) {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("xt-light-\(UInt32.random(in: 0...UInt32.max))").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let (directory, clip) = try Fixtures.clip("clip.ts", ["-f", "lavfi", "-i", lavfi, "-t", "\(seconds)", "-c:v", "libx264", "-preset", "ultrafast",
+                                                              "-f", "mpegts"])
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let clip = (directory as NSString).appendingPathComponent("clip.ts")
-        let ffmpeg = Process()
-        ffmpeg.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        ffmpeg.arguments = ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", lavfi, "-t", "\(seconds)", "-c:v", "libx264", "-preset", "ultrafast",
-                            "-f", "mpegts", clip]
-        try ffmpeg.run()
-        ffmpeg.waitUntilExit()
         let start = CaptureTime(nanoseconds: 1_700_000_000_000_000_000)
         let source = try FileVideoSource(location: clip, clock: FileClock(pacing: .virtual(start: start)))
         let decoder = try VideoDecoder(codec: .h264)

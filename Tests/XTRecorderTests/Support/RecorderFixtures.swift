@@ -7,6 +7,19 @@ import XTMedia
 @testable import XTRecorder
 
 enum Fixtures {
+    /// A clip made by ffmpeg from `arguments` (its input and codec options) into a new
+    /// temporary directory as `name`; returns the directory (for the caller to remove) and the path.
+    static func clip(_ name: String, _ arguments: [String]) throws -> (directory: String, path: String) {
+        let directory = temporaryDirectory("clip")
+        let path = (directory as NSString).appendingPathComponent(name)
+        let ffmpeg = Process()
+        ffmpeg.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        ffmpeg.arguments = ["ffmpeg", "-v", "error"] + arguments + [path]
+        try ffmpeg.run()
+        ffmpeg.waitUntilExit()
+        return (directory, path)
+    }
+
     static func temporaryDirectory(_ name: String = "recorder") -> String {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("xt-\(name)-\(UInt32.random(in: 0...UInt32.max))").path
         try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
