@@ -1,6 +1,10 @@
 // The sending side of loss recovery: a record per packet in flight (what it carried, when it
 // went, the delivery-rate snapshot), ACK processing and loss declaration (RFC 9002 §6:
-// packet threshold 3 and a 9/8·RTT time threshold). Packet numbers are 64-bit and the queue
+// packet threshold 3 and a 9/8·RTT time threshold), made tolerant of reordering in the
+// spirit of RACK-TLP (RFC 8985): once a packet declared lost is acknowledged after all (a
+// spurious retransmission: per-packet jitter reordered it), the packet threshold is dropped
+// and the time threshold widens by a reordering window that grows with each spurious loss
+// and shrinks again after 16 real ones. Packet numbers are 64-bit and the queue
 // grows without a fixed cap, so windows far beyond 2^24 packets are representable.
 
 /// Something in a packet that must be sent again if the packet is lost.
@@ -60,6 +64,14 @@ struct SentPacketQueue {
     /// Packet numbers already processed as acknowledged (so repeated ACK ranges cost nothing).
     private var processed = RangeSet()
     private(set) var largestAcknowledged: UInt64?
+    /// Packets declared lost that were acknowledged later (reordering, not loss).
+    private(set) var spuriousLosses = 0
+    /// Reordering was seen: losses are declared by time only (RFC 8985 §6.2).
+    private(set) var reorderingSeen = false
+    /// The reordering window in quarters of the minimum RTT (1…16; RFC 8985's reo_wnd_mult).
+    private(set) var reorderMultiplier = 1
+    /// Losses declared since the window last changed (16 without a spurious one shrink it).
+    private var lossesSinceSpurious = 0
     /// Where the loss scan resumes (entries before it are resolved or too young).
     var count: Int { packets.count }
 
@@ -105,7 +117,14 @@ struct SentPacketQueue {
                     }
                     packets[index].state = .acknowledged
                     var packet = packets[index]
-                    if previous == .lost { packet.state = .lost }  // tell the caller it was a late ack
+                    if previous == .lost {
+                        packet.state = .lost  // tell the caller it was a late ack
+                        // Declared lost, yet it arrived: reordering. Wait longer from now on.
+                        spuriousLosses += 1
+                        if reorderingSeen { reorderMultiplier = min(reorderMultiplier + 1, 16) }
+                        reorderingSeen = true
+                        lossesSinceSpurious = 0
+                    }
                     onAcked(packet)
                 }
                 processed.insert(gap)
@@ -117,8 +136,14 @@ struct SentPacketQueue {
 
     /// Declares lost the in-flight packets that the ACKs so far prove missing.
     /// - Returns: when the next not-yet-lost packet would cross the time threshold.
-    mutating func detectLosses(now: Timestamp, lossDelay: Int64, _ onLost: (SentPacket) -> Void) -> Timestamp? {
+    /// - Parameters:
+    ///   - lossDelay: the time threshold before reordering is seen (9/8 of the RTT).
+    ///   - reorderQuantum: a quarter of the minimum RTT, the reordering window's unit once
+    ///     reordering is seen (the window is at most `smoothedRTT`).
+    mutating func detectLosses(now: Timestamp, lossDelay: Int64, reorderQuantum: Int64 = 0, smoothedRTT: Int64 = .max,
+                               _ onLost: (SentPacket) -> Void) -> Timestamp? {
         guard let largest = largestAcknowledged else { return nil }
+        let lossDelay = reorderingSeen ? lossDelay + min(Int64(reorderMultiplier) * reorderQuantum, smoothedRTT) : lossDelay
         var nextLossTime: Timestamp?
         let end = min(largest, base + UInt64(packets.count))
         var number = base
@@ -127,7 +152,7 @@ struct SentPacketQueue {
             let packet = packets[index]
             number += 1
             guard packet.state == .inFlight else { continue }
-            let lostByCount = largest >= packet.packetNumber + 3
+            let lostByCount = !reorderingSeen && largest >= packet.packetNumber + 3
             let lostByTime = now.nanoseconds(since: packet.timeSent) >= lossDelay
             if lostByCount || lostByTime {
                 if packet.ackEliciting {
@@ -135,6 +160,11 @@ struct SentPacketQueue {
                     elicitingInFlight -= 1
                 }
                 packets[index].state = .lost
+                lossesSinceSpurious += 1
+                if lossesSinceSpurious >= 16, reorderMultiplier > 1 {
+                    reorderMultiplier -= 1
+                    lossesSinceSpurious = 0
+                }
                 onLost(packet)
             } else {
                 let when = packet.timeSent.adding(nanoseconds: lossDelay)

@@ -514,7 +514,8 @@ final class Session {
     func detectLosses(now: Timestamp) {
         var lostBytes = 0
         var largestLostSentTime = Timestamp.zero
-        lossTime = sent.detectLosses(now: now, lossDelay: rtt.lossDelay) { packet in
+        let quantum = rtt.minimum == .max ? 0 : rtt.minimum / 4
+        lossTime = sent.detectLosses(now: now, lossDelay: rtt.lossDelay, reorderQuantum: quantum, smoothedRTT: rtt.smoothed) { packet in
             onLost(packet, now: now)
             if packet.ackEliciting && !packet.isMTUProbe {
                 lostBytes += packet.size
@@ -571,6 +572,8 @@ final class Session {
         snapshot.minimumRTT = .nanoseconds(rtt.minimum == .max ? 0 : rtt.minimum)
         snapshot.latestRTT = .nanoseconds(rtt.latest)
         snapshot.congestionWindow = congestion.congestionWindow
+        snapshot.spuriousLosses = UInt64(sent.spuriousLosses)
+        snapshot.reorderWindowQuarters = sent.reorderingSeen ? sent.reorderMultiplier : 0
         snapshot.pacingRate = pacingRate
         snapshot.bytesInFlight = sent.bytesInFlight
         snapshot.sendBufferBytes = bufferedBytes

@@ -30,6 +30,11 @@ public struct SessionStats: Sendable, Hashable {
     /// Application bytes delivered to us, in order.
     public var payloadBytesDelivered: UInt64 = 0
     public var packetsLost: UInt64 = 0
+    /// Packets declared lost that were acknowledged after all (reordering, not loss): their
+    /// retransmission was spurious.
+    public var spuriousLosses: UInt64 = 0
+    /// The loss detector's reordering window in quarters of the minimum RTT (0: none seen yet).
+    public var reorderWindowQuarters = 0
     /// Stream bytes sent more than once.
     public var bytesRetransmitted: UInt64 = 0
     /// Packets that failed authentication (tampered, or not ours).
