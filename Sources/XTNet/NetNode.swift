@@ -231,16 +231,14 @@ public actor NetNode {
                     connectedWaiters.removeAll()
                     backoff = Self.maximumBackoff
                     failedAttempts += 1
-                    try? await Task.sleep(for: .milliseconds(Int(backoff * Double.random(in: 0.8...1.2) * 1000)))
-                    continue
+                } else {
+                    if welcomed {
+                        backoff = Self.firstBackoff
+                        refusal = nil
+                    }
+                    logger.notice("lost the host; reconnecting", metadata: ["host": "\(configuration.host):\(configuration.hostPort)"])
                 }
-                if welcomed {
-                    backoff = Self.firstBackoff
-                    refusal = nil
-                }
-                logger.notice("lost the host; reconnecting", metadata: ["host": "\(configuration.host):\(configuration.hostPort)"])
-            }
-            else {
+            } else {
                 failedAttempts += 1
                 diagnose()
             }

@@ -161,7 +161,7 @@ public enum Recording {
                 continue
             }
             if untilShapeChange, let video, let part = contents.video, ordered.contains(where: { $0.frame.codec == .h264 }),
-               part.configuration != video.configuration || part.width != video.width || part.height != video.height {
+               !CameraRecorder.sameShape(part, video) {
                 continues = true
                 break
             }
@@ -184,7 +184,7 @@ public enum Recording {
                 let size = "\(part.width)x\(part.height)"
                 if videoSizes.last != size { videoSizes.append(size) }
                 // Another shape: its keyframes must carry their own parameter sets.
-                if let video, part.configuration != video.configuration || part.width != video.width || part.height != video.height {
+                if let video, !CameraRecorder.sameShape(part, video) {
                     changedShape = true
                     for index in taken.indices where taken[index].codec == .h264 && taken[index].isKeyframe
                         && H264Bitstream.parameterSets(taken[index].data).isEmpty {

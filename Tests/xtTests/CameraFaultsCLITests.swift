@@ -6,6 +6,33 @@ import Foundation
 import Testing
 import XTMedia
 
+extension CLI {
+    /// Makes `name` in `dir` with ffmpeg (`-v error`, then `arguments`, then the path).
+    static func makeClip(_ dir: URL, _ name: String, _ arguments: [String]) throws {
+        let made = try tool("ffmpeg", ["-v", "error"] + arguments + [dir.appendingPathComponent(name).path])
+        try #require(made.status == 0, "\(made.stderr)")
+    }
+
+    /// MPEG-TS parts cut together into `name`, as a camera's stream that changes or jumps.
+    static func join(_ dir: URL, _ parts: [String], into name: String) throws {
+        try parts.reduce(Data()) { $0 + (try Data(contentsOf: dir.appendingPathComponent($1))) }.write(to: dir.appendingPathComponent(name))
+    }
+
+    /// A recorder with its web UI on random ports, `recorder.key` in `dir`, user `user`
+    /// (password `password`) and any further settings lines; returns once the UI is served.
+    static func webRecorder(_ dir: URL, user: String = "admin", role: String = "admin", password: String = "correct horse",
+                            settings: String = "") throws -> (process: Process, port: Int, web: Int) {
+        let passwd = try run(["recorder", "passwd", user, "--role", role], in: dir, input: "\(password)\n")
+        try "storage = recordings\nmin-free = 0\n\(settings)\(passwd.stdout)".write(to: dir.appendingPathComponent("recorder.conf"),
+                                                                                 atomically: true, encoding: .utf8)
+        let port = Int.random(in: 20_000...30_000), web = port + 10_000
+        let recorder = try background(["recorder", "--config", "recorder.conf", "--http", "127.0.0.1:\(web)", "--bind", "127.0.0.1",
+                                       "--ports", "\(port)", "--key", "recorder.key", "--open"], in: dir, log: "recorder.log")
+        #expect(wait(timeout: 20) { text(dir, "recorder.log").contains("web UI on") }, "\(text(dir, "recorder.log"))")
+        return (recorder, port, web)
+    }
+}
+
 @Suite("Real cameras' streams through xt agent and xt recorder", .serialized,
        .enabled(if: FileManager.default.isExecutableFile(atPath: CLI.xt), "xt is not built"))
 struct CameraFaultsCLITests {
@@ -64,9 +91,7 @@ struct CameraFaultsCLITests {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         // The issue's recipe: Main profile with one B-frame between references.
-        let made = try CLI.tool("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc2=s=640x360:r=25", "-t", "5", "-c:v", "libx264",
-                                           "-bf", "1", "-g", "50", "-f", "mpegts", dir.appendingPathComponent("bf.ts").path])
-        try #require(made.status == 0, "\(made.stderr)")
+        try CLI.makeClip(dir, "bf.ts", ["-f", "lavfi", "-i", "testsrc2=s=640x360:r=25", "-t", "5", "-c:v", "libx264", "-bf", "1", "-g", "50", "-f", "mpegts"])
         let source = try Self.packets(dir.appendingPathComponent("bf.ts").path)
         try #require(source.count == 125)
         let sourceOffsets = source.map { $0.presentation - $0.decode }
@@ -111,14 +136,12 @@ struct CameraFaultsCLITests {
         // synthetic camera's sync marker lit and a beep for the first 100 ms of every second.
         let marker = "drawbox=x=iw-45:y=15:w=30:h=30:color=white:t=fill:enable='lt(mod(t\\,1)\\,0.1)'"
         for (index, offset) in ["0", "3605"].enumerated() {
-            let made = try CLI.tool("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "color=c=black:s=640x360:r=25,\(marker)",
-                                               "-f", "lavfi", "-i", "aevalsrc='0.5*sin(2*PI*1000*t)*lt(mod(t,1),0.1)':s=48000",
-                                               "-t", "5", "-c:v", "libx264", "-bf", "1", "-g", "25", "-c:a", "aac", "-output_ts_offset", offset,
-                                               "-f", "mpegts", dir.appendingPathComponent("part\(index).ts").path])
-            try #require(made.status == 0, "\(made.stderr)")
+            try CLI.makeClip(dir, "part\(index).ts", ["-f", "lavfi", "-i", "color=c=black:s=640x360:r=25,\(marker)",
+                                                     "-f", "lavfi", "-i", "aevalsrc='0.5*sin(2*PI*1000*t)*lt(mod(t,1),0.1)':s=48000",
+                                                     "-t", "5", "-c:v", "libx264", "-bf", "1", "-g", "25", "-c:a", "aac", "-output_ts_offset", offset,
+                                                     "-f", "mpegts"])
         }
-        let joined = try Data(contentsOf: dir.appendingPathComponent("part0.ts")) + Data(contentsOf: dir.appendingPathComponent("part1.ts"))
-        try joined.write(to: dir.appendingPathComponent("jump.ts"))
+        try CLI.join(dir, ["part0.ts", "part1.ts"], into: "jump.ts")
 
         let (recorder, agent) = try start(dir, video: "file:jump.ts", audio: "file:jump.ts", seconds: 12)
         defer { recorder.terminate() }
@@ -152,13 +175,10 @@ struct CameraFaultsCLITests {
         defer { try? FileManager.default.removeItem(at: dir) }
         // The issue's recipe: 10 s at 1280x720, then 10 s at 640x360 whose timestamps continue.
         for (name, size, offset) in [("a", "1280x720", "0"), ("b", "640x360", "10")] {
-            let made = try CLI.tool("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc2=s=\(size):r=25", "-t", "10", "-c:v", "libx264",
-                                               "-preset", "ultrafast", "-g", "25", "-output_ts_offset", offset, "-f", "mpegts",
-                                               dir.appendingPathComponent("\(name).ts").path])
-            try #require(made.status == 0, "\(made.stderr)")
+            try CLI.makeClip(dir, "\(name).ts", ["-f", "lavfi", "-i", "testsrc2=s=\(size):r=25", "-t", "10", "-c:v", "libx264",
+                                                "-preset", "ultrafast", "-g", "25", "-output_ts_offset", offset, "-f", "mpegts"])
         }
-        try (Data(contentsOf: dir.appendingPathComponent("a.ts")) + Data(contentsOf: dir.appendingPathComponent("b.ts")))
-            .write(to: dir.appendingPathComponent("change.ts"))
+        try CLI.join(dir, ["a.ts", "b.ts"], into: "change.ts")
         let (recorder, agent) = try start(dir, video: "file:change.ts", audio: "none", seconds: 22)
         defer { recorder.terminate() }
         agent.waitUntilExit()
@@ -192,9 +212,8 @@ struct CameraFaultsCLITests {
     func decodedSourceKeepsItsShape() throws {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let made = try CLI.tool("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc2=s=640x360:r=15", "-t", "6", "-c:v", "libx265",
-                                           "-x265-params", "log-level=error", "-f", "mpegts", dir.appendingPathComponent("hevc.ts").path])
-        try #require(made.status == 0, "\(made.stderr)")
+        try CLI.makeClip(dir, "hevc.ts", ["-f", "lavfi", "-i", "testsrc2=s=640x360:r=15", "-t", "6", "-c:v", "libx265",
+                                          "-x265-params", "log-level=error", "-f", "mpegts"])
         let (recorder, agent) = try start(dir, video: "file:hevc.ts", audio: "none", seconds: 8)
         defer { recorder.terminate() }
         agent.waitUntilExit()
@@ -217,18 +236,11 @@ struct CameraFaultsCLITests {
     func unplayableH264() throws {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let made = try CLI.tool("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc2=s=640x360:r=25", "-t", "4", "-c:v", "libx264",
-                                           "-pix_fmt", "yuv422p", "-g", "25", "-f", "mpegts", dir.appendingPathComponent("422.ts").path])
-        try #require(made.status == 0, "\(made.stderr)")
+        try CLI.makeClip(dir, "422.ts", ["-f", "lavfi", "-i", "testsrc2=s=640x360:r=25", "-t", "4", "-c:v", "libx264",
+                                         "-pix_fmt", "yuv422p", "-g", "25", "-f", "mpegts"])
         for name in ["recorder", "camera"] { _ = try CLI.run(["keygen", "--out", "\(name).key"], in: dir) }
-        let passwd = try CLI.run(["recorder", "passwd", "ann", "--role", "viewer"], in: dir, input: "a long password\n")
-        try "storage = recordings\nmin-free = 0\ntranscode = auto\n\(passwd.stdout)".write(to: dir.appendingPathComponent("recorder.conf"),
-                                                                                       atomically: true, encoding: .utf8)
-        let port = Int.random(in: 20_000...30_000), web = port + 10_000
-        let recorder = try CLI.background(["recorder", "--config", "recorder.conf", "--http", "127.0.0.1:\(web)", "--bind", "127.0.0.1",
-                                           "--ports", "\(port)", "--key", "recorder.key", "--open"], in: dir, log: "recorder.log")
+        let (recorder, port, web) = try CLI.webRecorder(dir, user: "ann", role: "viewer", password: "a long password", settings: "transcode = auto\n")
         defer { recorder.terminate() }
-        #expect(CLI.wait(timeout: 20) { CLI.text(dir, "recorder.log").contains("web UI on") })
         let agent = try CLI.background(["agent", "--key", "camera.key", "--host", "127.0.0.1:\(port)", "--host-key", "@recorder.key.pub",
                                         "--name", "gate", "--id", "1.21", "--video", "file:422.ts", "--audio", "none", "--seconds", "6"],
                                        in: dir, log: "agent.log")

@@ -19,13 +19,8 @@ struct WebBrowserTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         try FileManager.default.createDirectory(at: Self.artifacts, withIntermediateDirectories: true)
         for name in ["recorder", "door", "yard"] { _ = try CLI.run(["keygen", "--out", "\(name).key"], in: dir) }
-        let passwd = try CLI.run(["recorder", "passwd", "admin", "--role", "admin"], in: dir, input: "correct horse\n")
-        try "storage = recordings\nmin-free = 0\n\(passwd.stdout)".write(to: dir.appendingPathComponent("recorder.conf"), atomically: true, encoding: .utf8)
-        let port = Int.random(in: 20_000...30_000), web = port + 10_000
-        let recorder = try CLI.background(["recorder", "--config", "recorder.conf", "--http", "127.0.0.1:\(web)", "--bind", "127.0.0.1",
-                                           "--ports", "\(port)", "--key", "recorder.key", "--open"], in: dir, log: "recorder.log")
+        let (recorder, port, web) = try CLI.webRecorder(dir)
         defer { if recorder.isRunning { kill(recorder.processIdentifier, SIGKILL) }; recorder.waitUntilExit() }
-        #expect(CLI.wait(timeout: 20) { CLI.text(dir, "recorder.log").contains("web UI on") }, "\(CLI.text(dir, "recorder.log"))")
         var agents: [Process] = []
         for (number, name) in ["door", "yard"].enumerated() {
             agents.append(try CLI.background(["agent", "--config", "none.conf", "--key", "\(name).key", "--host", "127.0.0.1:\(port)",
@@ -64,19 +59,12 @@ struct WebBrowserTests {
         for name in ["recorder", "gate"] { _ = try CLI.run(["keygen", "--out", "\(name).key"], in: dir) }
         // 6 s at 640x360, then 6 s at 320x180 whose timestamps continue; the agent plays it in a loop.
         for (name, size, offset) in [("a", "640x360", "0"), ("b", "320x180", "6")] {
-            let made = try CLI.tool("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc2=s=\(size):r=25", "-t", "6", "-c:v", "libx264",
-                                               "-g", "25", "-output_ts_offset", offset, "-f", "mpegts", dir.appendingPathComponent("\(name).ts").path])
-            try #require(made.status == 0, "\(made.stderr)")
+            try CLI.makeClip(dir, "\(name).ts", ["-f", "lavfi", "-i", "testsrc2=s=\(size):r=25", "-t", "6", "-c:v", "libx264",
+                                                "-g", "25", "-output_ts_offset", offset, "-f", "mpegts"])
         }
-        try (Data(contentsOf: dir.appendingPathComponent("a.ts")) + Data(contentsOf: dir.appendingPathComponent("b.ts")))
-            .write(to: dir.appendingPathComponent("change.ts"))
-        let passwd = try CLI.run(["recorder", "passwd", "admin", "--role", "admin"], in: dir, input: "correct horse\n")
-        try "storage = recordings\nmin-free = 0\n\(passwd.stdout)".write(to: dir.appendingPathComponent("recorder.conf"), atomically: true, encoding: .utf8)
-        let port = Int.random(in: 20_000...30_000), web = port + 10_000
-        let recorder = try CLI.background(["recorder", "--config", "recorder.conf", "--http", "127.0.0.1:\(web)", "--bind", "127.0.0.1",
-                                           "--ports", "\(port)", "--key", "recorder.key", "--open"], in: dir, log: "recorder.log")
+        try CLI.join(dir, ["a.ts", "b.ts"], into: "change.ts")
+        let (recorder, port, web) = try CLI.webRecorder(dir)
         defer { if recorder.isRunning { kill(recorder.processIdentifier, SIGKILL) }; recorder.waitUntilExit() }
-        #expect(CLI.wait(timeout: 20) { CLI.text(dir, "recorder.log").contains("web UI on") }, "\(CLI.text(dir, "recorder.log"))")
         let agent = try CLI.background(["agent", "--config", "none.conf", "--key", "gate.key", "--host", "127.0.0.1:\(port)",
                                         "--host-key", "@recorder.key.pub", "--name", "gate", "--id", "1.13", "--channel", "110",
                                         "--video", "file:change.ts", "--audio", "none", "--seconds", "600"], in: dir, log: "gate.log")

@@ -163,31 +163,28 @@ public final class MotionDetector {
     /// leaves the smaller median residual; then gain and offset fitted by least squares on the
     /// half of the pixels it fits best.
     private func lighting() -> (gain: Float, offset: Float) {
-        let usable = reduced.indices.filter { reduced[$0] < Self.saturation && background[$0] < Self.saturation }
-        guard usable.count > reduced.count / 10 else { return (medianRatio(), 0) }
-        func medianResidual(_ gain: Float, _ offset: Float) -> Float {
-            var histogram = [Int](repeating: 0, count: 256)
-            for index in usable { histogram[min(Int(abs(reduced[index] - (background[index] * gain + offset))), 255)] += 1 }
-            var seen = 0
-            for (value, count) in histogram.enumerated() {
-                seen += count
-                if seen * 2 >= usable.count { return Float(value) }
-            }
-            return 255
-        }
+        // Pixels neither blown out nor learned blown out say something about the light.
+        @inline(__always) func usable(_ index: Int) -> Bool { reduced[index] < Self.saturation && background[index] < Self.saturation }
+        var usableCount = 0
         var differences = [Int](repeating: 0, count: 511)
-        for index in usable { differences[min(max(Int(reduced[index] - background[index]) + 255, 0), 510)] += 1 }
-        var seen = 0, medianDifference: Float = 0
-        for (bin, count) in differences.enumerated() {
-            seen += count
-            if seen * 2 >= usable.count { medianDifference = Float(bin - 255); break }
+        for index in reduced.indices where usable(index) {
+            usableCount += 1
+            differences[min(max(Int(reduced[index] - background[index]) + 255, 0), 510)] += 1
         }
-        let candidates: [(gain: Float, offset: Float)] = [(medianRatio(), 0), (1, medianDifference)]
-        var best = candidates.min { medianResidual($0.gain, $0.offset) < medianResidual($1.gain, $1.offset) }!
-        let limit = medianResidual(best.gain, best.offset)
+        guard usableCount > reduced.count / 10 else { return (medianRatio(), 0) }
+        let medianDifference = Float(Self.median(of: differences, count: usableCount) - 255)
+        func medianResidual(_ model: (gain: Float, offset: Float)) -> Float {
+            var histogram = [Int](repeating: 0, count: 256)
+            for index in reduced.indices where usable(index) {
+                histogram[min(Int(abs(reduced[index] - (background[index] * model.gain + model.offset))), 255)] += 1
+            }
+            return Float(Self.median(of: histogram, count: usableCount))
+        }
+        let candidates = [(gain: medianRatio(), offset: Float(0)), (gain: Float(1), offset: medianDifference)].map { ($0, medianResidual($0)) }
+        var (best, limit) = candidates[0].1 <= candidates[1].1 ? candidates[0] : candidates[1]
         // Least squares on the pixels the model fits best.
         var count: Float = 0, sumB: Float = 0, sumR: Float = 0, sumBB: Float = 0, sumBR: Float = 0
-        for index in usable where abs(reduced[index] - (background[index] * best.gain + best.offset)) <= limit {
+        for index in reduced.indices where usable(index) && abs(reduced[index] - (background[index] * best.gain + best.offset)) <= limit {
             let b = background[index], r = reduced[index]
             count += 1; sumB += b; sumR += r; sumBB += b * b; sumBR += b * r
         }
@@ -195,9 +192,20 @@ public final class MotionDetector {
             let variance = sumBB / count - (sumB / count) * (sumB / count)
             let gain = variance >= 64 ? min(max((sumBR / count - sumB / count * sumR / count) / variance, 0.25), 4) : best.gain
             let refined = (gain: gain, offset: sumR / count - gain * sumB / count)
-            if medianResidual(refined.gain, refined.offset) <= limit { best = refined }
+            let residual = medianResidual(refined)
+            if residual <= limit { (best, limit) = (refined, residual) }
         }
         return best
+    }
+
+    /// The bin holding the median of `count` samples in `histogram`.
+    private static func median(of histogram: [Int], count: Int) -> Int {
+        var seen = 0
+        for (bin, samples) in histogram.enumerated() {
+            seen += samples
+            if seen * 2 >= count { return bin }
+        }
+        return histogram.count - 1
     }
 
     /// The median of picture / background over all pixels (a histogram of ratios 0.25…4).

@@ -68,10 +68,9 @@ public final class LiveHub: Sendable {
         /// The camera's stream changed shape: at its next keyframe the feed starts a new MP4
         /// header (and tells its viewers the new description) on the same media timeline.
         var stale = false
-        /// Fragments since the last keyframe, for viewers who join now (nil: more than the GOP
-        /// limit — they wait for the next keyframe).
-        var sinceKeyframe: [[UInt8]]? = []
-        var sinceKeyframeBytes = 0
+        /// Fragments since the last keyframe, for viewers who join now (past the GOP limit they
+        /// wait for the next keyframe).
+        var sinceKeyframe = KeyframeRun<[UInt8]>()
         var viewers: [UInt64: AsyncStream<LivePacket>.Continuation] = [:]
         var lastVideo: Int64 = .min
         var lastAudio: Int64 = .min
@@ -81,35 +80,18 @@ public final class LiveHub: Sendable {
         var video: MediaStreamHeader?
         var audio: MediaStreamHeader?
         /// Live frames since the last video keyframe (video and audio, in arrival order).
-        var gop: [EncodedFrame] = []
+        var gop = KeyframeRun<EncodedFrame>()
         /// Feeds by whether they carry sound.
         var feeds: [Bool: Feed] = [:]
         /// Its H.264 is one browsers cannot play and `transcode` is on: viewers get it re-encoded.
         var transcodes = false
         /// While someone watches such a camera: the re-encoder and its pictures since its last keyframe.
         var transcoder: VideoTranscoder?
-        var transcodedGOP: [EncodedFrame] = []
-        /// Bytes in `gop`; whether it outgrew ``LiveHub/gopByteLimit`` (until the next keyframe).
-        var gopBytes = 0
-        var gopOverflowed = false
-        var transcodedBytes = 0
+        var transcodedGOP = KeyframeRun<EncodedFrame>()
 
         /// Keeps a video or audio frame since the last keyframe, within the byte limit.
         mutating func keep(_ frame: EncodedFrame, limit: Int) {
-            if frame.codec == .h264 && frame.isKeyframe {
-                gop.removeAll(keepingCapacity: true)
-                gopBytes = 0
-                gopOverflowed = false
-            }
-            guard !gopOverflowed, !gop.isEmpty || (frame.codec == .h264 && frame.isKeyframe) else { return }
-            guard gopBytes + frame.data.count <= limit else {
-                gop.removeAll()
-                gopBytes = 0
-                gopOverflowed = true
-                return
-            }
-            gop.append(frame)
-            gopBytes += frame.data.count
+            gop.add(frame, size: frame.data.count, isKeyframe: frame.codec == .h264 && frame.isKeyframe, limit: limit)
         }
 
         /// What viewers are sent: the camera's video, or its re-encoding.
@@ -119,27 +101,14 @@ public final class LiveHub: Sendable {
         mutating func transcode(_ frame: EncodedFrame, limit: Int) -> [EncodedFrame] {
             if transcoder == nil, frame.isKeyframe, let video { transcoder = try? VideoTranscoder(input: video.description) }
             guard let transcoder, let output = try? transcoder.convert(frame) else { return [] }
-            for picture in output {
-                if picture.isKeyframe {
-                    transcodedGOP.removeAll(keepingCapacity: true)
-                    transcodedBytes = 0
-                }
-                guard picture.isKeyframe || !transcodedGOP.isEmpty else { continue }
-                if transcodedBytes + picture.data.count > limit {
-                    transcodedGOP.removeAll()
-                    transcodedBytes = 0
-                    continue
-                }
-                transcodedGOP.append(picture)
-                transcodedBytes += picture.data.count
-            }
+            for picture in output { transcodedGOP.add(picture, size: picture.data.count, isKeyframe: picture.isKeyframe, limit: limit) }
             return output
         }
 
         /// Nobody watches: the re-encoder stops (it costs a core).
         mutating func stopTranscoding() {
             transcoder = nil
-            transcodedGOP.removeAll()
+            transcodedGOP.clear()
         }
     }
 
@@ -191,7 +160,7 @@ public final class LiveHub: Sendable {
             }
             if let old, old.description != header.description {
                 if isVideo {
-                    camera.gop.removeAll()
+                    camera.gop.clear()
                     camera.stopTranscoding()
                 }
                 for key in Array(camera.feeds.keys) { camera.feeds[key]!.stale = true }
@@ -250,17 +219,11 @@ public final class LiveHub: Sendable {
     public func watch(_ cameraName: String, audio wantsAudio: Bool) throws(LiveError) -> (id: UInt64, packets: AsyncStream<LivePacket>) {
         let (packets, continuation) = AsyncStream.makeStream(of: LivePacket.self, bufferingPolicy: .bufferingOldest(Self.viewerBacklog + 3))
         var wantKeyframe = false
-        let joined: Result<UInt64, LiveError> = state.withLock { state in
-            do throws(LiveError) {
-                return .success(try Self.join(&state, cameraName, wantsAudio: wantsAudio, continuation: continuation, limit: gopByteLimit,
-                                              wantKeyframe: &wantKeyframe))
-            } catch {
-                return .failure(error)
-            }
+        // After the lock is let go, joined or not: the handler sends a keyframe request to the agent.
+        defer { if wantKeyframe, let handler = keyframeWanted.withLock({ $0 }) { handler(cameraName) } }
+        let id = try state.withLock { (state) throws(LiveError) -> UInt64 in
+            try Self.join(&state, cameraName, wantsAudio: wantsAudio, continuation: continuation, limit: gopByteLimit, wantKeyframe: &wantKeyframe)
         }
-        // Outside the lock: the handler sends a keyframe request to the camera's agent.
-        if wantKeyframe, let handler = keyframeWanted.withLock({ $0 }) { handler(cameraName) }
-        let id = try joined.get()
         continuation.onTermination = { [weak self] _ in self?.leave(cameraName, viewer: id) }
         return (id, packets)
     }
@@ -281,26 +244,26 @@ public final class LiveHub: Sendable {
         guard var camera = state.cameras[cameraName], let video = camera.video else { throw .noSuchCamera(cameraName) }
         let withAudio = wantsAudio && camera.audio != nil
         // A kept keyframe more than a second old (a long GOP), or none: ask for a new one.
-        if let first = camera.gop.first, let last = camera.gop.last {
+        if let first = camera.gop.items.first, let last = camera.gop.items.last {
             wantKeyframe = last.captureTime.nanoseconds(since: first.captureTime) > freshKeyframe
         } else {
             wantKeyframe = true
         }
         if camera.feeds[withAudio] == nil {
-            guard let first = camera.gop.first, first.isKeyframe else { throw .noVideoYet(cameraName) }
-            var pictures = camera.gop.filter { $0.codec == .h264 }
+            guard let first = camera.gop.items.first, first.isKeyframe else { throw .noVideoYet(cameraName) }
+            var pictures = camera.gop.items.filter { $0.codec == .h264 }
             if camera.transcodes {
                 // The first viewer starts the re-encoder on the kept GOP; later ones share it.
                 if camera.transcoder == nil {
                     camera.transcoder = try transcoder(for: video.description)
                     for picture in pictures { _ = camera.transcode(picture, limit: limit) }
                 }
-                pictures = camera.transcodedGOP
+                pictures = camera.transcodedGOP.items
             }
             guard let keyframe = pictures.first, keyframe.isKeyframe, let description = camera.viewDescription else { throw .noVideoYet(cameraName) }
             var feed = try makeFeed(camera: cameraName, video: description, audio: withAudio ? camera.audio!.description : nil,
                                     keyframe: keyframe, origin: keyframe.captureTime)
-            let sounds = withAudio ? camera.gop.filter { $0.codec == .opus } : []
+            let sounds = withAudio ? camera.gop.items.filter { $0.codec == .opus } : []
             // The kept GOP goes out as one fragment, however long: a viewer's backlog limit counts
             // live fragments, not the catch-up.
             for frame in (pictures + sounds).sorted(by: { $0.captureTime < $1.captureTime }) {
@@ -311,7 +274,8 @@ public final class LiveHub: Sendable {
         }
         let feed = camera.feeds[withAudio]!
         // A feed past the GOP limit serves new viewers again from the next keyframe.
-        guard let caughtUp = feed.sinceKeyframe else { throw .noVideoYet(cameraName) }
+        guard !feed.sinceKeyframe.overflowed else { throw .noVideoYet(cameraName) }
+        let caughtUp = feed.sinceKeyframe.items
         // A feed waiting for the new shape's keyframe sends its header then.
         if !feed.stale {
             continuation.yield(.info(feed.info))
@@ -426,14 +390,7 @@ public final class LiveHub: Sendable {
         _ = try? feed.writer.flushFragment()
         let fragment = feed.writer.takeOutput()
         guard !fragment.isEmpty else { return (0, []) }
-        if startsAtKeyframe {
-            feed.sinceKeyframe = []
-            feed.sinceKeyframeBytes = 0
-        }
-        if feed.sinceKeyframe != nil {
-            feed.sinceKeyframeBytes += fragment.count
-            if feed.sinceKeyframeBytes > limit { feed.sinceKeyframe = nil } else { feed.sinceKeyframe!.append(fragment) }
-        }
+        feed.sinceKeyframe.add(fragment, size: fragment.count, isKeyframe: startsAtKeyframe, limit: limit)
         var dropped: [AsyncStream<LivePacket>.Continuation] = []
         for (id, viewer) in feed.viewers {
             if case .dropped = viewer.yield(.bytes(fragment)) {
@@ -450,5 +407,39 @@ public final class LiveHub: Sendable {
         let sps = H264Bitstream.profileBytes(of: video.configuration) ?? [0x42, 0xC0, 0x1F]
         let codec = "avc1." + sps.map { String(format: "%02x", $0) }.joined()
         return "video/mp4; codecs=\"\(codec)\(audio ? ",opus" : "")\""
+    }
+}
+
+/// Items since the last keyframe (frames, or muxed fragments), kept whole up to a byte limit:
+/// past it they are dropped whole — never cut, which would break the decode — until the next
+/// keyframe starts a run again. Nothing before the first keyframe is kept.
+struct KeyframeRun<Item> {
+    private(set) var items: [Item] = []
+    private(set) var bytes = 0
+    /// The run outgrew the limit: empty until the next keyframe.
+    private(set) var overflowed = false
+
+    /// Adds `item` of `size` bytes; a keyframe starts the run again.
+    mutating func add(_ item: Item, size: Int, isKeyframe: Bool, limit: Int) {
+        if isKeyframe {
+            items.removeAll(keepingCapacity: true)
+            bytes = 0
+            overflowed = false
+        }
+        guard !overflowed, isKeyframe || !items.isEmpty else { return }
+        guard bytes + size <= limit else {
+            items.removeAll()
+            bytes = 0
+            overflowed = true
+            return
+        }
+        items.append(item)
+        bytes += size
+    }
+
+    mutating func clear() {
+        items.removeAll()
+        bytes = 0
+        overflowed = false
     }
 }

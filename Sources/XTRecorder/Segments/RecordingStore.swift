@@ -512,14 +512,14 @@ public actor RecordingStore {
         var video = unit.video, audio = unit.audio
         var existing: [MediaKind: [Int64]] = [.video: [], .audio: []]
         var owner = unit.owner
-        // A segment of another shape (the camera changed size or profile) never takes these
-        // frames: they make segments of their own.
-        if let segment = owner, let wanted = unit.video,
-           let held = try? SegmentFile.read(absolute(segment.path), withData: false).video, !CameraRecorder.sameShape(held, wanted) {
-            owner = nil
+        var held: SegmentFile.Contents?
+        if let segment = owner {
+            let contents = try SegmentFile.read(absolute(segment.path))
+            // A segment of another shape (the camera changed size or profile) never takes these
+            // frames: they make segments of their own.
+            if let wanted = unit.video, let shape = contents.video, !CameraRecorder.sameShape(shape, wanted) { owner = nil } else { held = contents }
         }
-        if let owner {
-            let contents = try SegmentFile.read(absolute(owner.path))
+        if let owner, let contents = held {
             frames = contents.frames
             video = contents.video ?? video
             audio = contents.audio ?? audio

@@ -37,17 +37,11 @@ import Testing
         #expect(missing?.code == .deviceMissing)
     }
 
-    /// `seconds` of lavfi's testsrc2 in H.264 as MPEG-TS, starting at `offset` seconds.
-    static func clip(_ path: String, size: String, seconds: Int, offset: Int = 0, extra: [String] = []) -> Bool {
-        TestSupport.run("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=\(size):rate=25", "-t", "\(seconds)", "-c:v", "libx264",
-                                   "-g", "25"] + extra + ["-output_ts_offset", "\(offset)", "-f", "mpegts", "-y", path]).status == 0
-    }
-
     @Test func aStreamThatChangesMidWayGetsANewDescription() throws {
         let directory = TestSupport.temporaryDirectory("xt-change")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let first = (directory as NSString).appendingPathComponent("a.ts"), second = (directory as NSString).appendingPathComponent("b.ts")
-        #expect(Self.clip(first, size: "640x360", seconds: 2) && Self.clip(second, size: "320x180", seconds: 2, offset: 2, extra: ["-profile:v", "main"]))
+        #expect(TestSupport.h264Clip(first, size: "640x360", seconds: 2) && TestSupport.h264Clip(second, size: "320x180", seconds: 2, offset: 2, extra: ["-profile:v", "main"]))
         let joined = (directory as NSString).appendingPathComponent("ab.ts")
         try (Data(contentsOf: URL(fileURLWithPath: first)) + Data(contentsOf: URL(fileURLWithPath: second))).write(to: URL(fileURLWithPath: joined))
         let source = try FileVideoSource(location: joined, clock: FileClock(pacing: .virtual(start: CaptureTime(nanoseconds: 1_800_000_000_000_000_000))))
@@ -74,7 +68,7 @@ import Testing
         let directory = TestSupport.temporaryDirectory("xt-shape")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = (directory as NSString).appendingPathComponent("clip.ts")
-        #expect(Self.clip(path, size: "640x360", seconds: 1, extra: ["-pix_fmt", pixelFormat]))
+        #expect(TestSupport.h264Clip(path, size: "640x360", seconds: 1, extra: ["-pix_fmt", pixelFormat]))
         let source = try FileVideoSource(location: path, clock: FileClock(pacing: .virtual(start: CaptureTime(nanoseconds: 0))))
         _ = try source.next()
         #expect(source.shape?.description == expected)

@@ -28,8 +28,7 @@ import Testing
         let directory = TestSupport.temporaryDirectory("xt-bframes")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let clip = (directory as NSString).appendingPathComponent("bf.ts")
-        #expect(TestSupport.run("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc2=s=640x360:r=25", "-t", "2", "-c:v", "libx264",
-                                           "-bf", "1", "-g", "50", "-f", "mpegts", clip]).status == 0)
+        #expect(TestSupport.h264Clip(clip, size: "640x360", seconds: 2, gop: 50, extra: ["-bf", "1"]))
         let original = Self.packets(clip)
         try #require(original.count == 50)
         let offsets = original.map { $0.presentation - $0.decode }
@@ -93,8 +92,7 @@ import Testing
         let directory = TestSupport.temporaryDirectory("xt-bframes-paced")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let clip = (directory as NSString).appendingPathComponent("bf.ts")
-        #expect(TestSupport.run("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc2=s=320x180:r=25", "-t", "2", "-c:v", "libx264",
-                                           "-bf", "2", "-g", "50", "-f", "mpegts", clip]).status == 0)
+        #expect(TestSupport.h264Clip(clip, size: "320x180", seconds: 2, gop: 50, extra: ["-bf", "2"]))
         let source = try FileVideoSource(location: clip)
         var arrivals: [Int64] = []
         var captures: [CaptureTime] = []

@@ -30,6 +30,15 @@ enum TestSupport {
         return (process.terminationStatus, output)
     }
 
+    /// Writes `seconds` of lavfi's testsrc2 (frame number and pattern drawn) at `size`, 25 fps,
+    /// coded in H.264 as MPEG-TS to `path`, starting at `offset` seconds; `extra` adds encoder
+    /// options (-bf, -pix_fmt, -profile:v). Returns whether ffmpeg made it.
+    @discardableResult
+    static func h264Clip(_ path: String, size: String, seconds: Int, gop: Int = 25, offset: Int = 0, extra: [String] = []) -> Bool {
+        run("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=\(size):rate=25", "-t", "\(seconds)", "-c:v", "libx264",
+                       "-g", "\(gop)"] + extra + ["-output_ts_offset", "\(offset)", "-f", "mpegts", "-y", path]).status == 0
+    }
+
     // MARK: - The emulated camera
 
     static let pluginDirectory = "/usr/lib/x86_64-linux-gnu/libv4l/plugins"

@@ -71,11 +71,9 @@ import XTMedia
         let (directory, clip) = try Fixtures.clip("bf.ts", ["-f", "lavfi", "-i", "testsrc2=s=320x180:r=25", "-t", "2", "-c:v", "libx264", "-bf", "2",
                             "-g", "50", "-f", "mpegts"])
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let source = try FileVideoSource(location: clip, clock: FileClock(pacing: .virtual(start: CaptureTime(nanoseconds: 1_800_000_000_000_000_000))))
-        var frames: [EncodedFrame] = []
-        for _ in 0..<50 { if case .encoded(let frame) = try source.next() { frames.append(frame) } }
+        let (frames, description) = try Fixtures.passthrough(clip, count: 50)
         #expect(frames.contains { $0.compositionOffset > 0 })
-        let header = MediaStreamHeader(stream: .random(), camera: "gate", description: try #require(source.encodedDescription))
+        let header = MediaStreamHeader(stream: .random(), camera: "gate", description: try #require(description))
         let hub = LiveHub()
         hub.note(header)
         hub.take(MediaFrame(stream: header.stream, sequence: 0, frame: frames[0]))
@@ -164,10 +162,8 @@ import XTMedia
         let (directory, clip) = try Fixtures.clip("422.ts", ["-f", "lavfi", "-i", "testsrc2=s=320x180:r=25", "-t", "2", "-c:v", "libx264", "-pix_fmt", "yuv422p",
                             "-g", "25", "-f", "mpegts"])
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let source = try FileVideoSource(location: clip, clock: FileClock(pacing: .virtual(start: CaptureTime(nanoseconds: 1_800_000_000_000_000_000))))
-        var frames: [EncodedFrame] = []
-        for _ in 0..<50 { if case .encoded(let frame) = try source.next() { frames.append(frame) } }
-        let description = try #require(source.encodedDescription)
+        let (frames, found) = try Fixtures.passthrough(clip, count: 50)
+        let description = try #require(found)
         #expect(description.h264Profile == 122 && !description.isBrowserPlayable)
         let header = MediaStreamHeader(stream: .random(), camera: "gate", description: description)
         let hub = LiveHub(transcode: transcode)

@@ -20,6 +20,15 @@ enum Fixtures {
         return (directory, path)
     }
 
+    /// The first `count` coded pictures of an H.264 clip as the agent passes them through
+    /// (decode order, composition offsets), on a virtual clock; and the stream's description.
+    static func passthrough(_ clip: String, count: Int) throws -> (frames: [EncodedFrame], description: StreamDescription?) {
+        let source = try FileVideoSource(location: clip, clock: FileClock(pacing: .virtual(start: CaptureTime(nanoseconds: 1_800_000_000_000_000_000))))
+        var frames: [EncodedFrame] = []
+        for _ in 0..<count { if case .encoded(let frame) = try source.next() { frames.append(frame) } }
+        return (frames, source.encodedDescription)
+    }
+
     static func temporaryDirectory(_ name: String = "recorder") -> String {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("xt-\(name)-\(UInt32.random(in: 0...UInt32.max))").path
         try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
