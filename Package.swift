@@ -41,6 +41,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
     ],
     targets: [
         // Transport core: wire format, Noise IK handshake, sans-IO session and endpoint state
@@ -116,8 +117,10 @@ let package = Package(
         .executableTarget(
             name: "xt",
             dependencies: [
-                "XTransport", "XTransportNIO", "XTNet", "XTMedia", "XTAgent", "XTRecorder", "CXTSystem",
+                "XTransport", "XTransportNIO", "XTNet", "XTMedia", "XTAgent", "XTRecorder", "XTSimulator", "CXTSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

@@ -41,6 +41,7 @@ public struct LinkConditions: Sendable, Hashable {
 /// What happened to datagrams on a link, for assertions.
 public struct LinkCounters: Sendable, Hashable {
     public var offered = 0
+    public var bytesOffered = 0
     public var delivered = 0
     public var droppedRandom = 0
     public var droppedBurst = 0
@@ -49,5 +50,7 @@ public struct LinkCounters: Sendable, Hashable {
     public var duplicated = 0
     public var corrupted = 0
     public var bytesDelivered = 0
+    /// Bytes of every datagram dropped, whatever the cause.
+    public var bytesDropped = 0
     public init() {}
 }

@@ -28,18 +28,11 @@ public final class NetworkSimulator {
         var bytes: [UInt8]
     }
 
-    private struct LinkState {
-        var conditions: LinkConditions
-        var counters = LinkCounters()
-        var inBurst = false
-        var busyUntil = Timestamp.zero
-    }
-
     public private(set) var now: Timestamp
     private var random: SplitMix64
     private var nodes: [Node] = []
     private var nodeByAddress: [NetworkAddress: Int] = [:]
-    private var links: [Pair: LinkState] = [:]
+    private var links: [Pair: LinkModel] = [:]
     private var defaultConditions: LinkConditions
     private var queue: [Delivery] = []
     private var sequence: UInt64 = 0
@@ -83,9 +76,9 @@ public final class NetworkSimulator {
 
     /// Sets the impairments of the direction `from` → `to`.
     public func setConditions(_ conditions: LinkConditions, from: NetworkAddress, to: NetworkAddress) {
-        var state = links[Pair(from: from, to: to)] ?? LinkState(conditions: conditions)
-        state.conditions = conditions
-        links[Pair(from: from, to: to)] = state
+        var model = links[Pair(from: from, to: to)] ?? LinkModel(conditions: conditions)
+        model.conditions = conditions
+        links[Pair(from: from, to: to)] = model
     }
 
     /// Sets the impairments of both directions between two addresses.
@@ -131,64 +124,14 @@ public final class NetworkSimulator {
 
     private func route(_ bytes: [UInt8], from: NetworkAddress, to: NetworkAddress) {
         let key = Pair(from: from, to: to)
-        var link = links[key] ?? LinkState(conditions: defaultConditions)
+        var link = links[key] ?? LinkModel(conditions: defaultConditions)
         defer { links[key] = link }
-        let conditions = link.conditions
-        link.counters.offered += 1
-        if let mtu = conditions.mtu, bytes.count > mtu {
-            link.counters.droppedMTU += 1
-            return
-        }
-        if conditions.burstEnterProbability > 0 {
-            if link.inBurst {
-                if chance(conditions.burstExitProbability) { link.inBurst = false }
-            } else if chance(conditions.burstEnterProbability) {
-                link.inBurst = true
-            }
-            if link.inBurst {
-                link.counters.droppedBurst += 1
-                return
-            }
-        }
-        if conditions.lossRate > 0 && chance(conditions.lossRate) {
-            link.counters.droppedRandom += 1
-            return
-        }
-        var departure = now
-        if let bandwidth = conditions.bandwidth {
-            let start = max(now, link.busyUntil)
-            if start.nanoseconds(since: now) > conditions.queueLimit.nanoseconds {
-                link.counters.droppedQueue += 1
-                return
-            }
-            let serialization = Int64(Double(bytes.count * 8) / bandwidth * 1e9)
-            link.busyUntil = start.adding(nanoseconds: serialization)
-            departure = link.busyUntil
-        }
-        var arrival = departure.adding(conditions.delay)
-        if conditions.jitter > .zero {
-            arrival = arrival.adding(nanoseconds: Int64(Double(conditions.jitter.nanoseconds) * uniform()))
-        }
-        if conditions.reorderRate > 0 && chance(conditions.reorderRate) {
-            arrival = arrival.adding(nanoseconds: Int64(Double(conditions.reorderDelay.nanoseconds) * uniform()))
-        }
+        guard case .delivered(let arrival, let corruptBit, let duplicate) = link.admit(size: bytes.count, now: now, random: &random) else { return }
         var payload = bytes
-        if conditions.corruptionRate > 0 && chance(conditions.corruptionRate) && !payload.isEmpty {
-            let bit = Int(random.next() % UInt64(payload.count * 8))
-            payload[bit / 8] ^= UInt8(1 << (bit % 8))
-            link.counters.corrupted += 1
-        }
-        link.counters.delivered += 1
-        link.counters.bytesDelivered += payload.count
+        if let bit = corruptBit { payload[bit / 8] ^= UInt8(1 << (bit % 8)) }
         enqueue(Delivery(time: arrival, sequence: 0, from: from, to: to, bytes: payload))
-        if conditions.duplicateRate > 0 && chance(conditions.duplicateRate) {
-            link.counters.duplicated += 1
-            enqueue(Delivery(time: arrival.adding(nanoseconds: Int64(uniform() * 2e6)), sequence: 0, from: from, to: to, bytes: payload))
-        }
+        if let duplicate { enqueue(Delivery(time: duplicate, sequence: 0, from: from, to: to, bytes: payload)) }
     }
-
-    private func chance(_ probability: Double) -> Bool { uniform() < probability }
-    private func uniform() -> Double { Double(random.next() >> 11) / Double(1 << 53) }
 
     // MARK: - Event queue (min-heap on time, then insertion order)
 

@@ -66,11 +66,38 @@ func formatRate(bytes: Double, seconds: Double) -> String {
 }
 
 func describe(_ stats: SessionStats) -> String {
-    String(format: "rtt %.2f ms (min %.2f)  cwnd %d KiB  pacing %@  mtu %d  %@  sent %llu pkts  lost %llu (%.2f%%)  retransmitted %llu KiB  rejected %llu",
+    String(format: "rtt %.2f ms (min %.2f)  cwnd %d KiB  pacing %@  mtu %d  %@  sent %llu pkts  lost %llu (%.2f%%, %llu of them spurious)  "
+           + "retransmitted %llu KiB  received twice %llu KiB  rejected %llu",
            Double(stats.smoothedRTT.nanoseconds) / 1e6, Double(stats.minimumRTT.nanoseconds) / 1e6,
            stats.congestionWindow / 1024, formatRate(bytes: stats.pacingRate, seconds: 1), stats.datagramSize, stats.packetCipher,
-           stats.packetsSent, stats.packetsLost, stats.lossRate * 100, stats.bytesRetransmitted / 1024,
-           stats.packetsRejectedAuthentication + stats.packetsRejectedReplay)
+           stats.packetsSent, stats.packetsLost, stats.lossRate * 100, stats.spuriousLosses, stats.bytesRetransmitted / 1024,
+           stats.payloadBytesDuplicate / 1024, stats.packetsRejectedAuthentication + stats.packetsRejectedReplay)
+}
+
+/// A session's link stats as one line of JSON (`--stats-json`), for scripts such as `make bench`.
+/// Times in milliseconds, sizes in bytes.
+func statsJSON(_ stats: SessionStats) -> String {
+    struct Report: Encodable {
+        var rttMs, minRttMs: Double
+        var packetsSent, packetsReceived, packetsLost, spuriousLosses: UInt64
+        var bytesSent, bytesReceived, bytesRetransmitted, payloadBytesDelivered, payloadBytesDuplicate: UInt64
+        var reorderWindowQuarters: Int
+        enum CodingKeys: String, CodingKey {
+            case rttMs = "rtt_ms", minRttMs = "min_rtt_ms", packetsSent = "packets_sent", packetsReceived = "packets_received"
+            case packetsLost = "packets_lost", spuriousLosses = "spurious_losses", bytesSent = "bytes_sent"
+            case bytesReceived = "bytes_received", bytesRetransmitted = "bytes_retransmitted"
+            case payloadBytesDelivered = "payload_bytes_delivered", payloadBytesDuplicate = "payload_bytes_duplicate"
+            case reorderWindowQuarters = "reorder_window_quarters"
+        }
+    }
+    let report = Report(rttMs: Double(stats.smoothedRTT.nanoseconds) / 1e6, minRttMs: Double(stats.minimumRTT.nanoseconds) / 1e6,
+                        packetsSent: stats.packetsSent, packetsReceived: stats.packetsReceived, packetsLost: stats.packetsLost,
+                        spuriousLosses: stats.spuriousLosses, bytesSent: stats.bytesSent, bytesReceived: stats.bytesReceived,
+                        bytesRetransmitted: stats.bytesRetransmitted, payloadBytesDelivered: stats.payloadBytesDelivered,
+                        payloadBytesDuplicate: stats.payloadBytesDuplicate, reorderWindowQuarters: stats.reorderWindowQuarters)
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = .sortedKeys
+    return (try? encoder.encode(report)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
 }
 
 import XTransportNIO

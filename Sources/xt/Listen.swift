@@ -28,6 +28,9 @@ struct Listen: AsyncParsableCommand {
     @Flag(name: .long, help: "Print each session's link stats when it ends.")
     var stats = false
 
+    @Flag(name: .long, help: "Print each session's link stats as one line of JSON when it ends.")
+    var statsJson = false
+
     func run() async throws {
         try await XT.run {
             let sessionConfiguration = try node.sessionConfiguration()  // options first, then files
@@ -150,7 +153,9 @@ struct Listen: AsyncParsableCommand {
                     break
                 }
             }
-            if stats, let snapshot = try await session.stats() { print("session \(peer) ended: \(describe(snapshot))") }
+            if stats || statsJson, let snapshot = try await session.stats() {
+                print(statsJson ? statsJSON(snapshot) : "session \(peer) ended: \(describe(snapshot))")
+            }
         } catch {
             FileHandle.standardError.write("xt: session with \(peer) ended: \(error)\n")
         }

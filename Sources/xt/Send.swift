@@ -23,6 +23,9 @@ struct Send: AsyncParsableCommand {
     @Flag(name: .long, help: "Print the link stats at the end.")
     var stats = false
 
+    @Flag(name: .long, help: "Print the link stats at the end as one line of JSON.")
+    var statsJson = false
+
     func validate() throws {
         if message == nil && file == nil { throw ValidationError("give --message TEXT, --file PATH, or both") }
     }
@@ -82,7 +85,9 @@ struct Send: AsyncParsableCommand {
                 print("sent \(file): \(size) bytes in \(String(format: "%.2f", seconds)) s, \(formatRate(bytes: Double(size), seconds: seconds)), "
                       + (verify ? "sha256 verified" : "size confirmed (not hashed: --no-verify)"))
             }
-            if stats, let snapshot = try await session.stats() { print("link: \(describe(snapshot))") }
+            if stats || statsJson, let snapshot = try await session.stats() {
+                print(statsJson ? statsJSON(snapshot) : "link: \(describe(snapshot))")
+            }
             await session.close()
         }
     }

@@ -83,6 +83,9 @@ struct TransferTests {
         #expect(stats.reorderWindowQuarters >= 1, "the reordering is seen")
         #expect(Double(stats.spuriousLosses) < Double(stats.packetsSent) * 0.02,
                 "\(stats.spuriousLosses) spurious of \(stats.packetsSent) sent; \(stats.packetsLost) declared lost for \(dropped) dropped")
+        // The receiver's count of bytes it already had: what spurious retransmissions cost.
+        let server = try #require(run.transfer.serverSession.flatMap { run.pair.server.endpoint.stats(for: $0) })
+        #expect(Double(server.payloadBytesDuplicate) < Double(Self.size) * 0.02, "\(server.payloadBytesDuplicate) bytes received twice")
     }
 
     @Test("20 MB with duplication")

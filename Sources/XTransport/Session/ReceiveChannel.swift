@@ -60,22 +60,25 @@ final class ReceiveChannel {
     }
 
     /// Accepts a STREAM frame. Data past the granted limit is a flow-control violation.
+    /// - Returns: how many of its bytes this side already had (a spurious retransmission's cost).
+    @discardableResult
     func receive(offset: UInt64, data: UnsafeRawBufferPointer, maximumMessageSize: Int,
-                          output: inout [ReceiveOutput]) throws(TransportError) {
+                          output: inout [ReceiveOutput]) throws(TransportError) -> Int {
         let end = offset + UInt64(data.count)
         guard end <= grantedLimit else {
             throw .protocolViolation("channel \(id) data to offset \(end) exceeds the granted window \(grantedLimit)")
         }
-        guard end > deliveredOffset else { return }  // duplicate
+        guard end > deliveredOffset else { return data.count }  // duplicate
         if offset <= deliveredOffset && !paused && segments.isEmpty && skips.isEmpty {
             // In order, nothing buffered: the fast path, no copy into the reassembly buffer.
             let start = Int(deliveredOffset - offset)
             try consume(UnsafeRawBufferPointer(rebasing: data[start...]), maximumMessageSize: maximumMessageSize, output: &output)
             deliveredOffset = end
-            return
+            return start
         }
-        store(offset: offset, data: data)
+        let duplicate = store(offset: offset, data: data)
         try drain(maximumMessageSize: maximumMessageSize, output: &output)
+        return duplicate
     }
 
     /// Accepts a SKIP frame (idempotent).
@@ -90,11 +93,14 @@ final class ReceiveChannel {
         try drain(maximumMessageSize: maximumMessageSize, output: &output)
     }
 
-    private func store(offset: UInt64, data: UnsafeRawBufferPointer) {
+    /// Buffers out-of-order data. - Returns: how many of its bytes were held already.
+    private func store(offset: UInt64, data: UnsafeRawBufferPointer) -> Int {
         var start = offset
         var slice = data
+        var held = 0
         if start < deliveredOffset {
-            slice = UnsafeRawBufferPointer(rebasing: data[Int(deliveredOffset - start)...])
+            held = Int(deliveredOffset - start)
+            slice = UnsafeRawBufferPointer(rebasing: data[held...])
             start = deliveredOffset
         }
         // Binary search for the insertion point; skip exact duplicates.
@@ -104,13 +110,14 @@ final class ReceiveChannel {
             let mid = (low + high) / 2
             if segments[mid].offset < start { low = mid + 1 } else { high = mid }
         }
-        if low < segments.count, segments[low].offset == start, segments[low].bytes.count >= slice.count { return }
+        if low < segments.count, segments[low].offset == start, segments[low].bytes.count >= slice.count { return data.count }
         if low > 0 {
             let previous = segments[low - 1]
-            if previous.offset + UInt64(previous.bytes.count) >= start + UInt64(slice.count) { return }
+            if previous.offset + UInt64(previous.bytes.count) >= start + UInt64(slice.count) { return data.count }
         }
         segments.insert((start, [UInt8](slice)), at: low)
         bufferedBytes += slice.count
+        return held
     }
 
     /// Delivers whatever is now contiguous at `deliveredOffset`.

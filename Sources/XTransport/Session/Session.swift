@@ -356,7 +356,8 @@ final class Session {
             guard case .established = state else { return true }
             let receiver = try receiveChannel(channel, mode: mode)
             receiveOutput.removeAll(keepingCapacity: true)
-            try receiver.receive(offset: offset, data: data, maximumMessageSize: configuration.maximumMessageSize, output: &receiveOutput)
+            let duplicate = try receiver.receive(offset: offset, data: data, maximumMessageSize: configuration.maximumMessageSize, output: &receiveOutput)
+            stats.payloadBytesDuplicate += UInt64(duplicate)
             emitReceiveOutput(channel)
             return true
         case .skip(let channel, let start, let end, let first, let count):

@@ -29,6 +29,9 @@ public struct SessionStats: Sendable, Hashable {
     public var payloadBytesAcknowledged: UInt64 = 0
     /// Application bytes delivered to us, in order.
     public var payloadBytesDelivered: UInt64 = 0
+    /// Stream bytes received that this side already had: what the peer's spurious
+    /// retransmissions (and the network's duplicates) cost.
+    public var payloadBytesDuplicate: UInt64 = 0
     public var packetsLost: UInt64 = 0
     /// Packets declared lost that were acknowledged after all (reordering, not loss): their
     /// retransmission was spurious.
