@@ -77,7 +77,9 @@ let package = Package(
         ),
         // C media libraries, each behind a shim header for what Swift cannot import (macros,
         // variadic functions): FFmpeg, libopus, libv4l2, ALSA.
-        .systemLibrary(name: "CFFmpeg", providers: [.apt(["libavcodec-dev", "libavformat-dev", "libswscale-dev", "libswresample-dev"])]),
+        // FFmpeg's headers, and forwarding functions that load its libraries on first use
+        // (Sources/CFFmpeg/lazy.c): xt starts without them. Headers: libav*-dev, libsw*-dev.
+        .target(name: "CFFmpeg", linkerSettings: [.linkedLibrary("dl")]),
         .systemLibrary(name: "COpus", providers: [.apt(["libopus-dev"])]),
         .systemLibrary(name: "CV4L2", providers: [.apt(["libv4l-dev"])]),
         .systemLibrary(name: "CALSA", providers: [.apt(["libasound2-dev"])]),
