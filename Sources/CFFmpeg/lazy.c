@@ -32,8 +32,9 @@ void *xt_ffmpeg_symbol(enum xt_ffmpeg_library library, const char *name) {
         // RTLD_GLOBAL: the libraries share one copy of libavutil, as when linked at start.
         handles[library] = dlopen(sonames[library], RTLD_NOW | RTLD_GLOBAL);
         if (!handles[library]) {
-            fprintf(stderr, "xt: cannot load %s (%s): install FFmpeg's libraries "
-                            "(Debian: apt-get install libavformat59 libavcodec59 libswscale6 libswresample4)\n",
+            fprintf(stderr, "xt: cannot load %s (%s): install FFmpeg's libraries (Debian: apt-get install"
+                            " libavformat" XT_NUMBER(LIBAVFORMAT_VERSION_MAJOR) " libavcodec" XT_NUMBER(LIBAVCODEC_VERSION_MAJOR)
+                            " libswscale" XT_NUMBER(LIBSWSCALE_VERSION_MAJOR) " libswresample" XT_NUMBER(LIBSWRESAMPLE_VERSION_MAJOR) ")\n",
                     sonames[library], dlerror());
             exit(1);
         }

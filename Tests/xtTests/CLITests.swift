@@ -152,3 +152,56 @@ struct CLITests {
         #expect(!result.stderr.contains("Fatal error") && !result.stderr.contains("Crash"), "\(arguments)")
     }
 }
+
+@Suite("FFmpeg on first use", .enabled(if: FileManager.default.isExecutableFile(atPath: CLI.xt), "xt is not built"))
+struct FFmpegLoadingTests {
+    /// FFmpeg's libraries replaced by empty files, found first through LD_LIBRARY_PATH.
+    private static func brokenFFmpeg(in dir: URL) throws -> [String: String] {
+        let libraries = dir.appendingPathComponent("broken-ffmpeg")
+        try FileManager.default.createDirectory(at: libraries, withIntermediateDirectories: true)
+        for name in ["libavutil.so.57", "libavcodec.so.59", "libavformat.so.59", "libswscale.so.6", "libswresample.so.4"] {
+            FileManager.default.createFile(atPath: libraries.appendingPathComponent(name).path, contents: Data())
+        }
+        var environment = ProcessInfo.processInfo.environment
+        environment["LD_LIBRARY_PATH"] = libraries.path
+        return environment
+    }
+
+    private static func run(_ arguments: [String], in dir: URL, environment: [String: String]) throws -> CLI.Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CLI.xt)
+        process.arguments = arguments
+        process.currentDirectoryURL = dir
+        process.environment = environment
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let deadline = Date().addingTimeInterval(30)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+        return CLI.Result(status: process.terminationStatus,
+                          stdout: String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self),
+                          stderr: String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+    }
+
+    @Test("Commands without media start without FFmpeg; a broken FFmpeg is one line naming the packages, not a crash")
+    func loadedOnFirstUse() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let environment = try Self.brokenFFmpeg(in: dir)
+        // keygen and a transfer never load FFmpeg: the broken copies are never opened.
+        let keygen = try Self.run(["keygen", "--out", "node.key"], in: dir, environment: environment)
+        #expect(keygen.status == 0, "\(keygen.stderr)")
+        let help = try Self.run(["send", "--help"], in: dir, environment: environment)
+        #expect(help.status == 0 && help.stdout.contains("--stats-json"), "\(help.stderr)")
+        // The agent touches media at once: it names the library and the packages, exit status 1.
+        let agent = try Self.run(["agent", "--config", "none.conf", "--key", "node.key", "--host", "127.0.0.1:9", "--host-key", "@node.key.pub",
+                                  "--video", "synthetic", "--audio", "none"], in: dir, environment: environment)
+        #expect(agent.status == 1)
+        #expect(agent.errorLines.count == 1 && agent.stderr.contains("cannot load libavutil.so.57") && agent.stderr.contains("apt-get install libavformat59"),
+                "\(agent.stderr)")
+    }
+}
