@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "XTNet", targets: ["XTNet"]),
         .library(name: "XTMedia", targets: ["XTMedia"]),
         .library(name: "XTAgent", targets: ["XTAgent"]),
+        .library(name: "XTCall", targets: ["XTCall"]),
         .library(name: "XTRecorder", targets: ["XTRecorder"]),
         // libv4l2 plugin for tests: an emulated camera (see Sources/CV4L2Emulator).
         .library(name: "xtv4l2emulator", type: .dynamic, targets: ["CV4L2Emulator"]),
@@ -96,6 +97,10 @@ let package = Package(
             dependencies: ["XTMedia", "XTNet", "XTransport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
+        // Calls: signalling (sans-IO), the audio path (echo cancellation, Opus with FEC, an
+        // adaptive jitter buffer), the video path, the call driver on the node network.
+        .systemLibrary(name: "CSpeexDSP", providers: [.apt(["libspeexdsp-dev"])]),
+        .target(name: "XTCall", dependencies: ["XTMedia", "XTNet", "XTransport", "CSpeexDSP"], swiftSettings: strict),
         // The recorder: the host role plus ingest of live and backfilled media into segments,
         // the index, motion, alarms, and the web UI's server (REST API, live view, metrics).
         .target(
@@ -150,6 +155,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "XTAgentTests", dependencies: ["XTAgent", "XTMedia", "XTNet", "XTransport"], swiftSettings: strict),
+        .testTarget(name: "XTCallTests", dependencies: ["XTCall", "XTransport"], swiftSettings: strict),
         .testTarget(name: "XTSimulatorTests", dependencies: ["XTransport", "XTSimulator"], swiftSettings: strict),
         // Runs the built `xt` binary the way a user does: exit codes and error lines.
         .testTarget(name: "xtTests", dependencies: ["xt", "XTMedia"], swiftSettings: strict),

@@ -7,7 +7,7 @@ packages=(
   # build
   pkg-config libssl-dev libsqlite3-dev curl
   # media (later issues link these; installed now so one script serves every target)
-  libavformat-dev libavcodec-dev libswscale-dev libswresample-dev libavutil-dev libv4l-dev libopus-dev libasound2-dev
+  libavformat-dev libavcodec-dev libswscale-dev libswresample-dev libavutil-dev libv4l-dev libopus-dev libasound2-dev libspeexdsp-dev
   # speech and tones for the audio tests
   espeak-ng sox
   # tests and peers for `make bench`

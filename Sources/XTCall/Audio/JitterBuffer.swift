@@ -1,0 +1,246 @@
+// An adaptive jitter buffer for a call's audio frames, in the manner of WebRTC's NetEQ: the
+// target delay follows a high percentile of the measured arrival jitter, and the buffer moves
+// towards it by time-stretching (accelerate: play a frame shorter; expand: longer) instead of
+// dropping or inserting whole frames. A single lost frame is decoded from the next packet's
+// in-band FEC (Opus LBRR); longer gaps are concealed (Opus PLC). Sans-IO: packets and the time
+// in, playout decisions out; the call's audio path decodes and stretches.
+public import XTransport
+
+/// What to play next, one frame's worth of audio at a time.
+public enum PlayoutDecision: Equatable, Sendable {
+    /// Nothing to play yet (before the first frame is due, or nothing arrived): silence.
+    case silence
+    /// Decode `payload` (frame `sequence`) and play it, stretched by `stretch` (see ``Stretch``).
+    case play(sequence: UInt32, payload: [UInt8], stretch: Stretch)
+    /// Frame `sequence` is lost; the next frame is here: decode `sequence` from its in-band FEC.
+    case recover(sequence: UInt32, from: [UInt8])
+    /// Frame `sequence` is lost or late: conceal it (packet-loss concealment).
+    case conceal(sequence: UInt32)
+
+    /// How long the decoded frame plays.
+    public enum Stretch: Equatable, Sendable {
+        /// As recorded.
+        case normal
+        /// About 25% shorter: the buffer holds more than the target.
+        case accelerate
+        /// About 25% longer: the buffer is running low.
+        case expand
+
+        /// Output duration ÷ input duration.
+        public var ratio: Double {
+            switch self {
+            case .normal: 1
+            case .accelerate: 0.75
+            case .expand: 1.25
+            }
+        }
+    }
+}
+
+/// Counts of what the buffer did, for a call's stats.
+public struct JitterBufferStats: Equatable, Sendable {
+    public var received = 0
+    public var played = 0
+    public var accelerated = 0
+    public var expanded = 0
+    /// Frames decoded from the next packet's FEC.
+    public var recovered = 0
+    /// Frames concealed (lost, or arrived after their turn).
+    public var concealed = 0
+    /// Packets that arrived after their turn (concealed already; not played).
+    public var late = 0
+    public var duplicates = 0
+    /// Packets refused as implausible (a sequence number far from the call's).
+    public var refused = 0
+    /// The current target delay and buffer level.
+    public var target: Duration = .zero
+    public var level: Duration = .zero
+
+    /// Share of frames due that were concealed, recovered, or arrived late, in percent.
+    public var concealedPercent: Double { percent(concealed) }
+    public var recoveredPercent: Double { percent(recovered) }
+    public var latePercent: Double { percent(late) }
+
+    private func percent(_ count: Int) -> Double {
+        let due = played + recovered + concealed
+        return due == 0 ? 0 : Double(count) * 100 / Double(due)
+    }
+}
+
+/// The jitter buffer of one incoming audio stream.
+public struct JitterBuffer: Sendable {
+    public struct Configuration: Sendable, Equatable {
+        /// Duration of one frame (Opus at 20 ms).
+        public var frame: Duration = .milliseconds(20)
+        /// The target covers this share of the measured delays (NetEQ: 0.95–0.97).
+        public var percentile = 0.95
+        /// How many recent arrivals the percentile is taken over (100 × 20 ms: 2 s).
+        public var history = 100
+        /// Bounds of the target delay.
+        public var minimumTarget: Duration = .milliseconds(20)
+        public var maximumTarget: Duration = .milliseconds(500)
+        /// Slack around the target before stretching starts.
+        public var slack: Duration = .milliseconds(10)
+        /// Most frames held (1 s): beyond, the oldest are played accelerated in turn.
+        public var capacity = 50
+        /// A fixed target instead of an adaptive one (the "PLC-only" comparison mode).
+        public var fixedTarget: Duration?
+        /// Whether lost frames are decoded from the next packet's FEC.
+        public var useFEC = true
+
+        public init() {}
+    }
+
+    public let configuration: Configuration
+    public private(set) var stats = JitterBufferStats()
+    private var packets: [UInt32: [UInt8]] = [:]
+    private var next: UInt32?
+    private var started = false
+    private var firstArrival: Timestamp?
+    /// Recent (arrival − sequence × frame) in nanoseconds: the transit plus an unknown offset.
+    private var transits: [Int64] = []
+    private var transitIndex = 0
+    private var target: Int64
+    /// The percentile of recent delays beyond the fastest, in nanoseconds.
+    private var jitter: Int64 = 0
+    /// The last frame found missing at its turn: while losses are recent and FEC is on, the
+    /// target holds one frame more, so the next packet is here when a frame is missing.
+    private var lastLoss: UInt32?
+    /// Frames concealed while nothing was buffered, not yet known to be lost.
+    private var unconfirmed: [UInt32] = []
+
+    public init(configuration: Configuration = Configuration()) {
+        self.configuration = configuration
+        target = (configuration.fixedTarget ?? configuration.minimumTarget).nanoseconds
+        stats.target = .nanoseconds(target)
+    }
+
+    private var frame: Int64 { configuration.frame.nanoseconds }
+
+    /// Takes frame `sequence` arriving at `arrival`.
+    public mutating func insert(sequence: UInt32, payload: [UInt8], arrival: Timestamp) {
+        stats.received += 1
+        confirmGap(before: sequence)
+        if let next {
+            let ahead = Int64(Int32(bitPattern: sequence &- next))
+            guard ahead >= 0 else { stats.late += 1; return }
+            guard ahead < Int64(configuration.capacity) * 4 else { stats.refused += 1; return }
+        }
+        guard packets[sequence] == nil else { stats.duplicates += 1; return }
+        packets[sequence] = payload
+        if firstArrival == nil { firstArrival = arrival }
+        learn(sequence: sequence, arrival: arrival)
+        updateLevel()
+    }
+
+    /// Decides the next frame to play. Call it whenever the output needs the next frame's audio.
+    public mutating func pull(now: Timestamp) -> PlayoutDecision {
+        defer { updateLevel() }
+        if !started {
+            guard let firstArrival, let lowest = lowestSequence, now.nanoseconds(since: firstArrival) >= target - frame else { return .silence }
+            started = true
+            next = lowest
+        }
+        guard let sequence = next else { return .silence }
+        let level = bufferedSpan(from: sequence)
+        if let payload = packets.removeValue(forKey: sequence) {
+            next = sequence &+ 1
+            stats.played += 1
+            // The audio held, this frame included, against the target.
+            var stretch = PlayoutDecision.Stretch.normal
+            if level > target + configuration.slack.nanoseconds || packets.count >= configuration.capacity {
+                stretch = .accelerate
+                stats.accelerated += 1
+            } else if level < target - configuration.slack.nanoseconds {
+                stretch = .expand
+                stats.expanded += 1
+            }
+            return .play(sequence: sequence, payload: payload, stretch: stretch)
+        }
+        // This frame is not here, and nothing else is buffered either.
+        guard !packets.isEmpty else {
+            // Lost, late, or the sender paused (DTX, an outage, the end): which one shows when a
+            // later frame comes, so the frame is counted then. After a second of nothing the
+            // stream has paused: play silence and start afresh with whatever comes next.
+            guard unconfirmed.count < configuration.capacity else {
+                unconfirmed = []
+                started = false
+                firstArrival = nil
+                self.next = nil
+                return .silence
+            }
+            next = sequence &+ 1
+            unconfirmed.append(sequence)
+            return .conceal(sequence: sequence)
+        }
+        // Not here, but a later frame is: lost (or late).
+        next = sequence &+ 1
+        noteLoss(sequence)
+        if configuration.useFEC, let following = packets[sequence &+ 1] {
+            stats.recovered += 1
+            return .recover(sequence: sequence, from: following)
+        }
+        stats.concealed += 1
+        return .conceal(sequence: sequence)
+    }
+
+    // MARK: - Delay estimate
+
+    private mutating func learn(sequence: UInt32, arrival: Timestamp) {
+        let transit = Int64(bitPattern: arrival.nanoseconds) &- Int64(sequence) &* frame
+        if transits.count < configuration.history {
+            transits.append(transit)
+        } else {
+            transits[transitIndex] = transit
+            transitIndex = (transitIndex + 1) % configuration.history
+        }
+        guard configuration.fixedTarget == nil, let fastest = transits.min() else { return }
+        // The delay each packet had beyond the fastest recent one; the target covers the percentile.
+        let delays = transits.map { $0 - fastest }.sorted()
+        let index = min(delays.count - 1, Int((Double(delays.count) * configuration.percentile).rounded(.up)) - 1)
+        jitter = delays[max(0, index)]
+        updateTarget()
+    }
+
+    /// A frame arrived (in time or late): the frames concealed before it were missing indeed.
+    private mutating func confirmGap(before sequence: UInt32) {
+        guard let last = unconfirmed.last else { return }
+        let missing = unconfirmed.filter { Int32(bitPattern: sequence &- $0) >= 0 }
+        guard !missing.isEmpty else { return }
+        unconfirmed.removeAll { Int32(bitPattern: sequence &- $0) >= 0 }
+        stats.concealed += missing.count
+        noteLoss(missing.last ?? last)
+    }
+
+    private mutating func noteLoss(_ sequence: UInt32) {
+        lastLoss = sequence
+        updateTarget()
+    }
+
+    /// One frame plus the jitter percentile, plus one frame of look-ahead for FEC while losses
+    /// are recent (within the history), within the bounds.
+    private mutating func updateTarget() {
+        guard configuration.fixedTarget == nil else { return }
+        var wanted = jitter + frame
+        if configuration.useFEC, let lastLoss, let next, Int64(Int32(bitPattern: next &- lastLoss)) <= Int64(configuration.history) {
+            wanted += frame
+        }
+        target = min(max(wanted, configuration.minimumTarget.nanoseconds), configuration.maximumTarget.nanoseconds)
+        stats.target = .nanoseconds(target)
+    }
+
+    private var lowestSequence: UInt32? {
+        guard let any = packets.keys.first else { return nil }
+        return packets.keys.reduce(any) { Int32(bitPattern: $1 &- $0) < 0 ? $1 : $0 }
+    }
+
+    /// Audio held from `sequence` to the newest frame, gaps included, in nanoseconds.
+    private func bufferedSpan(from sequence: UInt32) -> Int64 {
+        let newest = packets.keys.map { Int64(Int32(bitPattern: $0 &- sequence)) }.max() ?? -1
+        return (newest + 1) * frame
+    }
+
+    private mutating func updateLevel() {
+        stats.level = .nanoseconds(next.map { bufferedSpan(from: $0) } ?? 0)
+    }
+}

@@ -1,0 +1,97 @@
+// The microphone's cleanup before encoding: echo cancellation (the far end's voice coming back
+// from our speaker), noise suppression and automatic gain control, by speexdsp — its MDF echo
+// canceller (multidelay block frequency-domain adaptive filter, J.-M. Valin) and its
+// preprocessor, which also suppresses the echo the filter leaves. Not our own DSP.
+internal import CSpeexDSP
+
+/// A voice processor that cannot be set up as asked.
+public enum VoiceProcessorError: Error, Equatable, Sendable, CustomStringConvertible {
+    case unsupportedRate(Int)
+    case invalidFrame(Duration)
+    case invalidTail(Duration)
+    case outOfMemory
+
+    public var description: String {
+        switch self {
+        case .unsupportedRate(let rate): "voice processing runs at 8000, 16000, 32000 or 48000 Hz, not \(rate)"
+        case .invalidFrame(let frame): "a voice frame is 10 or 20 ms, not \(frame)"
+        case .invalidTail(let tail): "an echo tail of \(tail) is out of range: 20…500 ms"
+        case .outOfMemory: "speexdsp could not allocate its state"
+        }
+    }
+}
+
+/// Echo cancellation, noise suppression and gain control of mono 16-bit PCM, one frame at a
+/// time. Owns its speexdsp states. Not thread-safe: one capture thread drives it.
+public final class VoiceProcessor {
+    public struct Settings: Sendable, Equatable {
+        /// Samples per second (Opus wideband: 16000).
+        public var sampleRate = 16_000
+        /// Frame duration: 10 or 20 ms.
+        public var frame: Duration = .milliseconds(20)
+        /// The longest echo path the filter covers (speaker → room → microphone, plus the
+        /// sound devices' buffering). 200 ms covers a room and ALSA periods.
+        public var tail: Duration = .milliseconds(200)
+        public var noiseSuppression = true
+        /// Noise attenuation in dB (negative).
+        public var noiseSuppressionDB: Int32 = -25
+        public var gainControl = true
+        public init() {}
+    }
+
+    public let settings: Settings
+    /// Samples per frame.
+    public let frameSamples: Int
+    private let echo: OpaquePointer
+    private let preprocess: OpaquePointer
+    private var output: [Int16]
+
+    /// - Throws: ``VoiceProcessorError`` for a rate, frame or tail out of range.
+    public init(settings: Settings = Settings()) throws(VoiceProcessorError) {
+        guard [8_000, 16_000, 32_000, 48_000].contains(settings.sampleRate) else { throw .unsupportedRate(settings.sampleRate) }
+        guard settings.frame == .milliseconds(10) || settings.frame == .milliseconds(20) else { throw .invalidFrame(settings.frame) }
+        guard settings.tail >= .milliseconds(20), settings.tail <= .milliseconds(500) else { throw .invalidTail(settings.tail) }
+        self.settings = settings
+        frameSamples = settings.sampleRate * Int(settings.frame.components.attoseconds / 1_000_000_000_000_000) / 1000
+        let tailSamples = settings.sampleRate * Int(settings.tail.components.seconds * 1000 + settings.tail.components.attoseconds / 1_000_000_000_000_000) / 1000
+        guard let echo = speex_echo_state_init(Int32(frameSamples), Int32(tailSamples)) else { throw .outOfMemory }
+        guard let preprocess = speex_preprocess_state_init(Int32(frameSamples), Int32(settings.sampleRate)) else {
+            speex_echo_state_destroy(echo)
+            throw .outOfMemory
+        }
+        self.echo = echo
+        self.preprocess = preprocess
+        output = [Int16](repeating: 0, count: frameSamples)
+        _ = xt_speex_echo_set_rate(echo, Int32(settings.sampleRate))
+        _ = xt_speex_preprocess_set_echo(preprocess, echo)
+        _ = xt_speex_preprocess_set_int(preprocess, xt_speex_preprocess_denoise(), settings.noiseSuppression ? 1 : 0)
+        _ = xt_speex_preprocess_set_int(preprocess, xt_speex_preprocess_noise_suppress(), settings.noiseSuppressionDB)
+        _ = xt_speex_preprocess_set_int(preprocess, xt_speex_preprocess_agc(), settings.gainControl ? 1 : 0)
+        if settings.gainControl { _ = xt_speex_preprocess_set_float(preprocess, xt_speex_preprocess_agc_level(), 12_000) }
+    }
+
+    deinit {
+        speex_preprocess_state_destroy(preprocess)
+        speex_echo_state_destroy(echo)
+    }
+
+    /// Cleans one frame of microphone signal.
+    /// - Parameters:
+    ///   - microphone: `frameSamples` samples just captured.
+    ///   - speaker: the `frameSamples` samples played at the same time (the far end's voice:
+    ///     the echo's source). Silence when nothing played.
+    /// - Returns: `frameSamples` samples with the echo removed, denoised and levelled. A frame of
+    ///   the wrong length is returned unchanged (and not learnt from).
+    public func process(microphone: [Int16], speaker: [Int16]) -> [Int16] {
+        guard microphone.count == frameSamples, speaker.count == frameSamples else { return microphone }
+        microphone.withUnsafeBufferPointer { mic in
+            speaker.withUnsafeBufferPointer { play in
+                output.withUnsafeMutableBufferPointer { out in
+                    speex_echo_cancellation(echo, mic.baseAddress, play.baseAddress, out.baseAddress)
+                }
+            }
+        }
+        output.withUnsafeMutableBufferPointer { out in _ = speex_preprocess_run(preprocess, out.baseAddress) }
+        return output
+    }
+}

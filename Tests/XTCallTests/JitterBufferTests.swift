@@ -1,0 +1,161 @@
+// The jitter buffer under scripted arrival patterns: frames sent every 20 ms arrive with a
+// scripted delay (or not at all); the output pulls a frame whenever it has played the last one,
+// for as long as the decision's stretch makes it last.
+import Testing
+import XTCall
+import XTransport
+
+private struct Playout {
+    var buffer: JitterBuffer
+    /// Every frame's fate by sequence: played, recovered, concealed.
+    var fates: [UInt32: String] = [:]
+    /// Buffer level in ms at each pull after `measureFrom`.
+    var levels: [Double] = []
+    var targets: [Double] = []
+    /// Sequences played, in playing order.
+    var order: [UInt32] = []
+
+    /// Sends `count` frames; `delay(i)` is frame i's one-way delay in ms (nil: lost).
+    init(count: Int, configuration: JitterBuffer.Configuration = .init(), measureFrom: Double = 0, delay: (Int) -> Double?) {
+        buffer = JitterBuffer(configuration: configuration)
+        let start: UInt64 = 1_000_000_000
+        var arrivals: [(UInt64, UInt32)] = []
+        for i in 0..<count {
+            if let ms = delay(i) { arrivals.append((start + UInt64(i) * 20_000_000 + UInt64(ms * 1e6), UInt32(i))) }
+        }
+        arrivals.sort { $0.0 < $1.0 }
+        var next = 0
+        var pullAt = start
+        let end = start + UInt64(count) * 20_000_000 + 1_000_000_000
+        while pullAt < end {
+            while next < arrivals.count, arrivals[next].0 <= pullAt {
+                buffer.insert(sequence: arrivals[next].1, payload: [UInt8(truncatingIfNeeded: arrivals[next].1)], arrival: Timestamp(nanoseconds: arrivals[next].0))
+                next += 1
+            }
+            let decision = buffer.pull(now: Timestamp(nanoseconds: pullAt))
+            var ratio = 1.0
+            switch decision {
+            case .silence: break
+            case .play(let sequence, let payload, let stretch):
+                #expect(payload == [UInt8(truncatingIfNeeded: sequence)])
+                #expect(fates[sequence] == nil, "frame \(sequence) played twice")
+                fates[sequence] = "played"
+                order.append(sequence)
+                ratio = stretch.ratio
+            case .recover(let sequence, let from):
+                #expect(from == [UInt8(truncatingIfNeeded: sequence &+ 1)], "FEC comes from the next frame")
+                fates[sequence] = "recovered"
+            case .conceal(let sequence):
+                if sequence < UInt32(count) { fates[sequence] = "concealed" }  // past the end: the stream stopped
+            }
+            if Double(pullAt - start) / 1e9 >= measureFrom {
+                levels.append(Double(buffer.stats.level.nanoseconds) / 1e6)
+                targets.append(Double(buffer.stats.target.nanoseconds) / 1e6)
+            }
+            pullAt += UInt64(20_000_000 * ratio)
+        }
+    }
+
+    func count(_ fate: String, in range: Range<Int>? = nil) -> Int {
+        fates.filter { $0.value == fate && (range?.contains(Int($0.key)) ?? true) }.count
+    }
+}
+
+private func percentile(_ values: [Double], _ p: Double) -> Double {
+    let sorted = values.sorted()
+    return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
+}
+
+/// A reproducible uniform number in 0..<1 for frame i.
+private func noise(_ i: Int, _ seed: UInt64 = 1) -> Double {
+    var generator = SplitMix64(seed: seed &+ UInt64(i) &* 0x9E37_79B9)
+    return Double(generator.next() >> 11) / Double(1 << 53)
+}
+
+@Suite("Jitter buffer")
+struct JitterBufferTests {
+    @Test("A steady stream plays every frame as it is, one frame deep")
+    func steady() {
+        let run = Playout(count: 500) { _ in 15 }
+        #expect(run.count("played") == 500)
+        #expect(run.buffer.stats.concealed == 0 && run.buffer.stats.late == 0)
+        #expect(run.buffer.stats.target == .milliseconds(20))
+        #expect(run.buffer.stats.accelerated + run.buffer.stats.expanded <= 2)
+    }
+
+    @Test("The target follows the 95th percentile of the jitter; few frames come late")
+    func uniformJitter() {
+        var percentileOnly = JitterBuffer.Configuration()
+        percentileOnly.useFEC = false  // no look-ahead frame for FEC: the target is the percentile alone
+        let run = Playout(count: 1500, configuration: percentileOnly, measureFrom: 5) { i in 10 + 60 * noise(i) }
+        let target = run.targets.last ?? 0
+        #expect((66...86).contains(target), "target \(target) ms for 0…60 ms jitter (95th percentile 57 + one frame)")
+        #expect(run.buffer.stats.latePercent < 5, "\(run.buffer.stats.latePercent)% late")
+        #expect(run.count("played") + run.count("concealed") + run.count("recovered") == 1500, "every frame has its turn once")
+        // The level sits around the target: time-stretching keeps it there.
+        let medianLevel = percentile(run.levels, 0.5)
+        #expect(abs(medianLevel - target) <= 30, "median level \(medianLevel) ms, target \(target) ms")
+        // With FEC, the few late frames keep one frame of look-ahead, and FEC recovers most of them.
+        let withFEC = Playout(count: 1500, measureFrom: 5) { i in 10 + 60 * noise(i) }
+        #expect((66...106).contains(withFEC.targets.last ?? 0))
+        #expect(withFEC.count("concealed") < run.count("concealed"), "FEC: \(withFEC.count("concealed")) concealed, without: \(run.count("concealed"))")
+    }
+
+    @Test("A single lost frame is decoded from the next one's FEC; a burst is concealed but its last frame recovered")
+    func losses() {
+        // The first loss is concealed and makes the buffer hold one frame more; from then on the
+        // next packet is there when a frame is missing.
+        let single = Playout(count: 1000) { i in i % 10 == 5 ? nil : 15 }
+        #expect(single.count("recovered") >= 98 && single.count("recovered") + single.count("concealed") == 100,
+                "\(single.count("recovered")) recovered, \(single.count("concealed")) concealed")
+        #expect(single.buffer.stats.target == .milliseconds(40), "one frame of look-ahead while losses are recent")
+        let burst = Playout(count: 1000) { i in (i % 50 >= 20 && i % 50 < 23) ? nil : 15 }
+        #expect(burst.count("recovered") >= 18 && burst.count("recovered") + burst.count("concealed") == 60,
+                "per burst of 3: 2 concealed, the last one from FEC (\(burst.count("recovered")) recovered)")
+        var noFEC = JitterBuffer.Configuration()
+        noFEC.useFEC = false
+        let plc = Playout(count: 1000, configuration: noFEC) { i in i % 10 == 5 ? nil : 15 }
+        #expect(plc.count("concealed") == 100 && plc.count("recovered") == 0)
+        #expect(abs(single.buffer.stats.recoveredPercent - 10) < 0.5)
+        let clean = Playout(count: 500) { _ in 15 }
+        #expect(clean.buffer.stats.target == .milliseconds(20), "no look-ahead without losses")
+    }
+
+    @Test("After a jitter spike the buffer drains back to the target by accelerating, without dropping frames")
+    func spikeThenCalm() {
+        // 4 s of 0…200 ms jitter, then 12 s of none.
+        let run = Playout(count: 800, measureFrom: 14) { i in i < 200 ? 10 + 200 * noise(i, 7) : 10 }
+        #expect(run.buffer.stats.accelerated > 10, "it accelerated \(run.buffer.stats.accelerated) times")
+        #expect(run.buffer.stats.target <= .milliseconds(30), "the target came back down: \(run.buffer.stats.target)")
+        #expect((run.levels.max() ?? 0) <= 40, "the level came back down: \(run.levels.max() ?? 0) ms")
+        #expect(run.count("played", in: 300..<800) == 500, "nothing dropped once calm")
+        #expect(run.buffer.stats.late == run.count("concealed") + run.count("recovered"), "only frames that came after their turn were missing")
+    }
+
+    @Test("Reordered frames within the target play in order; duplicates and far-off numbers are counted, not played")
+    func reorderAndDuplicates() {
+        // Pairs swap: frame 2k arrives 30 ms late, after 2k+1.
+        let run = Playout(count: 400) { i in i % 2 == 0 ? 45 : 15 }
+        #expect(run.count("played") >= 390, "\(run.count("played")) played")
+        #expect(zip(run.order, run.order.dropFirst()).allSatisfy { $0 < $1 }, "in order")
+        var buffer = JitterBuffer()
+        let now = Timestamp(nanoseconds: 1_000_000_000)
+        buffer.insert(sequence: 10, payload: [1], arrival: now)
+        buffer.insert(sequence: 10, payload: [1], arrival: now)
+        #expect(buffer.pull(now: now) == .play(sequence: 10, payload: [1], stretch: .normal))
+        buffer.insert(sequence: 10_000, payload: [2], arrival: now)
+        buffer.insert(sequence: 9, payload: [3], arrival: now)
+        #expect(buffer.stats.duplicates == 1 && buffer.stats.refused == 1 && buffer.stats.late == 1)
+    }
+
+    @Test("A fixed target (the PLC-only comparison) does not adapt")
+    func fixedTarget() {
+        var fixed = JitterBuffer.Configuration()
+        fixed.fixedTarget = .milliseconds(30)
+        fixed.useFEC = false
+        let run = Playout(count: 1000, configuration: fixed) { i in 10 + 60 * noise(i) }
+        #expect(run.buffer.stats.target == .milliseconds(30))
+        let adaptive = Playout(count: 1000) { i in 10 + 60 * noise(i) }
+        #expect(run.buffer.stats.late > adaptive.buffer.stats.late * 3, "fixed: \(run.buffer.stats.late) late, adaptive: \(adaptive.buffer.stats.late)")
+    }
+}
