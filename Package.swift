@@ -155,7 +155,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "XTAgentTests", dependencies: ["XTAgent", "XTMedia", "XTNet", "XTransport"], swiftSettings: strict),
-        .testTarget(name: "XTCallTests", dependencies: ["XTCall", "XTransport"], swiftSettings: strict),
+        .testTarget(name: "XTCallTests", dependencies: ["XTCall", "XTMedia", "XTransport"], swiftSettings: strict),
         .testTarget(name: "XTSimulatorTests", dependencies: ["XTransport", "XTSimulator"], swiftSettings: strict),
         // Runs the built `xt` binary the way a user does: exit codes and error lines.
         .testTarget(name: "xtTests", dependencies: ["xt", "XTMedia"], swiftSettings: strict),

@@ -8,11 +8,27 @@ public struct OpusSettings: Hashable, Sendable {
     public var channels: Int
     /// Target bits per second.
     public var bitrate: Int
+    /// Tuned for speech with low delay (calls: OPUS_APPLICATION_VOIP) rather than for any sound
+    /// (recordings: OPUS_APPLICATION_AUDIO).
+    public var voice = false
+    /// Discontinuous transmission: in silence the encoder emits DTX frames (1–2 bytes) that
+    /// need not be sent.
+    public var dtx = false
+    /// Expected packet loss in percent (0…100): how much in-band FEC (LBRR) the encoder spends.
+    public var expectedLoss = 5
 
     public init(sampleRate: Int = 48_000, channels: Int = 1, bitrate: Int = 32_000) {
         self.sampleRate = sampleRate
         self.channels = channels
         self.bitrate = bitrate
+    }
+
+    /// Speech for calls: wideband (16 kHz), VoIP mode, DTX, FEC for 5% loss until measured.
+    public static func call(bitrate: Int = 32_000) -> OpusSettings {
+        var settings = OpusSettings(sampleRate: 16_000, channels: 1, bitrate: bitrate)
+        settings.voice = true
+        settings.dtx = true
+        return settings
     }
 
     /// - Throws: ``MediaError/invalidConfiguration(_:file:line:)`` naming the bad setting.
@@ -22,6 +38,7 @@ public struct OpusSettings: Hashable, Sendable {
         }
         if !(1...2).contains(channels) { throw .invalidConfiguration("audio channels \(channels) is not supported: use 1 or 2") }
         if !(6_000...510_000).contains(bitrate) { throw .invalidConfiguration("audio bitrate \(bitrate) bit/s is out of range: use 6k to 510k") }
+        if !(0...100).contains(expectedLoss) { throw .invalidConfiguration("expected loss \(expectedLoss)% is out of range: use 0 to 100") }
     }
 }
 
@@ -44,7 +61,8 @@ public final class OpusEncoder {
         self.settings = settings
         frameSize = settings.sampleRate / 50
         var status: Int32 = 0
-        guard let encoder = opus_encoder_create(Int32(settings.sampleRate), Int32(settings.channels), OPUS_APPLICATION_AUDIO, &status),
+        let application = settings.voice ? xt_opus_application_voip() : xt_opus_application_audio()
+        guard let encoder = opus_encoder_create(Int32(settings.sampleRate), Int32(settings.channels), application, &status),
               status == OPUS_OK else {
             throw .codecUnavailable("opening the Opus encoder failed: \(String(cString: opus_strerror(status)))")
         }
@@ -52,13 +70,32 @@ public final class OpusEncoder {
         xt_opus_set_bitrate(encoder, Int32(settings.bitrate))
         // Lost packets can be concealed from the next one's redundancy.
         xt_opus_set_inband_fec(encoder, 1)
-        xt_opus_set_packet_loss_perc(encoder, 5)
+        xt_opus_set_packet_loss_perc(encoder, Int32(settings.expectedLoss))
+        if settings.voice { xt_opus_set_signal_voice(encoder, 1) }
+        if settings.dtx { xt_opus_set_dtx(encoder, 1) }
         var lookahead: Int32 = 0
         xt_opus_get_lookahead(encoder, &lookahead)
         preSkip = Int(lookahead) * 48_000 / settings.sampleRate
     }
 
     deinit { opus_encoder_destroy(encoder) }
+
+    /// Sets the loss the FEC is sized for, from the link's measured loss (clamped to 0…100%).
+    public func setExpectedLoss(percent: Int) {
+        xt_opus_set_packet_loss_perc(encoder, Int32(min(max(percent, 0), 100)))
+    }
+
+    /// Sets the target bit rate (clamped to Opus's 6…510 kbit/s), e.g. from the transport's rate estimate.
+    public func setBitrate(_ bitsPerSecond: Int) {
+        xt_opus_set_bitrate(encoder, Int32(min(max(bitsPerSecond, 6_000), 510_000)))
+    }
+
+    /// Whether the last packet encoded was a DTX frame: silence that need not be sent.
+    public var lastWasDTX: Bool {
+        var inDTX: Int32 = 0
+        xt_opus_get_in_dtx(encoder, &inDTX)
+        return inDTX != 0
+    }
 
     /// The 19-byte OpusHead (RFC 7845) a decoder or MP4 muxer needs.
     public var header: [UInt8] {
@@ -128,6 +165,19 @@ public final class OpusDecoder {
     }
 
     deinit { opus_decoder_destroy(decoder) }
+
+    /// Decodes the frame *before* `next` from `next`'s in-band FEC (a single lost frame's
+    /// recovery); without FEC data in it, libopus conceals instead. Returns one 20 ms frame.
+    /// - Throws: ``MediaError/malformed(_:file:line:)`` for a packet that is not Opus.
+    public func decodeFEC(from next: [UInt8]) throws(MediaError) -> [Int16] {
+        let count = pcm.withUnsafeMutableBufferPointer { out in
+            next.withUnsafeBufferPointer {
+                opus_decode(decoder, $0.baseAddress, Int32($0.count), out.baseAddress!, Int32(sampleRate / 50), 1)
+            }
+        }
+        if count < 0 { throw .malformed("an Opus packet's FEC did not decode: \(String(cString: opus_strerror(count)))") }
+        return Array(pcm[0..<(Int(count) * channels)])
+    }
 
     /// Decodes one packet (nil: conceal a lost one).
     /// - Throws: ``MediaError/malformed(_:file:line:)`` for a packet that is not Opus.
