@@ -21,12 +21,14 @@ public enum PlayoutDecision: Equatable, Sendable {
     public enum Stretch: Equatable, Sendable {
         /// As recorded.
         case normal
-        /// About 25% shorter: the buffer holds more than the target.
+        /// One pitch period (2.5–10 ms) shorter, where the frame has one: the buffer holds more
+        /// than the target (``TimeStretch/accelerate(_:)``).
         case accelerate
-        /// About 25% longer: the buffer is running low.
+        /// One pitch period longer: the buffer is running low (``TimeStretch/expand(_:)``).
         case expand
 
-        /// Output duration ÷ input duration.
+        /// Output duration ÷ input duration for a typical 5 ms period (planning and tests; the
+        /// real length is what ``TimeStretch`` returns).
         public var ratio: Double {
             switch self {
             case .normal: 1

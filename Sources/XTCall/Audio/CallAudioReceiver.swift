@@ -1,0 +1,78 @@
+// One party's incoming call audio: Opus packets in (with their arrival times), PCM out in
+// whatever lengths the output wants. The jitter buffer decides; the Opus decoder decodes,
+// recovers from FEC or conceals; time-stretching shortens or lengthens a frame by a period.
+public import XTMedia
+public import XTransport
+
+/// Decodes and de-jitters one party's audio. Not thread-safe: the playout thread drives it.
+public final class CallAudioReceiver {
+    public let sampleRate: Int
+    private var buffer: JitterBuffer
+    private let decoder: OpusDecoder
+    private let stretch: TimeStretch
+    private var pending: [Int16] = []
+    /// Packets libopus could not decode (concealed instead).
+    public private(set) var undecodable = 0
+
+    /// - Throws: ``MediaError`` if libopus cannot open a decoder at `sampleRate`.
+    public init(sampleRate: Int = 16_000, configuration: JitterBuffer.Configuration = .init()) throws(MediaError) {
+        self.sampleRate = sampleRate
+        buffer = JitterBuffer(configuration: configuration)
+        decoder = try OpusDecoder(sampleRate: sampleRate, channels: 1)
+        stretch = TimeStretch(sampleRate: sampleRate)
+    }
+
+    public var stats: JitterBufferStats { buffer.stats }
+
+    /// Takes packet `sequence` (its 20 ms frame's number) arriving at `arrival`.
+    public func receive(sequence: UInt32, payload: [UInt8], arrival: Timestamp) {
+        buffer.insert(sequence: sequence, payload: payload, arrival: arrival)
+    }
+
+    /// Exactly `count` samples of audio to play now (silence where there is none yet).
+    public func read(count: Int, now: Timestamp) -> [Int16] {
+        while pending.count < count { pending += nextFrame(now: now) }
+        let out = Array(pending[0..<count])
+        pending.removeFirst(count)
+        return out
+    }
+
+    /// The next decoded frame, stretched as the buffer decided.
+    private func nextFrame(now: Timestamp) -> [Int16] {
+        let frame = sampleRate / 50
+        switch buffer.pull(now: now) {
+        case .silence:
+            return [Int16](repeating: 0, count: frame)
+        case .play(_, let payload, let how):
+            guard let pcm = try? decoder.decode(payload) else {
+                undecodable += 1
+                return conceal(frame)
+            }
+            switch how {
+            case .normal: return pcm
+            case .accelerate: return stretch.accelerate(pcm)
+            case .expand: return stretch.expand(pcm)
+            }
+        case .recover(_, let next):
+            return (try? decoder.decodeFEC(from: next)) ?? conceal(frame)
+        case .conceal:
+            return conceal(frame)
+        }
+    }
+
+    private func conceal(_ frame: Int) -> [Int16] {
+        (try? decoder.decode(nil)) ?? [Int16](repeating: 0, count: frame)
+    }
+}
+
+/// Mixes what a node hears in a group call: the parties' audio summed, saturating.
+public enum AudioMixer {
+    /// The sample-wise sum of equally long frames, clamped to 16 bits (empty input: empty output).
+    public static func mix(_ frames: [[Int16]]) -> [Int16] {
+        guard let first = frames.first else { return [] }
+        if frames.count == 1 { return first }
+        return first.indices.map { i in
+            Int16(clamping: frames.reduce(0) { $0 + (i < $1.count ? Int($1[i]) : 0) })
+        }
+    }
+}

@@ -1,0 +1,69 @@
+// A party's audio end to end without a network: speech encoded for calls, delivered with jitter
+// and loss on a virtual clock, de-jittered, decoded, recovered and concealed, read back in 10 ms
+// periods as ALSA would. Garbage packets are concealed and counted; the mixer saturates.
+import Foundation
+import Testing
+import XTCall
+import XTMedia
+import XTransport
+
+@Suite("Call audio receiver", .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/espeak-ng"), "espeak-ng is not installed"))
+struct CallAudioReceiverTests {
+    @Test("Speech through jitter and 5% loss comes out at its level, in real time; lost frames are recovered or concealed")
+    func speechThroughJitterAndLoss() throws {
+        let speech = try Speech.samples(String(repeating: "Someone is at the front door, please answer it. ", count: 3))
+        let encoder = try OpusEncoder(settings: .call())
+        var packets: [[UInt8]] = []
+        for start in stride(from: 0, to: speech.count - 320 + 1, by: 320) {
+            let block = AudioFrame(samples: Array(speech[start..<start + 320]), sampleRate: 16_000, channels: 1,
+                                   captureTime: CaptureTime(nanoseconds: 1_000_000_000 + Int64(start) * 62_500))
+            packets += try encoder.encode(block).map(\.data)
+        }
+        let receiver = try CallAudioReceiver()
+        var generator = SplitMix64(seed: 5)
+        var arrivals: [(UInt64, UInt32)] = []
+        for i in packets.indices where generator.next() % 100 >= 5 {
+            let jitter = Double(generator.next() % 1000) / 1000 * 30  // 0…30 ms
+            arrivals.append((UInt64(1_000_000_000 + i * 20_000_000 + Int((10 + jitter) * 1e6)), UInt32(i)))
+        }
+        arrivals.sort { $0.0 < $1.0 }
+        var output: [Int16] = []
+        var next = 0
+        var now: UInt64 = 1_000_000_000
+        let end = UInt64(1_000_000_000 + packets.count * 20_000_000 + 500_000_000)
+        while now < end {
+            while next < arrivals.count, arrivals[next].0 <= now {
+                receiver.receive(sequence: arrivals[next].1, payload: packets[Int(arrivals[next].1)], arrival: Timestamp(nanoseconds: arrivals[next].0))
+                next += 1
+            }
+            output += receiver.read(count: 160, now: Timestamp(nanoseconds: now))  // a 10 ms ALSA period
+            now += 10_000_000
+        }
+        #expect(output.count == Int(end - 1_000_000_000) / 10_000_000 * 160, "real time: one period per 10 ms")
+        let level = 10 * log10(Speech.energy(output[...]) / Speech.energy(speech[...]))
+        #expect(abs(level) < 3, "level changed by \(level) dB")
+        let stats = receiver.stats
+        #expect(stats.recovered + stats.concealed >= packets.count * 3 / 100, "losses handled: \(stats)")
+        #expect(stats.recovered > 0, "FEC recovered some: \(stats)")
+        #expect(stats.concealedPercent < 8, "\(stats.concealedPercent)% concealed")
+    }
+
+    @Test("Packets that are not Opus are concealed and counted, never a crash")
+    func garbage() throws {
+        let receiver = try CallAudioReceiver()
+        var generator = SplitMix64(seed: 9)
+        for i in 0..<100 {
+            let payload = (0..<Int(generator.next() % 200)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+            receiver.receive(sequence: UInt32(i), payload: payload, arrival: Timestamp(nanoseconds: 1_000_000_000 + UInt64(i) * 20_000_000))
+            _ = receiver.read(count: 320, now: Timestamp(nanoseconds: 1_000_000_000 + UInt64(i) * 20_000_000 + 1_000_000))
+        }
+        #expect(receiver.undecodable > 0)
+    }
+
+    @Test("The mixer sums parties and saturates")
+    func mixer() {
+        #expect(AudioMixer.mix([[1, 2, 3], [10, 20, 30]]) == [11, 22, 33])
+        #expect(AudioMixer.mix([[30_000, -30_000], [10_000, -10_000]]) == [32_767, -32_768])
+        #expect(AudioMixer.mix([]) == [])
+    }
+}
