@@ -25,8 +25,14 @@ public final class CallAudioReceiver {
     public var stats: JitterBufferStats { buffer.stats }
 
     /// Takes packet `sequence` (its 20 ms frame's number) arriving at `arrival`.
-    public func receive(sequence: UInt32, payload: [UInt8], arrival: Timestamp) {
-        buffer.insert(sequence: sequence, payload: payload, arrival: arrival)
+    public func receive(sequence: UInt32, payload: [UInt8], arrival: Timestamp, silence: Bool = false) {
+        buffer.insert(sequence: sequence, payload: payload, arrival: arrival, silence: silence)
+    }
+
+    /// Takes an audio packet arriving at `arrival` (other kinds are ignored).
+    public func receive(_ packet: CallMediaPacket, arrival: Timestamp) {
+        guard packet.kind == .audio else { return }
+        receive(sequence: packet.sequence, payload: packet.payload, arrival: arrival, silence: packet.flags.contains(.silence))
     }
 
     /// Exactly `count` samples of audio to play now (silence where there is none yet).

@@ -52,6 +52,8 @@ public struct JitterBufferStats: Equatable, Sendable {
     /// Packets that arrived after their turn (concealed already; not played).
     public var late = 0
     public var duplicates = 0
+    /// Frames the sender skipped in silence (DTX), filled with comfort noise.
+    public var silent = 0
     /// Packets refused as implausible (a sequence number far from the call's).
     public var refused = 0
     /// The current target delay and buffer level.
@@ -96,6 +98,11 @@ public struct JitterBuffer: Sendable {
     public let configuration: Configuration
     public private(set) var stats = JitterBufferStats()
     private var packets: [UInt32: [UInt8]] = [:]
+    /// Frames the sender marked as silence (DTX): after one is played, the frames it does not
+    /// send are expected gaps, not losses.
+    private var silent: Set<UInt32> = []
+    private var inSilence = false
+    private var silentRun = 0
     private var next: UInt32?
     private var started = false
     private var firstArrival: Timestamp?
@@ -120,7 +127,9 @@ public struct JitterBuffer: Sendable {
     private var frame: Int64 { configuration.frame.nanoseconds }
 
     /// Takes frame `sequence` arriving at `arrival`.
-    public mutating func insert(sequence: UInt32, payload: [UInt8], arrival: Timestamp) {
+    /// - Parameter silence: the sender's encoder was in DTX (silence): until its next normal
+    ///   frame it sends only now and then, and the frames between are not losses.
+    public mutating func insert(sequence: UInt32, payload: [UInt8], arrival: Timestamp, silence: Bool = false) {
         stats.received += 1
         confirmGap(before: sequence)
         if let next {
@@ -130,6 +139,7 @@ public struct JitterBuffer: Sendable {
         }
         guard packets[sequence] == nil else { stats.duplicates += 1; return }
         packets[sequence] = payload
+        if silence { silent.insert(sequence) }
         if firstArrival == nil { firstArrival = arrival }
         learn(sequence: sequence, arrival: arrival)
         updateLevel()
@@ -148,6 +158,8 @@ public struct JitterBuffer: Sendable {
         if let payload = packets.removeValue(forKey: sequence) {
             next = sequence &+ 1
             stats.played += 1
+            inSilence = silent.remove(sequence) != nil
+            silentRun = 0
             // The audio held, this frame included, against the target.
             var stretch = PlayoutDecision.Stretch.normal
             if level > target + configuration.slack.nanoseconds || packets.count >= configuration.capacity {
@@ -159,16 +171,24 @@ public struct JitterBuffer: Sendable {
             }
             return .play(sequence: sequence, payload: payload, stretch: stretch)
         }
+        // In the sender's silence, frames it did not send are comfort noise, not losses.
+        if inSilence {
+            silentRun += 1
+            if packets.isEmpty && silentRun >= configuration.capacity {
+                pause()  // the sender stopped altogether
+                return .silence
+            }
+            next = sequence &+ 1
+            stats.silent += 1
+            return .conceal(sequence: sequence)
+        }
         // This frame is not here, and nothing else is buffered either.
         guard !packets.isEmpty else {
             // Lost, late, or the sender paused (DTX, an outage, the end): which one shows when a
             // later frame comes, so the frame is counted then. After a second of nothing the
             // stream has paused: play silence and start afresh with whatever comes next.
             guard unconfirmed.count < configuration.capacity else {
-                unconfirmed = []
-                started = false
-                firstArrival = nil
-                self.next = nil
+                pause()
                 return .silence
             }
             next = sequence &+ 1
@@ -202,6 +222,17 @@ public struct JitterBuffer: Sendable {
         let index = min(delays.count - 1, Int((Double(delays.count) * configuration.percentile).rounded(.up)) - 1)
         jitter = delays[max(0, index)]
         updateTarget()
+    }
+
+    /// Nothing has come for a second: play silence and start afresh with what comes next.
+    private mutating func pause() {
+        unconfirmed = []
+        started = false
+        firstArrival = nil
+        next = nil
+        inSilence = false
+        silentRun = 0
+        silent = []
     }
 
     /// A frame arrived (in time or late): the frames concealed before it were missing indeed.

@@ -1,0 +1,76 @@
+// A party's outgoing call audio: 20 ms of microphone (with what the speaker played meanwhile,
+// the echo's source) in; a media packet out, or nothing in silence. Echo cancellation, noise
+// suppression and gain control, then Opus with in-band FEC sized by the link's measured loss,
+// and DTX: in silence one packet in 20 (every 400 ms) keeps the receiver's comfort noise going.
+public import XTMedia
+
+/// Encodes one party's microphone for a call. Not thread-safe: the capture thread drives it.
+public final class CallAudioSender {
+    public let call: CallID
+    public let settings: OpusSettings
+    private let processor: VoiceProcessor
+    private let encoder: OpusEncoder
+    private var sequence: UInt32 = 0
+    private var silentRun = 0
+    /// Frames encoded, sent, and skipped in silence.
+    public private(set) var framesEncoded = 0
+    public private(set) var framesSent = 0
+    public private(set) var framesSkipped = 0
+    /// The loss FEC is sized for now, in percent.
+    public private(set) var expectedLoss: Int
+
+    /// Samples per 20 ms frame.
+    public var frameSamples: Int { processor.frameSamples }
+
+    /// - Throws: ``VoiceProcessorError`` or ``MediaError`` if the voice processor or the encoder cannot be set up.
+    public init(call: CallID, settings: OpusSettings = .call(), voice: VoiceProcessor.Settings = .init()) throws {
+        var voice = voice
+        voice.sampleRate = settings.sampleRate
+        processor = try VoiceProcessor(settings: voice)
+        encoder = try OpusEncoder(settings: settings)
+        self.call = call
+        self.settings = settings
+        expectedLoss = settings.expectedLoss
+    }
+
+    /// Processes and encodes one frame.
+    /// - Parameters:
+    ///   - microphone: `frameSamples` samples just captured.
+    ///   - speaker: the `frameSamples` samples played meanwhile (silence if none).
+    ///   - captureMicroseconds: the capture time of the first sample, on this node's monotonic clock.
+    /// - Returns: the packet to send, or nil in silence between keep-alives.
+    public func process(microphone: [Int16], speaker: [Int16], captureMicroseconds: UInt64) throws(MediaError) -> CallMediaPacket? {
+        let clean = processor.process(microphone: microphone, speaker: speaker)
+        let frame = AudioFrame(samples: clean, sampleRate: settings.sampleRate, channels: 1,
+                               captureTime: CaptureTime(nanoseconds: Int64(clamping: captureMicroseconds) &* 1000))
+        guard let packet = try encoder.encode(frame).first else { return nil }
+        framesEncoded += 1
+        defer { sequence &+= 1 }
+        let silence = settings.dtx && encoder.lastWasDTX
+        if silence {
+            silentRun += 1
+            guard silentRun == 1 || silentRun % 20 == 0 else {
+                framesSkipped += 1
+                return nil
+            }
+        } else {
+            silentRun = 0
+        }
+        framesSent += 1
+        return CallMediaPacket(kind: .audio, flags: silence ? .silence : [], call: call, sequence: sequence,
+                               captureMicroseconds: captureMicroseconds, payload: packet.data)
+    }
+
+    /// Follows the link: FEC sized for the measured loss (rounded up, at least 1% so a single
+    /// loss is covered), and at most a quarter of the estimated rate for voice (6…32 kbit/s).
+    public func linkChanged(lossPercent: Double, rateBitsPerSecond: Double? = nil) {
+        let loss = lossPercent.isFinite ? Int(min(max(lossPercent.rounded(.up), 1), 100)) : expectedLoss
+        if loss != expectedLoss {
+            expectedLoss = loss
+            encoder.setExpectedLoss(percent: loss)
+        }
+        if let rate = rateBitsPerSecond, rate.isFinite, rate > 0 {
+            encoder.setBitrate(Int(min(Double(settings.bitrate), max(6_000, rate / 4))))
+        }
+    }
+}

@@ -1,0 +1,67 @@
+// A call's media packet, as parties send each other audio and video (directly, or relayed by
+// the host on the node network's live lanes).
+public import XTransport
+
+/// One packet of a call's audio (one 20 ms Opus frame) or video (one H.264 access unit).
+public struct CallMediaPacket: Equatable, Sendable {
+    public enum Kind: UInt8, Sendable { case audio = 1, video = 2 }
+
+    /// Flag bits.
+    public struct Flags: OptionSet, Hashable, Sendable {
+        public let rawValue: UInt8
+        public init(rawValue: UInt8) { self.rawValue = rawValue }
+        /// Audio: the encoder was in DTX (silence); frames until the next normal one are skipped on purpose.
+        public static let silence = Flags(rawValue: 1)
+        /// Video: a keyframe (IDR), decodable on its own.
+        public static let keyframe = Flags(rawValue: 2)
+    }
+
+    public var kind: Kind
+    public var flags: Flags
+    public var call: CallID
+    /// Audio: the 20 ms frame's number since the sender joined. Video: the picture's number.
+    public var sequence: UInt32
+    /// The sender's capture time, microseconds on its monotonic clock (A/V sync; a reply
+    /// carries it back for the round trip).
+    public var captureMicroseconds: UInt64
+    public var payload: [UInt8]
+
+    /// Largest payload (a 1080p keyframe fits; anything larger is refused as malformed).
+    public static let maximumPayload = 1 << 20
+
+    public init(kind: Kind, flags: Flags = [], call: CallID, sequence: UInt32, captureMicroseconds: UInt64, payload: [UInt8]) {
+        self.kind = kind
+        self.flags = flags
+        self.call = call
+        self.sequence = sequence
+        self.captureMicroseconds = captureMicroseconds
+        self.payload = payload
+    }
+
+    /// "XM", version u8 (1), kind u8, flags u8, call id u64, sequence u32, capture time u64, payload.
+    public var encoded: [UInt8] {
+        var writer = ByteWriter(capacity: 25 + payload.count)
+        writer.writeBytes([0x58, 0x4D, 1, kind.rawValue, flags.rawValue])
+        writer.writeUInt64(call.raw)
+        writer.writeUInt32(sequence)
+        writer.writeUInt64(captureMicroseconds)
+        writer.writeBytes(payload)
+        return writer.bytes
+    }
+
+    /// - Throws: ``CallMessageError`` for anything but a well-formed version-1 packet.
+    public init(decoding bytes: [UInt8]) throws(CallMessageError) {
+        guard bytes.count >= 2, bytes[0] == 0x58, bytes[1] == 0x4D else { throw .notSignalling }
+        guard bytes.count >= 25 else { throw .malformed("a media packet of \(bytes.count) bytes: its header alone is 25") }
+        guard bytes[2] == 1 else { throw .unsupportedVersion(bytes[2]) }
+        guard let kind = Kind(rawValue: bytes[3]) else { throw .malformed("media kind \(bytes[3])") }
+        let flags = Flags(rawValue: bytes[4])
+        guard flags.rawValue & ~0b11 == 0 else { throw .malformed("media flags \(bytes[4])") }
+        guard bytes.count - 25 <= Self.maximumPayload else { throw .malformed("a media payload of \(bytes.count - 25) bytes") }
+        func number(_ offset: Int, _ count: Int) -> UInt64 { bytes[offset..<offset + count].reduce(0) { $0 << 8 | UInt64($1) } }
+        let call = CallID(number(5, 8))
+        guard call.raw != 0 else { throw .malformed("call id 0") }
+        self.init(kind: kind, flags: flags, call: call, sequence: UInt32(number(13, 4)), captureMicroseconds: number(17, 8),
+                  payload: Array(bytes[25...]))
+    }
+}
