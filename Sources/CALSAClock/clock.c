@@ -49,18 +49,33 @@ static int clock_stop(snd_pcm_ioplug_t *io) {
 /// Where the "hardware" is in the buffer: frames of real time since start.
 static snd_pcm_sframes_t clock_pointer(snd_pcm_ioplug_t *io) {
     struct xt_clock *clock = io->private_data;
-    if (io->state != SND_PCM_STATE_RUNNING) return (snd_pcm_sframes_t)(clock->produced % io->buffer_size);
-    uint64_t elapsed = monotonic_ns() - clock->started;
+    if (io->state != SND_PCM_STATE_RUNNING && io->state != SND_PCM_STATE_DRAINING) {
+        return (snd_pcm_sframes_t)(clock->produced % io->buffer_size);
+    }
+    uint64_t now = monotonic_ns();
+    uint64_t elapsed = now - clock->started;
     snd_pcm_uframes_t frames = (snd_pcm_uframes_t)(elapsed * io->rate / 1000000000ull);
-    // Never more than a buffer ahead of the reader: ALSA sees a full buffer, not a wrap.
-    if (frames > io->appl_ptr + io->buffer_size) frames = io->appl_ptr + io->buffer_size;
+    if (io->stream == SND_PCM_STREAM_PLAYBACK) {
+        // The "speaker" plays what was written, in real time. Starved, it plays silence
+        // meanwhile (as a card does between an underrun and the next write) and goes on from
+        // the last sample written: the clock restarts there.
+        if (frames > io->appl_ptr) {
+            frames = io->appl_ptr;
+            clock->started = now - (uint64_t)frames * 1000000000ull / io->rate;
+        }
+    } else if (frames > io->appl_ptr + io->buffer_size) {
+        // Never more than a buffer ahead of the reader: ALSA sees a full buffer, not a wrap.
+        frames = io->appl_ptr + io->buffer_size;
+    }
     clock->produced = frames;
     return (snd_pcm_sframes_t)(frames % io->buffer_size);
 }
 
 static snd_pcm_sframes_t clock_transfer(snd_pcm_ioplug_t *io, const snd_pcm_channel_area_t *areas,
                                         snd_pcm_uframes_t offset, snd_pcm_uframes_t size) {
-    snd_pcm_areas_silence(areas, offset, io->channels, size, io->format);
+    // Capture: silence (the file plugin in front replaces it with its infile). Playback: the
+    // samples go nowhere (the file plugin in front has written them to its file).
+    if (io->stream == SND_PCM_STREAM_CAPTURE) snd_pcm_areas_silence(areas, offset, io->channels, size, io->format);
     return (snd_pcm_sframes_t)size;
 }
 
@@ -70,7 +85,7 @@ static int clock_poll_revents(snd_pcm_ioplug_t *io, struct pollfd *descriptors, 
     (void)descriptors;
     (void)count;
     while (read(clock->timer, &expirations, sizeof expirations) > 0) {}
-    *revents = POLLIN;
+    *revents = io->stream == SND_PCM_STREAM_PLAYBACK ? POLLOUT : POLLIN;
     return 0;
 }
 
@@ -93,10 +108,6 @@ static const snd_pcm_ioplug_callback_t callbacks = {
 SND_PCM_PLUGIN_DEFINE_FUNC(xtclock) {
     (void)root;
     (void)conf;
-    if (stream != SND_PCM_STREAM_CAPTURE) {
-        SNDERR("xtclock only captures");
-        return -EINVAL;
-    }
     struct xt_clock *clock = calloc(1, sizeof *clock);
     if (!clock) return -ENOMEM;
     clock->timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -105,7 +116,7 @@ SND_PCM_PLUGIN_DEFINE_FUNC(xtclock) {
         return -errno;
     }
     clock->io.version = SND_PCM_IOPLUG_VERSION;
-    clock->io.name = "XTransport real-time silence";
+    clock->io.name = "XTransport real-time clock";
     clock->io.callback = &callbacks;
     clock->io.private_data = clock;
     clock->io.poll_fd = clock->timer;

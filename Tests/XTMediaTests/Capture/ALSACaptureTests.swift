@@ -47,4 +47,26 @@ import Testing
         #expect(unusable?.code == .unsupportedFormat)
         #expect(unusable?.reason.contains("plughw") == true)
     }
+
+    @Test func speakerPlaysAtRealTimeAndWhatItPlaysIsWhatWasWritten() throws {
+        let directory = TestSupport.temporaryDirectory("xt-alsa")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let heard = (directory as NSString).appendingPathComponent("heard.raw")
+        setenv("ALSA_CONFIG_PATH", try TestSupport.alsaSpeaker(heard: heard, directory: directory), 1)
+        let tone = (0..<16_000).map { Int16(6000 * sin(2 * Double.pi * 440 * Double($0) / 16_000)) }
+        let started = CaptureTime.monotonicNow
+        do {
+            let speaker = try ALSAPlayback(device: "xtspeaker", sampleRate: 16_000, channels: 1, latency: .milliseconds(40))
+            for start in stride(from: 0, to: tone.count, by: 160) {  // 10 ms periods, as a call writes them
+                try speaker.write(Array(tone[start..<start + 160]))
+            }
+            #expect(speaker.delay <= .milliseconds(60), "the device holds \(speaker.delay)")
+        }  // closing drains: everything written is played
+        let elapsed = Double(CaptureTime.monotonicNow - started) / 1e9
+        #expect(elapsed > 0.8, "1 s of audio played in \(elapsed) s")
+        let recorded = try Data(contentsOf: URL(fileURLWithPath: heard)).withUnsafeBytes { Array($0.bindMemory(to: Int16.self)) }
+        #expect(recorded == tone, "what was played is what was written (\(recorded.count) of \(tone.count) samples)")
+        let missing = #expect(throws: MediaError.self) { try ALSAPlayback(device: "xt-no-such-speaker") }
+        #expect(missing?.code == .deviceMissing)
+    }
 }

@@ -127,6 +127,24 @@ enum TestSupport {
         return "/usr/share/alsa/alsa.conf:" + path
     }
 
+    /// An ALSA configuration with `pcm.xtspeaker`: the real-time xtclock PCM played through
+    /// ALSA's file plugin, which records what is played to `heard` (raw). Returns the value for
+    /// ALSA_CONFIG_PATH.
+    static func alsaSpeaker(heard: String, directory: String) throws -> String {
+        let plugin = (buildDirectory as NSString).appendingPathComponent("libxtalsaclock.so")
+        let path = (directory as NSString).appendingPathComponent("asound-speaker.conf")
+        try """
+            pcm_type.xtclock { lib "\(plugin)" }
+            pcm.xtspeaker {
+              type file
+              slave.pcm { type xtclock }
+              file "\(heard)"
+              format "raw"
+            }
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        return "/usr/share/alsa/alsa.conf:" + path
+    }
+
     /// A spoken sentence from espeak-ng, as raw 16-bit 48 kHz mono (what `infile` reads).
     static func speech(_ text: String, directory: String) throws -> String {
         let wav = (directory as NSString).appendingPathComponent("speech.wav")
