@@ -15,23 +15,26 @@ packages=(
   # the web UI's browser tests (headless, driven through WebDriver)
   chromium chromium-driver fonts-dejavu-core
   # libFuzzer runtime for `make fuzz`; Python for the API fuzzer (schemathesis, from PyPI, below)
-  libclang-rt-14-dev python3 python3-venv
+  # and for PESQ (pesq, from PyPI, built from source: gcc and Python's headers)
+  libclang-rt-14-dev python3 python3-venv python3-dev gcc
 )
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-# schemathesis (the REST API fuzzer of `make test` and `make fuzz`) in a virtual environment
-# under .build, so that nothing is installed into the system's Python.
+# schemathesis (the REST API fuzzer of `make test` and `make fuzz`) and pesq (ITU-T P.862
+# speech quality, for the call tests) in a virtual environment under .build, so that nothing
+# is installed into the system's Python.
 python_tools() {
   local root venv
   root=$(cd "$(dirname "$0")/.." && pwd)
   venv="$root/.build/venv"
-  [ -x "$venv/bin/st" ] && return 0
-  echo "install-deps: installing schemathesis into $venv"
+  [ -x "$venv/bin/st" ] && "$venv/bin/python" -c "import pesq" 2>/dev/null && return 0
+  echo "install-deps: installing schemathesis and pesq into $venv"
   mkdir -p "$root/.build"
-  python3 -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==4.32.5"
+  [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==4.32.5" "pesq==0.0.4" "numpy==2.4.6"
 }
 
 if [ ${#missing[@]} -eq 0 ]; then

@@ -35,7 +35,7 @@ private struct Playout {
             let decision = buffer.pull(now: Timestamp(nanoseconds: pullAt))
             var ratio = 1.0
             switch decision {
-            case .silence: break
+            case .silence, .wait: break
             case .play(let sequence, let payload, let stretch):
                 #expect(payload == [UInt8(truncatingIfNeeded: sequence)])
                 #expect(fates[sequence] == nil, "frame \(sequence) played twice")

@@ -61,7 +61,7 @@ public final class CallAudioReceiver {
             }
         case .recover(_, let next):
             return (try? decoder.decodeFEC(from: next)) ?? conceal(frame)
-        case .conceal:
+        case .conceal, .wait:
             return conceal(frame)
         }
     }

@@ -62,7 +62,7 @@ public final class CallAudioSender {
     }
 
     /// Follows the link: FEC sized for the measured loss (rounded up, at least 1% so a single
-    /// loss is covered), and at most a quarter of the estimated rate for voice (6…32 kbit/s).
+    /// loss is covered), and at most a quarter of the estimated rate for voice (6 kbit/s up to the setting).
     public func linkChanged(lossPercent: Double, rateBitsPerSecond: Double? = nil) {
         let loss = lossPercent.isFinite ? Int(min(max(lossPercent.rounded(.up), 1), 100)) : expectedLoss
         if loss != expectedLoss {

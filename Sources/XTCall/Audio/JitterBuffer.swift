@@ -16,6 +16,9 @@ public enum PlayoutDecision: Equatable, Sendable {
     case recover(sequence: UInt32, from: [UInt8])
     /// Frame `sequence` is lost or late: conceal it (packet-loss concealment).
     case conceal(sequence: UInt32)
+    /// Nothing is buffered and the next frame is not here yet: play one frame of concealment
+    /// and keep the place (NetEQ's expand). If the frame was only late, it plays next.
+    case wait
 
     /// How long the decoded frame plays.
     public enum Stretch: Equatable, Sendable {
@@ -54,6 +57,8 @@ public struct JitterBufferStats: Equatable, Sendable {
     public var duplicates = 0
     /// Frames the sender skipped in silence (DTX), filled with comfort noise.
     public var silent = 0
+    /// Frames of concealment played while waiting for a frame not yet here (nothing buffered).
+    public var waited = 0
     /// Packets refused as implausible (a sequence number far from the call's).
     public var refused = 0
     /// The current target delay and buffer level.
@@ -83,8 +88,11 @@ public struct JitterBuffer: Sendable {
         /// Bounds of the target delay.
         public var minimumTarget: Duration = .milliseconds(20)
         public var maximumTarget: Duration = .milliseconds(500)
-        /// Slack around the target before stretching starts.
-        public var slack: Duration = .milliseconds(10)
+        /// How far the (smoothed) buffer level may stray from the target before stretching:
+        /// above by this much it accelerates, below by half of it it expands.
+        public var slack: Duration = .milliseconds(20)
+        /// Whether the buffer time-stretches at all (off: a fixed buffer, the PLC-only mode).
+        public var stretching = true
         /// Most frames held (1 s): beyond, the oldest are played accelerated in turn.
         public var capacity = 50
         /// A fixed target instead of an adaptive one (the "PLC-only" comparison mode).
@@ -103,6 +111,8 @@ public struct JitterBuffer: Sendable {
     private var silent: Set<UInt32> = []
     private var inSilence = false
     private var silentRun = 0
+    /// The buffer level averaged over about 8 frames, in nanoseconds.
+    private var smoothedLevel: Int64 = 0
     private var next: UInt32?
     private var started = false
     private var firstArrival: Timestamp?
@@ -115,8 +125,8 @@ public struct JitterBuffer: Sendable {
     /// The last frame found missing at its turn: while losses are recent and FEC is on, the
     /// target holds one frame more, so the next packet is here when a frame is missing.
     private var lastLoss: UInt32?
-    /// Frames concealed while nothing was buffered, not yet known to be lost.
-    private var unconfirmed: [UInt32] = []
+    /// Frames' worth of concealment played while nothing was buffered (waiting for the next).
+    private var waiting = 0
 
     public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
@@ -131,7 +141,6 @@ public struct JitterBuffer: Sendable {
     ///   frame it sends only now and then, and the frames between are not losses.
     public mutating func insert(sequence: UInt32, payload: [UInt8], arrival: Timestamp, silence: Bool = false) {
         stats.received += 1
-        confirmGap(before: sequence)
         if let next {
             let ahead = Int64(Int32(bitPattern: sequence &- next))
             guard ahead >= 0 else { stats.late += 1; return }
@@ -155,17 +164,23 @@ public struct JitterBuffer: Sendable {
         }
         guard let sequence = next else { return .silence }
         let level = bufferedSpan(from: sequence)
+        if !packets.isEmpty { waiting = 0 }
         if let payload = packets.removeValue(forKey: sequence) {
             next = sequence &+ 1
             stats.played += 1
             inSilence = silent.remove(sequence) != nil
             silentRun = 0
             // The audio held, this frame included, against the target.
+            // The level moves in whole frames as packets come and go; its average over ~8 frames
+            // is what is compared, so one early or late packet does not start a stretch.
+            smoothedLevel = smoothedLevel == 0 ? level : smoothedLevel + (level - smoothedLevel) / 8
             var stretch = PlayoutDecision.Stretch.normal
-            if level > target + configuration.slack.nanoseconds || packets.count >= configuration.capacity {
+            if !configuration.stretching {
+                // A fixed buffer plays as it comes.
+            } else if min(level, smoothedLevel) > target + configuration.slack.nanoseconds || packets.count >= configuration.capacity {
                 stretch = .accelerate
                 stats.accelerated += 1
-            } else if level < target - configuration.slack.nanoseconds {
+            } else if max(level, smoothedLevel) < target - configuration.slack.nanoseconds / 2 {
                 stretch = .expand
                 stats.expanded += 1
             }
@@ -182,18 +197,19 @@ public struct JitterBuffer: Sendable {
             stats.silent += 1
             return .conceal(sequence: sequence)
         }
-        // This frame is not here, and nothing else is buffered either.
+        // This frame is not here, and nothing else is buffered either: it is late, lost, or
+        // the sender paused. Conceal *without moving on* (NetEQ's expand): if it is late, it
+        // plays when it comes, and the buffer is one frame deeper from then on; if it was lost,
+        // the next frame finds it missing with a later one buffered (FEC, or conceal and move
+        // on). After a second of nothing the stream has paused: silence, then start afresh.
         guard !packets.isEmpty else {
-            // Lost, late, or the sender paused (DTX, an outage, the end): which one shows when a
-            // later frame comes, so the frame is counted then. After a second of nothing the
-            // stream has paused: play silence and start afresh with whatever comes next.
-            guard unconfirmed.count < configuration.capacity else {
+            waiting += 1
+            guard waiting < configuration.capacity else {
                 pause()
                 return .silence
             }
-            next = sequence &+ 1
-            unconfirmed.append(sequence)
-            return .conceal(sequence: sequence)
+            stats.waited += 1
+            return .wait
         }
         // Not here, but a later frame is: lost (or late).
         next = sequence &+ 1
@@ -226,23 +242,13 @@ public struct JitterBuffer: Sendable {
 
     /// Nothing has come for a second: play silence and start afresh with what comes next.
     private mutating func pause() {
-        unconfirmed = []
+        waiting = 0
         started = false
         firstArrival = nil
         next = nil
         inSilence = false
         silentRun = 0
         silent = []
-    }
-
-    /// A frame arrived (in time or late): the frames concealed before it were missing indeed.
-    private mutating func confirmGap(before sequence: UInt32) {
-        guard let last = unconfirmed.last else { return }
-        let missing = unconfirmed.filter { Int32(bitPattern: sequence &- $0) >= 0 }
-        guard !missing.isEmpty else { return }
-        unconfirmed.removeAll { Int32(bitPattern: sequence &- $0) >= 0 }
-        stats.concealed += missing.count
-        noteLoss(missing.last ?? last)
     }
 
     private mutating func noteLoss(_ sequence: UInt32) {

@@ -33,8 +33,9 @@ public final class VoiceProcessor {
         /// sound devices' buffering). 200 ms covers a room and ALSA periods.
         public var tail: Duration = .milliseconds(200)
         public var noiseSuppression = true
-        /// Noise attenuation in dB (negative).
-        public var noiseSuppressionDB: Int32 = -25
+        /// Most noise attenuation in dB (negative). −10: speexdsp's default −15 cost 0.6 PESQ-WB
+        /// on clean speech, −10 costs 0.45, −6 costs 0.3.
+        public var noiseSuppressionDB: Int32 = -10
         public var gainControl = true
         public init() {}
     }

@@ -24,7 +24,9 @@ public struct OpusSettings: Hashable, Sendable {
     }
 
     /// Speech for calls: wideband (16 kHz), VoIP mode, DTX, FEC for 5% loss until measured.
-    public static func call(bitrate: Int = 32_000) -> OpusSettings {
+    /// 48 kbit/s: the in-band FEC takes its bits from the primary coding, and at 32 kbit/s it
+    /// cost 0.5 PESQ-WB at 5% expected loss (espeak-ng speech: 3.87 vs 4.32 at 48 kbit/s).
+    public static func call(bitrate: Int = 48_000) -> OpusSettings {
         var settings = OpusSettings(sampleRate: 16_000, channels: 1, bitrate: bitrate)
         settings.voice = true
         settings.dtx = true
