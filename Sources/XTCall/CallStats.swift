@@ -1,0 +1,55 @@
+// A call's figures, per party heard: the mouth-to-ear estimate and what the jitter buffer did.
+public import XTransport
+
+/// How the media reaches this node from a party.
+public enum CallPath: String, Sendable, Equatable, Codable {
+    /// Peer to peer (LRP2P): a session straight to the party.
+    case direct
+    /// Through the host (xTransporter's relay on the node network).
+    case relayed
+}
+
+/// What this node hears of one party, for `xt call`'s display, `xt status` and the web UI.
+public struct CallStats: Sendable, Equatable, Codable {
+    public var party: String
+    public var path: CallPath
+    /// Mouth-to-ear estimate in milliseconds: the sender's capture and encoding, half the round
+    /// trip, the jitter buffer's level and this node's playback device (see ``estimate``).
+    public var mouthToEarMilliseconds: Double
+    public var jitterTargetMilliseconds: Double
+    public var concealedPercent: Double
+    public var recoveredPercent: Double
+    public var latePercent: Double
+
+    /// Fixed costs on the sending side, in milliseconds: one 20 ms frame gathered before it is
+    /// encoded, Opus's 6.5 ms look-ahead (RFC 6716: 2.5 ms + the 4 ms of the SILK resampler
+    /// delay at 16 kHz), and a 10 ms capture period.
+    public static let senderMilliseconds = 20 + 6.5 + 10
+
+    /// The stats from the receiver's counters and the link.
+    /// - Parameters:
+    ///   - roundTrip: the session's smoothed RTT on this path.
+    ///   - playbackDelay: what the playback device still holds (``ALSAPlayback``'s delay).
+    public static func estimate(party: String, path: CallPath, buffer: JitterBufferStats, roundTrip: Duration,
+                                playbackDelay: Duration) -> CallStats {
+        func milliseconds(_ duration: Duration) -> Double { Double(duration.nanoseconds) / 1e6 }
+        let mouthToEar = senderMilliseconds + milliseconds(roundTrip) / 2 + milliseconds(buffer.level) + milliseconds(playbackDelay)
+        return CallStats(party: party, path: path, mouthToEarMilliseconds: mouthToEar,
+                         jitterTargetMilliseconds: milliseconds(buffer.target), concealedPercent: buffer.concealedPercent,
+                         recoveredPercent: buffer.recoveredPercent, latePercent: buffer.latePercent)
+    }
+
+    /// One line for a terminal: "door (relayed): mouth-to-ear ~92 ms, buffer 40 ms, concealed 1.2%, FEC 3.0%, late 0.4%".
+    public var summary: String {
+        func format(_ value: Double, _ digits: Int = 1) -> String {
+            var text = String(Int(value.rounded()))
+            if digits > 0 {
+                let scaled = Int((value * 10).rounded())
+                text = "\(scaled / 10).\(abs(scaled % 10))"
+            }
+            return text
+        }
+        return "\(party) (\(path.rawValue)): mouth-to-ear ~\(format(mouthToEarMilliseconds, 0)) ms, buffer \(format(jitterTargetMilliseconds, 0)) ms, "
+            + "concealed \(format(concealedPercent))%, FEC \(format(recoveredPercent))%, late \(format(latePercent))%"
+    }
+}
