@@ -14,6 +14,15 @@ enum Checked {
         return .nanoseconds(Int64((value * 1e9).rounded()))
     }
 
+    /// Milliseconds as a `Duration`: finite, within `range`.
+    /// - Throws: ``CLIError`` naming `option` and the range.
+    static func milliseconds(_ value: Double, _ option: String, in range: ClosedRange<Double>) throws -> Duration {
+        guard value.isFinite, range.contains(value) else {
+            throw CLIError("\(option) \(value) is out of range: give milliseconds from \(Self.number(range.lowerBound)) to \(Self.number(range.upperBound))")
+        }
+        return .nanoseconds(Int64((value * 1e6).rounded()))
+    }
+
     /// A whole number within `range`.
     /// - Throws: ``CLIError`` naming `option` and the range.
     @discardableResult

@@ -93,9 +93,9 @@ struct Relay: AsyncParsableCommand {
     func linkConditions() throws -> LinkConditions {
         var conditions = LinkConditions()
         conditions.mtu = try Checked.integer(mtu, "--mtu", in: 576...65_507)
-        conditions.delay = try Self.milliseconds(delay, "--delay", in: 0...10_000)
-        conditions.jitter = try Self.milliseconds(jitter, "--jitter", in: 0...10_000)
-        conditions.queueLimit = try Self.milliseconds(queue, "--queue", in: 1...10_000)
+        conditions.delay = try Checked.milliseconds(delay, "--delay", in: 0...10_000)
+        conditions.jitter = try Checked.milliseconds(jitter, "--jitter", in: 0...10_000)
+        conditions.queueLimit = try Checked.milliseconds(queue, "--queue", in: 1...10_000)
         guard loss.isFinite, (0...100).contains(loss) else { throw CLIError("--loss \(loss) is out of range: give a percentage from 0 to 100") }
         conditions.lossRate = loss / 100
         if let rate { conditions.bandwidth = try Self.bitsPerSecond(rate) }
@@ -109,14 +109,6 @@ struct Relay: AsyncParsableCommand {
             conditions.burstExitProbability = exit
         }
         return conditions
-    }
-
-    /// Milliseconds as a `Duration`, finite and within `range`.
-    static func milliseconds(_ value: Double, _ option: String, in range: ClosedRange<Double>) throws -> Duration {
-        guard value.isFinite, range.contains(value) else {
-            throw CLIError("\(option) \(value) is out of range: give milliseconds from \(Int(range.lowerBound)) to \(Int(range.upperBound))")
-        }
-        return .nanoseconds(Int64((value * 1e6).rounded()))
     }
 
     /// "50mbit", "800kbit", "1gbit" or a plain number of bits per second, from 1 kbit/s to 100 Gbit/s.

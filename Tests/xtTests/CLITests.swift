@@ -14,10 +14,12 @@ enum CLI {
         var errorLines: [Substring] { stderr.split(separator: "\n") }
     }
 
-    static func run(_ arguments: [String], in directory: URL? = nil, timeout: TimeInterval = 30, input: String? = nil) throws -> Result {
+    static func run(_ arguments: [String], in directory: URL? = nil, timeout: TimeInterval = 30, input: String? = nil,
+                    environment: [String: String]? = nil) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: xt)
         process.arguments = arguments
+        if let environment { process.environment = environment }
         if let directory { process.currentDirectoryURL = directory }
         let out = Pipe()
         let err = Pipe()
@@ -167,38 +169,18 @@ struct FFmpegLoadingTests {
         return environment
     }
 
-    private static func run(_ arguments: [String], in dir: URL, environment: [String: String]) throws -> CLI.Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: CLI.xt)
-        process.arguments = arguments
-        process.currentDirectoryURL = dir
-        process.environment = environment
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let deadline = Date().addingTimeInterval(30)
-        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
-        if process.isRunning { process.terminate() }
-        process.waitUntilExit()
-        return CLI.Result(status: process.terminationStatus,
-                          stdout: String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self),
-                          stderr: String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
-    }
-
     @Test("Commands without media start without FFmpeg; a broken FFmpeg is one line naming the packages, not a crash")
     func loadedOnFirstUse() throws {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let environment = try Self.brokenFFmpeg(in: dir)
         // keygen and a transfer never load FFmpeg: the broken copies are never opened.
-        let keygen = try Self.run(["keygen", "--out", "node.key"], in: dir, environment: environment)
+        let keygen = try CLI.run(["keygen", "--out", "node.key"], in: dir, environment: environment)
         #expect(keygen.status == 0, "\(keygen.stderr)")
-        let help = try Self.run(["send", "--help"], in: dir, environment: environment)
+        let help = try CLI.run(["send", "--help"], in: dir, environment: environment)
         #expect(help.status == 0 && help.stdout.contains("--stats-json"), "\(help.stderr)")
         // The agent touches media at once: it names the library and the packages, exit status 1.
-        let agent = try Self.run(["agent", "--config", "none.conf", "--key", "node.key", "--host", "127.0.0.1:9", "--host-key", "@node.key.pub",
+        let agent = try CLI.run(["agent", "--config", "none.conf", "--key", "node.key", "--host", "127.0.0.1:9", "--host-key", "@node.key.pub",
                                   "--video", "synthetic", "--audio", "none"], in: dir, environment: environment)
         #expect(agent.status == 1)
         #expect(agent.errorLines.count == 1 && agent.stderr.contains("cannot load libavutil.so.57") && agent.stderr.contains("apt-get install libavformat59"),

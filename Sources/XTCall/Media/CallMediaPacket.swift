@@ -54,14 +54,18 @@ public struct CallMediaPacket: Equatable, Sendable {
         guard bytes.count >= 2, bytes[0] == 0x58, bytes[1] == 0x4D else { throw .notSignalling }
         guard bytes.count >= 25 else { throw .malformed("a media packet of \(bytes.count) bytes: its header alone is 25") }
         guard bytes[2] == 1 else { throw .unsupportedVersion(bytes[2]) }
-        guard let kind = Kind(rawValue: bytes[3]) else { throw .malformed("media kind \(bytes[3])") }
-        let flags = Flags(rawValue: bytes[4])
-        guard flags.rawValue & ~0b11 == 0 else { throw .malformed("media flags \(bytes[4])") }
         guard bytes.count - 25 <= Self.maximumPayload else { throw .malformed("a media payload of \(bytes.count - 25) bytes") }
-        func number(_ offset: Int, _ count: Int) -> UInt64 { bytes[offset..<offset + count].reduce(0) { $0 << 8 | UInt64($1) } }
-        let call = CallID(number(5, 8))
-        guard call.raw != 0 else { throw .malformed("call id 0") }
-        self.init(kind: kind, flags: flags, call: call, sequence: UInt32(number(13, 4)), captureMicroseconds: number(17, 8),
+        // The header's length is checked above, so these reads cannot run short.
+        let header = bytes.withUnsafeBytes { raw -> (kind: UInt8, flags: UInt8, call: UInt64, sequence: UInt32, capture: UInt64)? in
+            var reader = ByteReader(raw, position: 3)
+            return try? (reader.readUInt8(), reader.readUInt8(), reader.readUInt64(), reader.readUInt32(), reader.readUInt64())
+        }
+        guard let header else { throw .malformed("a media packet's header did not read") }
+        guard let kind = Kind(rawValue: header.kind) else { throw .malformed("media kind \(header.kind)") }
+        let flags = Flags(rawValue: header.flags)
+        guard flags.rawValue & ~0b11 == 0 else { throw .malformed("media flags \(header.flags)") }
+        guard header.call != 0 else { throw .malformed("call id 0") }
+        self.init(kind: kind, flags: flags, call: CallID(header.call), sequence: header.sequence, captureMicroseconds: header.capture,
                   payload: Array(bytes[25...]))
     }
 }

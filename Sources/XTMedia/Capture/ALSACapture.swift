@@ -28,19 +28,10 @@ public final class ALSACapture: AudioSource {
         self.channels = channels
         blockFrames = sampleRate / 50
         buffer = [Int16](repeating: 0, count: blockFrames * channels)
-        var handle: OpaquePointer?
-        let opened = snd_pcm_open(&handle, device, SND_PCM_STREAM_CAPTURE, 0)
-        guard opened >= 0, let handle else {
-            throw .deviceMissing("microphone '\(device)' cannot be opened: \(String(cString: snd_strerror(opened))): `xt agent --list-devices` lists capture devices")
-        }
         // 100 ms of buffering, with ALSA converting rate and channels if the card needs it.
-        let configured = snd_pcm_set_params(handle, SND_PCM_FORMAT_S16_LE, SND_PCM_ACCESS_RW_INTERLEAVED, UInt32(channels),
-                                            UInt32(sampleRate), 1, 100_000)
-        guard configured >= 0 else {
-            snd_pcm_close(handle)
-            throw .unsupportedFormat("microphone '\(device)' cannot capture \(sampleRate) Hz × \(channels): \(String(cString: snd_strerror(configured))); try plughw: instead of hw:, or another audio-rate")
-        }
-        pcm = handle
+        pcm = try ALSAPCM.open(device, stream: SND_PCM_STREAM_CAPTURE, sampleRate: sampleRate, channels: channels, latencyMicroseconds: 100_000,
+                               role: "microphone", missingHint: "`xt agent --list-devices` lists capture devices",
+                               formatHint: "try plughw: instead of hw:, or another audio-rate")
     }
 
     deinit { if let pcm { snd_pcm_close(pcm) } }
@@ -58,7 +49,7 @@ public final class ALSACapture: AudioSource {
                 continue
             }
             let code = Int32(count)
-            if code == -EPIPE || code == -ESTRPIPE || code == -EINTR {
+            if ALSAPCM.isRecoverable(code) {
                 // An overrun: samples were lost, so the sample clock starts again from now.
                 overruns += 1
                 anchor = nil

@@ -22,19 +22,10 @@ public final class ALSAPlayback {
         self.device = device
         self.sampleRate = sampleRate
         self.channels = channels
-        var handle: OpaquePointer?
-        let opened = snd_pcm_open(&handle, device, SND_PCM_STREAM_PLAYBACK, 0)
-        guard opened >= 0, let handle else {
-            throw .deviceMissing("speaker '\(device)' cannot be opened: \(String(cString: snd_strerror(opened))): `xt call --list-devices` lists playback devices")
-        }
         let microseconds = UInt32(clamping: latency.components.seconds * 1_000_000 + latency.components.attoseconds / 1_000_000_000_000)
-        let configured = snd_pcm_set_params(handle, SND_PCM_FORMAT_S16_LE, SND_PCM_ACCESS_RW_INTERLEAVED, UInt32(channels),
-                                            UInt32(sampleRate), 1, max(microseconds, 5_000))
-        guard configured >= 0 else {
-            snd_pcm_close(handle)
-            throw .unsupportedFormat("speaker '\(device)' cannot play \(sampleRate) Hz × \(channels): \(String(cString: snd_strerror(configured))); try plughw: instead of hw:")
-        }
-        pcm = handle
+        pcm = try ALSAPCM.open(device, stream: SND_PCM_STREAM_PLAYBACK, sampleRate: sampleRate, channels: channels,
+                               latencyMicroseconds: max(microseconds, 5_000), role: "speaker", missingHint: "`xt call --list-devices` lists playback devices",
+                               formatHint: "try plughw: instead of hw:")
     }
 
     deinit {
@@ -58,7 +49,7 @@ public final class ALSAPlayback {
                 continue
             }
             let code = Int32(count)
-            if code == -EPIPE || code == -ESTRPIPE || code == -EINTR {
+            if ALSAPCM.isRecoverable(code) {
                 underruns += 1
                 if snd_pcm_recover(pcm, code, 1) >= 0 { continue }
             }

@@ -112,34 +112,28 @@ enum TestSupport {
     /// An ALSA configuration with `pcm.xtmic`: ALSA's file plugin reading `speech` (raw 16-bit
     /// 48 kHz mono) over the real-time xtclock PCM. Returns the value for ALSA_CONFIG_PATH.
     static func alsaMicrophone(speech: String, directory: String) throws -> String {
-        let plugin = (buildDirectory as NSString).appendingPathComponent("libxtalsaclock.so")
-        let path = (directory as NSString).appendingPathComponent("asound.conf")
-        try """
-            pcm_type.xtclock { lib "\(plugin)" }
-            pcm.xtmic {
-              type file
-              slave.pcm { type xtclock }
-              file "/dev/null"
-              infile "\(speech)"
-              format "raw"
-            }
-            """.write(toFile: path, atomically: true, encoding: .utf8)
-        return "/usr/share/alsa/alsa.conf:" + path
+        try alsaConfiguration(name: "xtmic", file: "/dev/null", infile: speech, directory: directory)
     }
 
     /// An ALSA configuration with `pcm.xtspeaker`: the real-time xtclock PCM played through
     /// ALSA's file plugin, which records what is played to `heard` (raw). Returns the value for
     /// ALSA_CONFIG_PATH.
     static func alsaSpeaker(heard: String, directory: String) throws -> String {
+        try alsaConfiguration(name: "xtspeaker", file: heard, infile: nil, directory: directory)
+    }
+
+    /// `pcm.NAME`: ALSA's file plugin over the real-time xtclock PCM, writing what is played to
+    /// `file` and, if given, capturing `infile`.
+    private static func alsaConfiguration(name: String, file: String, infile: String?, directory: String) throws -> String {
         let plugin = (buildDirectory as NSString).appendingPathComponent("libxtalsaclock.so")
-        let path = (directory as NSString).appendingPathComponent("asound-speaker.conf")
+        let path = (directory as NSString).appendingPathComponent("asound-\(name).conf")
         try """
             pcm_type.xtclock { lib "\(plugin)" }
-            pcm.xtspeaker {
+            pcm.\(name) {
               type file
               slave.pcm { type xtclock }
-              file "\(heard)"
-              format "raw"
+              file "\(file)"
+            \(infile.map { "  infile \"\($0)\"\n" } ?? "")  format "raw"
             }
             """.write(toFile: path, atomically: true, encoding: .utf8)
         return "/usr/share/alsa/alsa.conf:" + path
