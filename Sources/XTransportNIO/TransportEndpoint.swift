@@ -133,6 +133,22 @@ public final class TransportEndpoint: Sendable {
         try await onLoop { $0.endpoint.updateAdmission(admission) }
     }
 
+    /// The addresses a peer may reach this endpoint at: each up interface's IPv4 address with
+    /// the bound port (loopback last), or the bound address itself when it is specific.
+    /// Candidates for a direct session (LRP2P), offered to the peer through the host.
+    public func candidateAddresses() -> [NetworkAddress] {
+        if case .v4(let host) = localAddress.host, host != 0 { return [localAddress] }
+        let devices = (try? System.enumerateDevices()) ?? []
+        var addresses: [NetworkAddress] = []
+        for device in devices {
+            guard let address = device.address.flatMap(NetworkAddress.init), case .v4 = address.host else { continue }
+            let candidate = NetworkAddress(host: address.host, port: localAddress.port)
+            if !addresses.contains(candidate) { addresses.append(candidate) }
+        }
+        let loopback = { (address: NetworkAddress) in if case .v4(let value) = address.host { value >> 24 == 127 } else { false } }
+        return addresses.filter { !loopback($0) } + addresses.filter(loopback)
+    }
+
     /// Aborts every session and closes the socket.
     public func close() async {
         _ = try? await onLoop { $0.shutdown() }

@@ -29,6 +29,10 @@ public protocol CongestionController: Sendable {
     var congestionWindow: Int { get }
     /// Bytes per second to pace at; `nil` lets the session derive it from the window and RTT.
     var pacingRate: Double? { get }
+    /// What the controller believes the path delivers, bytes per second (nil: no estimate of
+    /// its own; the session then takes the window over the smoothed RTT). An application
+    /// that sends less than the path allows sees about its own rate here.
+    var rateEstimate: Double? { get }
     /// A short name for stats (`rate`, `ledbat`).
     var name: String { get }
     /// The controller's internal state in a few words, for `xt status` and debugging.
@@ -57,4 +61,8 @@ public enum CongestionControlAlgorithm: String, Sendable, Hashable, CaseIterable
         case .ledbat: LEDBATController(maximumDatagramSize: maximumDatagramSize)
         }
     }
+}
+
+extension CongestionController {
+    public var rateEstimate: Double? { nil }
 }

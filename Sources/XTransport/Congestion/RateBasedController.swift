@@ -55,6 +55,12 @@ public struct RateBasedController: CongestionController {
         return best
     }
 
+    /// The bottleneck bandwidth estimate (nil until the first delivery-rate sample).
+    public var rateEstimate: Double? {
+        let estimate = bandwidth
+        return estimate > 0 ? estimate : nil
+    }
+
     private var pacingGain: Double {
         switch mode {
         case .startup: Self.startupGain

@@ -13,6 +13,8 @@ public struct AuthorizedKeys: Sendable, Hashable {
 
     public mutating func insert(_ key: PublicKey, name: String = "") { names[key] = name }
 
+    public mutating func remove(_ key: PublicKey) { names[key] = nil }
+
     /// Parses the file format.
     /// - Throws: ``TransportError`` with code `invalidKey` naming the bad line.
     public init(parsing text: String, source: String = "authorized keys") throws(TransportError) {

@@ -223,7 +223,7 @@ public final class Endpoint {
             // A session already closing or draining ends on its own; its peer just got there first.
             guard session.state == .established || session.state == .finishing else { return }
             stats.statelessResetsReceived += 1
-            session.finish(.peerReset("the peer lost this session (it restarted): connect again"))
+            session.finish(.peerReset(CloseReason.peerLostSession))
             afterActivity(session, now: now)
             return
         }

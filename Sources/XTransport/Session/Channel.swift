@@ -40,20 +40,25 @@ public struct ChannelConfiguration: Hashable, Sendable {
     public var priority: ChannelPriority
     /// For ``DeliveryMode/live``: how long after the write a message may still be delivered.
     public var deadline: Duration
+    /// For ``DeliveryMode/live``: a message sent whole in one packet is delivered on arrival,
+    /// ahead of earlier ones still being retransmitted (no head-of-line blocking). Each
+    /// message then stands alone: a call's audio frames, which its jitter buffer reorders.
+    public var unordered: Bool
 
-    public init(mode: DeliveryMode, priority: ChannelPriority = .bulk, deadline: Duration = .milliseconds(500)) {
+    public init(mode: DeliveryMode, priority: ChannelPriority = .bulk, deadline: Duration = .milliseconds(500), unordered: Bool = false) {
         self.mode = mode
         self.priority = priority
         self.deadline = deadline
+        self.unordered = unordered && mode == .live
     }
 
     /// A reliable byte stream at bulk priority.
     public static let stream = ChannelConfiguration(mode: .stream, priority: .bulk)
     /// Reliable messages at control priority (alarms, control).
     public static let messages = ChannelConfiguration(mode: .messages, priority: .control)
-    /// Live media with the given deadline.
-    public static func live(priority: ChannelPriority = .video, deadline: Duration = .milliseconds(500)) -> ChannelConfiguration {
-        ChannelConfiguration(mode: .live, priority: priority, deadline: deadline)
+    /// Live media with the given deadline, in order or (`unordered`) each message on arrival.
+    public static func live(priority: ChannelPriority = .video, deadline: Duration = .milliseconds(500), unordered: Bool = false) -> ChannelConfiguration {
+        ChannelConfiguration(mode: .live, priority: priority, deadline: deadline, unordered: unordered)
     }
     /// Unreliable datagrams.
     public static let unreliable = ChannelConfiguration(mode: .unreliable, priority: .audio)
@@ -65,8 +70,13 @@ public struct Message: Hashable, Sendable {
     public var channel: UInt16
     /// xTransporter's routing header, as the sender set it.
     public var route: RoutingHeader
-    /// Zero-based sequence number within the channel (counting skipped messages).
+    /// Zero-based sequence number within the channel (counting skipped messages);
+    /// ``Message/unknownSequence`` for a message delivered ahead of an earlier one that was
+    /// still missing (an unordered live channel).
     public var sequence: UInt64
+
+    /// The sequence of a message delivered out of order: not known until the gap before it closes.
+    public static let unknownSequence = UInt64.max
     public var payload: [UInt8]
 
     public init(channel: UInt16, route: RoutingHeader, sequence: UInt64, payload: [UInt8]) {

@@ -15,8 +15,9 @@ final class ReceiveChannel {
     var mode: DeliveryMode
     /// Every byte below this has been delivered or skipped.
     private(set) var deliveredOffset: UInt64 = 0
-    /// Out-of-order segments above `deliveredOffset`, sorted by offset.
-    private var segments: [(offset: UInt64, bytes: [UInt8])] = []
+    /// Out-of-order segments above `deliveredOffset`, sorted by offset. `early`: a whole message
+    /// already delivered on arrival (unordered live), passed over without delivering again.
+    private var segments: [(offset: UInt64, bytes: [UInt8], early: Bool)] = []
     private(set) var bufferedBytes = 0
     /// Skip ranges received ahead of `deliveredOffset`, sorted by start.
     private var skips: [SkipRange] = []
@@ -60,9 +61,11 @@ final class ReceiveChannel {
     }
 
     /// Accepts a STREAM frame. Data past the granted limit is a flow-control violation.
+    /// - Parameter whole: the frame is one whole message (an unordered live channel's): ahead
+    ///   of a gap it is delivered at once, with ``Message/unknownSequence``.
     /// - Returns: how many of its bytes this side already had (a spurious retransmission's cost).
     @discardableResult
-    func receive(offset: UInt64, data: UnsafeRawBufferPointer, maximumMessageSize: Int,
+    func receive(offset: UInt64, data: UnsafeRawBufferPointer, whole: Bool = false, maximumMessageSize: Int,
                           output: inout [ReceiveOutput]) throws(TransportError) -> Int {
         let end = offset + UInt64(data.count)
         guard end <= grantedLimit else {
@@ -76,9 +79,43 @@ final class ReceiveChannel {
             deliveredOffset = end
             return start
         }
+        if whole, mode == .live, !paused, offset > deliveredOffset {
+            guard insertEarly(offset: offset, data: data) else { return data.count }
+            try deliverWhole(data, maximumMessageSize: maximumMessageSize, output: &output)
+            return 0
+        }
         let duplicate = store(offset: offset, data: data)
         try drain(maximumMessageSize: maximumMessageSize, output: &output)
         return duplicate
+    }
+
+    /// Keeps a whole message that arrived ahead of a gap as delivered, unless any of its bytes
+    /// are held already (then it is, or will be, delivered in order). Returns whether it was new.
+    private func insertEarly(offset: UInt64, data: UnsafeRawBufferPointer) -> Bool {
+        let end = offset + UInt64(data.count)
+        var low = 0
+        var high = segments.count
+        while low < high {
+            let mid = (low + high) / 2
+            if segments[mid].offset < offset { low = mid + 1 } else { high = mid }
+        }
+        if low < segments.count, segments[low].offset < end { return false }
+        if low > 0, segments[low - 1].offset + UInt64(segments[low - 1].bytes.count) > offset { return false }
+        segments.insert((offset, [UInt8](data), true), at: low)
+        bufferedBytes += data.count
+        return true
+    }
+
+    /// Delivers one whole message out of order.
+    private func deliverWhole(_ data: UnsafeRawBufferPointer, maximumMessageSize: Int, output: inout [ReceiveOutput]) throws(TransportError) {
+        guard let parsed = Self.parseHeader(data, channel: id), parsed.size + parsed.length == data.count else {
+            throw .protocolViolation("a whole-message frame on channel \(id) does not hold one message")
+        }
+        guard parsed.length <= maximumMessageSize else {
+            throw .protocolViolation("message of \(parsed.length) bytes on channel \(id) exceeds the limit \(maximumMessageSize)")
+        }
+        let payload = [UInt8](UnsafeRawBufferPointer(rebasing: data[parsed.size...]))
+        output.append(.message(Message(channel: id, route: parsed.route, sequence: Message.unknownSequence, payload: payload)))
     }
 
     /// Accepts a SKIP frame (idempotent).
@@ -115,7 +152,7 @@ final class ReceiveChannel {
             let previous = segments[low - 1]
             if previous.offset + UInt64(previous.bytes.count) >= start + UInt64(slice.count) { return data.count }
         }
-        segments.insert((start, [UInt8](slice)), at: low)
+        segments.insert((start, [UInt8](slice), false), at: low)
         bufferedBytes += slice.count
         return held
     }
@@ -136,8 +173,11 @@ final class ReceiveChannel {
                 resetFraming()
                 let endSequence = skip.firstSequence + skip.messageCount
                 if endSequence > nextSequence {
-                    let missed = endSequence - nextSequence
-                    output.append(.gap(firstSequence: nextSequence, count: missed))
+                    // Messages of the range delivered on arrival (unordered live) are not missed.
+                    let early = UInt64(segments[used...].lazy.prefix { $0.offset < skip.end }
+                        .filter { $0.early && $0.offset >= self.deliveredOffset }.count)
+                    let missed = (endSequence - nextSequence) - min(early, endSequence - nextSequence)
+                    if missed > 0 { output.append(.gap(firstSequence: nextSequence, count: missed)) }
                     messagesSkipped += missed
                     nextSequence = endSequence
                 }
@@ -150,6 +190,13 @@ final class ReceiveChannel {
             bufferedBytes -= first.bytes.count
             let end = first.offset + UInt64(first.bytes.count)
             guard end > deliveredOffset else { continue }
+            if first.early {
+                // Delivered when it came: now in order, it only moves the place on.
+                resetFraming()
+                nextSequence += 1
+                deliveredOffset = end
+                continue
+            }
             // A skip that starts inside this segment cuts it short.
             var usableEnd = end
             if let skip = skips.first, skip.start < end { usableEnd = skip.start }

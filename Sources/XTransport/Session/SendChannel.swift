@@ -52,6 +52,12 @@ struct SendBuffer {
         return chunk.bytes.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[start..<start + length])) }
     }
 
+    /// Whether `offset..<offset + length` is exactly one chunk (one written message).
+    func isWholeChunk(at offset: UInt64, length: Int) -> Bool {
+        guard let index = chunkIndex(offset) else { return false }
+        return chunks[index].start == offset && chunks[index].bytes.count == length
+    }
+
     /// Bytes available contiguously at `offset` (to the end of its chunk).
     func contiguousBytes(at offset: UInt64) -> Int {
         guard let index = chunkIndex(offset) else { return 0 }

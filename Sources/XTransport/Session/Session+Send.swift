@@ -232,13 +232,18 @@ extension Session {
     private func writeChannelData(_ id: UInt16, cursor: inout BufferCursor, limit: Int, refs: inout FrameRefs) -> Bool {
         let space = limit - cursor.position
         let mode = sendChannels[id]!.configuration.mode
+        // An unordered live channel marks a frame that holds one whole message, so the
+        // receiver may deliver it ahead of a gap.
+        let unordered = sendChannels[id]!.configuration.unordered
         let headerBound = FrameSizes.streamHeader(channel: id, offset: VarInt.max, length: space)
         guard space > headerBound else { return false }
         let room = space - headerBound
         if let range = sendChannels[id]!.takeLost(maximum: room) {
             let length = Int(range.upperBound - range.lowerBound)
-            let written = sendChannels[id]!.buffer.withBytes(at: range.lowerBound, maximum: length) { bytes in
-                FrameWriter.stream(mode: mode, channel: id, offset: range.lowerBound, data: bytes, into: &cursor)
+            let buffer = sendChannels[id]!.buffer
+            let written = buffer.withBytes(at: range.lowerBound, maximum: length) { bytes in
+                let whole = unordered && buffer.isWholeChunk(at: range.lowerBound, length: bytes.count)
+                FrameWriter.stream(mode: mode, channel: id, offset: range.lowerBound, data: bytes, whole: whole, into: &cursor)
                 return bytes.count
             }
             guard let written, written > 0 else { return false }
@@ -251,7 +256,8 @@ extension Session {
         let offset = channel.sendOffset
         let allowed = Int(min(channel.writeOffset, channel.peerLimit) - offset)
         let written = channel.buffer.withBytes(at: offset, maximum: min(room, allowed)) { bytes in
-            FrameWriter.stream(mode: mode, channel: id, offset: offset, data: bytes, into: &cursor)
+            let whole = unordered && channel.buffer.isWholeChunk(at: offset, length: bytes.count)
+            FrameWriter.stream(mode: mode, channel: id, offset: offset, data: bytes, whole: whole, into: &cursor)
             return bytes.count
         }
         guard let written, written > 0 else { return false }

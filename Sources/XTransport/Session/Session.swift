@@ -7,6 +7,10 @@ import struct Foundation.Data
 
 /// Why a session ended.
 public enum CloseReason: Sendable, Hashable, CustomStringConvertible {
+    /// The reason of a ``peerReset(_:)`` from a stateless reset: the peer has no such session
+    /// (it restarted). Nothing was refused; connecting again is the answer.
+    public static let peerLostSession = "the peer lost this session (it restarted): connect again"
+
     /// We closed it and the peer acknowledged (or the close timed out).
     case local
     /// The peer closed it gracefully.
@@ -352,11 +356,12 @@ final class Session {
         case .ack(let ack):
             onAck(ack, now: now)
             return false
-        case .stream(let mode, let channel, let offset, let data):
+        case .stream(let mode, let channel, let offset, let data, let whole):
             guard case .established = state else { return true }
             let receiver = try receiveChannel(channel, mode: mode)
             receiveOutput.removeAll(keepingCapacity: true)
-            let duplicate = try receiver.receive(offset: offset, data: data, maximumMessageSize: configuration.maximumMessageSize, output: &receiveOutput)
+            let duplicate = try receiver.receive(offset: offset, data: data, whole: whole, maximumMessageSize: configuration.maximumMessageSize,
+                                                 output: &receiveOutput)
             stats.payloadBytesDuplicate += UInt64(duplicate)
             emitReceiveOutput(channel)
             return true
@@ -576,6 +581,8 @@ final class Session {
         snapshot.spuriousLosses = UInt64(sent.spuriousLosses)
         snapshot.reorderWindowQuarters = sent.reorderingSeen ? sent.reorderMultiplier : 0
         snapshot.pacingRate = pacingRate
+        snapshot.rateEstimate = congestion.rateEstimate
+            ?? Double(congestion.congestionWindow) / (Double(max(rtt.smoothed, Nanos.millisecond)) / 1e9)
         snapshot.bytesInFlight = sent.bytesInFlight
         snapshot.sendBufferBytes = bufferedBytes
         snapshot.packetCipher = protection.cipher.description

@@ -9,6 +9,9 @@ public struct SessionStats: Sendable, Hashable {
     public var congestionWindow = 0
     /// Pacing rate, bytes per second.
     public var pacingRate: Double = 0
+    /// What the congestion controller believes the path delivers, bytes per second: the
+    /// rate controller's bottleneck bandwidth, or the window over the smoothed RTT.
+    public var rateEstimate: Double = 0
     public var bytesInFlight = 0
     /// Bytes written by the application and not yet acknowledged (bounded by the send buffer).
     public var sendBufferBytes = 0

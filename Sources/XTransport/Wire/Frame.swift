@@ -91,7 +91,9 @@ public enum FrameView {
     case padding
     case ping
     case ack(AckFrame)
-    case stream(mode: DeliveryMode, channel: UInt16, offset: UInt64, data: UnsafeRawBufferPointer)
+    /// `whole`: the data is exactly one message, from its start (live channels only): a receiver
+    /// may deliver it on arrival, ahead of earlier data still missing.
+    case stream(mode: DeliveryMode, channel: UInt16, offset: UInt64, data: UnsafeRawBufferPointer, whole: Bool)
     case skip(channel: UInt16, start: UInt64, end: UInt64, firstSequence: UInt64, messageCount: UInt64)
     case datagram(channel: UInt16, route: RoutingHeader, data: UnsafeRawBufferPointer)
     case window(channel: UInt16, maximumOffset: UInt64)
@@ -129,11 +131,13 @@ public struct FrameDecoder {
         case .stream:
             let flags = try reader.readUInt8("stream flags")
             guard let mode = DeliveryMode(rawValue: flags & 0x03), mode != .unreliable else { throw WireError.valueOutOfRange("stream mode") }
+            let whole = flags & FrameWriter.wholeMessage != 0
+            guard flags & ~(0x03 | FrameWriter.wholeMessage) == 0, !whole || mode == .live else { throw WireError.valueOutOfRange("stream flags") }
             let channel = try reader.readLength("channel", limit: Self.maximumChannel)
             let offset = try reader.readVarInt("stream offset")
             let length = try reader.readLength("stream length", limit: reader.remaining)
             guard offset <= VarInt.max - UInt64(length) else { throw WireError.valueOutOfRange("stream offset") }
-            return .stream(mode: mode, channel: UInt16(channel), offset: offset, data: try reader.readSlice(length, "stream data"))
+            return .stream(mode: mode, channel: UInt16(channel), offset: offset, data: try reader.readSlice(length, "stream data"), whole: whole)
         case .skip:
             let channel = try reader.readLength("channel", limit: Self.maximumChannel)
             let start = try reader.readVarInt("skip start")
@@ -169,7 +173,7 @@ public enum Frame: Hashable, Sendable {
     case padding(count: Int)
     case ping
     case ack(AckFrame)
-    case stream(mode: DeliveryMode, channel: UInt16, offset: UInt64, data: [UInt8])
+    case stream(mode: DeliveryMode, channel: UInt16, offset: UInt64, data: [UInt8], whole: Bool = false)
     case skip(channel: UInt16, start: UInt64, end: UInt64, firstSequence: UInt64, messageCount: UInt64)
     case datagram(channel: UInt16, route: RoutingHeader, data: [UInt8])
     case window(channel: UInt16, maximumOffset: UInt64)
@@ -184,7 +188,8 @@ public enum Frame: Hashable, Sendable {
         case .padding: self = .padding(count: 0)
         case .ping: self = .ping
         case .ack(let ack): self = .ack(ack)
-        case .stream(let mode, let channel, let offset, let data): self = .stream(mode: mode, channel: channel, offset: offset, data: [UInt8](data))
+        case .stream(let mode, let channel, let offset, let data, let whole):
+            self = .stream(mode: mode, channel: channel, offset: offset, data: [UInt8](data), whole: whole)
         case .skip(let channel, let start, let end, let first, let count): self = .skip(channel: channel, start: start, end: end, firstSequence: first, messageCount: count)
         case .datagram(let channel, let route, let data): self = .datagram(channel: channel, route: route, data: [UInt8](data))
         case .window(let channel, let offset): self = .window(channel: channel, maximumOffset: offset)
@@ -201,7 +206,7 @@ public enum Frame: Hashable, Sendable {
         case .padding(let count): return count
         case .ping: return 1
         case .ack(let ack): return ack.encodedSize
-        case .stream(_, let channel, let offset, let data):
+        case .stream(_, let channel, let offset, let data, _):
             return FrameSizes.streamHeader(channel: channel, offset: offset, length: data.count) + data.count
         case .skip(let channel, let start, let end, let first, let count):
             return FrameSizes.skip(SkipRange(start: start, end: end, firstSequence: first, messageCount: count), channel: channel)
@@ -221,8 +226,8 @@ public enum Frame: Hashable, Sendable {
         case .padding(let count): cursor.fill(0, count: count)
         case .ping: cursor.writeUInt8(FrameType.ping.rawValue)
         case .ack(let ack): ack.encode(into: &cursor)
-        case .stream(let mode, let channel, let offset, let data):
-            data.withUnsafeBytes { FrameWriter.stream(mode: mode, channel: channel, offset: offset, data: $0, into: &cursor) }
+        case .stream(let mode, let channel, let offset, let data, let whole):
+            data.withUnsafeBytes { FrameWriter.stream(mode: mode, channel: channel, offset: offset, data: $0, whole: whole, into: &cursor) }
         case .skip(let channel, let start, let end, let first, let count):
             FrameWriter.skip(SkipRange(start: start, end: end, firstSequence: first, messageCount: count), channel: channel, into: &cursor)
         case .datagram(let channel, let route, let data):
@@ -285,10 +290,14 @@ enum FrameSizes {
 
 /// Writes frames straight into packet memory (the hot path).
 enum FrameWriter {
+    /// STREAM flags bit: the data is one whole message (``FrameView/stream(mode:channel:offset:data:whole:)``).
+    static let wholeMessage: UInt8 = 0x04
+
     @inline(__always)
-    static func stream(mode: DeliveryMode, channel: UInt16, offset: UInt64, data: UnsafeRawBufferPointer, into cursor: inout BufferCursor) {
+    static func stream(mode: DeliveryMode, channel: UInt16, offset: UInt64, data: UnsafeRawBufferPointer, whole: Bool = false,
+                       into cursor: inout BufferCursor) {
         cursor.writeUInt8(FrameType.stream.rawValue)
-        cursor.writeUInt8(mode.rawValue)
+        cursor.writeUInt8(mode.rawValue | (whole ? wholeMessage : 0))
         cursor.writeVarInt(UInt64(channel))
         cursor.writeVarInt(offset)
         cursor.writeVarInt(UInt64(data.count))

@@ -23,7 +23,8 @@ func randomFrame(_ generator: inout SplitMix64) -> Frame {
         return .ack(AckFrame(ranges: ranges, delayMicroseconds: generator.next() % 100_000))
     case 2:
         let modes: [DeliveryMode] = [.stream, .messages, .live]
-        return .stream(mode: modes[Int(generator.next() % 3)], channel: channel, offset: offset, data: bytes(Int(generator.next() % 300)))
+        let mode = modes[Int(generator.next() % 3)]
+        return .stream(mode: mode, channel: channel, offset: offset, data: bytes(Int(generator.next() % 300)), whole: mode == .live && generator.next() % 2 == 0)
     case 3: return .skip(channel: channel, start: offset, end: offset + generator.next() % 10_000 + 1, firstSequence: generator.next() % 5000, messageCount: generator.next() % 100)
     case 4:
         let route = RoutingHeader(routeCode: RouteCode.allCases[Int(generator.next() % 4)],
@@ -106,6 +107,14 @@ struct WireTests {
         await propertyCheck(count: 2000, input: Gen.uint8(in: 0...255).array(of: 0...64)) { bytes in
             _ = try? Frame.decodeAll(bytes)
         }
+    }
+
+    @Test("A STREAM frame's whole-message flag is for live channels only; unknown flag bits are refused")
+    func streamFlags() throws {
+        // type 0x03, flags, channel 4, offset 0, length 1, one byte of data.
+        #expect(try Frame.decodeAll([0x03, 0x02 | 0x04, 4, 0, 1, 9]) == [.stream(mode: .live, channel: 4, offset: 0, data: [9], whole: true)])
+        #expect(throws: WireError.valueOutOfRange("stream flags")) { try Frame.decodeAll([0x03, 0x01 | 0x04, 4, 0, 1, 9]) }
+        #expect(throws: WireError.valueOutOfRange("stream flags")) { try Frame.decodeAll([0x03, 0x02 | 0x40, 4, 0, 1, 9]) }
     }
 
     @Test("Data packet headers round-trip; short or foreign packets are refused")
