@@ -111,7 +111,7 @@ import Glibc
 
 extension Timestamp {
     /// Now on the monotonic clock (CLOCK_MONOTONIC), for the sans-IO parts' timers.
-    static var monotonicNow: Timestamp {
+    public static var monotonicNow: Timestamp {
         var spec = timespec()
         clock_gettime(CLOCK_MONOTONIC, &spec)
         return Timestamp(nanoseconds: UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec))

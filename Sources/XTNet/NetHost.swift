@@ -25,6 +25,19 @@ public enum NetLane: UInt16, Hashable, Sendable, CaseIterable {
     case audio = 1
     case video = 2
     case bulk = 3
+    /// A call's audio: live, with a deadline that fits a conversation (``callDeadline``), and
+    /// unordered: a frame is delivered when it arrives, not held behind a lost one being
+    /// retransmitted (the jitter buffer puts frames in order, and plays a late one if it can).
+    case callAudio = 4
+    /// A call's video: live, behind call audio, with the same deadline.
+    case callVideo = 5
+    /// Call media as bare datagrams: no retransmission at all (Mumble's way; `xt call
+    /// --plc-only`, the comparison the bench draws).
+    case callUnreliable = 6
+
+    /// How long call media is retransmitted on each hop before it is skipped: past this a
+    /// frame would reach the far end's jitter buffer after its turn to play.
+    public static let callDeadline: Duration = .milliseconds(200)
 
     func configuration(liveDeadline: Duration) -> ChannelConfiguration {
         switch self {
@@ -32,6 +45,19 @@ public enum NetLane: UInt16, Hashable, Sendable, CaseIterable {
         case .audio: .live(priority: .audio, deadline: liveDeadline)
         case .video: .live(priority: .video, deadline: liveDeadline)
         case .bulk: ChannelConfiguration(mode: .messages, priority: .bulk)
+        case .callAudio: .live(priority: .audio, deadline: Self.callDeadline, unordered: true)
+        case .callVideo: .live(priority: .video, deadline: Self.callDeadline)
+        case .callUnreliable: .unreliable
+        }
+    }
+}
+
+extension Inbound {
+    /// A message on a lane: reliable, live or (``NetLane/callUnreliable``) a datagram.
+    var laneMessage: Message? {
+        switch self {
+        case .message(let message), .datagram(let message): message
+        case .bytes, .gap: nil
         }
     }
 }
@@ -54,7 +80,10 @@ public enum HostEvent: Sendable, Equatable {
 /// A running host.
 public actor NetHost {
     public nonisolated let endpoint: TransportEndpoint
-    private let directory: NodeDirectory?
+    private var directory: NodeDirectory?
+    /// Who the socket admits: the authorized keys (nil: anyone, `--open`) and the keys of this
+    /// process's own nodes (``admitLocal(_:name:id:)``).
+    private var authorized: AuthorizedKeys?
     private let logger: Logger
     private var router: Router
     private var fanout: MulticastFanout
@@ -138,6 +167,7 @@ public actor NetHost {
                 let netHost = NetHost(endpoint: endpoint, directory: directory, holdTime: holdTime,
                                       maximumQueuedBytes: maximumQueuedBytes, multicast: multicast, multicastSocket: socket,
                                       liveDeadline: liveDeadline, inboxCapacity: inboxCapacity, logger: logger)
+                if case .authorized(let keys) = configuration.admission { await netHost.setAuthorized(keys) }
                 Task { await netHost.acceptLoop() }
                 Task { await netHost.expireLoop() }
                 return netHost
@@ -146,6 +176,33 @@ public actor NetHost {
             }
         }
         throw lastError ?? TransportError(.io, "no port in \(ports) could be bound")
+    }
+
+    private func setAuthorized(_ keys: AuthorizedKeys) { authorized = keys }
+
+    /// Lets in a node of this process (the recorder's web users, each a node in a call): its
+    /// key is admitted and pinned to `name` and `id`, as a line "KEY NAME ID" of the authorized
+    /// keys would (so no other key can claim them while it is here).
+    /// - Throws: ``TransportError`` when the socket is closed.
+    public func admitLocal(_ key: PublicKey, name: String, id: NodeID) async throws {
+        if var keys = authorized {
+            keys.insert(key, name: "\(name) \(id)")
+            authorized = keys
+            try await endpoint.updateAdmission(.authorized(keys))
+        }
+        var pinned = directory ?? NodeDirectory()
+        pinned.pin(key, name: name, id: id)
+        directory = pinned
+    }
+
+    /// Forgets a key ``admitLocal(_:name:id:)`` let in (its node has left).
+    public func dismissLocal(_ key: PublicKey) async {
+        if var keys = authorized {
+            keys.remove(key)
+            authorized = keys
+            try? await endpoint.updateAdmission(.authorized(keys))
+        }
+        directory?.unpin(key)
     }
 
     /// The nodes connected now.
@@ -349,7 +406,7 @@ public actor NetHost {
         do {
             try await NetChannel.configure(session, liveDeadline: liveDeadline)
             for try await item in session.inbound {
-                guard case .message(let message) = item, let lane = NetLane(rawValue: message.channel) else { continue }
+                guard let message = item.laneMessage, let lane = NetLane(rawValue: message.channel) else { continue }
                 guard let decoded = try? NetMessage.decode(message.payload) else {
                     logger.warning("malformed net message dropped", metadata: ["node": "\(hello.name)"])
                     continue

@@ -51,10 +51,13 @@ public enum NetMessage: Hashable, Sendable {
     /// Host → node: one sealed multicast datagram over the session (a repair, or the stream
     /// itself while the group does not reach the node).
     case relay(datagram: [UInt8])
+    /// Node → host: what the node is doing now, one line for `xt status` and the web UI (a
+    /// call and its path, say); empty: nothing to say.
+    case activity(String)
 
     private enum Kind: UInt8 {
         case subscribe = 1, unsubscribe, offerPort, data, accepted, undeliverable, welcome, statusRequest, statusReport
-        case multicastJoin, multicastReception, nack, relay
+        case multicastJoin, multicastReception, nack, relay, activity
     }
 
     /// Most ranges in one NACK.
@@ -132,6 +135,9 @@ public enum NetMessage: Hashable, Sendable {
             writer.writeUInt8(Kind.relay.rawValue)
             writer.writeVarInt(UInt64(datagram.count))
             writer.writeBytes(datagram)
+        case .activity(let text):
+            writer.writeUInt8(Kind.activity.rawValue)
+            Self.writeText(text, into: &writer)
         }
         return writer.bytes
     }
@@ -215,13 +221,22 @@ public enum NetMessage: Hashable, Sendable {
         case .relay:
             let length = try reader.readLength("datagram length", limit: reader.remaining)
             message = .relay(datagram: try reader.readBytes(length, "datagram"))
+        case .activity:
+            message = .activity(try readText(&reader, "activity"))
         }
         guard reader.isAtEnd else { throw WireError.badLength("net message (stray bytes after it)") }
         return message
     }
 
+    /// A u8 length and UTF-8, cut to ``maximumText`` bytes at a character's edge (so what is
+    /// cut still reads as UTF-8).
     private static func writeText(_ text: String, into writer: inout ByteWriter) {
-        let bytes = Array(text.utf8.prefix(maximumText))
+        var bytes: [UInt8] = []
+        for scalar in text.unicodeScalars {
+            let encoded = Array(String(scalar).utf8)
+            guard bytes.count + encoded.count <= maximumText else { break }
+            bytes += encoded
+        }
         writer.writeUInt8(UInt8(bytes.count))
         writer.writeBytes(bytes)
     }

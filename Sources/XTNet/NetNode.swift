@@ -31,6 +31,7 @@ public actor NetNode {
     private var filter = DuplicateFilter()
     private var channels: Set<UInt16> = []
     private var ports: [UInt16: String] = [:]
+    private var activity = ""
     private var stopped = false
     private var reception: MulticastReception
     /// Multicast sockets by group port, and the groups joined on each.
@@ -52,6 +53,10 @@ public actor NetNode {
     public private(set) var connections = 0
     /// Why the host refused this node, if it did (the node then stops trying).
     public private(set) var refusal: String?
+    /// Direct sessions other nodes opened to this one (LRP2P), once their key was admitted.
+    public nonisolated let peerLinks: BoundedQueue<PeerLink>
+    /// Keys of nodes this one will take a direct session from, with their names.
+    private var peerKeys: [PublicKey: String] = [:]
 
     /// Backoff between reconnection attempts: doubles from the first, up to the last, ±20%.
     static let firstBackoff = 0.1
@@ -76,6 +81,7 @@ public actor NetNode {
                                                       session: session,
                                                       hello: NodeHello(id: configuration.id, name: configuration.name).encoded())
         messages = BoundedQueue(capacity: inboxCapacity)
+        peerLinks = BoundedQueue(capacity: 64)
     }
 
     /// Starts the connection loop; with `waitForConnection`, returns once the first
@@ -84,6 +90,7 @@ public actor NetNode {
         endpoint = try await TransportEndpoint.bind(host: "0.0.0.0", port: 0, configuration: endpointConfiguration, logger: logger)
         Task { await self.connectionLoop() }
         Task { await self.multicastTimer() }
+        Task { await self.acceptPeers() }
         if waitForConnection { await waitUntilConnected() }
     }
 
@@ -94,6 +101,7 @@ public actor NetNode {
         await endpoint?.close()
         for socket in multicastSockets.values { await socket.close() }
         messages.finish()
+        peerLinks.finish()
         for (_, waiter) in waiting { waiter.resume(throwing: UndeliverableError(reason: "the node stopped")) }
         waiting.removeAll()
         for (_, waiter) in statusWaiters { waiter.resume(throwing: UndeliverableError(reason: "the node stopped")) }
@@ -190,6 +198,14 @@ public actor NetNode {
         await control(.unsubscribe(channel: channel))
     }
 
+    /// Tells the host what this node is doing now (shown by `xt status` and the web UI; kept
+    /// across reconnects). Empty: nothing.
+    public func setActivity(_ text: String) async {
+        guard text != activity else { return }
+        activity = text
+        await control(.activity(text))
+    }
+
     public func offer(port: UInt16, service: String) async {
         ports[port] = service
         await control(.offerPort(port: port, service: service))
@@ -212,6 +228,58 @@ public actor NetNode {
         }
     }
 
+    // MARK: - Direct sessions (LRP2P)
+
+    /// This node's public key (what a peer connecting directly expects).
+    public nonisolated var publicKey: PublicKey { endpointConfiguration.identity.publicKey }
+
+    /// Where other nodes may open a direct session to this one (each interface's address and
+    /// this node's port).
+    public func directAddresses() -> [NetworkAddress] { endpoint?.candidateAddresses() ?? [] }
+
+    /// Lets the node `name` holding `key` open a direct session to this one.
+    public func admitPeer(_ key: PublicKey, name: String) async {
+        admitPeerKey(key, name: name)
+        try? await endpoint?.updateAdmission(admission)
+    }
+
+    /// Stops taking direct sessions from `key` (open ones stay until closed).
+    public func dismissPeer(_ key: PublicKey) async {
+        guard peerKeys.removeValue(forKey: key) != nil else { return }
+        try? await endpoint?.updateAdmission(admission)
+    }
+
+    var currentEndpoint: TransportEndpoint? { endpoint }
+
+    func admitPeerKey(_ key: PublicKey, name: String) {
+        if key != hostKey { peerKeys[key] = name }
+    }
+
+    /// The host's key and the admitted peers'.
+    var admission: Admission {
+        var keys: [PublicKey: String] = peerKeys
+        keys[hostKey] = "host"
+        return .authorized(AuthorizedKeys(keys))
+    }
+
+    /// Takes the direct sessions peers open: each must say, in its hello, the name its key was
+    /// admitted as.
+    private func acceptPeers() async {
+        guard let endpoint else { return }
+        for await session in endpoint.incomingSessions {
+            guard let hello = NodeHello(session.hello), let name = peerKeys[session.peerKey], hello.name == name else {
+                session.abort(reason: "not a peer this node expects")
+                continue
+            }
+            do {
+                try await NetChannel.configure(session, liveDeadline: liveDeadline)
+            } catch {
+                continue
+            }
+            await peerLinks.push(PeerLink(session: session, hello: hello, opened: false))
+        }
+    }
+
     // MARK: - Connection
 
     private func connectionLoop() async {
@@ -222,7 +290,7 @@ public actor NetNode {
                 failedAttempts = 0
                 let welcomed = await serve(session)
                 if stopped { break }
-                if !welcomed, case .peerReset(let reason) = session.closedReason {
+                if !welcomed, case .peerReset(let reason) = session.closedReason, reason != CloseReason.peerLostSession {
                     // The host refused us (name or id): said once; tried again now and then, so
                     // that fixing the host's authorized keys lets the node in without a restart.
                     if refusal != reason { logger.error("the host refused this node", metadata: ["reason": "\(reason)"]) }
@@ -295,7 +363,7 @@ public actor NetNode {
         var welcomed = false
         do {
             for try await item in session.inbound {
-                guard case .message(let message) = item, let lane = NetLane(rawValue: message.channel),
+                guard let message = item.laneMessage, let lane = NetLane(rawValue: message.channel),
                       let decoded = try? NetMessage.decode(message.payload) else { continue }
                 if lane != .control {
                     // Lanes carry data only, never resent by this layer, so no duplicate filter
@@ -338,6 +406,7 @@ public actor NetNode {
         for (port, service) in ports.sorted(by: { $0.key < $1.key }) {
             try? await session.send(NetMessage.offerPort(port: port, service: service).encoded(), on: NetChannel.control)
         }
+        if !activity.isEmpty { try? await session.send(NetMessage.activity(activity).encoded(), on: NetChannel.control) }
         for envelope in outbox.pending { try? await session.send(NetMessage.data(envelope).encoded(), on: NetChannel.control) }
         for waiter in connectedWaiters { waiter.resume() }
         connectedWaiters.removeAll()
@@ -361,7 +430,7 @@ public actor NetNode {
             } catch {
                 waiter.resume(throwing: UndeliverableError(reason: "the host's status report is not readable: \(error)"))
             }
-        case .subscribe, .unsubscribe, .offerPort, .welcome, .statusRequest, .multicastJoin, .multicastReception, .nack, .relay:
+        case .subscribe, .unsubscribe, .offerPort, .activity, .welcome, .statusRequest, .multicastJoin, .multicastReception, .nack, .relay:
             break
         }
     }

@@ -33,6 +33,15 @@ public struct NodeDirectory: Hashable, Sendable {
         }
     }
 
+    /// An empty directory (no names pinned).
+    public init() {}
+
+    /// Pins `key` to `name` and `id` (a node of the host's own process).
+    public mutating func pin(_ key: PublicKey, name: String, id: NodeID) { entries[key] = (name, id) }
+
+    /// Forgets `key`'s entry.
+    public mutating func unpin(_ key: PublicKey) { entries[key] = nil }
+
     /// The identity `key` is registered with, when the directory pins both name and id.
     public func registered(_ key: PublicKey) -> (id: NodeID, name: String)? {
         guard let entry = entries[key], let id = entry.id, !entry.name.isEmpty else { return nil }

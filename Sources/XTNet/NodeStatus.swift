@@ -21,6 +21,8 @@ public struct NodeStatus: Codable, Hashable, Sendable {
     /// Set for a node that tried to connect and was refused (its key is not authorized, or it
     /// claimed a name or id pinned to another key); nil for connected nodes.
     public var refused: Refusal?
+    /// What the node says it is doing (a call and its path), if anything.
+    public var activity: String?
 
     /// A refused node: what it tried and how to let it in.
     public struct Refusal: Codable, Hashable, Sendable {
@@ -68,6 +70,7 @@ public struct NodeStatus: Codable, Hashable, Sendable {
         bytesSent = stats?.bytesSent ?? 0
         bytesReceived = stats?.bytesReceived ?? 0
         cipher = stats?.packetCipher ?? ""
+        activity = member.activity.isEmpty ? nil : member.activity
     }
 
     /// A table for people.
@@ -84,6 +87,7 @@ public struct NodeStatus: Codable, Hashable, Sendable {
                                   node.retransmittedBytes / 1024, node.bytesSent / 1024, node.bytesReceived / 1024))
         }
         if !nodes.contains(where: { $0.refused == nil }) { lines.append("(no nodes connected)") }
+        for node in nodes where node.refused == nil { if let activity = node.activity { lines.append("\(node.name): \(activity)") } }
         let refused = nodes.compactMap(\.refused)
         if !refused.isEmpty {
             lines.append("refused:")

@@ -52,6 +52,8 @@ public struct Router: Sendable {
         public var channels: Set<UInt16> = []
         /// Ports this node serves, with their service names.
         public var ports: [UInt16: String] = [:]
+        /// What the node says it is doing (``NetMessage/activity(_:)``).
+        public var activity = ""
     }
 
     public private(set) var members: [NodeID: Member] = [:]
@@ -174,6 +176,9 @@ public struct Router: Sendable {
             return []
         case .offerPort(let port, let service):
             members[from]!.ports[port] = service
+            return []
+        case .activity(let text):
+            members[from]!.activity = text
             return []
         case .data(var envelope):
             envelope.route.from = from  // the host vouches for the sender: no spoofed sources

@@ -25,7 +25,19 @@ struct NetMessageTests {
         .multicastReception(channel: 7, stream: 3, receiving: true),
         .nack(channel: 7, stream: 3, ranges: [4..<6, 9..<10, 1 << 40..<(1 << 40) + 300]),
         .relay(datagram: Array(repeating: 0xD1, count: 40)),
+        .activity("in a call with phone (direct)"),
+        .activity(""),
     ]
+
+    @Test("Long text is cut at a character's edge, so it still reads")
+    func longText() throws {
+        let long = String(repeating: "é", count: 200)  // 400 bytes of UTF-8
+        guard case .activity(let text) = try NetMessage.decode(NetMessage.activity(long).encoded()) else {
+            Issue.record("not an activity")
+            return
+        }
+        #expect(text == String(repeating: "é", count: 127))
+    }
 
     @Test("Every kind round-trips", arguments: samples)
     func roundTrip(_ message: NetMessage) throws {
