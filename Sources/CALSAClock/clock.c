@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/timerfd.h>
 #include <time.h>
+#include <stdio.h>
 #include <unistd.h>
 
 struct xt_clock {
@@ -19,7 +20,20 @@ struct xt_clock {
     int timer;
     uint64_t started;
     snd_pcm_uframes_t produced;
+    /// With `stamp "PATH"`: each time the clock is (re)anchored, a line "FRAME NANOSECONDS" is
+    /// appended there: frame FRAME of the stream is at CLOCK_MONOTONIC NANOSECONDS. A bench
+    /// maps positions in the recorded file to times with it (mouth-to-ear).
+    FILE *stamps;
+    /// With `stall_after FRAMES`: the clock stops after that many frames, as a device whose
+    /// driver hangs (tests of what the reader does then). 0: never.
+    snd_pcm_uframes_t stall_after;
 };
+
+static void note_anchor(struct xt_clock *clock, snd_pcm_uframes_t frame) {
+    if (!clock->stamps) return;
+    fprintf(clock->stamps, "%lu %llu\n", (unsigned long)frame, (unsigned long long)clock->started);
+    fflush(clock->stamps);
+}
 
 static uint64_t monotonic_ns(void) {
     struct timespec now;
@@ -31,6 +45,7 @@ static int clock_start(snd_pcm_ioplug_t *io) {
     struct xt_clock *clock = io->private_data;
     clock->started = monotonic_ns();
     clock->produced = 0;
+    note_anchor(clock, 0);
     uint64_t period = (uint64_t)io->period_size * 1000000000ull / io->rate;
     struct itimerspec every = {
         .it_interval = { (time_t)(period / 1000000000ull), (long)(period % 1000000000ull) },
@@ -62,7 +77,10 @@ static snd_pcm_sframes_t clock_pointer(snd_pcm_ioplug_t *io) {
         if (frames > io->appl_ptr) {
             frames = io->appl_ptr;
             clock->started = now - (uint64_t)frames * 1000000000ull / io->rate;
+            note_anchor(clock, frames);
         }
+    } else if (clock->stall_after > 0 && frames > clock->stall_after) {
+        frames = clock->stall_after;
     } else if (frames > io->appl_ptr + io->buffer_size) {
         // Never more than a buffer ahead of the reader: ALSA sees a full buffer, not a wrap.
         frames = io->appl_ptr + io->buffer_size;
@@ -92,6 +110,7 @@ static int clock_poll_revents(snd_pcm_ioplug_t *io, struct pollfd *descriptors, 
 static int clock_close(snd_pcm_ioplug_t *io) {
     struct xt_clock *clock = io->private_data;
     close(clock->timer);
+    if (clock->stamps) fclose(clock->stamps);
     free(clock);
     return 0;
 }
@@ -107,11 +126,26 @@ static const snd_pcm_ioplug_callback_t callbacks = {
 
 SND_PCM_PLUGIN_DEFINE_FUNC(xtclock) {
     (void)root;
-    (void)conf;
+    const char *stamp_path = NULL;
+    long stall_after = 0;
+    snd_config_iterator_t i, next;
+    snd_config_for_each(i, next, conf) {
+        snd_config_t *entry = snd_config_iterator_entry(i);
+        const char *id;
+        if (snd_config_get_id(entry, &id) < 0) continue;
+        if (strcmp(id, "comment") == 0 || strcmp(id, "type") == 0 || strcmp(id, "hint") == 0) continue;
+        if (strcmp(id, "stamp") == 0 && snd_config_get_string(entry, &stamp_path) >= 0) continue;
+        if (strcmp(id, "stall_after") == 0 && snd_config_get_integer(entry, &stall_after) >= 0 && stall_after >= 0) continue;
+        SNDERR("xtclock: unknown or bad field %s (it takes stamp \"PATH\" and stall_after FRAMES)", id);
+        return -EINVAL;
+    }
     struct xt_clock *clock = calloc(1, sizeof *clock);
     if (!clock) return -ENOMEM;
+    if (stamp_path) clock->stamps = fopen(stamp_path, "a");
+    clock->stall_after = (snd_pcm_uframes_t)stall_after;
     clock->timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (clock->timer < 0) {
+        if (clock->stamps) fclose(clock->stamps);
         free(clock);
         return -errno;
     }
@@ -124,6 +158,7 @@ SND_PCM_PLUGIN_DEFINE_FUNC(xtclock) {
     int error = snd_pcm_ioplug_create(&clock->io, name, stream, mode);
     if (error < 0) {
         close(clock->timer);
+        if (clock->stamps) fclose(clock->stamps);
         free(clock);
         return error;
     }

@@ -20,16 +20,19 @@ public final class ALSACapture: AudioSource {
     public private(set) var overruns = 0
 
     /// Opens `device` ("default", "hw:1", "plughw:1,0", or a PCM from the ALSA configuration).
+    /// - Parameter latency: the device buffer (ALSA picks periods of about a quarter of it):
+    ///   100 ms rides out a busy agent; a call takes 40 ms, so 20 ms blocks come 10 ms apart at most.
     /// - Throws: ``MediaError``: `.deviceMissing` when there is no such device,
     ///   `.unsupportedFormat` when it cannot capture at this rate and channel count.
-    public init(device: String, sampleRate: Int = 48_000, channels: Int = 1) throws(MediaError) {
+    public init(device: String, sampleRate: Int = 48_000, channels: Int = 1, latency: Duration = .milliseconds(100)) throws(MediaError) {
         self.device = device
         self.sampleRate = sampleRate
         self.channels = channels
         blockFrames = sampleRate / 50
         buffer = [Int16](repeating: 0, count: blockFrames * channels)
-        // 100 ms of buffering, with ALSA converting rate and channels if the card needs it.
-        pcm = try ALSAPCM.open(device, stream: SND_PCM_STREAM_CAPTURE, sampleRate: sampleRate, channels: channels, latencyMicroseconds: 100_000,
+        // ALSA converts rate and channels if the card needs it.
+        pcm = try ALSAPCM.open(device, stream: SND_PCM_STREAM_CAPTURE, sampleRate: sampleRate, channels: channels,
+                               latencyMicroseconds: ALSAPCM.microseconds(latency),
                                role: "microphone", missingHint: "`xt agent --list-devices` lists capture devices",
                                formatHint: "try plughw: instead of hw:, or another audio-rate")
     }
@@ -38,9 +41,24 @@ public final class ALSACapture: AudioSource {
 
     public var summary: String { "ALSA \(device) (\(sampleRate) Hz, \(channels) channel\(channels == 1 ? "" : "s"))" }
 
+    /// How long a read waits for the device before it counts as lost (a microphone unplugged,
+    /// a stalled driver): the caller hears of it instead of blocking for ever.
+    public static let stallTimeout: Int32 = 1000
+
     public func next() throws(MediaError) -> AudioFrame {
         var filled = 0
+        if snd_pcm_state(pcm) == SND_PCM_STATE_PREPARED { _ = snd_pcm_start(pcm) }
         while filled < blockFrames {
+            let ready = snd_pcm_wait(pcm, Self.stallTimeout)
+            if ready == 0 {
+                throw .deviceLost("microphone '\(device)' gave nothing for \(Self.stallTimeout) ms: is it still plugged in?")
+            }
+            let available = snd_pcm_avail_update(pcm)
+            if ready > 0, available == 0 {
+                // Ready with nothing to read: the device's clock stopped (a hung driver; xtclock's
+                // stall_after in the tests).
+                throw .deviceLost("microphone '\(device)' has no more to give (its input ended)")
+            }
             let count = buffer.withUnsafeMutableBufferPointer { samples in
                 snd_pcm_readi(pcm, samples.baseAddress! + filled * channels, snd_pcm_uframes_t(blockFrames - filled))
             }
@@ -82,24 +100,5 @@ public final class ALSACapture: AudioSource {
     }
 
     /// The capture devices ALSA knows (names to use as audio = alsa:NAME).
-    public static func listDevices() -> [String] {
-        var hints: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
-        guard snd_device_name_hint(-1, "pcm", &hints) >= 0, let hints else { return [] }
-        defer { snd_device_name_free_hint(hints) }
-        var names: [String] = []
-        var cursor = hints
-        while let hint = cursor.pointee {
-            defer { cursor += 1 }
-            func value(_ key: String) -> String? {
-                guard let raw = snd_device_name_get_hint(hint, key) else { return nil }
-                defer { free(raw) }
-                return String(cString: raw)
-            }
-            let direction = value("IOID")
-            guard direction == nil || direction == "Input", let name = value("NAME") else { continue }
-            let description = value("DESC")?.replacingOccurrences(of: "\n", with: " — ")
-            names.append(description.map { "\(name): \($0)" } ?? name)
-        }
-        return names
-    }
+    public static func listDevices() -> [String] { ALSAPCM.devices(direction: "Input") }
 }

@@ -4,6 +4,33 @@
 internal import CALSA
 
 enum ALSAPCM {
+    /// A device buffer's length for `snd_pcm_set_params`, in microseconds (at least 5 ms).
+    static func microseconds(_ latency: Duration) -> UInt32 {
+        max(UInt32(clamping: latency.components.seconds * 1_000_000 + latency.components.attoseconds / 1_000_000_000_000), 5_000)
+    }
+
+    /// The PCMs ALSA's hints list for `direction` ("Input" or "Output"), with their descriptions.
+    static func devices(direction wanted: String) -> [String] {
+        var hints: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+        guard snd_device_name_hint(-1, "pcm", &hints) >= 0, let hints else { return [] }
+        defer { snd_device_name_free_hint(hints) }
+        var names: [String] = []
+        var cursor = hints
+        while let hint = cursor.pointee {
+            defer { cursor += 1 }
+            func value(_ key: String) -> String? {
+                guard let raw = snd_device_name_get_hint(hint, key) else { return nil }
+                defer { free(raw) }
+                return String(cString: raw)
+            }
+            let direction = value("IOID")
+            guard direction == nil || direction == wanted, let name = value("NAME") else { continue }
+            let description = value("DESC")?.replacingOccurrences(of: "\n", with: " — ")
+            names.append(description.map { "\(name): \($0)" } ?? name)
+        }
+        return names
+    }
+
     /// Opens and configures `device` for `stream`.
     /// - Parameters:
     ///   - role: "microphone" or "speaker", for the messages.

@@ -22,9 +22,8 @@ public final class ALSAPlayback {
         self.device = device
         self.sampleRate = sampleRate
         self.channels = channels
-        let microseconds = UInt32(clamping: latency.components.seconds * 1_000_000 + latency.components.attoseconds / 1_000_000_000_000)
         pcm = try ALSAPCM.open(device, stream: SND_PCM_STREAM_PLAYBACK, sampleRate: sampleRate, channels: channels,
-                               latencyMicroseconds: max(microseconds, 5_000), role: "speaker", missingHint: "`xt call --list-devices` lists playback devices",
+                               latencyMicroseconds: ALSAPCM.microseconds(latency), role: "speaker", missingHint: "`xt call --list-devices` lists playback devices",
                                formatHint: "try plughw: instead of hw:")
     }
 
@@ -57,10 +56,41 @@ public final class ALSAPlayback {
         }
     }
 
+    /// Waits until the device has room for `frames` more frames (or `timeout` passes), so that
+    /// the audio written next can be decided as late as possible: a caller that decides first
+    /// and then blocks in ``write(_:)`` adds the wait to every sample's delay.
+    /// - Throws: ``MediaError/deviceLost(_:file:line:)`` when the device fails for good.
+    public func waitForRoom(_ frames: Int, timeout: Duration = .milliseconds(100)) throws(MediaError) {
+        let milliseconds = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        while true {
+            var code = Int32(0)
+            let available = snd_pcm_avail_update(pcm)
+            if available >= frames { return }
+            if available >= 0 {
+                let ready = snd_pcm_wait(pcm, milliseconds)
+                if ready == 0 { return }  // no room yet: the write waits instead
+                if ready > 0 { continue }
+                code = ready
+            } else {
+                code = Int32(available)
+            }
+            guard ALSAPCM.isRecoverable(code) else {
+                throw .deviceLost("speaker '\(device)' failed: \(String(cString: snd_strerror(code)))")
+            }
+            underruns += 1
+            guard snd_pcm_recover(pcm, code, 1) >= 0 else {
+                throw .deviceLost("speaker '\(device)' failed: \(String(cString: snd_strerror(code)))")
+            }
+        }
+    }
+
     /// How long until the last sample written is heard (what the device still holds).
     public var delay: Duration {
         var frames: snd_pcm_sframes_t = 0
         guard snd_pcm_delay(pcm, &frames) >= 0, frames > 0 else { return .zero }
         return .nanoseconds(Int64(frames) * 1_000_000_000 / Int64(sampleRate))
     }
+
+    /// The playback devices ALSA knows.
+    public static func listDevices() -> [String] { ALSAPCM.devices(direction: "Output") }
 }

@@ -5,15 +5,37 @@ import Foundation
 
 /// A tone generator standing in for a microphone.
 public final class SyntheticAudioSource: AudioSource {
+    /// What it plays.
+    public enum Signal: Sendable, Equatable {
+        /// The hum and the beep each second (A/V sync checks).
+        case tone
+        /// A talker that never pauses: ten harmonics of a pitch gliding between 100 and 200 Hz,
+        /// loud and soft three times a second like syllables. An encoder never hears silence in
+        /// it (load tests of calls).
+        case voice
+    }
+
     public let sampleRate: Int
     public let channels: Int
     public let pacing: Pacing
+    public let signal: Signal
+    /// ``Signal/voice``: its 2 s cycle (the glide's period, six syllables), computed once.
+    private lazy var voiceCycle: [Int16] = {
+        var phase = 0.0
+        return (0..<(2 * sampleRate)).map { sample in
+            let time = Double(sample) / Double(sampleRate)
+            phase += 2 * .pi * (150 + 50 * sin(2 * .pi * 0.5 * time)) / Double(sampleRate)
+            let harmonics = (1...10).reduce(0.0) { $0 + sin(Double($1) * phase) / Double($1) }
+            return Int16(0.15 * (0.6 + 0.4 * sin(2 * .pi * 3 * time)) * harmonics * 32767)
+        }
+    }()
     /// Samples per block (20 ms).
     public let blockSize: Int
     private var sampleIndex: Int64 = 0
     private var clock: SourceClock
 
-    public init(sampleRate: Int = 48_000, channels: Int = 1, pacing: Pacing = .realTime) {
+    public init(sampleRate: Int = 48_000, channels: Int = 1, pacing: Pacing = .realTime, signal: Signal = .tone) {
+        self.signal = signal
         self.sampleRate = sampleRate
         self.channels = channels
         self.pacing = pacing
@@ -21,7 +43,7 @@ public final class SyntheticAudioSource: AudioSource {
         clock = SourceClock(pacing)
     }
 
-    public var summary: String { "synthetic tone (\(sampleRate) Hz, \(channels) channel\(channels == 1 ? "" : "s"))" }
+    public var summary: String { "synthetic \(signal == .tone ? "tone" : "voice") (\(sampleRate) Hz, \(channels) channel\(channels == 1 ? "" : "s"))" }
 
     public func next() throws(MediaError) -> AudioFrame {
         let nanosecondsPerSample = 1e9 / Double(sampleRate)
@@ -33,9 +55,16 @@ public final class SyntheticAudioSource: AudioSource {
             let sample = sampleIndex + Int64(index)
             let positionInSecond = sample % Int64(sampleRate)
             let time = Double(sample) / Double(sampleRate)
-            var value = 0.02 * sin(2 * .pi * 220 * time)
-            if positionInSecond < Int64(sampleRate) / 10 { value += 0.5 * sin(2 * .pi * 1000 * time) }
-            let quantized = Int16(value * 32767)
+            let quantized: Int16
+            switch signal {
+            case .tone:
+                var value = 0.02 * sin(2 * .pi * 220 * time)
+                if positionInSecond < Int64(sampleRate) / 10 { value += 0.5 * sin(2 * .pi * 1000 * time) }
+                quantized = Int16(value * 32767)
+            case .voice:
+                // The glide's phase after 2 s is a whole number of cycles: the loop is seamless.
+                quantized = voiceCycle[Int(sample % Int64(2 * sampleRate))]
+            }
             for channel in 0..<channels { samples[index * channels + channel] = quantized }
         }
         sampleIndex += Int64(blockSize)

@@ -169,6 +169,19 @@ public final class H264Encoder {
         return try drain()
     }
 
+    /// The target bitrate now, bits per second (``setBitrate(_:)`` changes it).
+    public var bitrate: Int { Int(context?.pointee.bit_rate ?? 0) }
+
+    /// Changes the target bitrate (and the one-second VBV with it) from the next picture on:
+    /// libx264 reconfigures itself in place when it sees the rate change (libavcodec's
+    /// `reconfig_encoder`); a hardware encoder keeps the rate it was opened with.
+    public func setBitrate(_ bitsPerSecond: Int) {
+        guard let context, bitsPerSecond > 0 else { return }
+        context.pointee.bit_rate = Int64(bitsPerSecond)
+        context.pointee.rc_max_rate = Int64(bitsPerSecond)
+        context.pointee.rc_buffer_size = Int32(clamping: bitsPerSecond)
+    }
+
     /// Flushes the frames still inside the encoder (at the end of a stream).
     public func flush() throws(MediaError) -> [EncodedFrame] {
         let status = avcodec_send_frame(context, nil)

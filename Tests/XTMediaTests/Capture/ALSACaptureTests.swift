@@ -48,6 +48,24 @@ import Testing
         #expect(unusable?.reason.contains("plughw") == true)
     }
 
+    @Test func aMicrophoneThatStallsIsAClearErrorNotAHang() throws {
+        let directory = TestSupport.temporaryDirectory("xt-alsa")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // The xtclock PCM stops after 0.5 s, as a driver that hangs.
+        let path = (directory as NSString).appendingPathComponent("asound-stall.conf")
+        try """
+            pcm_type.xtclock { lib "\((TestSupport.buildDirectory as NSString).appendingPathComponent("libxtalsaclock.so"))" }
+            pcm.xtstall { type xtclock; stall_after 24000 }
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        setenv("ALSA_CONFIG_PATH", "/usr/share/alsa/alsa.conf:" + path, 1)
+        let microphone = try ALSACapture(device: "xtstall", sampleRate: 48_000, channels: 1)
+        let started = CaptureTime.monotonicNow
+        let error = #expect(throws: MediaError.self) { for _ in 0..<500 { _ = try microphone.next() } }
+        #expect(error?.code == .deviceLost, "\(String(describing: error))")
+        let elapsed = Double(CaptureTime.monotonicNow - started) / 1e9
+        #expect(elapsed < 5, "the error came after \(elapsed) s")
+    }
+
     @Test func speakerPlaysAtRealTimeAndWhatItPlaysIsWhatWasWritten() throws {
         let directory = TestSupport.temporaryDirectory("xt-alsa")
         defer { try? FileManager.default.removeItem(atPath: directory) }
