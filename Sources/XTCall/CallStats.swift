@@ -20,6 +20,31 @@ public struct CallStats: Sendable, Equatable, Codable {
     public var concealedPercent: Double
     public var recoveredPercent: Double
     public var latePercent: Double
+    /// Frames that arrived from the party.
+    public var framesReceived: Int
+    /// Concealment played while waiting for a late frame, and frames time-stretched, in percent.
+    public var waitedPercent: Double
+    public var stretchedPercent: Double
+    /// The party's video as this node received it (nil: it sent none).
+    public var video: VideoFigures?
+
+    /// What came of a party's video: pictures received and usable, pictures lost, the times
+    /// the picture froze waiting for a keyframe, and the keyframes asked for.
+    public struct VideoFigures: Sendable, Equatable, Codable {
+        public var picturesReceived: Int
+        public var picturesUsed: Int
+        public var picturesLost: Int
+        public var freezes: Int
+        public var keyframeRequests: Int
+
+        public init(_ gate: VideoReceiveGate.Stats) {
+            picturesReceived = gate.received
+            picturesUsed = gate.used
+            picturesLost = gate.lost
+            freezes = gate.freezes
+            keyframeRequests = gate.keyframeRequests
+        }
+    }
 
     /// Fixed costs on the sending side, in milliseconds: one 20 ms frame gathered before it is
     /// encoded, Opus's 6.5 ms look-ahead (RFC 6716: 2.5 ms + the 4 ms of the SILK resampler
@@ -36,7 +61,8 @@ public struct CallStats: Sendable, Equatable, Codable {
         let mouthToEar = senderMilliseconds + milliseconds(roundTrip) / 2 + milliseconds(buffer.level) + milliseconds(playbackDelay)
         return CallStats(party: party, path: path, mouthToEarMilliseconds: mouthToEar,
                          jitterTargetMilliseconds: milliseconds(buffer.target), concealedPercent: buffer.concealedPercent,
-                         recoveredPercent: buffer.recoveredPercent, latePercent: buffer.latePercent)
+                         recoveredPercent: buffer.recoveredPercent, latePercent: buffer.latePercent, framesReceived: buffer.received,
+                         waitedPercent: buffer.waitedPercent, stretchedPercent: buffer.stretchedPercent)
     }
 
     /// One line for a terminal: "door (relayed): mouth-to-ear ~92 ms, buffer 40 ms, concealed 1.2%, FEC 3.0%, late 0.4%".
@@ -51,5 +77,6 @@ public struct CallStats: Sendable, Equatable, Codable {
         }
         return "\(party) (\(path.rawValue)): mouth-to-ear ~\(format(mouthToEarMilliseconds, 0)) ms, buffer \(format(jitterTargetMilliseconds, 0)) ms, "
             + "concealed \(format(concealedPercent))%, FEC \(format(recoveredPercent))%, late \(format(latePercent))%"
+            + (video.map { "; video \($0.picturesUsed) pictures, \($0.picturesLost) lost, \($0.freezes) freezes, \($0.keyframeRequests) keyframes asked for" } ?? "")
     }
 }

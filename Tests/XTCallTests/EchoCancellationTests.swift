@@ -80,6 +80,28 @@ struct EchoCancellationTests {
         #expect(change > -6, "the near talker's level changed by \(change) dB")
     }
 
+    @Test("Noise is suppressed only when there is noise: a quiet microphone is left alone, a noisy one is cleaned")
+    func noiseSuppressionFollowsTheNoiseFloor() throws {
+        let speech = try Speech.samples("Someone is at the front door. Please answer it, I am in the garden.")
+        let silence = [Int16](repeating: 0, count: 320)
+        // Clean speech with digital silence between words: the floor stays low, no denoising.
+        let quiet = try VoiceProcessor()
+        for f in 0..<(speech.count / 320) { _ = quiet.process(microphone: Array(speech[f * 320..<(f + 1) * 320]), speaker: silence) }
+        #expect(!quiet.denoising, "denoising a quiet microphone (floor \(quiet.noiseFloorDBFS) dBFS)")
+        // The same speech over steady noise at about −40 dBFS (a fan, traffic).
+        var generator = SystemRandomNumberGenerator()
+        let noise = (0..<(speech.count + 32_000)).map { _ in Int16(Double.random(in: -570...570, using: &generator)) }
+        let noisy = zip(speech + [Int16](repeating: 0, count: 32_000), noise).map { Int16(clamping: Int($0) + Int($1)) }
+        let processor = try VoiceProcessor()
+        var out: [Int16] = []
+        for f in 0..<(noisy.count / 320) { out += processor.process(microphone: Array(noisy[f * 320..<(f + 1) * 320]), speaker: silence) }
+        #expect(processor.denoising, "not denoising a noisy microphone (floor \(processor.noiseFloorDBFS) dBFS)")
+        // The last second is noise alone: suppressed by at least 6 dB.
+        let tail = out.count - 16_000
+        let reduction = 10 * log10(Speech.energy(noisy[tail..<out.count]) / max(Speech.energy(out[tail...]), 1))
+        #expect(reduction >= 6, "noise reduced by \(reduction) dB")
+    }
+
     @Test("Settings out of range are typed errors")
     func badSettings() {
         var settings = VoiceProcessor.Settings()

@@ -35,34 +35,50 @@ public final class CallAudioReceiver {
         receive(sequence: packet.sequence, payload: packet.payload, arrival: arrival, silence: packet.flags.contains(.silence))
     }
 
+    /// Whether `pending` holds only filler (silence, or comfort noise between utterances).
+    private var pendingIsFiller = true
+
     /// Exactly `count` samples of audio to play now (silence where there is none yet).
+    ///
+    /// Speech that arrives while filler plays starts at this read: the rest of the filler frame
+    /// is dropped (silence is elastic), so an utterance waits at most one read for its turn,
+    /// not a whole frame.
     public func read(count: Int, now: Timestamp) -> [Int16] {
-        while pending.count < count { pending += nextFrame(now: now) }
+        if pendingIsFiller, buffer.speechWaiting { pending.removeAll() }
+        while pending.count < count {
+            let (samples, filler) = nextFrame(now: now)
+            if pendingIsFiller, !filler { pending.removeAll() }
+            pendingIsFiller = filler && (pendingIsFiller || pending.isEmpty)
+            pending += samples
+        }
         let out = Array(pending[0..<count])
         pending.removeFirst(count)
+        if pending.isEmpty { pendingIsFiller = true }
         return out
     }
 
-    /// The next decoded frame, stretched as the buffer decided.
-    private func nextFrame(now: Timestamp) -> [Int16] {
+    /// The next decoded frame, stretched as the buffer decided, and whether it is filler.
+    private func nextFrame(now: Timestamp) -> (samples: [Int16], filler: Bool) {
         let frame = sampleRate / 50
+        let idle = buffer.isIdle
         switch buffer.pull(now: now) {
         case .silence:
-            return [Int16](repeating: 0, count: frame)
+            return ([Int16](repeating: 0, count: frame), true)
         case .play(_, let payload, let how):
             guard let pcm = try? decoder.decode(payload) else {
                 undecodable += 1
-                return conceal(frame)
+                return (conceal(frame), false)
             }
             switch how {
-            case .normal: return pcm
-            case .accelerate: return stretch.accelerate(pcm)
-            case .expand: return stretch.expand(pcm)
+            case .normal: return (pcm, false)
+            case .accelerate: return (stretch.accelerate(pcm), false)
+            case .expand: return (stretch.expand(pcm), false)
             }
         case .recover(_, let next):
-            return (try? decoder.decodeFEC(from: next)) ?? conceal(frame)
+            return ((try? decoder.decodeFEC(from: next)) ?? conceal(frame), false)
         case .conceal, .wait:
-            return conceal(frame)
+            // Comfort noise in the sender's silence is filler; concealment of lost speech is not.
+            return (conceal(frame), idle && buffer.isIdle)
         }
     }
 

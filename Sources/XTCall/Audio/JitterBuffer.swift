@@ -69,6 +69,10 @@ public struct JitterBufferStats: Equatable, Sendable {
     public var concealedPercent: Double { percent(concealed) }
     public var recoveredPercent: Double { percent(recovered) }
     public var latePercent: Double { percent(late) }
+    /// Concealment played while waiting for a late frame, against the frames due, in percent.
+    public var waitedPercent: Double { percent(waited) }
+    /// Frames played shortened or lengthened, in percent.
+    public var stretchedPercent: Double { percent(accelerated + expanded) }
 
     private func percent(_ count: Int) -> Double {
         let due = played + recovered + concealed
@@ -127,6 +131,18 @@ public struct JitterBuffer: Sendable {
     private var lastLoss: UInt32?
     /// Frames' worth of concealment played while nothing was buffered (waiting for the next).
     private var waiting = 0
+    /// Since when speech that resumed after the sender's silence has been held back.
+    private var onsetHeldSince: Timestamp?
+    /// The newest frame received and when it came: the time since then is the part of the
+    /// buffer level finer than a frame (see `preciseLevel`).
+    private var newest: (sequence: UInt32, arrival: Timestamp)?
+    private var lastPlayed: UInt32?
+    /// Frames played since speech resumed after the sender's silence: the first words are
+    /// not stretched (the silence before them already set the level; see `pull`).
+    private var sinceOnset = Int.max
+    /// The sender pauses in silence (DTX): a slip can wait for the next pause, which takes it
+    /// back for free, so accelerating needs twice the slack.
+    private var sawSilence = false
 
     public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
@@ -136,6 +152,19 @@ public struct JitterBuffer: Sendable {
 
     private var frame: Int64 { configuration.frame.nanoseconds }
 
+    /// Whether the buffer plays no speech now: before its start, or in the sender's silence.
+    public var isIdle: Bool { !started || inSilence }
+
+    /// Whether speech is buffered while the buffer is idle: the filler played meanwhile may be
+    /// cut short, so the speech starts at the next read rather than after a frame of filler.
+    /// (A fixed buffer, PLC-only mode, keeps its frame rhythm.)
+    public var speechWaiting: Bool {
+        guard isIdle, configuration.stretching else { return false }
+        return packets.keys.contains { !silent.contains($0) }
+    }
+    /// Frames after speech resumes that are not stretched (300 ms).
+    static let onsetFrames = 15
+
     /// Takes frame `sequence` arriving at `arrival`.
     /// - Parameter silence: the sender's encoder was in DTX (silence): until its next normal
     ///   frame it sends only now and then, and the frames between are not losses.
@@ -143,14 +172,31 @@ public struct JitterBuffer: Sendable {
         stats.received += 1
         if let next {
             let ahead = Int64(Int32(bitPattern: sequence &- next))
-            guard ahead >= 0 else { stats.late += 1; return }
+            if ahead < 0, inSilence, !silence, -ahead <= Int64(configuration.capacity), configuration.stretching,
+               lastPlayed.map({ Int32(bitPattern: sequence &- $0) > 0 }) ?? true {
+                // Speech after the sender's silence, behind its slot (the path got slower while
+                // nothing was sent): only comfort noise stood in its place, so the playout moves
+                // back to it rather than dropping the first words.
+                self.next = sequence
+            } else if ahead < 0 {
+                stats.late += 1
+                return
+            }
             guard ahead < Int64(configuration.capacity) * 4 else { stats.refused += 1; return }
         }
         guard packets[sequence] == nil else { stats.duplicates += 1; return }
         packets[sequence] = payload
-        if silence { silent.insert(sequence) }
+        if silence {
+            silent.insert(sequence)
+            sawSilence = true
+        }
         if firstArrival == nil { firstArrival = arrival }
-        learn(sequence: sequence, arrival: arrival)
+        // A frame that comes after a later one was retransmitted (or reordered): its delay is
+        // the repair's, which FEC and the deadline cover, not the path's jitter that the target
+        // follows.
+        let reordered = newest.map { Int32(bitPattern: sequence &- $0.sequence) < 0 } ?? false
+        if !reordered { newest = (sequence, arrival) }
+        if !reordered { learn(sequence: sequence, arrival: arrival) }
         updateLevel()
     }
 
@@ -165,10 +211,30 @@ public struct JitterBuffer: Sendable {
         guard let sequence = next else { return .silence }
         let level = bufferedSpan(from: sequence)
         if !packets.isEmpty { waiting = 0 }
+        // Speech resuming after the sender's silence, with less than the target buffered: it
+        // waits in the silence (inaudible) until the buffer is at its target, rather than
+        // stretching its first words (as NetEQ delays the end of comfort noise). The level is
+        // measured finer than a frame here, so the words start as soon as the target allows;
+        // the hold lasts a target's time at most.
+        if inSilence, configuration.stretching, packets[sequence] != nil, !silent.contains(sequence),
+           preciseLevel(from: sequence, now: now) < target, now.nanoseconds(since: onsetHeldSince ?? now) < target {
+            if onsetHeldSince == nil { onsetHeldSince = now }
+            stats.silent += 1
+            return .wait
+        }
         if let payload = packets.removeValue(forKey: sequence) {
+            onsetHeldSince = nil
+            lastPlayed = sequence
             next = sequence &+ 1
             stats.played += 1
+            let wasSilent = inSilence
             inSilence = silent.remove(sequence) != nil
+            if wasSilent && !inSilence {
+                sinceOnset = 0
+                smoothedLevel = level
+            } else if sinceOnset < Int.max {
+                sinceOnset += 1
+            }
             silentRun = 0
             // The audio held, this frame included, against the target.
             // The level moves in whole frames as packets come and go; its average over ~8 frames
@@ -177,7 +243,10 @@ public struct JitterBuffer: Sendable {
             var stretch = PlayoutDecision.Stretch.normal
             if !configuration.stretching {
                 // A fixed buffer plays as it comes.
-            } else if min(level, smoothedLevel) > target + configuration.slack.nanoseconds || packets.count >= configuration.capacity {
+            } else if sinceOnset < Self.onsetFrames && level <= target + 3 * frame {
+                // The first words after a silence play as they are: stretching them (a pitch
+                // period cut or repeated while the level settles) is what a listener hears most.
+            } else if min(level, smoothedLevel) > target + (sawSilence ? 2 : 1) * configuration.slack.nanoseconds || packets.count >= configuration.capacity {
                 stretch = .accelerate
                 stats.accelerated += 1
             } else if max(level, smoothedLevel) < target - configuration.slack.nanoseconds / 2 {
@@ -193,7 +262,15 @@ public struct JitterBuffer: Sendable {
                 pause()  // the sender stopped altogether
                 return .silence
             }
-            next = sequence &+ 1
+            // Speech already buffered further ahead than the target: comfort noise is skipped up
+            // to it (silence is elastic both ways), so the words do not start late.
+            var advance: UInt32 = 1
+            if configuration.stretching, level > target + frame, let lowest = lowestSequence {
+                let excess = UInt32(clamping: (level - target) / frame)
+                let room = UInt32(clamping: Int64(Int32(bitPattern: lowest &- sequence)))
+                advance = max(1, min(excess + 1, room))
+            }
+            next = sequence &+ advance
             stats.silent += 1
             return .conceal(sequence: sequence)
         }
@@ -207,6 +284,13 @@ public struct JitterBuffer: Sendable {
             guard waiting < configuration.capacity else {
                 pause()
                 return .silence
+            }
+            if !configuration.stretching {
+                // A fixed buffer cannot catch up after waiting: it conceals and moves on, and
+                // the frame, if it comes, is late (as Mumble's buffer does).
+                next = sequence &+ 1
+                stats.concealed += 1
+                return .conceal(sequence: sequence)
             }
             stats.waited += 1
             return .wait
@@ -245,6 +329,8 @@ public struct JitterBuffer: Sendable {
         waiting = 0
         started = false
         firstArrival = nil
+        newest = nil
+        onsetHeldSince = nil
         next = nil
         inSilence = false
         silentRun = 0
@@ -277,6 +363,13 @@ public struct JitterBuffer: Sendable {
     private func bufferedSpan(from sequence: UInt32) -> Int64 {
         let newest = packets.keys.map { Int64(Int32(bitPattern: $0 &- sequence)) }.max() ?? -1
         return (newest + 1) * frame
+    }
+
+    /// The audio held from `sequence` (as ``bufferedSpan(from:)``) plus the time the newest
+    /// frame has waited, up to a frame: the next frame is due that much later. In nanoseconds.
+    private func preciseLevel(from sequence: UInt32, now: Timestamp) -> Int64 {
+        guard let newest, Int32(bitPattern: newest.sequence &- sequence) >= 0 else { return 0 }
+        return bufferedSpan(from: sequence) + min(frame, max(0, now.nanoseconds(since: newest.arrival)))
     }
 
     private mutating func updateLevel() {

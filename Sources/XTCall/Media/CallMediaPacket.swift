@@ -2,9 +2,10 @@
 // the host on the node network's live lanes).
 public import XTransport
 
-/// One packet of a call's audio (one 20 ms Opus frame) or video (one H.264 access unit).
+/// One packet of a call's audio (one 20 ms Opus frame) or video (one H.264 access unit), or a
+/// request for a keyframe (its payload: the name of the party whose video lost a picture).
 public struct CallMediaPacket: Equatable, Sendable {
-    public enum Kind: UInt8, Sendable { case audio = 1, video = 2 }
+    public enum Kind: UInt8, Sendable { case audio = 1, video = 2, keyframeRequest = 3 }
 
     /// Flag bits.
     public struct Flags: OptionSet, Hashable, Sendable {
@@ -39,6 +40,16 @@ public struct CallMediaPacket: Equatable, Sendable {
     }
 
     /// "XM", version u8 (1), kind u8, flags u8, call id u64, sequence u32, capture time u64, payload.
+    /// A request to `party` for a keyframe of its video in `call`.
+    public static func keyframeRequest(call: CallID, to party: String) -> CallMediaPacket {
+        CallMediaPacket(kind: .keyframeRequest, call: call, sequence: 0, captureMicroseconds: 0, payload: Array(party.utf8))
+    }
+
+    /// The party a keyframe request is for (nil for other kinds).
+    public var keyframeRequestTarget: String? {
+        kind == .keyframeRequest ? String(decoding: payload, as: UTF8.self) : nil
+    }
+
     public var encoded: [UInt8] {
         var writer = ByteWriter(capacity: 25 + payload.count)
         writer.writeBytes([0x58, 0x4D, 1, kind.rawValue, flags.rawValue])
@@ -65,6 +76,11 @@ public struct CallMediaPacket: Equatable, Sendable {
         let flags = Flags(rawValue: header.flags)
         guard flags.rawValue & ~0b11 == 0 else { throw .malformed("media flags \(header.flags)") }
         guard header.call != 0 else { throw .malformed("call id 0") }
+        if kind == .keyframeRequest {
+            guard let name = String(validating: bytes[25...], as: UTF8.self), CallMessage.isValidName(name) else {
+                throw .malformed("a keyframe request for no valid party name")
+            }
+        }
         self.init(kind: kind, flags: flags, call: CallID(header.call), sequence: header.sequence, captureMicroseconds: header.capture,
                   payload: Array(bytes[25...]))
     }

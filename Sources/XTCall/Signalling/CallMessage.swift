@@ -52,21 +52,29 @@ public enum CallMessage: Equatable, Sendable {
     case decline(call: CallID, from: String, reason: DeclineReason)
     /// The sender leaves the call (or, before it was answered, withdraws the invitation).
     case hangup(call: CallID, from: String)
+    /// An offer of a direct path (LRP2P): the sender's key and the IPv4 addresses its socket
+    /// listens on (at most ``maximumAddresses``). The host vouches for the sender; the key is
+    /// the one the receiver admits and expects when either opens the session.
+    case direct(call: CallID, from: String, key: PublicKey, addresses: [NetworkAddress])
 
     public var call: CallID {
         switch self {
-        case .invite(let call, _, _, _), .ringing(let call, _), .accept(let call, _, _), .decline(let call, _, _), .hangup(let call, _): call
+        case .invite(let call, _, _, _), .ringing(let call, _), .accept(let call, _, _), .decline(let call, _, _), .hangup(let call, _),
+             .direct(let call, _, _, _): call
         }
     }
 
     public var from: String {
         switch self {
-        case .invite(_, let from, _, _), .ringing(_, let from), .accept(_, let from, _), .decline(_, let from, _), .hangup(_, let from): from
+        case .invite(_, let from, _, _), .ringing(_, let from), .accept(_, let from, _), .decline(_, let from, _), .hangup(_, let from),
+             .direct(_, let from, _, _): from
         }
     }
 
     /// Largest group call, the caller included.
     public static let maximumParties = 8
+    /// Most addresses in a direct-path offer.
+    public static let maximumAddresses = 8
     /// Longest name in bytes of UTF-8.
     public static let maximumNameLength = 64
     private static let magic: [UInt8] = [0x58, 0x43]  // "XC"
@@ -100,6 +108,17 @@ public enum CallMessage: Equatable, Sendable {
             writer.writeUInt8(reason.rawValue)
         case .hangup(let call, let from):
             Self.header(&writer, 5, call, from)
+        case .direct(let call, let from, let key, let addresses):
+            Self.header(&writer, 6, call, from)
+            writer.writeBytes(key.bytes)
+            let v4 = addresses.compactMap { address -> (UInt32, UInt16)? in
+                if case .v4(let host) = address.host { (host, address.port) } else { nil }
+            }.prefix(Self.maximumAddresses)
+            writer.writeUInt8(UInt8(v4.count))
+            for (host, port) in v4 {
+                writer.writeUInt32(host)
+                writer.writeUInt16(port)
+            }
         }
         return writer.bytes
     }
@@ -163,6 +182,18 @@ public enum CallMessage: Equatable, Sendable {
                 return .decline(call: call, from: from, reason: reason)
             case 5:
                 return .hangup(call: call, from: from)
+            case 6:
+                let key = try PublicKey(bytes: try reader.readBytes(32, "key"))
+                let count = Int(try reader.readUInt8("address count"))
+                guard count <= maximumAddresses else { throw CallMessageError.malformed("\(count) addresses: at most \(maximumAddresses)") }
+                var addresses: [NetworkAddress] = []
+                for _ in 0..<count {
+                    let host = try reader.readUInt32("address")
+                    let port = try reader.readUInt16("port")
+                    guard host != 0, host != UInt32.max, port != 0 else { throw CallMessageError.malformed("address \(NetworkAddress(host: .v4(host), port: port))") }
+                    addresses.append(NetworkAddress(host: .v4(host), port: port))
+                }
+                return .direct(call: call, from: from, key: key, addresses: addresses)
             default:
                 throw CallMessageError.malformed("unknown message type \(type)")
             }

@@ -82,6 +82,8 @@ public struct CallSignalling: Sendable {
         case stopAlert
         /// The parties in the call besides this node changed: exchange media with these.
         case media(parties: [String])
+        /// A party in the call offered a direct path: try it (see ``CallMessage/direct(call:from:key:addresses:)``).
+        case direct(party: String, key: PublicKey, addresses: [NetworkAddress])
         case ended(CallEnd)
     }
 
@@ -144,6 +146,9 @@ public struct CallSignalling: Sendable {
         self.order = order
         self.parties = parties
     }
+
+    /// Everyone in the call besides this node, in invitation order (joined, invited or gone).
+    public var others: [String] { order }
 
     /// The other parties in the call now, in invitation order.
     public var joined: [String] {
@@ -230,6 +235,9 @@ public struct CallSignalling: Sendable {
             parties[sender] = .gone
             lastDecline = (sender, reason)
             return settle(now: now)
+        case .direct(_, _, let key, let addresses):
+            guard case .joined = party else { ignored += 1; return [] }
+            return [.direct(party: sender, key: key, addresses: addresses)]
         case .hangup:
             let wasJoined = if case .joined = party { true } else { false }
             parties[sender] = .gone
