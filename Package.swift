@@ -124,7 +124,7 @@ let package = Package(
         .executableTarget(
             name: "xt",
             dependencies: [
-                "XTransport", "XTransportNIO", "XTNet", "XTMedia", "XTAgent", "XTRecorder", "XTSimulator", "CXTSystem",
+                "XTransport", "XTransportNIO", "XTNet", "XTMedia", "XTAgent", "XTCall", "XTRecorder", "XTSimulator", "CXTSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HeapModule", package: "swift-collections"),

@@ -6,7 +6,8 @@
 # stream by multicast and by host unicast (scripts/bench-fanout.sh); and the recorder: streams
 # recorded at once beside ffmpeg's segmenter, motion detector cost, onset → alarm
 # (scripts/bench-recorder.sh); and the web UI's live view, glass to glass in headless Chromium
-# (scripts/bench-web.sh). Writes BENCHMARKS.md.
+# (scripts/bench-web.sh); and calls: mouth-to-ear, PESQ-WB and 50 relayed calls
+# (scripts/bench-call.sh). Writes BENCHMARKS.md.
 set -uo pipefail
 XT=$(realpath "${1:-.build/release/xt}")
 OUT=$(realpath -m bench-out)
@@ -296,6 +297,12 @@ web_md="$OUT/web.md"
 bash scripts/bench-web.sh "$XT" "$OUT" > "$web_md"
 grep '^|' "$web_md" | sed 's/^/  /'
 
+echo "bench: calls (mouth-to-ear, PESQ-WB beside PLC-only, 50 relayed calls)"
+call_md="$OUT/call.md"
+swift build -c release --product xtalsaclock >/dev/null
+bash scripts/bench-call.sh "$XT" "$OUT" > "$call_md"
+grep '^|' "$call_md" | sed 's/^/  /'
+
 fanout_md="$OUT/fanout.md"
 if [ "$(id -u)" -eq 0 ]; then
   bash scripts/bench-fanout.sh "$XT" "$OUT" > "$fanout_md"
@@ -359,5 +366,7 @@ fi
   cat "$recorder_md"
   echo
   cat "$web_md"
+  echo
+  cat "$call_md"
 } > BENCHMARKS.md
 echo "bench: wrote BENCHMARKS.md"

@@ -25,7 +25,7 @@ async function api(path, { method = "GET", body } = {}) {
 async function page(current) {
   const me = await api("/api/me");
   const nav = document.createElement("nav");
-  const links = [["index.html", "Live"], ["camera.html", "Recordings"], ["events.html", "Events"], ["nodes.html", "Nodes & alarms"]];
+  const links = [["index.html", "Live"], ["camera.html", "Recordings"], ["events.html", "Events"], ["nodes.html", "Nodes & alarms"], ["call.html", "Call"]];
   nav.innerHTML = `<span class="brand">XTransport</span>` +
     links.map(([href, label]) => `<a href="/${href}" class="${href === current ? "current" : ""}">${label}</a>`).join("") +
     `<span class="spacer"></span><span class="who" id="who"></span><button id="logout">Log out</button>`;

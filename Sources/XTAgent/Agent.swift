@@ -29,6 +29,23 @@ public actor Agent {
     private var publisher: MediaPublisher?
     private var pipelines: [CapturePipeline] = []
     private var tasks: [Task<Void, Never>] = []
+    private var videoTap: (@Sendable (EncodedFrame) -> Void)?
+    private var firstHandler: (@Sendable (NetEnvelope) async -> Bool)?
+    private var video: CapturePipeline?
+
+    /// The node the agent runs on: a call on the same node (the camera in a call) uses it.
+    public nonisolated var netNode: NetNode { node }
+
+    /// Hands every coded picture to `tap` too, as it is published (set before ``start()``):
+    /// the camera's one encode also feeds a call.
+    public func tapVideo(_ tap: @escaping @Sendable (EncodedFrame) -> Void) { videoTap = tap }
+
+    /// Offers each message from the network to `handler` first; those it takes (true) the
+    /// publisher does not see (set before ``start()``).
+    public func handleMessagesFirst(_ handler: @escaping @Sendable (NetEnvelope) async -> Bool) { firstHandler = handler }
+
+    /// Makes the camera's next picture a keyframe.
+    public func requestKeyframe() { video?.requestKeyframe() }
 
     /// - Parameters:
     ///   - identity: this node's key pair.
@@ -66,6 +83,7 @@ public actor Agent {
                                           motionInterval: configuration.motionFPS > 0 ? .milliseconds(1000 / configuration.motionFPS) : nil,
                                           motion: { gridContinuation.yield($0) }) { continuation.yield($0) }
             pipelines.append(video!)
+            self.video = video
         }
         if configuration.audio != .none {
             let open = try Sources.audio(configuration, clocks: clocks)
@@ -77,11 +95,17 @@ public actor Agent {
                                        multicast: configuration.multicast, logger: logger) { [video] in video?.requestKeyframe() }
         self.publisher = publisher
         try await node.start(waitForConnection: false)
-        tasks.append(Task {
-            for await output in outputs { await publisher.publish(output) }
+        tasks.append(Task { [videoTap] in
+            for await output in outputs {
+                if output.frame.codec == .h264 { videoTap?(output.frame) }
+                await publisher.publish(output)
+            }
         })
-        tasks.append(Task { [node] in
-            for await envelope in node.messages { await publisher.handle(envelope) }
+        tasks.append(Task { [node, firstHandler] in
+            for await envelope in node.messages {
+                if let firstHandler, await firstHandler(envelope) { continue }
+                await publisher.handle(envelope)
+            }
         })
         tasks.append(Task {
             for await grid in grids { await publisher.publish(grid) }

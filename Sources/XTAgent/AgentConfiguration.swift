@@ -116,6 +116,14 @@ public struct AgentConfiguration: KeyValueSettings, Hashable, Sendable {
     public var motion = MotionScript()
     /// Raw pictures analysed for motion per second (0: none; the recorder then detects).
     public var motionFPS = 10
+    /// Calls to this camera: answered at once (talk back through its speaker, look through its
+    /// camera), or refused as busy (off).
+    public var answerCalls = false
+    /// The call's own sound devices (the recording's microphone stays the agent's).
+    public var callMicrophone = AudioInput.none
+    public var callSpeaker: String?
+    /// Who SIGUSR1 rings (the doorbell button): a node or user name, or "web".
+    public var doorbell = "web"
 
     public init() {
         node.channel = 100
@@ -132,6 +140,9 @@ public struct AgentConfiguration: KeyValueSettings, Hashable, Sendable {
         ("ring-directory", "a directory"), ("ring-minutes", "minutes, 0.1…1440"), ("ring-megabytes", "MiB, 1…65536"),
         ("motion", "start-end:x,y>x,y[:size]; light start-end:gain; noise:N; ..."), ("motion-period", "seconds"),
         ("motion-fps", "pictures analysed for motion per second, 0…30 (0: the recorder detects)"),
+        ("calls", "off or answer (calls to the camera are answered at once, its video from the recording's encode)"),
+        ("call-microphone", "alsa:DEVICE, synthetic, file:PATH or none"), ("call-speaker", "alsa:DEVICE or none"),
+        ("doorbell", "who SIGUSR1 rings: a node or user name, or web"),
     ] + NodeConfiguration.keys
 
     public mutating func set(_ key: String, _ value: String) throws(NodeConfigurationError) {
@@ -198,6 +209,22 @@ public struct AgentConfiguration: KeyValueSettings, Hashable, Sendable {
             guard let seconds = Double(value), seconds > 0, seconds <= 86_400 else { throw bad }
             motion.period = seconds
         case "motion-fps": motionFPS = try integer(0...30)
+        case "calls":
+            guard value == "off" || value == "answer" else { throw bad }
+            answerCalls = value == "answer"
+        case "call-microphone":
+            guard let input = AudioInput(value), value.utf8.count <= 1000 else { throw bad }
+            callMicrophone = input
+        case "call-speaker":
+            if value == "none" {
+                callSpeaker = nil
+            } else {
+                guard value.hasPrefix("alsa:"), value.count > 5, value.utf8.count <= 200 else { throw bad }
+                callSpeaker = String(value.dropFirst(5))
+            }
+        case "doorbell":
+            guard (1...64).contains(value.utf8.count), value.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else { throw bad }
+            doorbell = value
         case "channel":
             try node.set(key, value)
             channel = node.channel

@@ -5,6 +5,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import XTAgent
+import XTCall
 import XTMedia
 import XTNet
 import XTransport
@@ -92,7 +93,9 @@ struct AgentCommand: AsyncParsableCommand {
             XT.routeFFmpegLog(to: logger)
             let agent = Agent(configuration: configuration, identity: try node.identity(), hostKey: try PeerOptions.parseKey(hostKey),
                               session: session, logger: logger)
+            let calls = await AgentCalls(agent: agent, configuration: configuration, logger: logger)
             try await agent.start()
+            await calls.start()
             print("agent \(configuration.cameraName): \(configuration.video) → video channel \(configuration.channel), \(configuration.audio) → audio channel \(configuration.audioChannel), host \(configuration.node.host):\(configuration.node.hostPort)")
             let reporter = Task {
                 while !Task.isCancelled {
@@ -102,6 +105,7 @@ struct AgentCommand: AsyncParsableCommand {
             }
             await Termination.wait(seconds: seconds)
             reporter.cancel()
+            await calls.stop()
             await agent.stop()
             let final = await agent.report()
             if let report { write(final, to: report) }
@@ -146,4 +150,81 @@ func write<Report: Encodable>(_ report: Report, to path: String) {
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     guard let data = try? encoder.encode(report) else { return }
     try? data.write(to: URL(fileURLWithPath: path), options: .atomic)
+}
+
+/// The camera in calls: calls to it are answered (calls = answer) or declined, SIGUSR1 rings
+/// its doorbell name, and its video in a call is the recording's own encode (one encode: the
+/// pictures the agent publishes are also handed to the call, and a party's keyframe request
+/// goes to the camera's encoder).
+struct AgentCalls {
+    let calls: CallAgent
+    private let answer: Bool
+    private let doorbell: String
+    private let logger: Logger
+    private let feed: CallVideoFeed?
+
+    init(agent: Agent, configuration: AgentConfiguration, logger: Logger) async {
+        answer = configuration.answerCalls
+        doorbell = configuration.doorbell
+        self.logger = logger
+        feed = configuration.video == .none ? nil : CallVideoFeed(width: configuration.width, height: configuration.height, frameRate: configuration.fps) {
+            Task { await agent.requestKeyframe() }
+        }
+        if let feed { await agent.tapVideo { feed.push($0) } }
+        var settings = CallAgent.Configuration()
+        let microphone: CallMicrophone? = switch configuration.callMicrophone {
+        case .none: nil
+        case .synthetic: .synthetic
+        case .alsa(let name): .alsa(name)
+        case .file(let location): .file(location)
+        }
+        settings.devices = CallAudioDevices(microphone: microphone, speaker: configuration.callSpeaker)
+        settings.camera = feed.map { .feed($0) }
+        settings.autoAnswer = configuration.answerCalls
+        let calls = CallAgent(node: agent.netNode, configuration: settings, logger: logger)
+        self.calls = calls
+        await agent.handleMessagesFirst { envelope in await calls.handle(envelope) }
+    }
+
+    func start() async {
+        await calls.start()
+        let (calls, answer, doorbell, logger, video) = (self.calls, self.answer, self.doorbell, self.logger, feed != nil)
+        Task {
+            for await event in calls.events {
+                switch event {
+                case .incoming(let from, let media, _):
+                    logger.notice("call from \(from) (\(media))\(answer ? ": answering" : ": declined (calls = off)")")
+                    if !answer { await calls.decline() }
+                case .parties(let parties) where !parties.isEmpty:
+                    logger.notice("in a call with \(parties.joined(separator: ", "))")
+                case .ended(let end):
+                    logger.notice("call ended: \(end)")
+                default:
+                    break
+                }
+            }
+        }
+        // The doorbell button: SIGUSR1 (a GPIO watcher runs `kill -USR1`, or `systemctl kill -s USR1 xt-agent@door`).
+        signal(SIGUSR1, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGUSR1, queue: .global())
+        source.setEventHandler {
+            Task {
+                do {
+                    try await calls.call([doorbell], media: video ? [.audio, .video] : .audio)
+                    logger.notice("doorbell: ringing \(doorbell)")
+                } catch {
+                    logger.warning("doorbell: \(error)")
+                }
+            }
+        }
+        source.resume()
+        Self.doorbellSource = source
+    }
+
+    func stop() async {
+        await calls.stop()
+    }
+
+    /// The SIGUSR1 source, kept for the process's life (set once, at start).
+    nonisolated(unsafe) private static var doorbellSource: (any DispatchSourceSignal)?
 }

@@ -7,6 +7,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import Synchronization
+import XTCall
 import XTMedia
 import XTNet
 import XTRecorder
@@ -111,6 +112,11 @@ struct RecorderRun: AsyncParsableCommand {
                 if webRoot == nil { logger.warning("the web UI's files (web/) were not found: only the API and /metrics are served; give --web-root") }
                 var web = RecorderWeb(root: storage, index: database, accounts: accounts, live: live, transcode: settings.transcode)
                 web.refusedNodes = { await host.status().filter { $0.refused != nil } }
+                web.activities = {
+                    Dictionary(await host.status().compactMap { node in node.refused == nil ? node.activity.map { (node.name, $0) } : nil }) { first, _ in first }
+                }
+                web.callPage = try await WebCalls.serve(host: host, key: configuration.identity.publicKey, session: node.sessionConfiguration(),
+                                                        logger: logger)
                 let application = RecorderHTTPServer.application(web: web, metrics: metrics, webRoot: webRoot, host: address.host,
                                                                   port: address.port, logger: logger) {
                     print("web UI on http://\(address.host):\(address.port)/ (metrics on /metrics)")
@@ -406,4 +412,51 @@ func printJSON(_ value: some Encodable) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+/// The browser as a phone: the "web" doorbell node, and a node per open call page named after
+/// its user (ids 65534.N, in this process, let in by its host).
+enum WebCalls {
+    static func serve(host: NetHost, key: PublicKey, session: SessionConfiguration, logger: Logger) async throws
+        -> @Sendable (String, AsyncStream<CallPageMessage>, @escaping @Sendable (CallPageMessage) async throws -> Void) async -> Void {
+        let bound = host.endpoint.localAddress
+        let address: String
+        if case .v4(let value) = bound.host, value != 0 { address = bound.description } else { address = "127.0.0.1:\(bound.port)" }
+        let doorbell = try WebDoorbell(host: host, hostAddress: address, hostKey: key, id: NodeID(area: 65534, local: 1), session: session, logger: logger)
+        try await doorbell.start()
+        let next = Mutex<UInt16>(2)
+        return { user, inbound, write in
+            let local = next.withLock { value -> UInt16 in
+                defer { value = value == .max ? 2 : value + 1 }
+                return value
+            }
+            let bridge: WebCallBridge
+            do {
+                bridge = try WebCallBridge(user: user, id: NodeID(area: 65534, local: local), host: host, hostAddress: address, hostKey: key,
+                                           session: session, doorbell: doorbell, logger: logger)
+                try await bridge.start()
+            } catch {
+                let message = (try? JSONSerialization.data(withJSONObject: ["type": "error", "message": "cannot join the call network: \(error)"]))
+                    .map { String(decoding: $0, as: UTF8.self) } ?? #"{"type":"error","message":"cannot join the call network"}"#
+                try? await write(.text(message))
+                return
+            }
+            let sender = Task {
+                for await output in bridge.output {
+                    switch output {
+                    case .text(let text): try? await write(.text(text))
+                    case .binary(let bytes): try? await write(.binary(bytes))
+                    }
+                }
+            }
+            for await message in inbound {
+                switch message {
+                case .text(let text): await bridge.handle(text: text)
+                case .binary(let bytes): await bridge.handle(binary: bytes)
+                }
+            }
+            await bridge.stop()
+            sender.cancel()
+        }
+    }
 }

@@ -17,7 +17,7 @@ struct XT: AsyncParsableCommand {
         commandName: "xt",
         abstract: "XTransport: encrypted, congestion-controlled transport for cameras, alarms, calls and backups.",
         subcommands: [Keygen.self, Listen.self, Send.self, Bench.self, Host.self, Node.self, Msg.self, Pub.self, Sub.self, Status.self,
-                      AgentCommand.self, RecorderCommand.self, AlarmsCommand.self, TestPattern.self, Replay.self, Relay.self]
+                      AgentCommand.self, RecorderCommand.self, CallCommand.self, AlarmsCommand.self, TestPattern.self, Replay.self, Relay.self]
     )
 
     /// Runs a subcommand body, turning any error into one clear line and exit status 1.

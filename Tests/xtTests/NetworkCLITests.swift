@@ -7,8 +7,11 @@ import Testing
 extension CLI {
     /// Starts `xt` in the background (inside network namespace `namespace` if given); its
     /// standard output goes to the returned pipe.
-    static func spawn(_ arguments: [String], in directory: URL, namespace: String? = nil, errors: Bool = false) throws -> (process: Process, output: Pipe) {
+    static func spawn(_ arguments: [String], in directory: URL, namespace: String? = nil, errors: Bool = false,
+                      environment: [String: String] = [:], input: Pipe? = nil) throws -> (process: Process, output: Pipe) {
         let process = Process()
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+        if let input { process.standardInput = input }
         if let namespace {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             process.arguments = ["ip", "netns", "exec", namespace, xt] + arguments

@@ -226,9 +226,12 @@ struct WebBrowserTests {
         try await browser.wait("an event snapshot", snapshot)
         try await browser.screenshot(to: Self.artifacts.appendingPathComponent("4-events.png"))
 
-        // Nodes: both agents listed.
+        // Nodes: both agents listed (beside "web", the recorder's doorbell node for call pages).
         try await browser.open(base + "/nodes.html")
-        try await browser.wait("the nodes", "return document.querySelectorAll('#nodes tbody tr').length === 2")
+        try await browser.wait("the nodes", """
+            const names = [...document.querySelectorAll('#nodes tbody tr td:first-child')].map((c) => c.textContent);
+            return names.includes('door') && names.includes('yard') && names.includes('web') && names.length === 3
+            """)
         try await browser.screenshot(to: Self.artifacts.appendingPathComponent("5-nodes.png"))
     }
 }

@@ -16,7 +16,8 @@ final class WebDriver {
     private var session = ""
 
     /// Starts chromedriver and a headless Chromium whose downloads go to `downloads`.
-    init(downloads: URL) async throws {
+    /// - Parameter arguments: more Chromium flags (fake camera and microphone for calls).
+    init(downloads: URL, arguments: [String] = []) async throws {
         guard let chromedriver = Self.chromedriver else { throw Failure(description: "chromedriver is not installed (apt-get install chromium-driver)") }
         let port = Int.random(in: 41_000...49_000)
         process = Process()
@@ -39,7 +40,7 @@ final class WebDriver {
             "browserName": "chrome",
             "goog:chromeOptions": [
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900",
-                         "--autoplay-policy=no-user-gesture-required"],
+                         "--autoplay-policy=no-user-gesture-required"] + arguments,
                 "prefs": ["download.default_directory": downloads.path, "download.prompt_for_download": false],
             ] as [String: Any],
         ] as [String: Any]]]

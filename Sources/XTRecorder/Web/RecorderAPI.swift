@@ -20,6 +20,12 @@ public struct RecorderWeb: Sendable {
     public var transcode: Bool
     /// Nodes that tried to connect and were refused (from the host), for the Nodes page.
     public var refusedNodes: @Sendable () async -> [NodeStatus] = { [] }
+    /// What each connected node says it is doing, by name ("in a call with phone (direct)").
+    public var activities: @Sendable () async -> [String: String] = { [:] }
+    /// The call page's socket (`/api/call`): run for logged-in user `user`, with the page's
+    /// messages in and a way to write to it; nil: calls are not served (the route says so).
+    public var callPage: (@Sendable (_ user: String, _ inbound: AsyncStream<CallPageMessage>,
+                                     _ write: @escaping @Sendable (CallPageMessage) async throws -> Void) async -> Void)?
 
     /// - Parameter transcode: clips of cameras whose H.264 browsers cannot play are re-encoded.
     public init(root: String, index: any RecorderIndex, accounts: WebAccounts, live: LiveHub, transcode: Bool = false) {
@@ -120,6 +126,8 @@ public enum API {
         public var rttMilliseconds: Double
         public var lossPercent: Double
         public var retransmittedBytes: Int64
+        /// What the node says it is doing now, when online (a call and its path); nil: nothing.
+        public var activity: String?
     }
 
     public struct Subscription: Codable, Sendable {
@@ -210,10 +218,13 @@ extension RecorderWeb {
         api.get("nodes") { _, context in
             _ = try context.requireUser()
             let now = CaptureTime.now.nanoseconds / 1_000_000
+            let activities = await activities()
             return try JSON.response(try await index.nodes().map { node in
-                API.Node(name: node.name, id: node.id, key: node.key, online: now - node.lastSeen / 1_000_000 < Self.onlineWithin,
-                         firstSeen: node.firstSeen / 1_000_000, lastSeen: node.lastSeen / 1_000_000, channels: node.channels,
-                         rttMilliseconds: node.rttMilliseconds, lossPercent: node.lossPercent, retransmittedBytes: node.retransmittedBytes)
+                let online = now - node.lastSeen / 1_000_000 < Self.onlineWithin
+                return API.Node(name: node.name, id: node.id, key: node.key, online: online,
+                                firstSeen: node.firstSeen / 1_000_000, lastSeen: node.lastSeen / 1_000_000, channels: node.channels,
+                                rttMilliseconds: node.rttMilliseconds, lossPercent: node.lossPercent, retransmittedBytes: node.retransmittedBytes,
+                                activity: online ? activities[node.name] : nil)
             })
         }
         api.get("nodes/refused") { _, context in
@@ -300,6 +311,38 @@ extension RecorderWeb {
         return API.Timeline(camera: camera, from: from, to: to, spans: spans, gaps: gaps, events: events)
     }
 
+    /// Adds the call page's WebSocket, `/api/call`: the logged-in user's node in calls (see
+    /// XTCall's `WebCallBridge` for what it carries).
+    func addCallRoute(to router: Router<LiveSocketContext>) {
+        router.ws("api/call") { _, context in
+            guard context.user != nil else { throw APIError.loginNeeded }
+            return .upgrade([:])
+        } onUpgrade: { inbound, outbound, context in
+            guard let user = context.requestContext.user?.name else { return }
+            guard let callPage else {
+                try await outbound.write(.text(#"{"type":"error","message":"this recorder does not serve calls"}"#))
+                return
+            }
+            let (messages, continuation) = AsyncStream<CallPageMessage>.makeStream(bufferingPolicy: .bufferingNewest(256))
+            let writer = CallPageWriter(outbound)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for try await message in inbound.messages(maxSize: 1 << 20) {
+                        switch message {
+                        case .text(let text): continuation.yield(.text(text))
+                        case .binary(let buffer): continuation.yield(.binary(Array(buffer.readableBytesView)))
+                        }
+                    }
+                    continuation.finish()
+                }
+                group.addTask { await callPage(user, messages, { try await writer.write($0) }) }
+                _ = try await group.next()
+                continuation.finish()
+                group.cancelAll()
+            }
+        }
+    }
+
     /// Adds the live view's WebSocket: `/api/cameras/NAME/live[?audio=1]` sends the stream's
     /// ``LiveHub/Info`` as text, then the MP4 header and fragments as binary messages; or a
     /// text `{"error": …}` when the camera is not live.
@@ -334,6 +377,24 @@ extension RecorderWeb {
                 _ = try await group.next()
                 group.cancelAll()
             }
+        }
+    }
+}
+
+/// A message on the call page's socket.
+public enum CallPageMessage: Sendable, Equatable {
+    case text(String)
+    case binary([UInt8])
+}
+
+/// Writes to a call page's socket from any task, one message at a time.
+private actor CallPageWriter {
+    private let outbound: WebSocketOutboundWriter
+    init(_ outbound: WebSocketOutboundWriter) { self.outbound = outbound }
+    func write(_ message: CallPageMessage) async throws {
+        switch message {
+        case .text(let text): try await outbound.write(.text(text))
+        case .binary(let bytes): try await outbound.write(.binary(ByteBuffer(bytes: bytes)))
         }
     }
 }

@@ -44,9 +44,10 @@ public enum RecorderHTTPServer {
         if let web {
             sockets.middlewares.add(SessionMiddleware(accounts: web.accounts))
             web.addLiveRoute(to: sockets)
+            web.addCallRoute(to: sockets)
         }
         return Application(router: router(web: web, metrics: metrics, webRoot: webRoot, logger: logger),
-                           server: .http1WebSocketUpgrade(webSocketRouter: sockets, configuration: .init(ws: .init(maxFrameSize: 1 << 16))),
+                           server: .http1WebSocketUpgrade(webSocketRouter: sockets, configuration: .init(ws: .init(maxFrameSize: 1 << 20))),
                            configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "xt-recorder"),
                            onServerRunning: { _ in await running() }, logger: logger)
     }

@@ -1,0 +1,117 @@
+// The browser as a phone, in a real browser: headless Chromium (through chromedriver) with its
+// fake camera and a fake microphone that plays espeak-ng speech, logged in to a real
+// `xt recorder`. A door node rings the doorbell name "web" with video (`xt call ring web
+// --video`); the page rings, the test clicks Answer, and the page sends its microphone (Opus)
+// and camera (H.264) through WebCodecs while it plays and draws the door's. The door records
+// the call: the browser's voice and picture must be in it, and the page must have decoded the
+// door's. Screenshots go to test-artifacts/web/.
+import Foundation
+import Testing
+
+@Suite("The call page in Chromium", .serialized,
+       .enabled(if: FileManager.default.isExecutableFile(atPath: CLI.xt) && WebDriver.chromedriver != nil && HeardSpeech.available,
+                "xt, chromedriver, espeak-ng or pesq missing"))
+struct CallPageTests {
+    @Test("The doorbell rings the browser; it answers with microphone and camera; each side hears and sees the other; then the page calls a node")
+    func doorbellAnsweredInTheBrowser() async throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createDirectory(at: WebBrowserTests.artifacts, withIntermediateDirectories: true)
+        for name in ["recorder", "door"] { _ = try CLI.run(["keygen", "--out", "\(name).key"], in: dir) }
+        let (recorder, port, web) = try CLI.webRecorder(dir)
+        defer { if recorder.isRunning { kill(recorder.processIdentifier, SIGKILL) }; recorder.waitUntilExit() }
+        // The browser's microphone: speech as a 48 kHz WAV (what Chromium's fake capture reads, in a loop).
+        let browserSpeech = dir.appendingPathComponent("browser.wav")
+        #expect(CallNetwork.tool("/usr/bin/espeak-ng", ["-v", "en-us", "-w", dir.appendingPathComponent("b.wav").path,
+                                                  "Hello, I am on my way home. Please leave the parcel by the door."]))
+        #expect(CallNetwork.tool("/usr/bin/sox", [dir.appendingPathComponent("b.wav").path, "-r", "48000", "-c", "1", "-b", "16", browserSpeech.path]))
+        let doorSpeech = dir.appendingPathComponent("door.raw")
+        #expect(CallNetwork.tool("/usr/bin/espeak-ng", ["-v", "en", "-w", dir.appendingPathComponent("d.wav").path,
+                                                  "Hello, there is a delivery for you at the front door. Shall I leave it on the step?"]))
+        #expect(CallNetwork.tool("/usr/bin/sox", [dir.appendingPathComponent("d.wav").path, "-r", "16000", "-c", "1", "-b", "16", "-e", "signed-integer",
+                                            "-t", "raw", doorSpeech.path]))
+        let reference = dir.appendingPathComponent("browser-16k.raw")
+        #expect(CallNetwork.tool("/usr/bin/sox", [browserSpeech.path, "-r", "16000", "-c", "1", "-b", "16", "-e", "signed-integer", "-t", "raw", reference.path]))
+
+        let browser = try await WebDriver(downloads: dir, arguments: ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                                                                     "--use-file-for-fake-audio-capture=\(browserSpeech.path)"])
+        do {
+            let base = "http://127.0.0.1:\(web)"
+            try await browser.open(base + "/login.html")
+            _ = try await browser.run("""
+                document.getElementById('name').value = arguments[0];
+                document.getElementById('password').value = arguments[1];
+                document.getElementById('submit').click();
+                """, ["admin", "correct horse"])
+            try await browser.wait("the live page", "return location.pathname === '/'")
+            try await browser.open(base + "/call.html")
+            try await browser.wait("the call page joins the network", "return !!window.callStats && window.callStats.ready")
+
+            // The door rings "web" with its synthetic camera and its speech.
+            let sound = dir.appendingPathComponent("asound.conf")
+            let plugin = CLI.root.appendingPathComponent(".build/debug/libxtalsaclock.so").path
+            try """
+                pcm_type.xtclock { lib "\(plugin)" }
+                pcm.mic { type file; slave.pcm { type xtclock } file "/dev/null" infile "\(doorSpeech.path)" format "raw" }
+                pcm.speaker { type file; slave.pcm { type xtclock } file "\(dir.appendingPathComponent("door-heard.raw").path)" format "raw" }
+                """.write(to: sound, atomically: true, encoding: .utf8)
+            let door = try CLI.spawn(["call", "ring", "web", "--video", "--camera", "synthetic", "--microphone", "alsa:mic", "--speaker", "alsa:speaker",
+                                      "--record", "door.mp4", "--report", "door.json", "--seconds", "12", "--key", "door.key", "--name", "door",
+                                      "--id", "1.5", "--host", "127.0.0.1:\(port)", "--host-key", "@recorder.key.pub", "--config", "none"],
+                                     in: dir, errors: true, environment: ["ALSA_CONFIG_PATH": "/usr/share/alsa/alsa.conf:" + sound.path])
+            try await browser.wait("the page rings", "return window.callStats.state === 'ringing'")
+            #expect(try await browser.run("return document.getElementById('caller').textContent") as? String == "door (doorbell)")
+            _ = try await browser.run("document.getElementById('answer').click()")
+            try await browser.wait("the page plays the door's sound and draws its pictures",
+                                   "const s = window.callStats; return s.videoDecoded > 30 && s.audioPlayed > 50 && s.audioSent > 100 && s.videoSent > 30")
+            try? await browser.screenshot(to: WebBrowserTests.artifacts.appendingPathComponent("call.png"))
+            let rung = CallNetwork.finish(door, timeout: 30)
+            #expect(rung.status == 0 && rung.output.contains("in call with web"), "\(rung.output)")
+            try await browser.wait("the page shows the end", "return window.callStats.state === 'ended'")
+            let errors = try await browser.run("return window.callStats.errors") as? [String] ?? []
+            #expect(errors.isEmpty, "\(errors)")
+
+            // The door's recording holds the browser's picture and voice.
+            let recording = dir.appendingPathComponent("door.mp4").path
+            let probe = try CLI.tool("ffprobe", ["-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0", recording]).stdout
+            let streams = probe.split(separator: "\n").map(String.init)
+            #expect(streams.count == 4 && streams[2].hasPrefix("h264,640,360") && streams[3].hasPrefix("opus"), "\(probe)")
+            let decoded = try CLI.tool("ffmpeg", ["-v", "error", "-i", recording, "-map", "0:2", "-f", "null", "-"]).stderr
+            #expect(decoded.isEmpty, "the browser's video decodes: \(decoded)")
+            let heard = dir.appendingPathComponent("browser-heard.raw")
+            _ = try CLI.tool("ffmpeg", ["-v", "error", "-i", recording, "-map", "0:3", "-ar", "16000", "-ac", "1", "-f", "s16le", heard.path])
+            let score = try HeardSpeech.score(reference: reference, heard: heard)
+            print("the browser's voice in the door's recording (not a benchmark): words \(score.windowCorrelation), PESQ-WB \(score.pesq)")
+            #expect(score.windowCorrelation >= 0.6, "the browser's words reached the door (correlation \(score.windowCorrelation))")
+
+            // The page calls a node (talking back through a camera's speaker): the node answers
+            // and hears the user, who is the node named "admin".
+            for name in ["yard"] { _ = try CLI.run(["keygen", "--out", "\(name).key"], in: dir) }
+            let yard = try CLI.spawn(["call", "--answer", "--camera", "synthetic", "--microphone", "none", "--speaker", "none", "--record", "yard.mp4",
+                                      "--key", "yard.key", "--name", "yard", "--id", "1.6", "--host", "127.0.0.1:\(port)",
+                                      "--host-key", "@recorder.key.pub", "--config", "none"], in: dir, errors: true)
+            try await Task.sleep(for: .seconds(1))
+            let decodedBefore = try await browser.run("return window.callStats.videoDecoded") as? Int ?? 0
+            _ = try await browser.run("""
+                document.getElementById('names').value = 'yard';
+                document.getElementById('call').click();
+                """)
+            try await browser.wait("the call to yard", "return window.callStats.state === 'active' && window.callStats.parties.includes('yard')")
+            try await browser.wait("yard's pictures", "return window.callStats.videoDecoded > \(decodedBefore + 30)")
+            try await Task.sleep(for: .seconds(3))
+            _ = try await browser.run("document.getElementById('hangup').click()")
+            let answered = CallNetwork.finish(yard, timeout: 20)
+            #expect(answered.status == 0 && answered.output.contains("admin is calling (audio+video)") && answered.output.contains("call ended: admin hung up"),
+                    "\(answered.output)")
+            let back = try CLI.tool("ffprobe", ["-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", dir.appendingPathComponent("yard.mp4").path]).stdout
+            #expect(back.split(separator: "\n").map(String.init) == ["h264", "h264", "opus"], "yard recorded its picture, and the user's picture and voice: \(back)")
+        } catch {
+            try? await browser.screenshot(to: WebBrowserTests.artifacts.appendingPathComponent("call-failure.png"))
+            let stats = (try? await browser.run("return JSON.stringify(window.callStats)")) as? String ?? "-"
+            await browser.quit()
+            Issue.record("\(error)\npage: \(stats)\nrecorder log:\n\(CLI.text(dir, "recorder.log").suffix(3000))")
+            return
+        }
+        await browser.quit()
+    }
+}
