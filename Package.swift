@@ -100,7 +100,7 @@ let package = Package(
         // Calls: signalling (sans-IO), the audio path (echo cancellation, Opus with FEC, an
         // adaptive jitter buffer), the video path, the call driver on the node network.
         .systemLibrary(name: "CSpeexDSP", providers: [.apt(["libspeexdsp-dev"])]),
-        .target(name: "XTCall", dependencies: ["XTMedia", "XTNet", "XTransport", "CSpeexDSP"], swiftSettings: strict),
+        .target(name: "XTCall", dependencies: ["XTMedia", "XTNet", "XTransport", "CSpeexDSP", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
         // The recorder: the host role plus ingest of live and backfilled media into segments,
         // the index, motion, alarms, and the web UI's server (REST API, live view, metrics).
         .target(

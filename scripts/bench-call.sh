@@ -9,7 +9,7 @@
 #   - loopback: the direct path (LRP2P), and the host's relay;
 #   - impaired: the door reaches the host through `xt relay` (random loss, 0…20 ms jitter per
 #     datagram), media relayed by the host, our calls beside the same pipeline in PLC-only mode
-#     (`xt call --plc-only`: no retransmission, no FEC, a fixed 40 ms buffer: Mumble's way);
+#     (`xt call --plc-only`: no retransmission, no FEC or redundancy, a fixed 40 ms buffer: Mumble's way);
 #   - host CPU for 50 relayed calls at once (`xt call load`: 100 nodes, synthetic microphones).
 # Prints markdown; bench.sh puts it in BENCHMARKS.md.
 #   bench-call.sh XT OUT_DIR
@@ -144,7 +144,7 @@ row() {  # row LABEL DESCRIPTION -> a markdown row
 import json, sys
 try:
     s = json.load(open('$OUT/$1/phone.json'))[0]
-    print(f\"{s['jitterTargetMilliseconds']:.0f} ms; concealed {s['concealedPercent']:.1f}%, FEC {s['recoveredPercent']:.1f}%, late {s['latePercent']:.1f}%, waited {s['waitedPercent']:.1f}%, stretched {s['stretchedPercent']:.1f}%\")
+    print(f\"{s['jitterTargetMilliseconds']:.0f} ms; concealed {s['concealedPercent']:.1f}%, FEC {s['recoveredPercent']:.1f}%, repaired {s.get('repairedPercent', 0):.1f}%, late {s['latePercent']:.1f}%, waited {s['waitedPercent']:.1f}%, stretched {s['stretchedPercent']:.1f}%\")
 except Exception:
     print('-')")
   echo "| $2 | ${p50} / ${p95} | ${score} | ${stats} |"
@@ -234,9 +234,9 @@ echo "the 16. It holds everything: capture buffer, 20 ms framing, Opus, the netw
 echo "playback buffer (20 ms). *PESQ-WB*: the whole recording against the speech. Impaired rows: the door"
 echo "reaches the host through \`xt relay\` (random drop and 0…20 ms of extra delay per datagram, each"
 echo "way); media relayed by the host. *PLC-only* is the same pipeline with \`--plc-only\`: bare datagrams"
-echo "(no retransmission), no FEC, a fixed 40 ms buffer that does not stretch, as Mumble works."
+echo "(no retransmission), no FEC or redundancy, a fixed 40 ms buffer that does not stretch, as Mumble works."
 echo
-echo "| path | mouth-to-ear p50 / p95 (ms) | PESQ-WB | the phone's jitter buffer: target; concealed, FEC-recovered, late, waited, stretched |"
+echo "| path | mouth-to-ear p50 / p95 (ms) | PESQ-WB | the phone's jitter buffer: target; concealed, FEC-recovered, repaired from redundancy, late, waited, stretched |"
 echo "|---|---|---|---|"
 for r in "${rows[@]}"; do echo "$r"; done
 echo

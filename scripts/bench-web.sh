@@ -8,6 +8,7 @@ set -uo pipefail
 XT=$(realpath "$1")
 OUT=$(realpath -m "$2")
 WEB=$(realpath web)
+SCRIPTS=$(realpath scripts)
 SECONDS_MEASURED=${BENCH_WEB_SECONDS:-30}
 DIR=$(mktemp -d "$OUT/web.XXXXXX")
 cd "$DIR"
@@ -28,38 +29,18 @@ for shape in "1280 720 2000" "1920 1080 4000"; do
     --width $width --height $height --bitrate $kbits > agent.log 2>&1 &
   agent=$!
   sleep 3
-  result=$(python3 - "http://127.0.0.1:$http" bench "$password" "$SECONDS_MEASURED" <<'PY'
-import json, subprocess, sys, time, urllib.request, urllib.error, random
+  result=$(PYTHONPATH=$SCRIPTS python3 - "http://127.0.0.1:$http" bench "$password" "$SECONDS_MEASURED" <<'PY'
+import json, sys, time
+from webdriver import Chromium
 base, user, password, seconds = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
-port = random.randint(41000, 49000)
-driver = subprocess.Popen(["chromedriver", f"--port={port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-def call(method, path, body=None):
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
-                                     data=None if body is None else json.dumps(body).encode(), headers={"content-type": "application/json"})
-    try:
-        return json.load(urllib.request.urlopen(request, timeout=60))["value"]
-    except urllib.error.HTTPError as error:
-        raise SystemExit(f"webdriver {path}: {error.read()[:300]}")
-for _ in range(100):
-    try: call("GET", "/status"); break
-    except Exception: time.sleep(0.1)
-args = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900", "--autoplay-policy=no-user-gesture-required"]
-session = call("POST", "/session", {"capabilities": {"alwaysMatch": {"goog:chromeOptions": {"args": args}}}})["sessionId"]
-def js(code, args=[]): return call("POST", f"/session/{session}/execute/sync", {"script": code, "args": args})
-try:
-    call("POST", f"/session/{session}/url", {"url": base + "/login.html"})
-    js("document.getElementById('name').value=arguments[0];document.getElementById('password').value=arguments[1];document.getElementById('submit').click()", [user, password])
-    deadline = time.time() + 30
-    while time.time() < deadline and not js("return !!(window.players && window.players.cam && window.players.cam.video.currentTime > 0)"):
-        time.sleep(0.2)
+with Chromium() as browser:
+    browser.login(base, user, password)
+    browser.wait("return !!(window.players && window.players.cam && window.players.cam.video.currentTime > 0)", 30)
     time.sleep(5)  # the start (a GOP sent at once) is not steady state
-    js("window.players.cam.latencies = []")
+    browser.js("window.players.cam.samples.clear()")
     time.sleep(seconds)
-    result = js("const p = window.players.cam; const v = p.video; const q = v.getVideoPlaybackQuality(); const b = (p.behindSamples || []).slice().sort((x, y) => x - y); return [p.latency(), q.totalVideoFrames, q.droppedVideoFrames, b.length ? b[Math.floor(b.length / 2)] : null]")
+    result = browser.js("const p = window.players.cam; const v = p.video; const q = v.getVideoPlaybackQuality(); const b = (p.behindSamples || []).slice().sort((x, y) => x - y); return [p.latency(), q.totalVideoFrames, q.droppedVideoFrames, b.length ? b[Math.floor(b.length / 2)] : null]")
     print(json.dumps(result))
-finally:
-    call("DELETE", f"/session/{session}")
-    driver.kill()
 PY
 )
   kill -TERM $agent $recorder 2>/dev/null; wait $agent $recorder 2>/dev/null

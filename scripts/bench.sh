@@ -7,7 +7,7 @@
 # recorded at once beside ffmpeg's segmenter, motion detector cost, onset → alarm
 # (scripts/bench-recorder.sh); and the web UI's live view, glass to glass in headless Chromium
 # (scripts/bench-web.sh); and calls: mouth-to-ear, PESQ-WB and 50 relayed calls
-# (scripts/bench-call.sh). Writes BENCHMARKS.md.
+# (scripts/bench-call.sh), call video glass to glass in the browser (scripts/bench-call-web.sh). Writes BENCHMARKS.md.
 set -uo pipefail
 XT=$(realpath "${1:-.build/release/xt}")
 OUT=$(realpath -m bench-out)
@@ -301,6 +301,8 @@ echo "bench: calls (mouth-to-ear, PESQ-WB beside PLC-only, 50 relayed calls)"
 call_md="$OUT/call.md"
 swift build -c release --product xtalsaclock >/dev/null
 bash scripts/bench-call.sh "$XT" "$OUT" > "$call_md"
+echo "bench: call video in the browser (glass to glass in headless Chromium)"
+{ echo; bash scripts/bench-call-web.sh "$XT" "$OUT"; } >> "$call_md"
 grep '^|' "$call_md" | sed 's/^/  /'
 
 fanout_md="$OUT/fanout.md"

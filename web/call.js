@@ -3,7 +3,7 @@
 // does the media itself with WebCodecs: the microphone → Opus (20 ms frames) and the camera →
 // H.264 (Annex B, realtime) go out as "XM" media packets; the parties' packets come in, their
 // Opus is decoded and played through a small jitter buffer, and their H.264 is decoded onto
-// the canvas (a lost picture asks its sender for a keyframe, as the nodes do).
+// a canvas per party (a lost picture asks its sender for a keyframe, as the nodes do).
 // Wire format: docs/PROTOCOL.md, "Calls"; the socket's messages: Sources/XTCall/Web/WebCallBridge.swift.
 "use strict";
 
@@ -13,10 +13,14 @@ const FLAG_KEYFRAME = 2;
 /** The figures a test (or a curious user) can read: window.callStats. */
 const stats = window.callStats = {
   ready: false, state: "idle", parties: [], path: {}, audioSent: 0, videoSent: 0, keyframesSent: 0,
-  audioReceived: 0, audioPlayed: 0, videoReceived: 0, videoDecoded: 0, keyframeRequests: 0, errors: [],
+  audioReceived: 0, audioPlayed: 0, videoReceived: 0, videoDecoded: 0, videoDecodedBy: {}, keyframeRequests: 0, errors: [],
 };
 
 let socket, media = null, ringing = null, wantVideo = true;
+/** Glass-to-glass (ms) of the pictures drawn, where the sender draws its capture time
+ *  (synthetic cameras): window.callLatency.summary(). */
+const latencies = window.callLatency = new LatencySamples();
+const scratch = document.createElement("canvas");
 
 function setStatus(text) { document.getElementById("status").textContent = text; }
 function showError(text) { document.getElementById("error").textContent = text; stats.errors.push(text); }
@@ -174,19 +178,33 @@ function party(name) {
     error: (e) => showError(`sound from ${name}: ${e.message}`),
   });
   state.audio.configure({ codec: "opus", sampleRate: 48000, numberOfChannels: 1 });
-  const canvas = document.getElementById("remote");
+  // Each party has its own picture (a group call shows everyone).
+  const remotes = document.getElementById("remotes");
+  remotes.querySelector(".waiting")?.remove();
+  const figure = document.createElement("figure");
+  const canvas = document.createElement("canvas");
+  canvas.width = 640; canvas.height = 360;
+  const caption = document.createElement("figcaption");
+  caption.textContent = name;
+  figure.append(canvas, caption);
+  remotes.append(figure);
+  state.figure = figure;
   state.video = new VideoDecoder({
     output: (frame) => {
       if (canvas.width !== frame.displayWidth) { canvas.width = frame.displayWidth; canvas.height = frame.displayHeight; }
       canvas.getContext("2d").drawImage(frame, 0, 0, canvas.width, canvas.height);
+      // Glass to glass: a synthetic camera's capture-time bar code, against the moment the
+      // canvas reaches the screen (the next animation frame after the draw).
+      const captured = readCaptureBarcode(frame, frame.displayWidth, frame.displayHeight, scratch);
       frame.close();
+      if (captured !== null) requestAnimationFrame(() => latencies.add(captured, performance.timeOrigin + performance.now()));
       stats.videoDecoded++;
+      stats.videoDecodedBy[name] = (stats.videoDecodedBy[name] || 0) + 1;
     },
     error: (e) => { showError(`picture from ${name}: ${e.message}`); state.waitingForKeyframe = true; },
   });
   state.video.configure({ codec: "avc1.42e01f", optimizeForLatency: true });
   parties.set(name, state);
-  document.getElementById("remote-name").textContent = name;
   return state;
 }
 
@@ -224,6 +242,7 @@ function forgetParties(keep) {
   for (const [name, state] of parties) {
     if (keep.includes(name)) continue;
     for (const codec of [state.audio, state.video]) if (codec.state !== "closed") codec.close();
+    state.figure.remove();
     parties.delete(name);
   }
 }

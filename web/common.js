@@ -56,3 +56,53 @@ function fromLocalInput(text) { return new Date(text).getTime(); }
 function escapeHTML(text) {
   return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 }
+
+/** Synthetic cameras draw their capture time (the low 40 bits of the millisecond clock) as a bar
+ *  code along the bottom edge: a start cell then 40 bits, 42 cells across. Reads it off `source`
+ *  (a video element, a VideoFrame or a canvas of `width` × `height`) through the one-row canvas
+ *  `scratch`. Returns the time, or null where there is no code. */
+function readCaptureBarcode(source, width, height, scratch) {
+  if (!width || !height) return null;
+  const cells = 42, cell = Math.floor(width / cells) & ~1, cellHeight = Math.max(cell >> 1, 4) & ~1;
+  if (cell < 2) return null;
+  const y = height - (cellHeight >> 1) - 1;
+  scratch.width = width;
+  scratch.height = 1;
+  const context = scratch.getContext("2d", { willReadFrequently: true });
+  context.drawImage(source, 0, y, width, 1, 0, 0, width, 1);
+  const row = context.getImageData(0, 0, width, 1).data;
+  const lit = (index) => {
+    let sum = 0, count = 0;
+    for (let x = index * cell + (cell >> 2); x < index * cell + (cell >> 2) + (cell >> 1); x++) {
+      sum += (row[4 * x] + row[4 * x + 1] + row[4 * x + 2]) / 3;
+      count++;
+    }
+    return sum / count > 128;
+  };
+  if (!lit(0)) return null;
+  let value = 0;
+  for (let bit = 0; bit < 40; bit++) value = value * 2 + (lit(bit + 1) ? 1 : 0);
+  return value;
+}
+
+/** Glass-to-glass samples (ms): `captured` from the bar code, `shownAt` the wall-clock ms the
+ *  picture reached the screen. Implausible values (another clock's code) are left out. */
+class LatencySamples {
+  constructor() { this.values = []; }
+  add(captured, shownAt) {
+    if (captured === null) return;
+    const modulus = 2 ** 40;
+    let latency = (shownAt % modulus) - captured;
+    if (latency < -modulus / 2) latency += modulus;
+    if (latency <= -1000 || latency >= 60000) return;
+    this.values.push(latency);
+    if (this.values.length > 10000) this.values.splice(0, 5000);
+  }
+  clear() { this.values = []; }
+  /** { samples, p50, p95, max } so far. */
+  summary() {
+    const sorted = [...this.values].sort((a, b) => a - b);
+    const at = (q) => sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((sorted.length - 1) * q))] : null;
+    return { samples: sorted.length, p50: at(0.5), p95: at(0.95), max: sorted.length ? sorted[sorted.length - 1] : null };
+  }
+}

@@ -21,7 +21,7 @@ class LivePlayer {
     this.onStatus = onStatus;
     this.queue = [];
     this.stopped = false;
-    this.latencies = [];       // glass-to-glass samples (ms), from the bar code
+    this.samples = new LatencySamples();  // glass-to-glass (ms), from the bar code
     this.behind = null;        // newest buffered frame − playhead (s)
     this.info = null;
     this.canvas = document.createElement("canvas");
@@ -144,50 +144,13 @@ class LivePlayer {
     if (!("requestVideoFrameCallback" in HTMLVideoElement.prototype)) return;
     const onFrame = (now, metadata) => {
       const shownAt = Date.now() + (metadata.expectedDisplayTime - performance.now());
-      const captured = this.readBarcode();
-      if (captured !== null) {
-        const modulus = 2 ** 40;
-        let latency = (shownAt % modulus) - captured;
-        if (latency < -modulus / 2) latency += modulus;
-        if (latency > -1000 && latency < 60000) {
-          this.latencies.push(latency);
-          if (this.latencies.length > 10000) this.latencies.splice(0, 5000);
-        }
-      }
+      this.samples.add(readCaptureBarcode(this.video, this.video.videoWidth, this.video.videoHeight, this.canvas), shownAt);
       this.video.requestVideoFrameCallback(onFrame);
     };
     this.video.requestVideoFrameCallback(onFrame);
   }
 
-  readBarcode() {
-    const video = this.video, width = video.videoWidth, height = video.videoHeight;
-    if (!width || !height) return null;
-    const cells = 42, cell = Math.floor(width / cells) & ~1, cellHeight = Math.max(cell >> 1, 4) & ~1;
-    if (cell < 2) return null;
-    const y = height - (cellHeight >> 1) - 1;
-    this.canvas.width = width;
-    this.canvas.height = 1;
-    const context = this.canvas.getContext("2d", { willReadFrequently: true });
-    context.drawImage(video, 0, y, width, 1, 0, 0, width, 1);
-    const row = context.getImageData(0, 0, width, 1).data;
-    const lit = (index) => {
-      let sum = 0, count = 0;
-      for (let x = index * cell + (cell >> 2); x < index * cell + (cell >> 2) + (cell >> 1); x++) {
-        sum += (row[4 * x] + row[4 * x + 1] + row[4 * x + 2]) / 3;
-        count++;
-      }
-      return sum / count > 128;
-    };
-    if (!lit(0)) return null;
-    let value = 0;
-    for (let bit = 0; bit < 40; bit++) value = value * 2 + (lit(bit + 1) ? 1 : 0);
-    return value;
-  }
-
   /** Glass-to-glass percentiles so far. */
-  latency() {
-    const sorted = [...this.latencies].sort((a, b) => a - b);
-    const at = (q) => sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((sorted.length - 1) * q))] : null;
-    return { samples: sorted.length, p50: at(0.5), p95: at(0.95), max: sorted.length ? sorted[sorted.length - 1] : null };
-  }
+  latency() { return this.samples.summary(); }
+
 }

@@ -19,6 +19,8 @@ public struct CallStats: Sendable, Equatable, Codable {
     public var jitterTargetMilliseconds: Double
     public var concealedPercent: Double
     public var recoveredPercent: Double
+    /// Lost frames filled whole from the next packet's redundant copy, in percent.
+    public var repairedPercent: Double
     public var latePercent: Double
     /// Frames that arrived from the party.
     public var framesReceived: Int
@@ -61,11 +63,11 @@ public struct CallStats: Sendable, Equatable, Codable {
         let mouthToEar = senderMilliseconds + milliseconds(roundTrip) / 2 + milliseconds(buffer.level) + milliseconds(playbackDelay)
         return CallStats(party: party, path: path, mouthToEarMilliseconds: mouthToEar,
                          jitterTargetMilliseconds: milliseconds(buffer.target), concealedPercent: buffer.concealedPercent,
-                         recoveredPercent: buffer.recoveredPercent, latePercent: buffer.latePercent, framesReceived: buffer.received,
+                         recoveredPercent: buffer.recoveredPercent, repairedPercent: buffer.repairedPercent, latePercent: buffer.latePercent, framesReceived: buffer.received,
                          waitedPercent: buffer.waitedPercent, stretchedPercent: buffer.stretchedPercent)
     }
 
-    /// One line for a terminal: "door (relayed): mouth-to-ear ~92 ms, buffer 40 ms, concealed 1.2%, FEC 3.0%, late 0.4%".
+    /// One line for a terminal: "door (relayed): mouth-to-ear ~92 ms, buffer 40 ms, concealed 1.2%, FEC 3.0%, repaired 0.0%, late 0.4%".
     public var summary: String {
         func format(_ value: Double, _ digits: Int = 1) -> String {
             var text = String(Int(value.rounded()))
@@ -76,7 +78,7 @@ public struct CallStats: Sendable, Equatable, Codable {
             return text
         }
         return "\(party) (\(path.rawValue)): mouth-to-ear ~\(format(mouthToEarMilliseconds, 0)) ms, buffer \(format(jitterTargetMilliseconds, 0)) ms, "
-            + "concealed \(format(concealedPercent))%, FEC \(format(recoveredPercent))%, late \(format(latePercent))%"
+            + "concealed \(format(concealedPercent))%, FEC \(format(recoveredPercent))%, repaired \(format(repairedPercent))%, late \(format(latePercent))%"
             + (video.map { "; video \($0.picturesUsed) pictures, \($0.picturesLost) lost, \($0.freezes) freezes, \($0.keyframeRequests) keyframes asked for" } ?? "")
     }
 }

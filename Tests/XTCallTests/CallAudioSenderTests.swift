@@ -38,12 +38,14 @@ struct CallAudioSenderTests {
         #expect(level > -6, "level \(level) dB")
     }
 
-    @Test("FEC follows the measured loss")
+    @Test("FEC and redundancy follow the measured loss")
     func followsTheLink() throws {
         let sender = try CallAudioSender(call: CallID(1))
         #expect(sender.expectedLoss == 5)
+        sender.linkChanged(lossPercent: 0.6)
+        #expect(sender.expectedLoss == 1 && !sender.redundancy)
         sender.linkChanged(lossPercent: 12.2, rateBitsPerSecond: 1e6)
-        #expect(sender.expectedLoss == 13)
+        #expect(sender.expectedLoss == 2 && sender.redundancy, "with redundancy FEC is for the second of two losses in a row: 12.2%² ≈ 1.5%")
         sender.linkChanged(lossPercent: 0)
         #expect(sender.expectedLoss == 1)
         sender.linkChanged(lossPercent: .nan)
@@ -63,5 +65,71 @@ struct CallAudioSenderTests {
         bad[2] = 2
         #expect(throws: CallMessageError.unsupportedVersion(2)) { try CallMediaPacket(decoding: bad) }
         #expect(throws: CallMessageError.notSignalling) { try CallMediaPacket(decoding: CallMessage.hangup(call: CallID(1), from: "a").encoded) }
+    }
+
+    @Test("Redundant audio packets: the frame and the previous one round-trip; a bad length is an error; the browser gets the frame alone")
+    func redundantPackets() throws {
+        let packet = CallMediaPacket.audio(call: CallID(5), sequence: 8, captureMicroseconds: 99, opus: [1, 2, 3], previous: [7, 7])
+        #expect(packet.flags == .redundant)
+        let decoded = try CallMediaPacket(decoding: packet.encoded)
+        #expect(Array(decoded.primary) == [1, 2, 3] && decoded.redundant.map(Array.init) == [7, 7])
+        #expect(decoded.withoutRedundancy == CallMediaPacket(kind: .audio, call: CallID(5), sequence: 8, captureMicroseconds: 99, payload: [1, 2, 3]))
+        let plain = CallMediaPacket.audio(call: CallID(5), sequence: 8, captureMicroseconds: 99, opus: [1, 2, 3], silence: true)
+        #expect(plain.flags == .silence && Array(plain.primary) == [1, 2, 3] && plain.redundant == nil)
+        // Cut inside the frame or its length: an error. (The copy runs to the end, so a cut there
+        // shortens the copy; the transport's AEAD already refuses a datagram cut on the way.)
+        for length in 25...(27 + 3) {
+            #expect(throws: CallMessageError.self) { try CallMediaPacket(decoding: Array(packet.encoded[..<length])) }
+        }
+        var bad = packet.encoded
+        bad[25] = 0xff  // a frame length past the end
+        #expect(throws: CallMessageError.self) { try CallMediaPacket(decoding: bad) }
+        bad = packet.encoded
+        (bad[25], bad[26]) = (0, 0)  // an empty frame
+        #expect(throws: CallMessageError.self) { try CallMediaPacket(decoding: bad) }
+        bad = packet.encoded
+        bad[3] = CallMediaPacket.Kind.video.rawValue
+        #expect(throws: CallMessageError.malformed("a redundant copy in a video packet")) { try CallMediaPacket(decoding: bad) }
+    }
+
+    @Test("On a lossy link each packet carries the previous speech frame too; on a clean one it does not")
+    func redundancyFollowsTheLink() throws {
+        let speech = try Speech.samples("Someone is at the front door, please come down.")
+        let sender = try CallAudioSender(call: CallID(3))
+        let silence = [Int16](repeating: 0, count: 320)
+        func frames(_ range: Range<Int>) throws -> [CallMediaPacket] {
+            try range.compactMap { index in
+                try sender.process(microphone: Array(speech[index * 320..<(index + 1) * 320]), speaker: silence, captureMicroseconds: UInt64(index) * 20_000)
+            }
+        }
+        #expect(try frames(0..<20).allSatisfy { $0.redundant == nil }, "no redundancy before any loss")
+        sender.linkChanged(lossPercent: 5)
+        #expect(sender.redundancy)
+        let lossy = try frames(20..<60)
+        let speaking = zip(lossy, lossy.dropFirst()).filter { $0.1.sequence == $0.0.sequence + 1 && !$0.0.flags.contains(.silence) }
+        #expect(speaking.count > 10)
+        for (previous, packet) in speaking { #expect(packet.redundant.map(Array.init) == Array(previous.primary), "frame \(packet.sequence) carries \(previous.sequence)") }
+        sender.linkChanged(lossPercent: 0)
+        #expect(try frames(60..<80).allSatisfy { $0.redundant == nil })
+    }
+
+    @Test("Relayed media is sealed with the call's key: only that key and that call open it; a stranger's bytes do not")
+    func sealed() throws {
+        let packet = CallMediaPacket(kind: .audio, flags: [], call: CallID(0xfeed), sequence: 9, captureMicroseconds: 42, payload: Array(repeating: 0x55, count: 60))
+        let key = CallKey.random()
+        let sealed = CallMediaSeal.seal(packet.encoded, key: key, call: CallID(0xfeed))
+        #expect(sealed.count == packet.encoded.count + CallMediaSeal.overhead)
+        #expect(throws: CallMessageError.self, "a node without the key cannot read it") { try CallMediaPacket(decoding: sealed) }
+        #expect(!sealed.indices.dropLast(8).contains { Array(sealed[$0..<$0 + 8]) == Array(repeating: 0x55, count: 8) }, "the payload is not in the clear")
+        #expect(try CallMediaPacket(decoding: #require(CallMediaSeal.open(sealed, key: key, call: CallID(0xfeed)))) == packet)
+        #expect(CallMediaSeal.open(sealed, key: CallKey.random(), call: CallID(0xfeed)) == nil, "another call's key")
+        #expect(CallMediaSeal.open(sealed, key: key, call: CallID(0xbeef)) == nil, "another call's id")
+        #expect(CallMediaSeal.seal(packet.encoded, key: key, call: CallID(0xfeed)) != sealed, "a fresh nonce each time")
+        for length in 0..<sealed.count { #expect(CallMediaSeal.open(Array(sealed[..<length]), key: key, call: CallID(0xfeed)) == nil) }
+        for index in sealed.indices {
+            var corrupt = sealed
+            corrupt[index] ^= 0x20
+            #expect(CallMediaSeal.open(corrupt, key: key, call: CallID(0xfeed)) == nil)
+        }
     }
 }

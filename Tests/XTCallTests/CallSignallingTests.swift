@@ -144,6 +144,8 @@ struct CallSignallingTests {
         #expect(net.books["alice"]?.current?.joined == ["bob", "carol"])
         #expect(net.books["bob"]?.current?.joined == ["alice", "carol"])
         #expect(net.books["carol"]?.current?.joined == ["alice", "bob"])
+        let key = net.books["alice"]?.current?.key
+        #expect(key != nil && net.books["bob"]?.current?.key == key && net.books["carol"]?.current?.key == key, "every party holds the caller's media key")
         net.act("bob") { book, now in book.hangUp(now: now) }
         #expect(net.books["alice"]?.current?.joined == ["carol"] && net.books["carol"]?.current?.joined == ["alice"])
         #expect(net.state("alice") == .active && net.state("carol") == .active)
@@ -177,7 +179,7 @@ struct CallSignallingTests {
     func spoofed() throws {
         var book = CallBook(me: "alice")
         let now = Timestamp(nanoseconds: 1)
-        let invite = CallMessage.invite(call: CallID(7), from: "door", parties: ["door", "alice"], media: .audio)
+        let invite = CallMessage.invite(call: CallID(7), from: "door", parties: ["door", "alice"], media: .audio, key: .random())
         #expect(book.receive(invite, from: "mallory", now: now).isEmpty)
         #expect(book.receive(.hangup(call: CallID(9), from: "door"), from: "door", now: now).isEmpty)
         #expect(book.dropped == 2 && book.current == nil)
@@ -189,7 +191,7 @@ struct CallSignallingTests {
     func wire() throws {
         let id = CallID(0x1234_5678_9abc_def0)
         let messages: [CallMessage] = [
-            .invite(call: id, from: "door", parties: ["door", "alice", "bob"], media: [.audio, .video]),
+            .invite(call: id, from: "door", parties: ["door", "alice", "bob"], media: [.audio, .video], key: .random()),
             .ringing(call: id, from: "alice"), .accept(call: id, from: "alice", media: .audio),
             .decline(call: id, from: "bob", reason: .busy), .hangup(call: id, from: "ünïcode-näme"),
         ]
@@ -208,13 +210,14 @@ struct CallSignallingTests {
             }
         }
         #expect(throws: CallMessageError.notSignalling) { try CallMessage(decoding: Array("hello".utf8)) }
-        #expect(throws: CallMessageError.unsupportedVersion(2)) { try CallMessage(decoding: [0x58, 0x43, 2, 1]) }
+        #expect(throws: CallMessageError.unsupportedVersion(1)) { try CallMessage(decoding: [0x58, 0x43, 1, 1]) }
         // An invitation whose first party is not its sender, or with a party named twice.
         var writer = ByteWriter()
-        writer.writeBytes([0x58, 0x43, 1, 1])
+        writer.writeBytes([0x58, 0x43, 2, 1])
         writer.writeUInt64(5)
         for name in ["door"] { writer.writeUInt8(UInt8(name.utf8.count)); writer.writeBytes(Array(name.utf8)) }
         writer.writeUInt8(1)
+        writer.writeBytes(CallKey.random().bytes)
         writer.writeUInt8(2)
         for name in ["alice", "alice"] { writer.writeUInt8(UInt8(name.utf8.count)); writer.writeBytes(Array(name.utf8)) }
         #expect(throws: CallMessageError.malformed("the caller door is not the first party")) { try CallMessage(decoding: writer.bytes) }

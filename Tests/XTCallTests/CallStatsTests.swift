@@ -20,6 +20,6 @@ struct CallStatsTests {
         let expected: Double = 226.5  // 36.5 at the sender + 20 (half the RTT) + 140 buffered + 30 in the device
         #expect(stats.mouthToEarMilliseconds == expected)
         #expect(stats.jitterTargetMilliseconds == 20)
-        #expect(stats.summary == "door (relayed): mouth-to-ear ~227 ms, buffer 20 ms, concealed 0.0%, FEC 0.0%, late 0.0%")
+        #expect(stats.summary == "door (relayed): mouth-to-ear ~227 ms, buffer 20 ms, concealed 0.0%, FEC 0.0%, repaired 0.0%, late 0.0%")
     }
 }

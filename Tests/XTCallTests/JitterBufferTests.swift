@@ -17,8 +17,9 @@ private struct Playout {
 
     /// Sends `count` frames; `delay(i)` is frame i's one-way delay in ms (nil: lost).
     /// `silent(i)`: the sender marked frame i as silence (DTX).
+    /// `redundancy`: each packet also carries the previous frame (as the sender does on a lossy link).
     init(count: Int, configuration: JitterBuffer.Configuration = .init(), measureFrom: Double = 0, silent: (Int) -> Bool = { _ in false },
-         delay: (Int) -> Double?) {
+         redundancy: Bool = false, delay: (Int) -> Double?) {
         buffer = JitterBuffer(configuration: configuration)
         let start: UInt64 = 1_000_000_000
         var arrivals: [(UInt64, UInt32)] = []
@@ -33,6 +34,9 @@ private struct Playout {
             while next < arrivals.count, arrivals[next].0 <= pullAt {
                 buffer.insert(sequence: arrivals[next].1, payload: [UInt8(truncatingIfNeeded: arrivals[next].1)], arrival: Timestamp(nanoseconds: arrivals[next].0),
                               silence: silent(Int(arrivals[next].1)))
+                if redundancy, arrivals[next].1 > 0 {
+                    buffer.insertRedundant(sequence: arrivals[next].1 - 1, payload: [UInt8(truncatingIfNeeded: arrivals[next].1 - 1)])
+                }
                 next += 1
             }
             let decision = buffer.pull(now: Timestamp(nanoseconds: pullAt))
@@ -125,6 +129,28 @@ struct JitterBufferTests {
         #expect(clean.buffer.stats.target == .milliseconds(20), "no look-ahead without losses")
     }
 
+    @Test("With redundancy a single lost frame plays whole from the next packet's copy; a copy of a frame already here is dropped quietly")
+    func redundancy() {
+        let single = Playout(count: 1000, redundancy: true) { i in i % 10 == 5 ? nil : 15 + 10 * noise(i) }
+        #expect(single.count("played") >= 998, "\(single.count("played")) played, \(single.count("recovered")) recovered, \(single.count("concealed")) concealed")
+        #expect(single.buffer.stats.repaired >= 98 && single.buffer.stats.repaired <= 100, "\(single.buffer.stats.repaired) repaired")
+        #expect(single.buffer.stats.late == 0 && single.buffer.stats.duplicates == 0, "copies of frames already here are not counted as late or duplicate")
+        #expect(single.buffer.stats.received == 900, "copies are not arrivals")
+        // Two lost in a row: the second comes back whole, the first from the second's FEC.
+        let pairs = Playout(count: 1000, redundancy: true) { i in i % 20 == 5 || i % 20 == 6 ? nil : 15 }
+        #expect(pairs.count("played") >= 948 && pairs.count("recovered") >= 48 && pairs.count("concealed") <= 2,
+                "\(pairs.count("played")) played, \(pairs.count("recovered")) recovered, \(pairs.count("concealed")) concealed")
+        // A copy of a frame whose turn has passed is dropped (and so is one before the stream starts).
+        var buffer = JitterBuffer()
+        buffer.insertRedundant(sequence: 4, payload: [4])
+        #expect(buffer.stats.repaired == 0)
+        buffer.insert(sequence: 10, payload: [10], arrival: Timestamp(nanoseconds: 1_000_000_000))
+        _ = buffer.pull(now: Timestamp(nanoseconds: 1_100_000_000))
+        buffer.insertRedundant(sequence: 9, payload: [9])
+        buffer.insertRedundant(sequence: 10, payload: [10])
+        #expect(buffer.stats.repaired == 0 && buffer.stats.late == 0)
+    }
+
     @Test("After a jitter spike the buffer drains back to the target by accelerating, without dropping frames")
     func spikeThenCalm() {
         // 4 s of 0…200 ms jitter, then 12 s of none.
@@ -172,6 +198,24 @@ struct JitterBufferTests {
         fixed.stretching = false
         let plain = Playout(count: 900, configuration: fixed, silent: silent, delay: delay)
         #expect(speech.filter { plain.fates[UInt32($0)] != "played" }.count > 5)
+    }
+
+    @Test("The look-ahead a lossy link needs is taken in the sender's silences, not by stretching words")
+    func lookAheadInSilence() {
+        // Talk spurts of 2 s with 1 s of DTX between; 5% of the speech packets lost, each packet
+        // carrying the one before (redundancy); 0…20 ms of jitter.
+        let spurt = 150
+        func silent(_ i: Int) -> Bool { i % spurt >= 100 }
+        func delay(_ i: Int) -> Double? {
+            if silent(i) { return i % spurt == 100 || (i % spurt - 100) % 20 == 0 ? 10 : nil }
+            return noise(i, 7) < 0.05 ? nil : 10 + 20 * noise(i, 8)
+        }
+        let run = Playout(count: 1500, silent: silent, redundancy: true, delay: delay)
+        let speech = (0..<1500).filter { !silent($0) }
+        #expect(speech.allSatisfy { run.fates[UInt32($0)] == "played" || run.fates[UInt32($0)] == "recovered" }, "every word plays")
+        #expect(run.buffer.stats.target >= .milliseconds(55), "the look-ahead frame is held: \(run.buffer.stats.target)")
+        #expect(run.buffer.stats.expanded <= 8, "\(run.buffer.stats.expanded) words stretched to reach it")
+        #expect(run.buffer.stats.waited <= 2, "\(run.buffer.stats.waited) waits (only before the first silence)")
     }
 
     @Test("A fixed target (the PLC-only comparison) does not adapt")

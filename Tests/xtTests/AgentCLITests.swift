@@ -125,8 +125,9 @@ struct AgentCLITests {
         Thread.sleep(forTimeInterval: 60)
         let second = try recorder(dir, port: port, log: "recorder2.log")
         defer { second.terminate() }
-        // Backfill: 60 s of 1 Mbit/s video and the audio, after live traffic.
-        let complete = CLI.wait(timeout: 25) {
+        // Backfill: 60 s of 1 Mbit/s video and the audio, after live traffic (45 s: a debug build
+        // beside the rest of the suite on two cores took over 25).
+        let complete = CLI.wait(timeout: 45) {
             guard let timelines = try? CLI.timelines(dir, storage: "recordings"), timelines.count == 2 else { return false }
             return timelines.allSatisfy { ($0["gaps"] as? [Any])?.isEmpty == true && $0["missingFrames"] as? Int == 0 && ($0["seconds"] as? Double ?? 0) > 70 }
         }

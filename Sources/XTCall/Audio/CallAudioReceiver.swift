@@ -32,7 +32,8 @@ public final class CallAudioReceiver {
     /// Takes an audio packet arriving at `arrival` (other kinds are ignored).
     public func receive(_ packet: CallMediaPacket, arrival: Timestamp) {
         guard packet.kind == .audio else { return }
-        receive(sequence: packet.sequence, payload: packet.payload, arrival: arrival, silence: packet.flags.contains(.silence))
+        receive(sequence: packet.sequence, payload: Array(packet.primary), arrival: arrival, silence: packet.flags.contains(.silence))
+        if let copy = packet.redundant { buffer.insertRedundant(sequence: packet.sequence &- 1, payload: Array(copy)) }
     }
 
     /// Whether `pending` holds only filler (silence, or comfort noise between utterances).

@@ -204,7 +204,9 @@ public actor CallAgent {
             return true
         }
         guard CallChannel.isMedia(channel) else { return false }
-        guard let packet = try? CallMediaPacket(decoding: envelope.payload), let sender = await name(of: envelope.route.from) else {
+        // Relayed media is sealed with the call's key: another call's, or a stranger's, does not open.
+        guard let call = book.active, let opened = CallMediaSeal.open(envelope.payload, key: call.key, call: call.id),
+              let packet = try? CallMediaPacket(decoding: opened), let sender = await name(of: envelope.route.from) else {
             droppedMedia += 1
             return true
         }
@@ -224,7 +226,8 @@ public actor CallAgent {
             showActivity()
         }
         if configuration.external, packet.kind != .video {
-            if packet.kind == .audio || packet.keyframeRequestTarget == name { externalContinuation.yield((party, packet)) }
+            // The page plays the frame alone (its audio has no use for the redundant copy).
+            if packet.kind == .audio || packet.keyframeRequestTarget == name { externalContinuation.yield((party, packet.withoutRedundancy)) }
             return
         }
         switch packet.kind {
@@ -517,7 +520,9 @@ public actor CallAgent {
                 relay = true
             }
         }
-        if relay { try? await node.send(bytes, routeCode: .channel, channel: channel, lane: lane) }
+        if relay, let call = book.active {
+            try? await node.send(CallMediaSeal.seal(bytes, key: call.key, call: call.id), routeCode: .channel, channel: channel, lane: lane)
+        }
     }
 
     /// Stops the sound and, in the background, closes direct sessions, forgets their keys and

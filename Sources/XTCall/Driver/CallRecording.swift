@@ -74,7 +74,7 @@ public final class CallRecording {
             capture &+= offset
         }
         let isKeyframe = packet.kind == .audio || packet.flags.contains(.keyframe)
-        let frame = EncodedFrame(codec: packet.kind == .audio ? .opus : .h264, data: packet.payload, captureTime: CaptureTime(nanoseconds: capture),
+        let frame = EncodedFrame(codec: packet.kind == .audio ? .opus : .h264, data: Array(packet.primary), captureTime: CaptureTime(nanoseconds: capture),
                                  duration: packet.kind == .audio ? 20_000_000 : 0, isKeyframe: isKeyframe)
         if packet.kind == .video, descriptions[track] == nil {
             guard isKeyframe else { return }  // a track starts at a keyframe

@@ -15,6 +15,9 @@ public struct CallMediaPacket: Equatable, Sendable {
         public static let silence = Flags(rawValue: 1)
         /// Video: a keyframe (IDR), decodable on its own.
         public static let keyframe = Flags(rawValue: 2)
+        /// Audio: the payload also carries the previous frame's Opus packet, whole (see
+        /// ``CallMediaPacket/audio(call:sequence:captureMicroseconds:opus:previous:silence:)``).
+        public static let redundant = Flags(rawValue: 4)
     }
 
     public var kind: Kind
@@ -37,6 +40,44 @@ public struct CallMediaPacket: Equatable, Sendable {
         self.sequence = sequence
         self.captureMicroseconds = captureMicroseconds
         self.payload = payload
+    }
+
+    /// An audio packet: frame `sequence`'s Opus packet, and with `previous` also frame
+    /// `sequence − 1`'s, whole, so a single lost packet is repaired at full quality from the
+    /// next (RFC 2198's redundancy at a distance of one frame, as WebRTC's opus/red). The payload
+    /// is then: the frame's length u16, the frame, the previous frame.
+    public static func audio(call: CallID, sequence: UInt32, captureMicroseconds: UInt64, opus: [UInt8], previous: [UInt8]? = nil,
+                             silence: Bool = false) -> CallMediaPacket {
+        var flags: Flags = silence ? .silence : []
+        var payload = opus
+        if let previous, !previous.isEmpty, opus.count <= Int(UInt16.max) {
+            flags.insert(.redundant)
+            payload = [UInt8(opus.count >> 8), UInt8(opus.count & 0xff)] + opus + previous
+        }
+        return CallMediaPacket(kind: .audio, flags: flags, call: call, sequence: sequence, captureMicroseconds: captureMicroseconds, payload: payload)
+    }
+
+    /// The frame itself: the payload, less a redundant copy of the previous frame.
+    public var primary: ArraySlice<UInt8> {
+        guard flags.contains(.redundant), payload.count >= 2 else { return payload[...] }
+        let length = Int(payload[0]) << 8 | Int(payload[1])
+        return payload[2..<min(payload.count, 2 + length)]
+    }
+
+    /// The previous frame's Opus packet, where the packet carries it.
+    public var redundant: ArraySlice<UInt8>? {
+        guard flags.contains(.redundant), payload.count >= 2 else { return nil }
+        let length = Int(payload[0]) << 8 | Int(payload[1])
+        return 2 + length < payload.count ? payload[(2 + length)...] : nil
+    }
+
+    /// The packet without its redundant copy (for a receiver that does not use it: the browser).
+    public var withoutRedundancy: CallMediaPacket {
+        guard flags.contains(.redundant) else { return self }
+        var packet = self
+        packet.flags.remove(.redundant)
+        packet.payload = Array(primary)
+        return packet
     }
 
     /// "XM", version u8 (1), kind u8, flags u8, call id u64, sequence u32, capture time u64, payload.
@@ -74,7 +115,14 @@ public struct CallMediaPacket: Equatable, Sendable {
         guard let header else { throw .malformed("a media packet's header did not read") }
         guard let kind = Kind(rawValue: header.kind) else { throw .malformed("media kind \(header.kind)") }
         let flags = Flags(rawValue: header.flags)
-        guard flags.rawValue & ~0b11 == 0 else { throw .malformed("media flags \(header.flags)") }
+        guard flags.rawValue & ~0b111 == 0 else { throw .malformed("media flags \(header.flags)") }
+        if flags.contains(.redundant) {
+            guard kind == .audio else { throw .malformed("a redundant copy in a \(kind) packet") }
+            let length = bytes.count >= 27 ? Int(bytes[25]) << 8 | Int(bytes[26]) : -1
+            guard length >= 1, 27 + length < bytes.count else {
+                throw .malformed("a redundant audio packet whose frame length \(length) does not leave both frames in its \(bytes.count - 25) bytes")
+            }
+        }
         guard header.call != 0 else { throw .malformed("call id 0") }
         if kind == .keyframeRequest {
             guard let name = String(validating: bytes[25...], as: UTF8.self), CallMessage.isValidName(name) else {

@@ -12,6 +12,20 @@ public struct CallID: Hashable, Sendable, CustomStringConvertible {
     public var description: String { String(raw, radix: 16) }
 }
 
+/// The secret of one call's relayed media: 32 random bytes the caller draws and sends in its
+/// invitation, so only the parties can read what the host relays on the call's channel (the
+/// way SDES hands SRTP its key in the signalling). Direct sessions have their own encryption.
+public struct CallKey: Hashable, Sendable {
+    public let bytes: [UInt8]
+    /// - Precondition: 32 bytes (``CallMessage`` checks it on arrival).
+    init(checked bytes: [UInt8]) { self.bytes = bytes }
+    /// A fresh key from the system's random source.
+    public static func random() -> CallKey {
+        var generator = SystemRandomNumberGenerator()
+        return CallKey(checked: (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) })
+    }
+}
+
 /// What a party sends: audio, video or both.
 public struct CallMedia: OptionSet, Hashable, Sendable, CustomStringConvertible {
     public let rawValue: UInt8
@@ -42,8 +56,8 @@ public enum DeclineReason: UInt8, Sendable, Equatable, CustomStringConvertible {
 /// the authenticated sender from the node network and checks that the two agree.
 public enum CallMessage: Equatable, Sendable {
     /// An invitation. `parties` is everyone invited, the caller first (2…8 names): a group call
-    /// when more than two.
-    case invite(call: CallID, from: String, parties: [String], media: CallMedia)
+    /// when more than two. `key` seals the call's relayed media (see ``CallKey``).
+    case invite(call: CallID, from: String, parties: [String], media: CallMedia, key: CallKey)
     /// The callee is alerting its user.
     case ringing(call: CallID, from: String)
     /// The sender joins the call, sending `media`. Sent to every party, so all know who is in.
@@ -59,14 +73,14 @@ public enum CallMessage: Equatable, Sendable {
 
     public var call: CallID {
         switch self {
-        case .invite(let call, _, _, _), .ringing(let call, _), .accept(let call, _, _), .decline(let call, _, _), .hangup(let call, _),
+        case .invite(let call, _, _, _, _), .ringing(let call, _), .accept(let call, _, _), .decline(let call, _, _), .hangup(let call, _),
              .direct(let call, _, _, _): call
         }
     }
 
     public var from: String {
         switch self {
-        case .invite(_, let from, _, _), .ringing(_, let from), .accept(_, let from, _), .decline(_, let from, _), .hangup(_, let from),
+        case .invite(_, let from, _, _, _), .ringing(_, let from), .accept(_, let from, _), .decline(_, let from, _), .hangup(_, let from),
              .direct(_, let from, _, _): from
         }
     }
@@ -78,7 +92,7 @@ public enum CallMessage: Equatable, Sendable {
     /// Longest name in bytes of UTF-8.
     public static let maximumNameLength = 64
     private static let magic: [UInt8] = [0x58, 0x43]  // "XC"
-    private static let version: UInt8 = 1
+    private static let version: UInt8 = 2
 
     /// Whether `name` can name a party: 1…64 bytes of UTF-8, no control characters or commas.
     public static func isValidName(_ name: String) -> Bool {
@@ -86,16 +100,17 @@ public enum CallMessage: Equatable, Sendable {
         return count >= 1 && count <= maximumNameLength && !name.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7f || $0 == "," }
     }
 
-    /// The message as bytes: "XC", version 1, type, the call id (u64), the sender, then the
+    /// The message as bytes: "XC", version 2, type, the call id (u64), the sender, then the
     /// type's fields. Names are a u8 length and UTF-8.
     public var encoded: [UInt8] {
         var writer = ByteWriter(capacity: 32)
         writer.writeBytes(Self.magic)
         writer.writeUInt8(Self.version)
         switch self {
-        case .invite(let call, let from, let parties, let media):
+        case .invite(let call, let from, let parties, let media, let key):
             Self.header(&writer, 1, call, from)
             writer.writeUInt8(media.rawValue)
+            writer.writeBytes(key.bytes)
             writer.writeUInt8(UInt8(clamping: parties.count))
             for party in parties.prefix(Self.maximumParties) { Self.name(&writer, party) }
         case .ringing(let call, let from):
@@ -136,7 +151,7 @@ public enum CallMessage: Equatable, Sendable {
     }
 
     /// Reads a message.
-    /// - Throws: ``CallMessageError`` for anything but a whole, well-formed version-1 message.
+    /// - Throws: ``CallMessageError`` for anything but a whole, well-formed version-2 message.
     public init(decoding bytes: [UInt8]) throws(CallMessageError) {
         let result = bytes.withUnsafeBytes { raw -> Result<CallMessage, CallMessageError> in
             var reader = ByteReader(raw)
@@ -163,6 +178,7 @@ public enum CallMessage: Equatable, Sendable {
             switch type {
             case 1:
                 let media = try readMedia(&reader)
+                let key = CallKey(checked: try reader.readBytes(32, "media key"))
                 let count = Int(try reader.readUInt8("party count"))
                 guard (2...maximumParties).contains(count) else {
                     throw CallMessageError.malformed("\(count) parties: a call has 2 to \(maximumParties)")
@@ -171,7 +187,7 @@ public enum CallMessage: Equatable, Sendable {
                 for _ in 0..<count { parties.append(try readName(&reader, "party")) }
                 guard parties.first == from else { throw CallMessageError.malformed("the caller \(from) is not the first party") }
                 guard Set(parties).count == parties.count else { throw CallMessageError.malformed("a party is named twice") }
-                return .invite(call: call, from: from, parties: parties, media: media)
+                return .invite(call: call, from: from, parties: parties, media: media, key: key)
             case 2:
                 return .ringing(call: call, from: from)
             case 3:
@@ -224,7 +240,7 @@ public enum CallMessage: Equatable, Sendable {
 public enum CallMessageError: Error, Equatable, Sendable, CustomStringConvertible {
     /// Not a call message at all (another application's bytes on the call port).
     case notSignalling
-    /// A newer signalling version than this node speaks.
+    /// A signalling or media version this node does not speak (another xt release).
     case unsupportedVersion(UInt8)
     /// Truncated, out of range or inconsistent.
     case malformed(String)
@@ -232,7 +248,7 @@ public enum CallMessageError: Error, Equatable, Sendable, CustomStringConvertibl
     public var description: String {
         switch self {
         case .notSignalling: "not a call signalling message"
-        case .unsupportedVersion(let version): "call signalling version \(version) is newer than this node's (1): update xt on this node"
+        case .unsupportedVersion(let version): "call protocol version \(version) is not this node's: run the same xt release on every node"
         case .malformed(let why): "malformed call signalling message: \(why)"
         }
     }

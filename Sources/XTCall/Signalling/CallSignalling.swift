@@ -97,6 +97,8 @@ public struct CallSignalling: Sendable {
     public let id: CallID
     public let me: String
     public let media: CallMedia
+    /// Seals the call's relayed media (drawn by the caller, learnt from its invitation).
+    public let key: CallKey
     public let isCaller: Bool
     public let timeouts: CallTimeouts
     public private(set) var state: State
@@ -111,7 +113,7 @@ public struct CallSignalling: Sendable {
     /// Places a call to `names` (one, or up to 7 for a group call).
     /// - Returns: the call and its first actions (the invitations).
     /// - Throws: ``CallError`` for a bad or repeated name, too many parties, or calling oneself.
-    public static func place(to names: [String], from me: String, media: CallMedia, id: CallID = .random(), now: Timestamp,
+    public static func place(to names: [String], from me: String, media: CallMedia, id: CallID = .random(), key: CallKey = .random(), now: Timestamp,
                              timeouts: CallTimeouts = CallTimeouts()) throws(CallError) -> (CallSignalling, [Action]) {
         guard !names.isEmpty else { throw .noParties }
         for name in [me] + names where !CallMessage.isValidName(name) { throw .invalidName(name) }
@@ -119,27 +121,28 @@ public struct CallSignalling: Sendable {
         for name in names where !unique.contains(name) { unique.append(name) }
         guard !unique.contains(me) else { throw .callingYourself }
         guard unique.count < CallMessage.maximumParties else { throw .tooManyParties(unique.count + 1) }
-        let call = CallSignalling(id: id, me: me, media: media, isCaller: true, timeouts: timeouts, state: .calling, order: unique,
+        let call = CallSignalling(id: id, me: me, media: media, key: key, isCaller: true, timeouts: timeouts, state: .calling, order: unique,
                                   parties: Dictionary(uniqueKeysWithValues: unique.map { ($0, .invited(since: now)) }))
-        return (call, [.send(.invite(call: id, from: me, parties: [me] + unique, media: media), to: unique)])
+        return (call, [.send(.invite(call: id, from: me, parties: [me] + unique, media: media, key: key), to: unique)])
     }
 
     /// Takes an invitation addressed to `me`.
     /// - Returns: nil if `me` is not among its parties; else the call, ringing, and its first actions.
     public static func receive(_ invite: CallMessage, me: String, now: Timestamp, timeouts: CallTimeouts = CallTimeouts()) -> (CallSignalling, [Action])? {
-        guard case .invite(let id, let caller, let roster, let media) = invite, roster.contains(me), caller != me else { return nil }
+        guard case .invite(let id, let caller, let roster, let media, let key) = invite, roster.contains(me), caller != me else { return nil }
         let others = roster.filter { $0 != me }
         var parties = Dictionary(uniqueKeysWithValues: others.map { ($0, Party.invited(since: now)) })
         parties[caller] = .joined(media)
-        var call = CallSignalling(id: id, me: me, media: media, isCaller: false, timeouts: timeouts, state: .incoming, order: others, parties: parties)
+        var call = CallSignalling(id: id, me: me, media: media, key: key, isCaller: false, timeouts: timeouts, state: .incoming, order: others, parties: parties)
         call.incomingSince = now
         return (call, [.send(.ringing(call: id, from: me), to: [caller]), .alert(from: caller, media: media, parties: others)])
     }
 
-    private init(id: CallID, me: String, media: CallMedia, isCaller: Bool, timeouts: CallTimeouts, state: State, order: [String], parties: [String: Party]) {
+    private init(id: CallID, me: String, media: CallMedia, key: CallKey, isCaller: Bool, timeouts: CallTimeouts, state: State, order: [String], parties: [String: Party]) {
         self.id = id
         self.me = me
         self.media = media
+        self.key = key
         self.isCaller = isCaller
         self.timeouts = timeouts
         self.state = state
