@@ -38,7 +38,13 @@ public final class Endpoint {
         var retryInterval: Int64
         var mac1: [UInt8]
         var cookie: (value: [UInt8], received: Timestamp)?
+        /// Data packets that came for this session before the response that opens it (the path
+        /// reordered them): handled once the response is (at most ``maximumEarlyDatagrams``).
+        var early: [(bytes: [UInt8], address: NetworkAddress)] = []
     }
+
+    /// Data packets held per handshake while its response is still on the way.
+    static let maximumEarlyDatagrams = 8
 
     private var sessions: [UInt32: Session] = [:]
     private var pending: [UInt32: PendingHandshake] = [:]
@@ -177,6 +183,17 @@ public final class Endpoint {
                 return
             }
             guard let session = sessions[header.connectionID] else {
+                if var handshake = pending[header.connectionID] {
+                    // The responder's first data overtook its response (jitter reorders them):
+                    // the session is on its way, not lost, so hold the packet rather than reset
+                    // the session it belongs to.
+                    stats.datagramsBeforeHandshake += 1
+                    if handshake.early.count < Self.maximumEarlyDatagrams {
+                        handshake.early.append((Array(datagram), address))
+                        pending[header.connectionID] = handshake
+                    }
+                    return
+                }
                 stats.datagramsUnknownSession += 1
                 sendReset(for: header.connectionID, to: address, answering: datagram.count, now: now)
                 return
@@ -378,6 +395,9 @@ public final class Endpoint {
         stats.sessionsOpen = sessions.count
         events.append(.connected(SessionID(rawValue: packet.receiverIndex), peer: handshake.peerKey, hello: parameters.hello))
         afterActivity(session, now: now)
+        for early in handshake.early {
+            early.bytes.withUnsafeBytes { handle(datagram: $0, from: early.address, now: now) }
+        }
     }
 
     private func handleCookieReply(_ datagram: UnsafeRawBufferPointer, now: Timestamp) {

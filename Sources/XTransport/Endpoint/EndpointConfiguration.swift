@@ -46,6 +46,9 @@ public struct EndpointStats: Sendable, Hashable {
     public var datagramsMalformed: UInt64 = 0
     /// Data packets for a connection id we do not have.
     public var datagramsUnknownSession: UInt64 = 0
+    /// Data packets that came for a session whose handshake response had not come yet (held,
+    /// then handled once it did, rather than answered with a reset).
+    public var datagramsBeforeHandshake: UInt64 = 0
     /// Handshake packets whose mac1 was wrong (sender does not know our key, or tampering).
     public var handshakeMACFailures: UInt64 = 0
     /// Handshakes that failed decryption or key checks.

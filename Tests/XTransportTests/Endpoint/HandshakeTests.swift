@@ -273,4 +273,31 @@ struct StatelessResetTests {
             if case .session(ids.alice, .closed(.peerReset(let reason))) = $0 { reason.contains("restarted") } else { false }
         })
     }
+
+    @Test("Data that overtakes the handshake's response (a jittery path) is held and delivered, not answered with a reset that kills the new session")
+    func dataBeforeResponse() throws {
+        let pair = try Pair()
+        var held: [TestWire.Datagram] = []
+        pair.wire.filter = { datagram in
+            let type = datagram.bytes.withUnsafeBytes { try? PacketHeader.peekType($0) }
+            guard datagram.from == bobAddress, type == .response else { return datagram }
+            held.append(datagram)  // the response is delayed on the path
+            return nil
+        }
+        let id = pair.alice.connect(to: bobAddress, peerKey: pair.bobIdentity.publicKey, now: pair.wire.now)
+        pair.wire.settle()
+        let accepted = try #require(pair.wire.takeEvents(bobAddress).compactMap { if case .accepted(let id, _, _, _) = $0 { id } else { nil } }.first)
+        _ = try pair.bob.write(Array("welcome".utf8), channel: 1, session: accepted, now: pair.wire.now)
+        pair.wire.run(for: .milliseconds(100))  // bob's packets (a path-MTU probe, the data) reach alice first
+        #expect(pair.alice.stats.datagramsBeforeHandshake >= 1 && pair.alice.stats.statelessResetsSent == 0)
+        pair.wire.filter = { $0 }
+        for datagram in held { pair.wire.inject(datagram) }
+        pair.wire.settle()
+        let events = pair.wire.takeEvents(aliceAddress)
+        #expect(events.contains { if case .connected(id, _, _) = $0 { true } else { false } })
+        #expect(events.contains { if case .session(id, .message(let message)) = $0 { message.payload == Array("welcome".utf8) } else { false } },
+                "the held data is delivered once the response comes")
+        pair.wire.run(for: .milliseconds(200))
+        #expect(pair.alice.sessionCount == 1 && pair.bob.sessionCount == 1 && pair.bob.stats.statelessResetsReceived == 0)
+    }
 }
