@@ -278,8 +278,16 @@ public actor CallAgent {
             links[party] = nil
             logger.notice("direct path lost; relaying through the host", metadata: ["party": "\(party)"])
         }
+        // A sound device that failed mid-call (unplugged, a hung driver): the call goes on
+        // without it, and the user is told which and why.
+        if let failure = engine?.failure, failure != reportedDeviceFailure {
+            reportedDeviceFailure = failure
+            logger.error("a sound device of the call stopped; the call goes on without it", metadata: ["error": "\(failure)"])
+        }
         await followLink()
     }
+
+    private var reportedDeviceFailure: String?
 
     private var lastLinkCheck: Timestamp?
 
