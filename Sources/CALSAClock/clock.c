@@ -81,9 +81,11 @@ static snd_pcm_sframes_t clock_pointer(snd_pcm_ioplug_t *io) {
         }
     } else if (clock->stall_after > 0 && frames > clock->stall_after) {
         frames = clock->stall_after;
-    } else if (frames > io->appl_ptr + io->buffer_size) {
-        // Never more than a buffer ahead of the reader: ALSA sees a full buffer, not a wrap.
-        frames = io->appl_ptr + io->buffer_size;
+    } else if (frames >= io->appl_ptr + io->buffer_size) {
+        // The reader fell a whole buffer behind: an overrun, as a card reports it. (Holding the
+        // clock at a full buffer instead read as an empty one, a buffer being a whole turn of
+        // the ring: the reader then waited for ever.)
+        return -EPIPE;
     }
     clock->produced = frames;
     return (snd_pcm_sframes_t)(frames % io->buffer_size);

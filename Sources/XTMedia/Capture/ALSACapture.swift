@@ -47,28 +47,48 @@ public final class ALSACapture: AudioSource {
 
     public func next() throws(MediaError) -> AudioFrame {
         var filled = 0
-        if snd_pcm_state(pcm) == SND_PCM_STATE_PREPARED { _ = snd_pcm_start(pcm) }
         var lastProgress = CaptureTime.monotonicNow
         let stalled = "microphone '\(device)' gave nothing for \(Self.stallTimeout) ms: is it still plugged in (or its input ended)?"
         while filled < blockFrames {
-            let ready = snd_pcm_wait(pcm, Self.stallTimeout)
-            if ready == 0 { throw .deviceLost(stalled) }
-            if ready > 0, snd_pcm_avail_update(pcm) == 0 {
-                // Woken with nothing to read: poll allows it now and then (xtclock's timer does
-                // it at every tick), so only a whole stall timeout of it is a stopped clock (a
-                // hung driver; xtclock's stall_after in the tests). Once, it ended a call's voice.
-                if (CaptureTime.monotonicNow - lastProgress) / 1_000_000 >= Int64(Self.stallTimeout) { throw .deviceLost(stalled) }
-                continue
+            // A stream prepared again after an overrun is started here (a read must never be
+            // what starts it: see below).
+            let state = snd_pcm_state(pcm)
+            if state == SND_PCM_STATE_PREPARED { _ = snd_pcm_start(pcm) }
+            // An overrun a plugin chain reports only in its state (its poll then stays quiet, as
+            // the reader fell a whole buffer behind): recovered like one reported by a read.
+            let ready = state == SND_PCM_STATE_XRUN ? -EPIPE : snd_pcm_wait(pcm, Self.stallTimeout)
+            if ready == 0 {
+                if snd_pcm_state(pcm) == SND_PCM_STATE_XRUN { continue }
+                throw .deviceLost(stalled)
             }
-            let count = buffer.withUnsafeMutableBufferPointer { samples in
-                snd_pcm_readi(pcm, samples.baseAddress! + filled * channels, snd_pcm_uframes_t(blockFrames - filled))
+            var code = ready < 0 ? ready : 0
+            if code == 0 {
+                let available = snd_pcm_avail_update(pcm)
+                if available == 0 {
+                    // Woken with nothing to read: poll allows it now and then (xtclock's timer
+                    // does it at every tick), so only a whole stall timeout of it is a stopped
+                    // clock (a hung driver; xtclock's stall_after in the tests).
+                    if (CaptureTime.monotonicNow - lastProgress) / 1_000_000 >= Int64(Self.stallTimeout) { throw .deviceLost(stalled) }
+                    continue
+                }
+                if available > 0 {
+                    // Never more than is there: a blocking read of more waits in ALSA's own poll
+                    // with no timeout, and a device whose clock stopped then hangs the thread for
+                    // good (it once silenced a call's voice 25 s in).
+                    let wanted = min(blockFrames - filled, Int(available))
+                    let count = buffer.withUnsafeMutableBufferPointer { samples in
+                        snd_pcm_readi(pcm, samples.baseAddress! + filled * channels, snd_pcm_uframes_t(wanted))
+                    }
+                    if count >= 0 {
+                        filled += count
+                        if count > 0 { lastProgress = CaptureTime.monotonicNow }
+                        continue
+                    }
+                    code = Int32(count)
+                } else {
+                    code = Int32(available)
+                }
             }
-            if count >= 0 {
-                filled += count
-                if count > 0 { lastProgress = CaptureTime.monotonicNow }
-                continue
-            }
-            let code = Int32(count)
             if ALSAPCM.isRecoverable(code) {
                 // An overrun: samples were lost, so the sample clock starts again from now.
                 overruns += 1

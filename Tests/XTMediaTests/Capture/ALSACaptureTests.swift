@@ -34,6 +34,24 @@ import Testing
         #expect(rms(decoded) > 500)
     }
 
+    @Test func aReaderThatFallsAWholeBufferBehindGetsAnOverrunAndGoesOn() throws {
+        // A call's microphone has 40 ms of buffer: a reader held up longer (a busy machine)
+        // loses that audio, counts an overrun and reads on. (The test PCM once held such a
+        // reader at a full buffer that ALSA read as empty, and the next read never returned.)
+        let directory = TestSupport.temporaryDirectory("xt-alsa")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let speech = try TestSupport.speech("Someone is at the front door, please come down and let them in.", directory: directory)
+        setenv("ALSA_CONFIG_PATH", try TestSupport.alsaMicrophone(speech: speech, directory: directory), 1)
+        let microphone = try ALSACapture(device: "xtmic", sampleRate: 48_000, channels: 1, latency: .milliseconds(40))
+        for _ in 0..<5 { _ = try microphone.next() }
+        Thread.sleep(forTimeInterval: 0.2)
+        let started = CaptureTime.monotonicNow
+        for _ in 0..<25 { _ = try microphone.next() }
+        let elapsed = Double(CaptureTime.monotonicNow - started) / 1e9
+        #expect(microphone.overruns >= 1, "the lost audio is counted")
+        #expect(elapsed < 1.5, "0.5 s of audio read on in \(elapsed) s")
+    }
+
     @Test func missingAndUnusableMicrophonesAreClearErrors() throws {
         let directory = TestSupport.temporaryDirectory("xt-alsa")
         defer { try? FileManager.default.removeItem(atPath: directory) }
