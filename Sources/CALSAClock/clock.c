@@ -20,9 +20,13 @@ struct xt_clock {
     int timer;
     uint64_t started;
     snd_pcm_uframes_t produced;
+    /// Frames of the stream before the current start: ALSA counts from 0 again after an xrun
+    /// is recovered (prepare, start), the file in front of this PCM does not.
+    snd_pcm_uframes_t base;
     /// With `stamp "PATH"`: each time the clock is (re)anchored, a line "FRAME NANOSECONDS" is
-    /// appended there: frame FRAME of the stream is at CLOCK_MONOTONIC NANOSECONDS. A bench
-    /// maps positions in the recorded file to times with it (mouth-to-ear).
+    /// appended there: frame FRAME of the stream (counted from the first start, across xruns)
+    /// plays, or was captured, at CLOCK_MONOTONIC NANOSECONDS. A bench maps positions in the recorded file to times
+    /// with it (mouth-to-ear).
     FILE *stamps;
     /// With `stall_after FRAMES`: the clock stops after that many frames, as a device whose
     /// driver hangs (tests of what the reader does then). 0: never.
@@ -31,7 +35,9 @@ struct xt_clock {
 
 static void note_anchor(struct xt_clock *clock, snd_pcm_uframes_t frame) {
     if (!clock->stamps) return;
-    fprintf(clock->stamps, "%lu %llu\n", (unsigned long)frame, (unsigned long long)clock->started);
+    // The time of this very frame (the clock's start is the time of frame 0 of this start).
+    uint64_t at = clock->started + (uint64_t)frame * 1000000000ull / clock->io.rate;
+    fprintf(clock->stamps, "%lu %llu\n", (unsigned long)(clock->base + frame), (unsigned long long)at);
     fflush(clock->stamps);
 }
 
@@ -44,6 +50,7 @@ static uint64_t monotonic_ns(void) {
 static int clock_start(snd_pcm_ioplug_t *io) {
     struct xt_clock *clock = io->private_data;
     clock->started = monotonic_ns();
+    clock->base += clock->produced;
     clock->produced = 0;
     note_anchor(clock, 0);
     uint64_t period = (uint64_t)io->period_size * 1000000000ull / io->rate;
