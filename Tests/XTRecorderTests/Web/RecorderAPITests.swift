@@ -7,6 +7,7 @@ import Hummingbird
 import HummingbirdTesting
 import Testing
 @testable import XTRecorder
+import XTMedia
 import XTNet
 
 @Suite struct RecorderAPITests {
@@ -225,8 +226,10 @@ import XTNet
         let app = Application(router: RecorderHTTPServer.router(web: setup.web, metrics: nil, webRoot: nil, logger: Fixtures.logger))
         try await app.test(.router) { client in
             let cookie = try await login(client, "bob", "bob-password")
-            // Both seen just now (a node is online for 15 s after it was last seen).
-            let now = Int64(Date().timeIntervalSince1970 * 1e9)
+            // Both seen just now (a node is online for 15 s after it was last seen), on the
+            // recorder's own clock (CaptureTime: the wall clock at start, then monotonic; a wall
+            // clock stepped since then put Date() off by more than that in CI).
+            let now = CaptureTime.now.nanoseconds
             try await index.saveNodes([
                 NodeRecord(name: "door", id: "1.1", key: "AAAA", firstSeen: now, lastSeen: now, channels: [61], rttMilliseconds: 1, lossPercent: 0, retransmittedBytes: 0),
                 NodeRecord(name: "shed", id: "1.2", key: "BBBB", firstSeen: now, lastSeen: now, channels: [], rttMilliseconds: 1, lossPercent: 0, retransmittedBytes: 0),
