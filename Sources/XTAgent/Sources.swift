@@ -1,5 +1,6 @@
 // Which source each configured input opens. A file or network camera read for both video and
-// audio shares one clock, so that the two stay in step.
+// audio shares one clock, so that the two stay in step; a synthetic camera and microphone share
+// one epoch, so that the marker lights as the beep sounds.
 import XTMedia
 
 enum Sources {
@@ -7,6 +8,8 @@ enum Sources {
     final class Clocks: Sendable {
         private let video: FileClock
         private let audio: FileClock
+        /// The synthetic camera's and microphone's.
+        let synthetic = SourceEpoch()
 
         init(_ configuration: AgentConfiguration) {
             video = FileClock()
@@ -27,7 +30,8 @@ enum Sources {
         case .none:
             throw .invalidConfiguration("no video input is configured")
         case .synthetic:
-            return { () throws(MediaError) in try SyntheticVideoSource(width: width, height: height, frameRate: fps, script: script) }
+            let epoch = clocks.synthetic
+            return { () throws(MediaError) in try SyntheticVideoSource(width: width, height: height, frameRate: fps, script: script, epoch: epoch) }
         case .v4l2(let path):
             let choice = configuration.videoFormat
             return { () throws(MediaError) in try V4L2Camera(path: path, width: width, height: height, fps: fps, choice: choice) }
@@ -44,7 +48,8 @@ enum Sources {
         case .none:
             throw .invalidConfiguration("no audio input is configured")
         case .synthetic:
-            return { () throws(MediaError) in SyntheticAudioSource(sampleRate: rate, channels: channels) }
+            let epoch = clocks.synthetic
+            return { () throws(MediaError) in SyntheticAudioSource(sampleRate: rate, channels: channels, epoch: epoch) }
         case .alsa(let name):
             return { () throws(MediaError) in try ALSACapture(device: name, sampleRate: rate, channels: channels) }
         case .file(let location):

@@ -34,22 +34,36 @@ public final class SyntheticAudioSource: AudioSource {
     private var sampleIndex: Int64 = 0
     private var clock: SourceClock
 
-    public init(sampleRate: Int = 48_000, channels: Int = 1, pacing: Pacing = .realTime, signal: Signal = .tone) {
+    private var started = false
+
+    /// - Parameter epoch: shared with a synthetic camera, so it beeps as the marker lights.
+    public init(sampleRate: Int = 48_000, channels: Int = 1, pacing: Pacing = .realTime, signal: Signal = .tone,
+                epoch: SourceEpoch = SourceEpoch()) {
         self.signal = signal
         self.sampleRate = sampleRate
         self.channels = channels
         self.pacing = pacing
         blockSize = sampleRate / 50
-        clock = SourceClock(pacing)
+        clock = SourceClock(pacing, epoch: epoch)
     }
 
     public var summary: String { "synthetic \(signal == .tone ? "tone" : "voice") (\(sampleRate) Hz, \(channels) channel\(channels == 1 ? "" : "s"))" }
 
+    /// Sample `index`'s time after the start, exact (whole seconds apart, no overflow for years).
+    private func nanoseconds(_ index: Int64) -> Int64 {
+        let rate = Int64(sampleRate)
+        return index / rate * 1_000_000_000 + index % rate * 1_000_000_000 / rate
+    }
+
     public func next() throws(MediaError) -> AudioFrame {
-        let nanosecondsPerSample = 1e9 / Double(sampleRate)
+        if !started {
+            // The first whole block at or after the moment it joins its epoch.
+            let blockNanoseconds = Int64(blockSize) * 1_000_000_000 / Int64(sampleRate)
+            sampleIndex = (clock.joined() + blockNanoseconds - 1) / blockNanoseconds * Int64(blockSize)
+            started = true
+        }
         // A block is captured when its last sample has arrived; it is stamped with its first.
-        let captureTime = clock.captureTime(offset: Int64(Double(sampleIndex) * nanosecondsPerSample),
-                                            ready: Int64(Double(sampleIndex + Int64(blockSize)) * nanosecondsPerSample))
+        let captureTime = clock.captureTime(offset: nanoseconds(sampleIndex), ready: nanoseconds(sampleIndex + Int64(blockSize)))
         var samples = [Int16](repeating: 0, count: blockSize * channels)
         for index in 0..<blockSize {
             let sample = sampleIndex + Int64(index)

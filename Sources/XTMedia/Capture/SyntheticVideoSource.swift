@@ -27,8 +27,12 @@ public final class SyntheticVideoSource: VideoSource {
     /// The marker is lit for this long after every whole second of stream time.
     public static let markerNanoseconds: Int64 = 100_000_000
 
+    private var started = false
+
+    /// - Parameter epoch: shared with a synthetic microphone, so the marker lights as it beeps.
     /// - Throws: ``MediaError`` for an impossible size or frame rate.
-    public init(width: Int, height: Int, frameRate: Int, script: MotionScript = MotionScript(), pacing: Pacing = .realTime) throws(MediaError) {
+    public init(width: Int, height: Int, frameRate: Int, script: MotionScript = MotionScript(), pacing: Pacing = .realTime,
+                epoch: SourceEpoch = SourceEpoch()) throws(MediaError) {
         guard width >= 64, height >= 64, width <= 7680, height <= 4320, width % 2 == 0, height % 2 == 0 else {
             throw .invalidConfiguration("synthetic size \(width)x\(height) is not supported: use even sizes from 64x64 to 7680x4320")
         }
@@ -40,7 +44,7 @@ public final class SyntheticVideoSource: VideoSource {
         self.frameRate = frameRate
         self.script = script
         self.pacing = pacing
-        clock = SourceClock(pacing)
+        clock = SourceClock(pacing, epoch: epoch)
         // A gradient with a grid: enough texture that the encoder has real work, and static so
         // that only the scripted objects, the clock and the marker move.
         background = [UInt8](repeating: 0, count: width * height)
@@ -55,6 +59,11 @@ public final class SyntheticVideoSource: VideoSource {
     public var summary: String { "synthetic \(width)x\(height) at \(frameRate) fps" }
 
     public func next() throws(MediaError) -> VideoSourceOutput {
+        if !started {
+            // The first frame due at or after the moment it joins its epoch.
+            frameIndex = (clock.joined() * Int64(frameRate) + 999_999_999) / 1_000_000_000
+            started = true
+        }
         // Exact, not index × a rounded interval: frame 30 at 30 fps is at 1 s, not 999.99999 ms.
         let offset = frameIndex * 1_000_000_000 / Int64(frameRate)
         // A camera's shutter fires on its own clock: the frame is due at its moment.
