@@ -185,7 +185,7 @@ except Exception as e:
 }
 
 rows=()
-# BENCH_CALL_ONLY="direct loss5 …" runs only those rows (while tuning), and no load.
+# BENCH_CALL_ONLY="direct loss5 …" runs only those rows (while tuning), and the 50-call load only if it names "load".
 want() { [ -z "${BENCH_CALL_ONLY:-}" ] || [[ " $BENCH_CALL_ONLY " == *" $1 "* ]]; }
 if want direct; then one_call direct 0 0; rows+=("$(row direct "loopback, direct path")"); fi
 if want relayed; then one_call relayed 0 0 --relay; rows+=("$(row relayed "loopback, relayed by the host")"); fi
@@ -205,7 +205,7 @@ video_rows=()
 for loss in 0 10 20; do
   if want "video$loss"; then video_rows+=("$(video_call "video$loss" "$loss" 20 "${loss}% drop + 0…20 ms jitter, relayed")"); echo "  ${video_rows[-1]}" >&2; fi
 done
-[ -n "${BENCH_CALL_ONLY:-}" ] && exit 0
+[ -n "${BENCH_CALL_ONLY:-}" ] && ! want load && exit 0
 
 # 50 relayed calls at once: the host's CPU while they talk.
 "$XT" host --bind 127.0.0.1 --ports $HP-$HP --key "$OUT/host.key" --open >"$OUT/load-host.log" 2>&1 &

@@ -307,6 +307,7 @@ struct CallLoad: AsyncParsableCommand {
             try await member.start()
             var settings = CallAgent.Configuration()
             settings.devices = CallAudioDevices(microphone: .synthetic, speaker: nil)
+            settings.devices.realTimeThreads = false
             // What the host relays is what is measured: the talkers skip the voice processing.
             settings.voice.echoCancellation = false
             settings.voice.noiseSuppression = false

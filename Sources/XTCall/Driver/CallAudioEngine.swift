@@ -58,6 +58,10 @@ public struct CallAudioDevices: Sendable, Equatable {
     public var playbackLatency: Duration = .milliseconds(20)
     /// The microphone's buffer: its periods (a quarter of it) are how unevenly frames leave.
     public var captureLatency: Duration = .milliseconds(20)
+    /// The capture and playout threads ask for real-time scheduling (``CallPriority``). Off
+    /// for load tests, where a hundred such threads in one process would starve its own
+    /// network threads (and the host they load) rather than model a node.
+    public var realTimeThreads = true
 
     public init(microphone: CallMicrophone? = .alsa("default"), speaker: String? = "default") {
         self.microphone = microphone
@@ -107,18 +111,18 @@ public final class CallAudioEngine: Sendable {
         // Each device (and the sender) moves to the one thread that uses it from here on.
         if let capture, let sender {
             let owned = Handoff((capture, sender))
-            start("xt-call-capture") { self.captureLoop(owned.value.0, owned.value.1) }
+            start("xt-call-capture", realTime: devices.realTimeThreads) { self.captureLoop(owned.value.0, owned.value.1) }
         }
         let speaker = Handoff(playback)
-        start("xt-call-playout") { self.playoutLoop(speaker.value) }
+        start("xt-call-playout", realTime: devices.realTimeThreads) { self.playoutLoop(speaker.value) }
     }
 
     private let jitter: JitterBuffer.Configuration
 
-    private func start(_ name: String, _ body: @escaping @Sendable () -> Void) {
+    private func start(_ name: String, realTime: Bool, _ body: @escaping @Sendable () -> Void) {
         finished.enter()
         let thread = Thread { [finished] in
-            CallPriority.raiseAudioThread()
+            if realTime { CallPriority.raiseAudioThread() }
             body()
             finished.leave()
         }
@@ -193,7 +197,8 @@ public final class CallAudioEngine: Sendable {
     }
 
     private func playoutLoop(_ playback: ALSAPlayback?) {
-        let period = sampleRate / 100
+        // A speaker takes 10 ms at a time; with none, a frame at a time (half the wakes).
+        let period = playback == nil ? sampleRate / 50 : sampleRate / 100
         var next = ContinuousClock.now
         while !stopping.load(ordering: .acquiring) {
             // Decide what to play only once the speaker can take it: each sample is then
@@ -227,7 +232,7 @@ public final class CallAudioEngine: Sendable {
                 }
             } else {
                 // No speaker: the buffers are still drained in real time (a recording reads them).
-                next = next.advanced(by: .milliseconds(10))
+                next = next.advanced(by: .milliseconds(20))
                 let wait = next - ContinuousClock.now
                 if wait > .zero { Thread.sleep(forTimeInterval: Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18) }
             }

@@ -2,6 +2,7 @@
 // of stream time — the same moments the synthetic camera lights its marker, so the drift
 // between audio and video can be measured at the far end.
 import Foundation
+import Synchronization
 
 /// A tone generator standing in for a microphone.
 public final class SyntheticAudioSource: AudioSource {
@@ -19,8 +20,17 @@ public final class SyntheticAudioSource: AudioSource {
     public let channels: Int
     public let pacing: Pacing
     public let signal: Signal
-    /// ``Signal/voice``: its 2 s cycle (the glide's period, six syllables), computed once.
-    private lazy var voiceCycle: [Int16] = {
+    /// ``Signal/voice``: its 2 s cycle (the glide's period, six syllables), computed once per
+    /// sample rate for the whole process (a load test runs a hundred talkers).
+    private lazy var voiceCycle: [Int16] = Self.voiceCycles.withLock { cycles in
+        if let cycle = cycles[sampleRate] { return cycle }
+        let cycle = Self.voiceCycle(sampleRate: sampleRate)
+        cycles[sampleRate] = cycle
+        return cycle
+    }
+    private static let voiceCycles = Mutex<[Int: [Int16]]>([:])
+
+    private static func voiceCycle(sampleRate: Int) -> [Int16] {
         var phase = 0.0
         return (0..<(2 * sampleRate)).map { sample in
             let time = Double(sample) / Double(sampleRate)
@@ -28,7 +38,7 @@ public final class SyntheticAudioSource: AudioSource {
             let harmonics = (1...10).reduce(0.0) { $0 + sin(Double($1) * phase) / Double($1) }
             return Int16(0.15 * (0.6 + 0.4 * sin(2 * .pi * 3 * time)) * harmonics * 32767)
         }
-    }()
+    }
     /// Samples per block (20 ms).
     public let blockSize: Int
     private var sampleIndex: Int64 = 0
