@@ -108,14 +108,14 @@ except Exception as e:
     print("- - - -"); sys.exit()
 offsets = json.load(open(f"{out}/offsets.json"))
 rate = 16000
-mouth0 = mic[0][1]
-def played(pos):
-    frame, ns = max((a for a in spk if a[0] <= pos), default=spk[0], key=lambda a: a[0])
+def at(stamps, pos):  # the time frame `pos` of a stamped stream was captured or played (its clock restarts after an xrun)
+    frame, ns = max((a for a in stamps if a[0] <= pos), default=stamps[0], key=lambda a: a[0])
     return ns + (pos - frame) * 1e9 / rate
+def played(pos): return at(spk, pos)
 delays = []
 for start, length in offsets:
     seg = ref[start:start + length]
-    mouth = mouth0 + start * 1e9 / rate
+    mouth = at(mic, start)
     guess = int((mouth - spk[0][1]) * rate / 1e9)
     lo, hi = max(0, guess - rate // 4), min(len(heard), guess + length + rate)
     window = heard[lo:hi]
@@ -132,6 +132,7 @@ lag = int(np.argmax(c))
 part = heard[lag:lag + len(ref)]
 score = pesq.pesq(rate, ref[:len(part)].astype(np.float32), part.astype(np.float32), 'wb') if len(part) > rate else 0
 underruns = len(spk) - 1
+json.dump({"mouthToEarMilliseconds": delays, "speakerRestarts": spk}, open(f"{d}/delays.json", "w"))
 if not delays: print(f"- - {score:.2f} {underruns}"); sys.exit()
 print(f"{np.percentile(delays, 50):.0f} {np.percentile(delays, 95):.0f} {score:.2f} {underruns} {len(delays)}")
 EOF

@@ -19,9 +19,13 @@ struct xt_clock {
     snd_pcm_ioplug_t io;
     int timer;
     uint64_t started;
+    /// ALSA's position (its hw_ptr) at the current start: after an xrun ALSA prepares the
+    /// stream where it stopped, not at 0, and the clock counts on from there.
+    snd_pcm_uframes_t offset;
+    /// ALSA's position now (as last computed).
     snd_pcm_uframes_t produced;
-    /// Frames of the stream before the current start: ALSA counts from 0 again after an xrun
-    /// is recovered (prepare, start), the file in front of this PCM does not.
+    /// Frames of the file in front of this PCM before the current start (what was written to
+    /// it, or read from its infile): ALSA's positions restart after an xrun, the file does not.
     snd_pcm_uframes_t base;
     /// With `stamp "PATH"`: each time the clock is (re)anchored, a line "FRAME NANOSECONDS" is
     /// appended there: frame FRAME of the stream (counted from the first start, across xruns)
@@ -47,18 +51,29 @@ static uint64_t monotonic_ns(void) {
     return (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
 }
 
+/// Arms the timer to tick at every period boundary after the clock's start, as a card
+/// interrupts when its position crosses one (ticks out of phase with the position came just
+/// before a period's room, and a writer waiting for it slept a whole extra period).
+static int arm_timer(struct xt_clock *clock, uint64_t now) {
+    snd_pcm_ioplug_t *io = &clock->io;
+    uint64_t period = (uint64_t)io->period_size * 1000000000ull / io->rate;
+    if (period == 0) return -EINVAL;
+    uint64_t elapsed = now > clock->started ? now - clock->started : 0;
+    uint64_t first = (elapsed / period + 1) * period - elapsed;
+    struct itimerspec every = {
+        .it_interval = { (time_t)(period / 1000000000ull), (long)(period % 1000000000ull) },
+        .it_value = { (time_t)(first / 1000000000ull), (long)(first % 1000000000ull) },
+    };
+    return timerfd_settime(clock->timer, 0, &every, NULL) == 0 ? 0 : -errno;
+}
+
 static int clock_start(snd_pcm_ioplug_t *io) {
     struct xt_clock *clock = io->private_data;
     clock->started = monotonic_ns();
-    clock->base += clock->produced;
-    clock->produced = 0;
+    clock->offset = io->hw_ptr;
+    clock->produced = io->hw_ptr;
     note_anchor(clock, 0);
-    uint64_t period = (uint64_t)io->period_size * 1000000000ull / io->rate;
-    struct itimerspec every = {
-        .it_interval = { (time_t)(period / 1000000000ull), (long)(period % 1000000000ull) },
-        .it_value = { (time_t)(period / 1000000000ull), (long)(period % 1000000000ull) },
-    };
-    return timerfd_settime(clock->timer, 0, &every, NULL) == 0 ? 0 : -errno;
+    return arm_timer(clock, clock->started);
 }
 
 static int clock_stop(snd_pcm_ioplug_t *io) {
@@ -76,22 +91,30 @@ static snd_pcm_sframes_t clock_pointer(snd_pcm_ioplug_t *io) {
     }
     uint64_t now = monotonic_ns();
     uint64_t elapsed = now - clock->started;
-    snd_pcm_uframes_t frames = (snd_pcm_uframes_t)(elapsed * io->rate / 1000000000ull);
+    snd_pcm_uframes_t frames = clock->offset + (snd_pcm_uframes_t)(elapsed * io->rate / 1000000000ull);
     if (io->stream == SND_PCM_STREAM_PLAYBACK) {
-        // The "speaker" plays what was written, in real time. Starved, it plays silence
-        // meanwhile (as a card does between an underrun and the next write) and goes on from
-        // the last sample written: the clock restarts there.
-        if (frames > io->appl_ptr) {
-            frames = io->appl_ptr;
-            clock->started = now - (uint64_t)frames * 1000000000ull / io->rate;
-            note_anchor(clock, frames);
+        if (frames >= io->appl_ptr && io->state == SND_PCM_STATE_DRAINING) {
+            frames = io->appl_ptr;  // drained: all of it played
+        } else if (frames > io->appl_ptr) {
+            // The "speaker" played all it was given and ran dry: an underrun, as a card reports
+            // it (the writer recovers, and the next start re-anchors the clock). Everything
+            // written was heard, so the stamps count it all. (Playing on from the last sample
+            // instead, unseen by ALSA, moved its position back, and later samples were heard
+            // up to 100 ms later than stamped.)
+            clock->base += io->appl_ptr - clock->offset;
+            clock->produced = io->appl_ptr;
+            return -EPIPE;
         }
-    } else if (clock->stall_after > 0 && frames > clock->stall_after) {
-        frames = clock->stall_after;
+    } else if (clock->stall_after > 0 && frames > clock->offset + clock->stall_after) {
+        frames = clock->offset + clock->stall_after;
     } else if (frames >= io->appl_ptr + io->buffer_size) {
         // The reader fell a whole buffer behind: an overrun, as a card reports it. (Holding the
         // clock at a full buffer instead read as an empty one, a buffer being a whole turn of
-        // the ring: the reader then waited for ever.)
+        // the ring: the reader then waited for ever.) What was read is what the file plugin
+        // in front took from its infile: the stamps count that, so that a file's frame maps to
+        // its capture time across the restart.
+        clock->base += io->appl_ptr - clock->offset;
+        clock->produced = io->appl_ptr;
         return -EPIPE;
     }
     clock->produced = frames;
@@ -177,7 +200,7 @@ SND_PCM_PLUGIN_DEFINE_FUNC(xtclock) {
         (error = snd_pcm_ioplug_set_param_list(&clock->io, SND_PCM_IOPLUG_HW_FORMAT, 1, formats)) < 0 ||
         (error = snd_pcm_ioplug_set_param_minmax(&clock->io, SND_PCM_IOPLUG_HW_CHANNELS, 1, 2)) < 0 ||
         (error = snd_pcm_ioplug_set_param_minmax(&clock->io, SND_PCM_IOPLUG_HW_RATE, 8000, 48000)) < 0 ||
-        (error = snd_pcm_ioplug_set_param_minmax(&clock->io, SND_PCM_IOPLUG_HW_PERIOD_BYTES, 256, 65536)) < 0 ||
+        (error = snd_pcm_ioplug_set_param_minmax(&clock->io, SND_PCM_IOPLUG_HW_PERIOD_BYTES, 64, 65536)) < 0 ||
         (error = snd_pcm_ioplug_set_param_minmax(&clock->io, SND_PCM_IOPLUG_HW_PERIODS, 2, 64)) < 0) {
         snd_pcm_ioplug_delete(&clock->io);
         return error;

@@ -8,7 +8,8 @@
 //   pcm.xtmic { type file; slave.pcm { type xtclock } file "/dev/null" infile "speech.raw" format "raw" }
 //
 // Played, it consumes one period per period of wall-clock time, and the `file` plugin in front
-// records what was played (a speaker a test can listen to):
+// records what was played (a speaker a test can listen to). Like a card, it reports an
+// underrun when its writer falls behind, and an overrun when its reader falls a buffer behind:
 //
 //   pcm.xtspeaker { type file; slave.pcm { type xtclock } file "heard.raw" format "raw" }
 #ifndef CALSACLOCK_H

@@ -69,7 +69,18 @@ public final class ALSAPlayback {
             if available >= 0 {
                 let ready = snd_pcm_wait(pcm, milliseconds)
                 if ready == 0 { return }  // no room yet: the write waits instead
-                if ready > 0 { continue }
+                if ready > 0 {
+                    // ALSA's wait returns at once while there is room for a period (its
+                    // avail_min), however much more is wanted (a card with 5 ms periods, asked
+                    // for 10 ms): sleep for the rest rather than spin on a real-time thread. At
+                    // most 2 ms at a time, as a card's position moves in period steps.
+                    let room = snd_pcm_avail_update(pcm)
+                    if room >= 0, room < frames {
+                        let nanoseconds = min(Int64(frames - room) * 1_000_000_000 / Int64(sampleRate), 2_000_000)
+                        Thread.sleep(forTimeInterval: Double(nanoseconds) / 1e9)
+                    }
+                    continue
+                }
                 code = ready
             } else {
                 code = Int32(available)
