@@ -105,4 +105,46 @@ import Testing
         let missing = #expect(throws: MediaError.self) { try ALSAPlayback(device: "xt-no-such-speaker") }
         #expect(missing?.code == .deviceMissing)
     }
+
+    @Test func aStarvedSpeakerReportsAnUnderrunAndPlaysOnWithItsUsualDelay() throws {
+        let directory = TestSupport.temporaryDirectory("xt-alsa")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let heard = (directory as NSString).appendingPathComponent("heard.raw")
+        let stampFile = (directory as NSString).appendingPathComponent("speaker.stamp")
+        setenv("ALSA_CONFIG_PATH", try TestSupport.alsaSpeaker(heard: heard, directory: directory, stamps: stampFile), 1)
+        // Each 10 ms chunk: its first frame in the file and when it was decided (written).
+        var written: [(frame: Int, at: Int64)] = []
+        var underruns = 0
+        do {
+            let speaker = try ALSAPlayback(device: "xtspeaker", sampleRate: 16_000, channels: 1, latency: .milliseconds(20))
+            for chunk in 0..<200 {
+                if chunk == 100 { Thread.sleep(forTimeInterval: 0.06) }  // the writer stalls for 60 ms
+                try speaker.waitForRoom(160)
+                written.append((chunk * 160, CaptureTime.monotonicNow))
+                try speaker.write([Int16](repeating: Int16(chunk), count: 160))
+            }
+            underruns = speaker.underruns
+        }
+        #expect(underruns >= 1, "the stall is an underrun")
+        let stamps = try String(contentsOfFile: stampFile, encoding: .utf8).split(separator: "\n").compactMap { line -> (Int, Int64)? in
+            let parts = line.split(separator: " ")
+            guard parts.count == 2, let frame = Int(parts[0]), let at = Int64(parts[1]) else { return nil }
+            return (frame, at)
+        }
+        #expect(stamps.count == 1 + underruns, "one anchor per start: \(stamps)")
+        // When each chunk was heard, from the stamps; its delay from when it was written.
+        func heardAt(_ frame: Int) -> Int64 {
+            let anchor = stamps.last { $0.0 <= frame } ?? stamps[0]
+            return anchor.1 + Int64(frame - anchor.0) * 1_000_000_000 / 16_000
+        }
+        let delays = written.map { Double(heardAt($0.frame) - $0.at) / 1e6 }
+        let before = delays[50..<100].max() ?? 0
+        let after = delays[150..<200].max() ?? 0
+        // A card's buffer (20 ms) is all that stands between a write and the ear, before the
+        // stall and after it alike: the stall is not carried on as delay.
+        #expect(before <= 25, "before the stall: \(delays[50..<100].map { Int($0) })")
+        #expect(after <= 25, "after the stall: \(delays[150..<200].map { Int($0) })")
+        let recorded = try Data(contentsOf: URL(fileURLWithPath: heard)).count / 2
+        #expect(recorded == 200 * 160, "every frame written was played")
+    }
 }

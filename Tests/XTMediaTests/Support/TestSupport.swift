@@ -118,20 +118,21 @@ enum TestSupport {
     /// An ALSA configuration with `pcm.xtspeaker`: the real-time xtclock PCM played through
     /// ALSA's file plugin, which records what is played to `heard` (raw). Returns the value for
     /// ALSA_CONFIG_PATH.
-    static func alsaSpeaker(heard: String, directory: String) throws -> String {
-        try alsaConfiguration(name: "xtspeaker", file: heard, infile: nil, directory: directory)
+    static func alsaSpeaker(heard: String, directory: String, stamps: String? = nil) throws -> String {
+        try alsaConfiguration(name: "xtspeaker", file: heard, infile: nil, directory: directory, stamps: stamps)
     }
 
     /// `pcm.NAME`: ALSA's file plugin over the real-time xtclock PCM, writing what is played to
-    /// `file` and, if given, capturing `infile`.
-    private static func alsaConfiguration(name: String, file: String, infile: String?, directory: String) throws -> String {
+    /// `file` and, if given, capturing `infile`; with `stamps`, xtclock writes there when each
+    /// frame of the file played.
+    private static func alsaConfiguration(name: String, file: String, infile: String?, directory: String, stamps: String? = nil) throws -> String {
         let plugin = (buildDirectory as NSString).appendingPathComponent("libxtalsaclock.so")
         let path = (directory as NSString).appendingPathComponent("asound-\(name).conf")
         try """
             pcm_type.xtclock { lib "\(plugin)" }
             pcm.\(name) {
               type file
-              slave.pcm { type xtclock }
+              slave.pcm { type xtclock\(stamps.map { "; stamp \"\($0)\"" } ?? "") }
               file "\(file)"
             \(infile.map { "  infile \"\($0)\"\n" } ?? "")  format "raw"
             }
