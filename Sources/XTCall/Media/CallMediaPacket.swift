@@ -58,17 +58,17 @@ public struct CallMediaPacket: Equatable, Sendable {
     }
 
     /// The frame itself: the payload, less a redundant copy of the previous frame.
-    public var primary: ArraySlice<UInt8> {
-        guard flags.contains(.redundant), payload.count >= 2 else { return payload[...] }
-        let length = Int(payload[0]) << 8 | Int(payload[1])
-        return payload[2..<min(payload.count, 2 + length)]
-    }
+    public var primary: ArraySlice<UInt8> { frames.primary }
 
     /// The previous frame's Opus packet, where the packet carries it.
-    public var redundant: ArraySlice<UInt8>? {
-        guard flags.contains(.redundant), payload.count >= 2 else { return nil }
-        let length = Int(payload[0]) << 8 | Int(payload[1])
-        return 2 + length < payload.count ? payload[(2 + length)...] : nil
+    public var redundant: ArraySlice<UInt8>? { frames.redundant }
+
+    /// The payload split at its length prefix (2 bytes, big-endian: the primary frame's length)
+    /// when it carries a redundant copy; the whole payload otherwise.
+    private var frames: (primary: ArraySlice<UInt8>, redundant: ArraySlice<UInt8>?) {
+        guard flags.contains(.redundant), payload.count >= 2 else { return (payload[...], nil) }
+        let end = min(payload.count, 2 + (Int(payload[0]) << 8 | Int(payload[1])))
+        return (payload[2..<end], end < payload.count ? payload[end...] : nil)
     }
 
     /// The packet without its redundant copy (for a receiver that does not use it: the browser).
