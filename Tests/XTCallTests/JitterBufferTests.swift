@@ -14,12 +14,15 @@ private struct Playout {
     var targets: [Double] = []
     /// Sequences played, in playing order.
     var order: [UInt32] = []
+    /// When each played frame began to play, in ms after it was sent (its delay through the buffer).
+    var delays: [UInt32: Double] = [:]
 
     /// Sends `count` frames; `delay(i)` is frame i's one-way delay in ms (nil: lost).
     /// `silent(i)`: the sender marked frame i as silence (DTX).
     /// `redundancy`: each packet also carries the previous frame (as the sender does on a lossy link).
+    /// `stall`: the output stops pulling at `at` s for `for` ms (a speaker that starved).
     init(count: Int, configuration: JitterBuffer.Configuration = .init(), measureFrom: Double = 0, silent: (Int) -> Bool = { _ in false },
-         redundancy: Bool = false, delay: (Int) -> Double?) {
+         redundancy: Bool = false, stall: (at: Double, for: Double)? = nil, delay: (Int) -> Double?) {
         buffer = JitterBuffer(configuration: configuration)
         let start: UInt64 = 1_000_000_000
         var arrivals: [(UInt64, UInt32)] = []
@@ -30,7 +33,12 @@ private struct Playout {
         var next = 0
         var pullAt = start
         let end = start + UInt64(count) * 20_000_000 + 1_000_000_000
+        var stalled = stall == nil
         while pullAt < end {
+            if !stalled, let stall, Double(pullAt - start) / 1e9 >= stall.at {
+                pullAt += UInt64(stall.for * 1e6)
+                stalled = true
+            }
             while next < arrivals.count, arrivals[next].0 <= pullAt {
                 buffer.insert(sequence: arrivals[next].1, payload: [UInt8(truncatingIfNeeded: arrivals[next].1)], arrival: Timestamp(nanoseconds: arrivals[next].0),
                               silence: silent(Int(arrivals[next].1)))
@@ -48,6 +56,7 @@ private struct Playout {
                 #expect(fates[sequence] != "played", "frame \(sequence) played twice")
                 fates[sequence] = "played"
                 order.append(sequence)
+                delays[sequence] = Double(pullAt - (start + UInt64(sequence) * 20_000_000)) / 1e6
                 ratio = stretch.ratio
             case .recover(let sequence, let from):
                 #expect(from == [UInt8(truncatingIfNeeded: sequence &+ 1)], "FEC comes from the next frame")
@@ -198,6 +207,26 @@ struct JitterBufferTests {
         fixed.stretching = false
         let plain = Playout(count: 900, configuration: fixed, silent: silent, delay: delay)
         #expect(speech.filter { plain.fates[UInt32($0)] != "played" }.count > 5)
+    }
+
+    @Test("A delay picked up while the output stalled is shed by the next utterance", arguments: [40.0, 100.0])
+    func aStallIsNotCarriedOn(stall: Double) {
+        // Talk spurts of 1 s with 1 s of DTX between, 10 ms of steady delay; the output (a
+        // speaker starved by a machine that stopped for a while) pulls nothing for `stall` ms
+        // in the middle of the third spurt.
+        let spurt = 100
+        func silent(_ i: Int) -> Bool { i % spurt >= 50 }
+        func delay(_ i: Int) -> Double? {
+            guard !silent(i) || i % spurt == 50 || (i % spurt - 50) % 20 == 0 else { return nil }  // DTX: not sent
+            return 10
+        }
+        let run = Playout(count: 1000, silent: silent, stall: (at: 2.5, for: stall), delay: delay)
+        // Each spurt's delay: its first word's.
+        let onsets = (0..<10).map { run.delays[UInt32($0 * spurt)] ?? -1 }
+        #expect(onsets.allSatisfy { $0 > 0 }, "every spurt starts: \(onsets)")
+        #expect(onsets[3...].allSatisfy { abs($0 - onsets[0]) <= 10 }, "after the stall spurts start as late as before it: \(onsets)")
+        let speech = (0..<1000).filter { !silent($0) }
+        #expect(speech.allSatisfy { run.fates[UInt32($0)] == "played" }, "every word plays")
     }
 
     @Test("The look-ahead a lossy link needs is taken in the sender's silences, not by stretching words")

@@ -298,15 +298,20 @@ public struct JitterBuffer: Sendable {
                 pause()  // the sender stopped altogether
                 return .silence
             }
-            // Speech already buffered further ahead than the target: comfort noise is skipped up
-            // to it (silence is elastic both ways), so the words do not start late.
-            var advance: UInt32 = 1
-            if configuration.stretching, level > target + frame, let lowest = lowestSequence {
-                let excess = UInt32(clamping: (level - target) / frame)
-                let room = UInt32(clamping: Int64(Int32(bitPattern: lowest &- sequence)))
-                advance = max(1, min(excess + 1, room))
+            // Speech already buffered further ahead than the target: comfort noise is dropped up
+            // to it, this frame first, as long as what is buffered beyond still covers the target
+            // (silence is elastic both ways), so the words do not start late. The schedule runs
+            // on through the sender's silence, so a delay picked up before (an output that
+            // stalled, a late burst) is shed here, not carried through the rest of the call (it
+            // was: a 40 ms stall left every later word 20 ms late).
+            if configuration.stretching, level - frame >= target, let lowest = lowestSequence {
+                let skip = min(Int64(Int32(bitPattern: lowest &- sequence)), (level - target) / frame)
+                if skip >= 1 {
+                    next = sequence &+ UInt32(skip)
+                    return pull(now: now)
+                }
             }
-            next = sequence &+ advance
+            next = sequence &+ 1
             stats.silent += 1
             return .conceal(sequence: sequence)
         }
