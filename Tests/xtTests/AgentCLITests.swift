@@ -294,7 +294,11 @@ final class AgentDeviceCLITests {
         let yard = try CLI.timelines(dir, storage: "recordings").first { $0["camera"] as? String == "yard" }
         // About 7 of the 9 s were captured (the camera was away for about 2).
         #expect((yard?["frames"] as? Int ?? 0) > 150, "\(yard ?? [:])")
-        #expect((yard?["gaps"] as? [Any])?.count == 1)
+        // One gap for the unplug; a test machine running the whole suite may starve the reader
+        // for a moment besides (a stall of a few frames, not a second outage).
+        let gaps = ((yard?["gaps"] as? [[String: Any]]) ?? []).compactMap { $0["milliseconds"] as? Double }
+        #expect(gaps.filter { $0 >= 1000 }.count == 1, "the unplug is one gap: \(gaps)")
+        #expect(gaps.allSatisfy { $0 >= 1000 || $0 < 500 }, "no other outage: \(gaps)")
 
         // A camera that only offers greyscale: the agent says what it offers and what it needs.
         let grey = try camera("video-grey", fourcc: "GREY", width: 320, height: 240, frames: [[UInt8](repeating: 100, count: 320 * 240)])
