@@ -226,10 +226,11 @@ import XTNet
         let app = Application(router: RecorderHTTPServer.router(web: setup.web, metrics: nil, webRoot: nil, logger: Fixtures.logger))
         try await app.test(.router) { client in
             let cookie = try await login(client, "bob", "bob-password")
-            // Both seen just now (a node is online for 15 s after it was last seen), on the
-            // recorder's own clock (CaptureTime: the wall clock at start, then monotonic; a wall
-            // clock stepped since then put Date() off by more than that in CI).
-            let now = CaptureTime.now.nanoseconds
+            // Both seen on the recorder's own clock (CaptureTime: the wall clock at start, then
+            // monotonic; a wall clock stepped since then put Date() off by more than the 15 s a
+            // node counts as online in CI), stamped a minute ahead: a loaded machine running the
+            // whole suite once took longer than those 15 s between this line and the request.
+            let now = CaptureTime.now.nanoseconds + 60_000_000_000
             try await index.saveNodes([
                 NodeRecord(name: "door", id: "1.1", key: "AAAA", firstSeen: now, lastSeen: now, channels: [61], rttMilliseconds: 1, lossPercent: 0, retransmittedBytes: 0),
                 NodeRecord(name: "shed", id: "1.2", key: "BBBB", firstSeen: now, lastSeen: now, channels: [], rttMilliseconds: 1, lossPercent: 0, retransmittedBytes: 0),
