@@ -35,6 +35,8 @@ public final class CallRecording {
         Dictionary(uniqueKeysWithValues: counts.map { track, count in ("\(track.party.isEmpty ? me : track.party) \(track.kind == .video ? "video" : "audio")", count) })
     }
     private var counts: [Track: Int] = [:]
+    /// Each track's last frame written: its capture time (ns; times written only rise) and data.
+    private var lastWritten: [Track: (time: Int64, data: [UInt8])] = [:]
 
     /// - Parameters:
     ///   - me: this node's name (its tracks' title).
@@ -117,6 +119,16 @@ public final class CallRecording {
 
     private func write(_ frame: EncodedFrame, track: Track, to writer: MediaFileWriter) {
         guard let index = order.firstIndex(of: track) else { return }
+        // A party's clock stamps its frames (a browser's in whole milliseconds): two may share a
+        // time, or go back a little. A muxer needs each track's times to rise, so such a frame
+        // is placed a millisecond after the one before (the file's finest common step).
+        // The same picture twice (a copy that came by a second path) is written once.
+        var frame = frame
+        if let last = lastWritten[track], frame.captureTime.nanoseconds <= last.time {
+            guard frame.captureTime.nanoseconds < last.time || frame.data != last.data else { return }
+            frame.captureTime = CaptureTime(nanoseconds: last.time + 1_000_000)
+        }
+        lastWritten[track] = (frame.captureTime.nanoseconds, frame.data)
         do {
             try writer.write(frame, stream: index)
             counts[track, default: 0] += 1
