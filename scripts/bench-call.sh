@@ -111,7 +111,6 @@ rate = 16000
 def at(stamps, pos):  # the time frame `pos` of a stamped stream was captured or played (its clock restarts after an xrun)
     frame, ns = max((a for a in stamps if a[0] <= pos), default=stamps[0], key=lambda a: a[0])
     return ns + (pos - frame) * 1e9 / rate
-def played(pos): return at(spk, pos)
 delays = []
 for start, length in offsets:
     seg = ref[start:start + length]
@@ -125,7 +124,7 @@ for start, length in offsets:
     lag = int(np.argmax(c))
     part = window[lag:lag + length]
     if np.dot(part, seg) / (np.sqrt(np.dot(part, part) * np.dot(seg, seg)) + 1e-9) < 0.3: continue  # not found
-    delays.append((played(lo + lag) - mouth) / 1e6)
+    delays.append((at(spk, lo + lag) - mouth) / 1e6)
 n = 1 << int(np.ceil(np.log2(len(ref) + len(heard))))
 c = np.fft.irfft(np.fft.rfft(heard, n) * np.conj(np.fft.rfft(ref, n)), n)[:max(1, len(heard) - len(ref) + 1)]
 lag = int(np.argmax(c))

@@ -37,11 +37,10 @@ struct xt_clock {
     snd_pcm_uframes_t stall_after;
 };
 
-static void note_anchor(struct xt_clock *clock, snd_pcm_uframes_t frame) {
+/// Logs the current start: the file's frame `base` plays, or was captured, at `started`.
+static void note_anchor(struct xt_clock *clock) {
     if (!clock->stamps) return;
-    // The time of this very frame (the clock's start is the time of frame 0 of this start).
-    uint64_t at = clock->started + (uint64_t)frame * 1000000000ull / clock->io.rate;
-    fprintf(clock->stamps, "%lu %llu\n", (unsigned long)(clock->base + frame), (unsigned long long)at);
+    fprintf(clock->stamps, "%lu %llu\n", (unsigned long)clock->base, (unsigned long long)clock->started);
     fflush(clock->stamps);
 }
 
@@ -51,29 +50,20 @@ static uint64_t monotonic_ns(void) {
     return (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
 }
 
-/// Arms the timer to tick at every period boundary after the clock's start, as a card
-/// interrupts when its position crosses one (ticks out of phase with the position came just
-/// before a period's room, and a writer waiting for it slept a whole extra period).
-static int arm_timer(struct xt_clock *clock, uint64_t now) {
-    snd_pcm_ioplug_t *io = &clock->io;
-    uint64_t period = (uint64_t)io->period_size * 1000000000ull / io->rate;
-    if (period == 0) return -EINVAL;
-    uint64_t elapsed = now > clock->started ? now - clock->started : 0;
-    uint64_t first = (elapsed / period + 1) * period - elapsed;
-    struct itimerspec every = {
-        .it_interval = { (time_t)(period / 1000000000ull), (long)(period % 1000000000ull) },
-        .it_value = { (time_t)(first / 1000000000ull), (long)(first % 1000000000ull) },
-    };
-    return timerfd_settime(clock->timer, 0, &every, NULL) == 0 ? 0 : -errno;
-}
-
 static int clock_start(snd_pcm_ioplug_t *io) {
     struct xt_clock *clock = io->private_data;
     clock->started = monotonic_ns();
     clock->offset = io->hw_ptr;
     clock->produced = io->hw_ptr;
-    note_anchor(clock, 0);
-    return arm_timer(clock, clock->started);
+    note_anchor(clock);
+    // A tick at every period boundary after the start, as a card interrupts when its position
+    // crosses one.
+    uint64_t period = (uint64_t)io->period_size * 1000000000ull / io->rate;
+    struct itimerspec every = {
+        .it_interval = { (time_t)(period / 1000000000ull), (long)(period % 1000000000ull) },
+        .it_value = { (time_t)(period / 1000000000ull), (long)(period % 1000000000ull) },
+    };
+    return timerfd_settime(clock->timer, 0, &every, NULL) == 0 ? 0 : -errno;
 }
 
 static int clock_stop(snd_pcm_ioplug_t *io) {

@@ -36,14 +36,23 @@ struct SourceClock {
         self.epoch = epoch
     }
 
+    private var joinedEpoch = false
+
     /// Nanoseconds of stream time already gone when this source first runs: 0 for the first
     /// source of its epoch and on a virtual clock; for one that starts later, where it joins
-    /// (it begins there rather than bursting to catch up).
-    mutating func joined() -> Int64 {
+    /// (it begins there rather than bursting to catch up). Nil after the first call.
+    mutating func join() -> Int64? {
+        guard !joinedEpoch else { return nil }
+        joinedEpoch = true
         guard case .realTime = pacing else { return 0 }
+        return max(0, CaptureTime.monotonicNow - anchor().monotonic)
+    }
+
+    /// The epoch's start, taken from it once.
+    private mutating func anchor() -> (wall: CaptureTime, monotonic: Int64) {
         let start = start ?? epoch.begin()
         self.start = start
-        return max(0, CaptureTime.monotonicNow - start.monotonic)
+        return start
     }
 
     /// The capture time of what begins `offset` ns after the source's start; in real time,
@@ -51,8 +60,7 @@ struct SourceClock {
     mutating func captureTime(offset: Int64, ready: Int64) -> CaptureTime {
         switch pacing {
         case .realTime:
-            let start = start ?? epoch.begin()
-            self.start = start
+            let start = anchor()
             let wait = start.monotonic + ready - CaptureTime.monotonicNow
             if wait > 0 { Thread.sleep(forTimeInterval: Double(wait) / 1e9) }
             return start.wall.adding(nanoseconds: offset)

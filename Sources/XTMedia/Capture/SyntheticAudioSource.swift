@@ -44,8 +44,6 @@ public final class SyntheticAudioSource: AudioSource {
     private var sampleIndex: Int64 = 0
     private var clock: SourceClock
 
-    private var started = false
-
     /// - Parameter epoch: shared with a synthetic camera, so it beeps as the marker lights.
     public init(sampleRate: Int = 48_000, channels: Int = 1, pacing: Pacing = .realTime, signal: Signal = .tone,
                 epoch: SourceEpoch = SourceEpoch()) {
@@ -66,11 +64,10 @@ public final class SyntheticAudioSource: AudioSource {
     }
 
     public func next() throws(MediaError) -> AudioFrame {
-        if !started {
+        if let joined = clock.join() {
             // The first whole block at or after the moment it joins its epoch.
             let blockNanoseconds = Int64(blockSize) * 1_000_000_000 / Int64(sampleRate)
-            sampleIndex = (clock.joined() + blockNanoseconds - 1) / blockNanoseconds * Int64(blockSize)
-            started = true
+            sampleIndex = (joined + blockNanoseconds - 1) / blockNanoseconds * Int64(blockSize)
         }
         // A block is captured when its last sample has arrived; it is stamped with its first.
         let captureTime = clock.captureTime(offset: nanoseconds(sampleIndex), ready: nanoseconds(sampleIndex + Int64(blockSize)))

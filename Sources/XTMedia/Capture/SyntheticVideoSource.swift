@@ -27,8 +27,6 @@ public final class SyntheticVideoSource: VideoSource {
     /// The marker is lit for this long after every whole second of stream time.
     public static let markerNanoseconds: Int64 = 100_000_000
 
-    private var started = false
-
     /// - Parameter epoch: shared with a synthetic microphone, so the marker lights as it beeps.
     /// - Throws: ``MediaError`` for an impossible size or frame rate.
     public init(width: Int, height: Int, frameRate: Int, script: MotionScript = MotionScript(), pacing: Pacing = .realTime,
@@ -59,10 +57,9 @@ public final class SyntheticVideoSource: VideoSource {
     public var summary: String { "synthetic \(width)x\(height) at \(frameRate) fps" }
 
     public func next() throws(MediaError) -> VideoSourceOutput {
-        if !started {
+        if let joined = clock.join() {
             // The first frame due at or after the moment it joins its epoch.
-            frameIndex = (clock.joined() * Int64(frameRate) + 999_999_999) / 1_000_000_000
-            started = true
+            frameIndex = (joined * Int64(frameRate) + 999_999_999) / 1_000_000_000
         }
         // Exact, not index × a rounded interval: frame 30 at 30 fps is at 1 s, not 999.99999 ms.
         let offset = frameIndex * 1_000_000_000 / Int64(frameRate)
