@@ -48,6 +48,47 @@ struct CallAudioReceiverTests {
         #expect(stats.concealedPercent < 8, "\(stats.concealedPercent)% concealed")
     }
 
+    @Test("A frame that comes a little late costs the rest of the talk one 10 ms read of concealment, not a frame")
+    func aLateFrameCostsOneRead() throws {
+        let speech = try Speech.samples("Someone is at the front door, please answer it.")
+        let encoder = try OpusEncoder(settings: .call())
+        var packets: [[UInt8]] = []
+        for start in stride(from: 0, to: speech.count - 320 + 1, by: 320) {
+            packets += try encoder.encode(AudioFrame(samples: Array(speech[start..<start + 320]), sampleRate: 16_000, channels: 1,
+                                                     captureTime: CaptureTime(nanoseconds: 1_000_000_000))).map(\.data)
+        }
+        // Every packet 5 ms after it was sent, read 10 ms at a time; in one run packet 40 comes
+        // 13 ms late instead: 8 ms after its turn.
+        func play(late: Int?) throws -> (output: [Int16], stats: JitterBufferStats) {
+            let receiver = try CallAudioReceiver()
+            var output: [Int16] = []
+            var sent = 0
+            for tick in 0..<(packets.count * 2) {
+                let now = UInt64(1_000_000_000 + tick * 10_000_000)
+                for i in packets.indices where i >= sent {
+                    let arrival = UInt64(1_000_000_000 + i * 20_000_000 + (i == late ? 13_000_000 : 5_000_000))
+                    guard arrival <= now else { break }
+                    receiver.receive(sequence: UInt32(i), payload: packets[i], arrival: Timestamp(nanoseconds: arrival))
+                    sent = i + 1
+                }
+                output += receiver.read(count: 160, now: Timestamp(nanoseconds: now))
+            }
+            return (output, receiver.stats)
+        }
+        let steady = try play(late: nil)
+        let delayed = try play(late: 40)
+        #expect(delayed.stats.waited == steady.stats.waited + 1 && delayed.stats.concealed == 0, "\(delayed.stats) against \(steady.stats)")
+        // The speech after the late frame: how far later it plays than in the steady run.
+        let probe = Array(steady.output[50 * 320..<90 * 320]).map(Double.init)
+        let heard = delayed.output.map(Double.init)
+        let shifts = (0...40).map { $0 * 40 }
+        let scores = shifts.map { shift in
+            zip(probe, heard[(50 * 320 + shift)...]).reduce(0) { $0 + $1.0 * $1.1 }
+        }
+        let best = shifts[scores.indices.max { scores[$0] < scores[$1] }!]
+        #expect(best == 160, "the words after it play \(Double(best) / 16) ms later")
+    }
+
     @Test("Packets that are not Opus are concealed and counted, never a crash")
     func garbage() throws {
         let receiver = try CallAudioReceiver()

@@ -21,8 +21,11 @@ private struct Playout {
     /// `silent(i)`: the sender marked frame i as silence (DTX).
     /// `redundancy`: each packet also carries the previous frame (as the sender does on a lossy link).
     /// `stall`: the output stops pulling at `at` s for `for` ms (a speaker that starved).
+    /// `read`: the output reads this many ms at a time, as `CallAudioReceiver` does: filler
+    /// (comfort noise, silence) is cut short at the next read once speech waits, and a wait for
+    /// a late frame lasts one read. nil: it pulls a frame at a time.
     init(count: Int, configuration: JitterBuffer.Configuration = .init(), measureFrom: Double = 0, silent: (Int) -> Bool = { _ in false },
-         redundancy: Bool = false, stall: (at: Double, for: Double)? = nil, delay: (Int) -> Double?) {
+         redundancy: Bool = false, stall: (at: Double, for: Double)? = nil, read: Double? = nil, delay: (Int) -> Double?) {
         buffer = JitterBuffer(configuration: configuration)
         let start: UInt64 = 1_000_000_000
         var arrivals: [(UInt64, UInt32)] = []
@@ -34,6 +37,8 @@ private struct Playout {
         var pullAt = start
         let end = start + UInt64(count) * 20_000_000 + 1_000_000_000
         var stalled = stall == nil
+        let readStep = UInt64((read ?? 20) * 1e6)
+        var fillerLeft: UInt64 = 0
         while pullAt < end {
             if !stalled, let stall, Double(pullAt - start) / 1e9 >= stall.at {
                 pullAt += UInt64(stall.for * 1e6)
@@ -46,6 +51,16 @@ private struct Playout {
                     buffer.insertRedundant(sequence: arrivals[next].1 - 1, payload: [UInt8(truncatingIfNeeded: arrivals[next].1 - 1)])
                 }
                 next += 1
+            }
+            if fillerLeft > 0 {
+                // Filler still playing: it is cut at this read if speech waits, else a read of it plays.
+                if buffer.speechWaiting {
+                    fillerLeft = 0
+                } else {
+                    fillerLeft -= min(fillerLeft, readStep)
+                    pullAt += readStep
+                    continue
+                }
             }
             let decision = buffer.pull(now: Timestamp(nanoseconds: pullAt))
             var ratio = 1.0
@@ -69,7 +84,19 @@ private struct Playout {
                 levels.append(Double(buffer.stats.level.nanoseconds) / 1e6)
                 targets.append(Double(buffer.stats.target.nanoseconds) / 1e6)
             }
-            pullAt += UInt64(20_000_000 * ratio)
+            switch decision {
+            case .wait where read != nil:
+                pullAt += readStep
+            case .conceal, .silence, .wait:
+                if read != nil, buffer.isIdle {
+                    fillerLeft = 20_000_000 - readStep
+                    pullAt += readStep
+                } else {
+                    pullAt += 20_000_000
+                }
+            default:
+                pullAt += UInt64(20_000_000 * ratio)
+            }
         }
     }
 
@@ -227,6 +254,29 @@ struct JitterBufferTests {
         #expect(onsets[3...].allSatisfy { abs($0 - onsets[0]) <= 10 }, "after the stall spurts start as late as before it: \(onsets)")
         let speech = (0..<1000).filter { !silent($0) }
         #expect(speech.allSatisfy { run.fates[UInt32($0)] == "played" }, "every word plays")
+    }
+
+    @Test("Speech after a silence starts once the target allows on the fastest path: a late first frame has waited its lateness already")
+    func onsetCountsFromTheFastestPath() {
+        // Talk spurts of 1 s with 1 s of DTX between; every packet 10 ms plus 0…20 ms of jitter.
+        // The target covers the 95th percentile beyond the fastest (19 ms) and a frame; the
+        // words can start once a frame's worth is there on the fastest path's schedule: 10 + 19
+        // ms after they were sent, plus the wait for the output's next 10 ms read (5 ms on
+        // average). Counted from each first frame's own arrival, they started its lateness
+        // (10 ms on average) later still.
+        let spurt = 100
+        func silent(_ i: Int) -> Bool { i % spurt >= 50 }
+        func delay(_ i: Int) -> Double? {
+            guard !silent(i) || i % spurt == 50 || (i % spurt - 50) % 20 == 0 else { return nil }  // DTX: not sent
+            return 10 + 20 * noise(i, 11)
+        }
+        let run = Playout(count: 4000, silent: silent, read: 10, delay: delay)
+        let onsets = (2..<40).compactMap { run.delays[UInt32($0 * spurt)] }
+        #expect(onsets.count == 38, "every spurt starts")
+        let mean = onsets.reduce(0, +) / Double(onsets.count)
+        #expect(mean <= 10 + 19 + 5 + 3, "the words start \(mean) ms after they were sent on average: \(onsets)")
+        let speech = (0..<4000).filter { !silent($0) }
+        #expect(speech.filter { run.fates[UInt32($0)] != "played" }.count <= speech.count / 50, "words lost for it")
     }
 
     @Test("The look-ahead a lossy link needs is taken in the sender's silences, not by stretching words")

@@ -47,7 +47,7 @@ public final class CallAudioReceiver {
     public func read(count: Int, now: Timestamp) -> [Int16] {
         if pendingIsFiller, buffer.speechWaiting { pending.removeAll() }
         while pending.count < count {
-            let (samples, filler) = nextFrame(now: now)
+            let (samples, filler) = nextFrame(now: now, read: count)
             if pendingIsFiller, !filler { pending.removeAll() }
             pendingIsFiller = filler && (pendingIsFiller || pending.isEmpty)
             pending += samples
@@ -58,8 +58,10 @@ public final class CallAudioReceiver {
         return out
     }
 
-    /// The next decoded frame, stretched as the buffer decided, and whether it is filler.
-    private func nextFrame(now: Timestamp) -> (samples: [Int16], filler: Bool) {
+    /// The next decoded frame, stretched as the buffer decided, and whether it is filler. A wait
+    /// for a late frame conceals only as long as the output's `read` (in 2.5 ms steps, as Opus
+    /// conceals), then asks again.
+    private func nextFrame(now: Timestamp, read: Int) -> (samples: [Int16], filler: Bool) {
         let frame = sampleRate / 50
         let idle = buffer.isIdle
         switch buffer.pull(now: now) {
@@ -77,14 +79,18 @@ public final class CallAudioReceiver {
             }
         case .recover(_, let next):
             return ((try? decoder.decodeFEC(from: next)) ?? conceal(frame), false)
-        case .conceal, .wait:
+        case .conceal:
             // Comfort noise in the sender's silence is filler; concealment of lost speech is not.
             return (conceal(frame), idle && buffer.isIdle)
+        case .wait:
+            let step = sampleRate / 400
+            return (conceal(min(frame, max(step, (read + step - 1) / step * step))), idle && buffer.isIdle)
         }
     }
 
-    private func conceal(_ frame: Int) -> [Int16] {
-        (try? decoder.decode(nil)) ?? [Int16](repeating: 0, count: frame)
+    /// `count` samples of concealment (a multiple of 2.5 ms, at most a frame).
+    private func conceal(_ count: Int) -> [Int16] {
+        (try? decoder.conceal(samples: count)) ?? [Int16](repeating: 0, count: count)
     }
 }
 

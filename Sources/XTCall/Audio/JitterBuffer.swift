@@ -16,8 +16,10 @@ public enum PlayoutDecision: Equatable, Sendable {
     case recover(sequence: UInt32, from: [UInt8])
     /// Frame `sequence` is lost or late: conceal it (packet-loss concealment).
     case conceal(sequence: UInt32)
-    /// Nothing is buffered and the next frame is not here yet: play one frame of concealment
-    /// and keep the place (NetEQ's expand). If the frame was only late, it plays next.
+    /// Nothing is buffered and the next frame is not here yet: play concealment for as long
+    /// as the output reads at a time (10 ms for a speaker; at most a frame) and ask again,
+    /// keeping the place (NetEQ's expand). If the frame was only late, it plays next: a frame
+    /// 2 ms late costs the rest of the talk spurt 10 ms, not a whole frame's 20.
     case wait
 
     /// How long the decoded frame plays.
@@ -59,7 +61,8 @@ public struct JitterBufferStats: Equatable, Sendable {
     public var duplicates = 0
     /// Frames the sender skipped in silence (DTX), filled with comfort noise.
     public var silent = 0
-    /// Frames of concealment played while waiting for a frame not yet here (nothing buffered).
+    /// Concealment played while waiting for a frame not yet here (nothing buffered): one
+    /// output read each (``PlayoutDecision/wait``).
     public var waited = 0
     /// Packets refused as implausible (a sequence number far from the call's).
     public var refused = 0
@@ -126,6 +129,8 @@ public struct JitterBuffer: Sendable {
     /// Recent (arrival − sequence × frame) in nanoseconds: the transit plus an unknown offset.
     private var transits: [Int64] = []
     private var transitIndex = 0
+    /// The least of `transits`: the fastest recent path, which the delays are measured beyond.
+    private var fastestTransit: Int64?
     private var target: Int64
     /// The percentile of recent delays beyond the fastest, in nanoseconds.
     private var jitter: Int64 = 0
@@ -144,8 +149,8 @@ public struct JitterBuffer: Sendable {
     /// pauses, so the next words do not start a frame short and wait at their first loss
     /// (a wait in mid-word cost 0.6 PESQ-WB at 5% loss).
     static let lossMemory = 500
-    /// Frames' worth of concealment played while nothing was buffered (waiting for the next).
-    private var waiting = 0
+    /// Since when concealment has played while nothing was buffered (waiting for the next frame).
+    private var waitingSince: Timestamp?
     /// Since when speech that resumed after the sender's silence has been held back.
     private var onsetHeldSince: Timestamp?
     /// The newest frame received and when it came: the time since then is the part of the
@@ -242,7 +247,7 @@ public struct JitterBuffer: Sendable {
         }
         guard let sequence = next else { return .silence }
         let level = bufferedSpan(from: sequence)
-        if !packets.isEmpty { waiting = 0 }
+        if !packets.isEmpty { waitingSince = nil }
         // Speech resuming after the sender's silence, with less than the target buffered: it
         // waits in the silence (inaudible) until the buffer is at its target, rather than
         // stretching its first words (as NetEQ delays the end of comfort noise). The level is
@@ -317,12 +322,12 @@ public struct JitterBuffer: Sendable {
         }
         // This frame is not here, and nothing else is buffered either: it is late, lost, or
         // the sender paused. Conceal *without moving on* (NetEQ's expand): if it is late, it
-        // plays when it comes, and the buffer is one frame deeper from then on; if it was lost,
+        // plays when it comes, and the buffer is that wait deeper from then on; if it was lost,
         // the next frame finds it missing with a later one buffered (FEC, or conceal and move
         // on). After a second of nothing the stream has paused: silence, then start afresh.
         guard !packets.isEmpty else {
-            waiting += 1
-            guard waiting < configuration.capacity else {
+            if waitingSince == nil { waitingSince = now }
+            guard now.nanoseconds(since: waitingSince ?? now) < Int64(configuration.capacity - 1) * frame else {
                 pause()
                 return .silence
             }
@@ -357,7 +362,8 @@ public struct JitterBuffer: Sendable {
             transits[transitIndex] = transit
             transitIndex = (transitIndex + 1) % configuration.history
         }
-        guard configuration.fixedTarget == nil, let fastest = transits.min() else { return }
+        fastestTransit = transits.min()
+        guard configuration.fixedTarget == nil, let fastest = fastestTransit else { return }
         // The delay each packet had beyond the fastest recent one; the target covers the percentile.
         let delays = transits.map { $0 - fastest }.sorted()
         let index = min(delays.count - 1, Int((Double(delays.count) * configuration.percentile).rounded(.up)) - 1)
@@ -367,7 +373,7 @@ public struct JitterBuffer: Sendable {
 
     /// Nothing has come for a second: play silence and start afresh with what comes next.
     private mutating func pause() {
-        waiting = 0
+        waitingSince = nil
         started = false
         firstArrival = nil
         newest = nil
@@ -408,11 +414,17 @@ public struct JitterBuffer: Sendable {
         return (newest + 1) * frame
     }
 
-    /// The audio held from `sequence` (as ``bufferedSpan(from:)``) plus the time the newest
-    /// frame has waited, up to a frame: the next frame is due that much later. In nanoseconds.
+    /// The audio held from `sequence` (as ``bufferedSpan(from:)``) plus the time since the newest
+    /// frame was due on the fastest recent path, up to a frame: the next frame is due that much
+    /// later. A frame that came late has waited its lateness already as far as the target is
+    /// concerned (the target covers delays beyond the fastest): counted from its arrival, speech
+    /// started the newest frame's lateness after it needed to (10 ms on average through 0–20 ms
+    /// of jitter). In nanoseconds.
     private func preciseLevel(from sequence: UInt32, now: Timestamp) -> Int64 {
         guard let newest, Int32(bitPattern: newest.sequence &- sequence) >= 0 else { return 0 }
-        return bufferedSpan(from: sequence) + min(frame, max(0, now.nanoseconds(since: newest.arrival)))
+        let transit = Int64(bitPattern: newest.arrival.nanoseconds) &- Int64(newest.sequence) &* frame
+        let late = fastestTransit.map { max(0, transit &- $0) } ?? 0
+        return bufferedSpan(from: sequence) + min(frame, max(0, now.nanoseconds(since: newest.arrival)) + late)
     }
 
     private mutating func updateLevel() {

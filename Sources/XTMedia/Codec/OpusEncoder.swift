@@ -200,4 +200,20 @@ public final class OpusDecoder {
         if count < 0 { throw .malformed("an Opus packet did not decode: \(String(cString: opus_strerror(count)))") }
         return Array(pcm[0..<(Int(count) * channels)])
     }
+
+    /// Conceals `samples` samples (per channel) of lost or late audio (Opus PLC): a wait shorter
+    /// than a frame. `samples` is a multiple of 2.5 ms at this rate, from 2.5 to 120 ms (what
+    /// libopus conceals).
+    /// - Throws: ``MediaError/invalidConfiguration(_:)`` for another length.
+    public func conceal(samples: Int) throws(MediaError) -> [Int16] {
+        let step = sampleRate / 400
+        guard samples >= step, samples <= step * 48, samples % step == 0 else {
+            throw .invalidConfiguration("Opus conceals 2.5 ms steps up to 120 ms: \(samples) samples at \(sampleRate) Hz is not one")
+        }
+        let count = pcm.withUnsafeMutableBufferPointer { out in
+            opus_decode(decoder, nil, 0, out.baseAddress!, Int32(samples), 0)
+        }
+        if count < 0 { throw .malformed("Opus could not conceal: \(String(cString: opus_strerror(count)))") }
+        return Array(pcm[0..<(Int(count) * channels)])
+    }
 }
