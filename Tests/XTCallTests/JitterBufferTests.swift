@@ -236,8 +236,9 @@ struct JitterBufferTests {
         #expect(speech.filter { plain.fates[UInt32($0)] != "played" }.count > 5)
     }
 
-    @Test("A delay picked up while the output stalled is shed by the next utterance", arguments: [40.0, 100.0])
-    func aStallIsNotCarriedOn(stall: Double) {
+    @Test("A delay picked up while the output stalled is shed by the next utterance",
+          arguments: [(40.0, nil), (100.0, nil), (40.0, 10.0), (100.0, 10.0)] as [(Double, Double?)])
+    func aStallIsNotCarriedOn(stall: Double, read: Double?) {
         // Talk spurts of 1 s with 1 s of DTX between, 10 ms of steady delay; the output (a
         // speaker starved by a machine that stopped for a while) pulls nothing for `stall` ms
         // in the middle of the third spurt.
@@ -247,7 +248,7 @@ struct JitterBufferTests {
             guard !silent(i) || i % spurt == 50 || (i % spurt - 50) % 20 == 0 else { return nil }  // DTX: not sent
             return 10
         }
-        let run = Playout(count: 1000, silent: silent, stall: (at: 2.5, for: stall), delay: delay)
+        let run = Playout(count: 1000, silent: silent, stall: (at: 2.5, for: stall), read: read, delay: delay)
         // Each spurt's delay: its first word's.
         let onsets = (0..<10).map { run.delays[UInt32($0 * spurt)] ?? -1 }
         #expect(onsets.allSatisfy { $0 > 0 }, "every spurt starts: \(onsets)")
@@ -277,6 +278,25 @@ struct JitterBufferTests {
         #expect(mean <= 10 + 19 + 5 + 3, "the words start \(mean) ms after they were sent on average: \(onsets)")
         let speech = (0..<4000).filter { !silent($0) }
         #expect(speech.filter { run.fates[UInt32($0)] != "played" }.count <= speech.count / 50, "words lost for it")
+    }
+
+    @Test("A path that gets slower while the output stalls costs the words what it got slower, no more, once its history has turned over")
+    func aSlowerPathAfterAStall() {
+        // As when a machine stops both ends of a call for a moment: the sender's microphone
+        // restarts (its frames are stamped 45 ms later than their numbers say from then on)
+        // and the receiver's output stalls 45 ms. Talk spurts of 1 s, 1 s of DTX between.
+        let spurt = 100
+        func silent(_ i: Int) -> Bool { i % spurt >= 50 }
+        func delay(_ i: Int) -> Double? {
+            guard !silent(i) || i % spurt == 50 || (i % spurt - 50) % 20 == 0 else { return nil }  // DTX: not sent
+            return (i >= 225 ? 55 : 10) + 2 * noise(i, 13)
+        }
+        let run = Playout(count: 1200, silent: silent, stall: (at: 2.5, for: 45), read: 10, delay: delay)
+        let onsets = (0..<12).map { run.delays[UInt32($0 * spurt)] ?? -1 }
+        #expect(onsets.allSatisfy { $0 > 0 }, "every spurt starts: \(onsets)")
+        #expect(onsets[6...].allSatisfy { $0 <= onsets[1] + 45 + 10 }, "spurts start no later than before, plus the 45 ms: \(onsets)")
+        let speech = (0..<1200).filter { !silent($0) }
+        #expect(speech.filter { run.fates[UInt32($0)] != "played" }.count <= 5, "words lost for it")
     }
 
     @Test("The look-ahead a lossy link needs is taken in the sender's silences, not by stretching words")
