@@ -111,6 +111,17 @@ static snd_pcm_sframes_t clock_pointer(snd_pcm_ioplug_t *io) {
     return (snd_pcm_sframes_t)(frames % io->buffer_size);
 }
 
+/// ALSA prepares the stream afresh after an xrun (its positions back at 0): the position this
+/// clock reports until the next start is 0 too. (Reporting where the last run stopped made ALSA
+/// count that much of the first write after a restart as already played: the speaker then ran
+/// half a buffer deeper than ALSA said, and the stamps put every later sample 10 ms late per
+/// restart.)
+static int clock_prepare(snd_pcm_ioplug_t *io) {
+    struct xt_clock *clock = io->private_data;
+    clock->produced = 0;
+    return 0;
+}
+
 static snd_pcm_sframes_t clock_transfer(snd_pcm_ioplug_t *io, const snd_pcm_channel_area_t *areas,
                                         snd_pcm_uframes_t offset, snd_pcm_uframes_t size) {
     // Capture: silence (the file plugin in front replaces it with its infile). Playback: the
@@ -141,6 +152,7 @@ static const snd_pcm_ioplug_callback_t callbacks = {
     .start = clock_start,
     .stop = clock_stop,
     .pointer = clock_pointer,
+    .prepare = clock_prepare,
     .transfer = clock_transfer,
     .close = clock_close,
     .poll_revents = clock_poll_revents,

@@ -278,6 +278,7 @@ struct JitterBufferTests {
         #expect(mean <= 10 + 19 + 5 + 3, "the words start \(mean) ms after they were sent on average: \(onsets)")
         let speech = (0..<4000).filter { !silent($0) }
         #expect(speech.filter { run.fates[UInt32($0)] != "played" }.count <= speech.count / 50, "words lost for it")
+        #expect(run.buffer.stats.concealed == 0 && run.levels.allSatisfy { $0 >= 0 }, "nothing left behind: \(run.buffer.stats)")
     }
 
     @Test("A path that gets slower while the output stalls costs the words what it got slower, no more, once its history has turned over")

@@ -318,6 +318,12 @@ public struct JitterBuffer: Sendable {
             // loopback call stalled at once).
             if configuration.stretching, let onset = lowestSpeech, Int32(bitPattern: onset &- sequence) > 0,
                preciseLevel(from: onset, now: now) >= target, bufferedSpan(from: onset) >= target - shortfall {
+                // The sender's silence frames buffered before the words go with the comfort noise
+                // (left behind the playout they would count as buffered for ever).
+                for key in packets.keys where Int32(bitPattern: key &- onset) < 0 {
+                    packets[key] = nil
+                    silent.remove(key)
+                }
                 next = onset
                 return pull(now: now)
             }
@@ -421,7 +427,7 @@ public struct JitterBuffer: Sendable {
     /// Audio held from `sequence` to the newest frame, gaps included, in nanoseconds.
     private func bufferedSpan(from sequence: UInt32) -> Int64 {
         let newest = packets.keys.map { Int64(Int32(bitPattern: $0 &- sequence)) }.max() ?? -1
-        return (newest + 1) * frame
+        return max(0, newest + 1) * frame
     }
 
     /// The audio held from `sequence` (as ``bufferedSpan(from:)``) plus the time since the newest
