@@ -141,6 +141,9 @@ public struct JitterBuffer: Sendable {
     private var lastLoss: UInt32?
     /// The part of the target that is look-ahead for FEC or redundancy (a frame, or 0), in nanoseconds.
     private var lookAhead: Int64 = 0
+    /// How many packets in a row, all slower than the fastest before them by more than a frame
+    /// and the jitter, make a step in the path's delay (10: 200 ms of speech).
+    static let stepWindow = 10
     /// Speech longer than this (5 s) without a pause is expanded to its look-ahead too.
     static let talkSpurtFrames = 250
     /// How far short of the target the level may be before a frame is expanded: half the slack,
@@ -373,13 +376,34 @@ public struct JitterBuffer: Sendable {
             transits[transitIndex] = transit
             transitIndex = (transitIndex + 1) % configuration.history
         }
+        // A step: the last few packets all came slower than the fastest before them by more than
+        // a frame and more than the jitter already covered. The path got slower, or the sender's microphone restarted after a stall
+        // (its frames numbered on, captured later): the old, faster packets are forgotten, or
+        // they would hold the step as jitter, and the target a step too deep, for two seconds
+        // of packets (the words after a stall started 40 ms late).
+        let recent = Self.stepWindow
+        if transits.count > recent {
+            let lastIndices = (1...recent).map { (transitIndex - $0 + transits.count) % transits.count }
+            let last = lastIndices.map { transits[$0] }
+            let before = transits.indices.filter { !lastIndices.contains($0) }.map { transits[$0] }
+            if let fastest = before.min(), let recentFastest = last.min(),
+               recentFastest - fastest > max(frame, Self.percentile(before.map { $0 - fastest }, configuration.percentile)) {
+                transits = last.reversed()
+                transitIndex = 0
+            }
+        }
         fastestTransit = transits.min()
         guard configuration.fixedTarget == nil, let fastest = fastestTransit else { return }
         // The delay each packet had beyond the fastest recent one; the target covers the percentile.
-        let delays = transits.map { $0 - fastest }.sorted()
-        let index = min(delays.count - 1, Int((Double(delays.count) * configuration.percentile).rounded(.up)) - 1)
-        jitter = delays[max(0, index)]
+        jitter = Self.percentile(transits.map { $0 - fastest }, configuration.percentile)
         updateTarget()
+    }
+
+    /// The `share` (0…1) percentile of `values` (0 for none).
+    private static func percentile(_ values: [Int64], _ share: Double) -> Int64 {
+        guard !values.isEmpty else { return 0 }
+        let sorted = values.sorted()
+        return sorted[max(0, min(sorted.count - 1, Int((Double(sorted.count) * share).rounded(.up)) - 1))]
     }
 
     /// Nothing has come for a second: play silence and start afresh with what comes next.
