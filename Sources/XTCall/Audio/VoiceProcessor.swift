@@ -1,10 +1,7 @@
 // The microphone's cleanup before encoding: echo cancellation (the far end's voice coming back
 // from our speaker), noise suppression and automatic gain control, by speexdsp — its MDF echo
 // canceller (multidelay block frequency-domain adaptive filter, J.-M. Valin) and its
-// preprocessor, which also suppresses the echo the filter leaves. Not our own DSP. Both run on
-// 10 ms blocks whatever the caller's frame: the preprocessor's overlap-add delays its output by
-// one of its own frames (measured: exactly its frame size), so 10 ms blocks cost a call 10 ms
-// of mouth-to-ear where 20 ms frames cost 20.
+// preprocessor, which also suppresses the echo the filter leaves. Not our own DSP.
 internal import CSpeexDSP
 import Foundation
 
@@ -31,13 +28,11 @@ public final class VoiceProcessor {
     public struct Settings: Sendable, Equatable {
         /// Samples per second (Opus wideband: 16000).
         public var sampleRate = 16_000
-        /// The caller's frame duration: 10 or 20 ms (speexdsp itself runs on 10 ms blocks).
+        /// Frame duration: 10 or 20 ms.
         public var frame: Duration = .milliseconds(20)
         /// The longest echo path the filter covers (speaker → room → microphone, plus the
-        /// sound devices' buffering: 40 ms here). 100 ms, as Mumble sets speexdsp (ten of its
-        /// 10 ms frames): on 10 ms blocks a longer filter converges slower (measured on speech
-        /// through a 40–65 ms room after 5 s: 23 dB of echo removed with 100 ms, 16 dB with 200 ms).
-        public var tail: Duration = .milliseconds(100)
+        /// sound devices' buffering). 200 ms covers a room and ALSA periods.
+        public var tail: Duration = .milliseconds(200)
         /// Off for a headset, where the speaker does not reach the microphone (and for load tests).
         public var echoCancellation = true
         public var noiseSuppression = true
@@ -59,15 +54,12 @@ public final class VoiceProcessor {
     public let settings: Settings
     /// Samples per frame.
     public let frameSamples: Int
-    /// Samples per speexdsp block (10 ms): the preprocessor's output lags its input by one
-    /// block, the shortest speexdsp advises ("10-20 ms").
-    public let blockSamples: Int
     private let echo: OpaquePointer
     private let preprocess: OpaquePointer
     private var output: [Int16]
-    /// Each recent block's energy (mean square), for the noise floor: its minimum over 1.5 s
+    /// Each recent frame's energy (mean square), for the noise floor: its minimum over 1.5 s
     /// (minimum statistics, after R. Martin, "Noise power spectral density estimation based on
-    /// optimal smoothing and minimum statistics", IEEE TSAP 2001 — here over whole blocks).
+    /// optimal smoothing and minimum statistics", IEEE TSAP 2001 — here over whole frames).
     private var energies: [Double]
     private var energyIndex = 0
     /// Whether the denoiser runs now.
@@ -81,16 +73,15 @@ public final class VoiceProcessor {
         self.settings = settings
         frameSamples = settings.sampleRate * Int(settings.frame.components.attoseconds / 1_000_000_000_000_000) / 1000
         let tailSamples = settings.sampleRate * Int(settings.tail.components.seconds * 1000 + settings.tail.components.attoseconds / 1_000_000_000_000_000) / 1000
-        blockSamples = settings.sampleRate / 100
-        guard let echo = speex_echo_state_init(Int32(blockSamples), Int32(tailSamples)) else { throw .outOfMemory }
-        guard let preprocess = speex_preprocess_state_init(Int32(blockSamples), Int32(settings.sampleRate)) else {
+        guard let echo = speex_echo_state_init(Int32(frameSamples), Int32(tailSamples)) else { throw .outOfMemory }
+        guard let preprocess = speex_preprocess_state_init(Int32(frameSamples), Int32(settings.sampleRate)) else {
             speex_echo_state_destroy(echo)
             throw .outOfMemory
         }
         self.echo = echo
         self.preprocess = preprocess
         output = [Int16](repeating: 0, count: frameSamples)
-        energies = [Double](repeating: 0, count: 150)
+        energies = [Double](repeating: 0, count: max(1, 1500 / Int(settings.frame.components.attoseconds / 1_000_000_000_000_000)))
         denoising = settings.noiseSuppression && !settings.adaptiveNoiseSuppression
         _ = xt_speex_echo_set_rate(echo, Int32(settings.sampleRate))
         if settings.echoCancellation { _ = xt_speex_preprocess_set_echo(preprocess, echo) }
@@ -115,26 +106,19 @@ public final class VoiceProcessor {
     public func process(microphone: [Int16], speaker: [Int16]) -> [Int16] {
         guard microphone.count == frameSamples, speaker.count == frameSamples else { return microphone }
         guard settings.echoCancellation || settings.noiseSuppression || settings.gainControl else { return microphone }
-        // Block by block, the canceller then the preprocessor: the preprocessor's residual echo
-        // suppression reads the canceller's estimate for the block it just cancelled.
-        output.withUnsafeMutableBufferPointer { out in
+        if settings.echoCancellation {
             microphone.withUnsafeBufferPointer { mic in
                 speaker.withUnsafeBufferPointer { play in
-                    for start in stride(from: 0, to: frameSamples, by: blockSamples) {
-                        let block = out.baseAddress! + start
-                        if settings.echoCancellation {
-                            speex_echo_cancellation(echo, mic.baseAddress! + start, play.baseAddress! + start, block)
-                        } else {
-                            block.update(from: mic.baseAddress! + start, count: blockSamples)
-                        }
-                        if settings.noiseSuppression && settings.adaptiveNoiseSuppression {
-                            followNoiseFloor(UnsafeBufferPointer(start: block, count: blockSamples))
-                        }
-                        _ = speex_preprocess_run(preprocess, block)
+                    output.withUnsafeMutableBufferPointer { out in
+                        speex_echo_cancellation(echo, mic.baseAddress, play.baseAddress, out.baseAddress)
                     }
                 }
             }
+        } else {
+            output = microphone
         }
+        if settings.noiseSuppression && settings.adaptiveNoiseSuppression { followNoiseFloor() }
+        output.withUnsafeMutableBufferPointer { out in _ = speex_preprocess_run(preprocess, out.baseAddress) }
         return output
     }
 
@@ -145,8 +129,8 @@ public final class VoiceProcessor {
     }
 
     /// Turns the denoiser on when the floor rises above `noiseOnDBFS`, off below `noiseOffDBFS`.
-    private func followNoiseFloor(_ block: UnsafeBufferPointer<Int16>) {
-        energies[energyIndex] = block.reduce(0.0) { $0 + Double($1) * Double($1) } / Double(block.count)
+    private func followNoiseFloor() {
+        energies[energyIndex] = output.reduce(0.0) { $0 + Double($1) * Double($1) } / Double(frameSamples)
         energyIndex = (energyIndex + 1) % energies.count
         let floor = noiseFloorDBFS
         let wanted = denoising ? floor > settings.noiseOffDBFS : floor > settings.noiseOnDBFS

@@ -227,7 +227,7 @@ public final class CallAudioEngine: Sendable {
                 state.withLock { state in
                     state.playbackDelay = delay
                     state.played += mixed
-                    // The canceller looks 100 ms back: half a second of what played is plenty.
+                    // The canceller's tail is 200 ms: more than that behind is of no use.
                     if state.played.count > sampleRate / 2 { state.played.removeFirst(state.played.count - sampleRate / 2) }
                 }
             } else {
