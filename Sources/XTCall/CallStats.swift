@@ -50,10 +50,10 @@ public struct CallStats: Sendable, Equatable, Codable {
 
     /// Fixed costs on the sending side, in milliseconds: one 20 ms frame gathered before it is
     /// encoded, Opus's 6.5 ms look-ahead (RFC 6716: 2.5 ms + the 4 ms of the SILK resampler
-    /// delay at 16 kHz), the voice processor's 10 ms block (speexdsp's preprocessor gives out a
-    /// block later than it takes in), and half a 5 ms capture period (a block leaves 0–5 ms after
-    /// its last sample came).
-    public static let senderMilliseconds = 20 + 6.5 + 10 + 2.5
+    /// delay at 16 kHz), the voice processor's 20 ms frame (speexdsp's preprocessor gives out a
+    /// frame later than it takes in: its overlap-add), and half a 5 ms capture period (a block
+    /// leaves 0–5 ms after its last sample came).
+    public static let senderMilliseconds = 20 + 6.5 + 20 + 2.5
 
     /// The stats from the receiver's counters and the link.
     /// - Parameters:

@@ -17,9 +17,9 @@ struct CallStatsTests {
         let level = Double(buffer.stats.level.nanoseconds) / 1e6
         #expect(level == 140, "frames 3…9 still held")
         let stats = CallStats.estimate(party: "door", path: .relayed, buffer: buffer.stats, roundTrip: .milliseconds(40), playbackDelay: .milliseconds(30))
-        let expected: Double = 229  // 39 at the sender + 20 (half the RTT) + 140 buffered + 30 in the device
+        let expected: Double = 239  // 49 at the sender + 20 (half the RTT) + 140 buffered + 30 in the device
         #expect(stats.mouthToEarMilliseconds == expected)
         #expect(stats.jitterTargetMilliseconds == 20)
-        #expect(stats.summary == "door (relayed): mouth-to-ear ~229 ms, buffer 20 ms, concealed 0.0%, FEC 0.0%, repaired 0.0%, late 0.0%")
+        #expect(stats.summary == "door (relayed): mouth-to-ear ~239 ms, buffer 20 ms, concealed 0.0%, FEC 0.0%, repaired 0.0%, late 0.0%")
     }
 }

@@ -257,30 +257,6 @@ struct JitterBufferTests {
         #expect(speech.allSatisfy { run.fates[UInt32($0)] == "played" }, "every word plays")
     }
 
-    @Test("Speech after a silence starts once the target allows on the fastest path: a late first frame has waited its lateness already")
-    func onsetCountsFromTheFastestPath() {
-        // Talk spurts of 1 s with 1 s of DTX between; every packet 10 ms plus 0…20 ms of jitter.
-        // The target covers the 95th percentile beyond the fastest (19 ms) and a frame; the
-        // words can start once a frame's worth is there on the fastest path's schedule: 10 + 19
-        // ms after they were sent, plus the wait for the output's next 10 ms read (5 ms on
-        // average). Counted from each first frame's own arrival, they started its lateness
-        // (10 ms on average) later still.
-        let spurt = 100
-        func silent(_ i: Int) -> Bool { i % spurt >= 50 }
-        func delay(_ i: Int) -> Double? {
-            guard !silent(i) || i % spurt == 50 || (i % spurt - 50) % 20 == 0 else { return nil }  // DTX: not sent
-            return 10 + 20 * noise(i, 11)
-        }
-        let run = Playout(count: 4000, silent: silent, read: 10, delay: delay)
-        let onsets = (2..<40).compactMap { run.delays[UInt32($0 * spurt)] }
-        #expect(onsets.count == 38, "every spurt starts")
-        let mean = onsets.reduce(0, +) / Double(onsets.count)
-        #expect(mean <= 10 + 19 + 5 + 3, "the words start \(mean) ms after they were sent on average: \(onsets)")
-        let speech = (0..<4000).filter { !silent($0) }
-        #expect(speech.filter { run.fates[UInt32($0)] != "played" }.count <= speech.count / 50, "words lost for it")
-        #expect(run.buffer.stats.concealed == 0 && run.levels.allSatisfy { $0 >= 0 }, "nothing left behind: \(run.buffer.stats)")
-    }
-
     @Test("A path that gets slower while the output stalls costs the words what it got slower, no more, once its history has turned over")
     func aSlowerPathAfterAStall() {
         // As when a machine stops both ends of a call for a moment: the sender's microphone

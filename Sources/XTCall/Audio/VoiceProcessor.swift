@@ -1,7 +1,10 @@
 // The microphone's cleanup before encoding: echo cancellation (the far end's voice coming back
 // from our speaker), noise suppression and automatic gain control, by speexdsp — its MDF echo
 // canceller (multidelay block frequency-domain adaptive filter, J.-M. Valin) and its
-// preprocessor, which also suppresses the echo the filter leaves. Not our own DSP.
+// preprocessor, which also suppresses the echo the filter leaves. Not our own DSP. The
+// preprocessor's output lags its input by one frame (its overlap-add): 20 ms of every call's
+// mouth-to-ear. On 10 ms blocks (10 ms of lag) a two-way call's near talker suffered while the far
+// end spoke (PESQ-WB 3.0 against ≥ 3.5), so the frames stay 20 ms.
 internal import CSpeexDSP
 import Foundation
 

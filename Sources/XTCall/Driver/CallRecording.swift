@@ -11,8 +11,12 @@ import XTransport
 /// Writes one call to an MP4. Used from one task (the call agent's).
 public final class CallRecording {
     public let path: String
-    /// How long to wait for the video tracks' first keyframes before opening without them.
-    public static let openWithin: Duration = .seconds(3)
+    /// How long to wait for the video tracks' first keyframes before opening without them: a
+    /// sender's keyframe interval (10 s at 15 fps) and a second, so a party whose first keyframe
+    /// was lost still has its video recorded from the next (3 s once left a bench call's
+    /// recording without the door's video when its first pictures were late). Audio waits in
+    /// memory meanwhile.
+    public static let openWithin: Duration = .seconds(11)
 
     private struct Track: Hashable {
         var party: String  // "" for this node
