@@ -110,6 +110,16 @@ private func percentile(_ values: [Double], _ p: Double) -> Double {
     return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
 }
 
+/// A DTX sender's talk: spurts of `talk` frames in every `spurt`, silence between (one silence
+/// frame, then a keep-alive every 20 frames; the frames between are not sent).
+private struct TalkSpurts {
+    let spurt: Int
+    let talk: Int
+    func silent(_ i: Int) -> Bool { i % spurt >= talk }
+    /// Whether frame i is sent at all.
+    func sent(_ i: Int) -> Bool { !silent(i) || (i % spurt - talk) % 20 == 0 }
+}
+
 /// A reproducible uniform number in 0..<1 for frame i.
 private func noise(_ i: Int, _ seed: UInt64 = 1) -> Double {
     var generator = SplitMix64(seed: seed &+ UInt64(i) &* 0x9E37_79B9)
@@ -220,9 +230,10 @@ struct JitterBufferTests {
         // 20 frames). Each spurt comes 30 ms slower than the one before (a queue building up
         // while nothing was sent), with 0…20 ms of jitter.
         let spurt = 150
-        func silent(_ i: Int) -> Bool { i % spurt >= 100 }
+        let talk = TalkSpurts(spurt: spurt, talk: 100)
+        func silent(_ i: Int) -> Bool { talk.silent(i) }
         func delay(_ i: Int) -> Double? {
-            guard !silent(i) || i % spurt == 100 || (i % spurt - 100) % 20 == 0 else { return nil }  // DTX: not sent
+            guard talk.sent(i) else { return nil }  // DTX: not sent
             return 10 + 30 * Double(i / spurt) + 20 * noise(i, 3)
         }
         let run = Playout(count: 900, silent: silent, delay: delay)
@@ -243,9 +254,10 @@ struct JitterBufferTests {
         // speaker starved by a machine that stopped for a while) pulls nothing for `stall` ms
         // in the middle of the third spurt.
         let spurt = 100
-        func silent(_ i: Int) -> Bool { i % spurt >= 50 }
+        let talk = TalkSpurts(spurt: spurt, talk: 50)
+        func silent(_ i: Int) -> Bool { talk.silent(i) }
         func delay(_ i: Int) -> Double? {
-            guard !silent(i) || i % spurt == 50 || (i % spurt - 50) % 20 == 0 else { return nil }  // DTX: not sent
+            guard talk.sent(i) else { return nil }  // DTX: not sent
             return 10
         }
         let run = Playout(count: 1000, silent: silent, stall: (at: 2.5, for: stall), read: read, delay: delay)
@@ -263,9 +275,10 @@ struct JitterBufferTests {
         // restarts (its frames are stamped 45 ms later than their numbers say from then on)
         // and the receiver's output stalls 45 ms. Talk spurts of 1 s, 1 s of DTX between.
         let spurt = 100
-        func silent(_ i: Int) -> Bool { i % spurt >= 50 }
+        let talk = TalkSpurts(spurt: spurt, talk: 50)
+        func silent(_ i: Int) -> Bool { talk.silent(i) }
         func delay(_ i: Int) -> Double? {
-            guard !silent(i) || i % spurt == 50 || (i % spurt - 50) % 20 == 0 else { return nil }  // DTX: not sent
+            guard talk.sent(i) else { return nil }  // DTX: not sent
             return (i >= 225 ? 55 : 10) + 2 * noise(i, 13)
         }
         let run = Playout(count: 1200, silent: silent, stall: (at: 2.5, for: 45), read: 10, delay: delay)
