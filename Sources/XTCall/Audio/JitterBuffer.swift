@@ -375,18 +375,18 @@ public struct JitterBuffer: Sendable {
             transitIndex = (transitIndex + 1) % configuration.history
         }
         // A step: the last few packets all came slower than the fastest before them by more than
-        // a frame and more than the jitter already covered. The path got slower, or the sender's microphone restarted after a stall
-        // (its frames numbered on, captured later): the old, faster packets are forgotten, or
-        // they would hold the step as jitter, and the target a step too deep, for two seconds
-        // of packets (the words after a stall started 40 ms late).
-        let recent = Self.stepWindow
-        if transits.count > recent {
-            let lastIndices = (1...recent).map { (transitIndex - $0 + transits.count) % transits.count }
-            let last = lastIndices.map { transits[$0] }
-            let before = transits.indices.filter { !lastIndices.contains($0) }.map { transits[$0] }
-            if let fastest = before.min(), let recentFastest = last.min(),
-               recentFastest - fastest > max(frame, Self.percentile(before.map { $0 - fastest }, configuration.percentile)) {
-                transits = last.reversed()
+        // a frame and more than the jitter already covered. The path got slower, or the sender's
+        // microphone restarted after a stall (its frames numbered on, captured later): the old,
+        // faster packets are forgotten, or they would hold the step as jitter, and the target a
+        // step too deep, for two seconds of packets (the words after a stall started 40 ms late).
+        if transits.count > Self.stepWindow {
+            // In insertion order: the ring's oldest entry is at transitIndex once it is full.
+            let ordered = Array(transits[transitIndex...] + transits[..<transitIndex])
+            let before = ordered.dropLast(Self.stepWindow)
+            let last = ordered.suffix(Self.stepWindow)
+            if let fastest = before.min(), let recentFastest = last.min(), recentFastest - fastest > frame,
+               recentFastest - fastest > Self.percentile(before.map { $0 - fastest }, configuration.percentile) {
+                transits = Array(last)
                 transitIndex = 0
             }
         }
