@@ -59,8 +59,11 @@ public struct PeerLinkError: Error, Sendable, Equatable, CustomStringConvertible
 }
 
 extension NetNode {
-    /// Opens a direct session to the node `name` holding `key`, trying every address at once;
-    /// the first handshake to finish wins and the others are dropped.
+    /// Opens a direct session to the node `name` holding `key`. The addresses are tried in
+    /// order, each ``FirstSession/attemptDelay`` after the one before or at once when it fails
+    /// (Happy Eyeballs, RFC 8305 §5), and the first handshake to finish wins: on a LAN the first
+    /// address answers before the second is tried, so the peer accepts one session, the one
+    /// kept here. A loser that finishes later is aborted, and the peer sees it close.
     /// - Throws: ``PeerLinkError`` when none answers (within the session's handshake timeout),
     ///   or when the node answering is not `name`.
     public func connectPeer(_ key: PublicKey, name: String, at addresses: [NetworkAddress]) async throws -> PeerLink {
@@ -78,39 +81,75 @@ extension NetNode {
     }
 }
 
-/// The first of several attempts to succeed; the losers' sessions are aborted when they finish.
+/// The first of several connection attempts to succeed, started one after another (Happy
+/// Eyeballs, RFC 8305): the next starts ``attemptDelay`` after the last, or at once when every
+/// running attempt has failed. Started all at once, two addresses of one peer on a LAN both
+/// finished their handshakes, and the peer could not tell which session the opener kept.
+/// Losers that finish after the winner are aborted.
 final class FirstSession: Sendable {
+    /// RFC 8305 §5's recommended Connection Attempt Delay.
+    static let attemptDelay: Duration = .milliseconds(250)
+
     private struct State {
         var winner = false
-        var failures = 0
+        var next = 0
+        var running = 0
         var continuation: CheckedContinuation<TransportSession?, Never>?
     }
     private let state = Mutex(State())
-    private let attempts: Int
+    private let attempts: [@Sendable () async throws -> TransportSession]
 
-    private init(attempts: Int) { self.attempts = attempts }
+    private init(attempts: [@Sendable () async throws -> TransportSession]) { self.attempts = attempts }
 
-    static func race(_ attempts: [@Sendable () async throws -> TransportSession]) async -> TransportSession? {
-        let race = FirstSession(attempts: attempts.count)
+    /// - Returns: the first session opened, or nil when every attempt failed.
+    static func race(_ attempts: [@Sendable () async throws -> TransportSession], delay: Duration = attemptDelay) async -> TransportSession? {
+        guard !attempts.isEmpty else { return nil }
+        let race = FirstSession(attempts: attempts)
         return await withCheckedContinuation { continuation in
             race.state.withLock { $0.continuation = continuation }
-            for attempt in attempts {
-                Task { race.finished(try? await attempt()) }
+            race.startNext()
+            Task {
+                while race.hasMore {
+                    try? await Task.sleep(for: delay)
+                    race.startNext()
+                }
             }
         }
     }
 
-    private func finished(_ session: TransportSession?) {
-        let resume = state.withLock { current -> CheckedContinuation<TransportSession?, Never>? in
-            if session != nil { if current.winner { return nil } else { current.winner = true } } else { current.failures += 1 }
-            guard current.winner || current.failures == attempts else { return nil }
-            defer { current.continuation = nil }
-            return current.continuation
+    private var hasMore: Bool { state.withLock { !$0.winner && $0.next < attempts.count } }
+
+    private func startNext() {
+        let attempt = state.withLock { current -> (@Sendable () async throws -> TransportSession)? in
+            guard !current.winner, current.next < attempts.count else { return nil }
+            defer { current.next += 1 }
+            current.running += 1
+            return attempts[current.next]
         }
-        if let resume {
-            resume.resume(returning: session)
-        } else {
-            session?.abort(reason: "another address answered first")
+        guard let attempt else { return }
+        Task { self.finished(try? await attempt()) }
+    }
+
+    private func finished(_ session: TransportSession?) {
+        enum Then { case resume(CheckedContinuation<TransportSession?, Never>?), abort, startNext, nothing }
+        let then = state.withLock { current -> Then in
+            current.running -= 1
+            if session != nil {
+                if current.winner { return .abort }
+                current.winner = true
+                defer { current.continuation = nil }
+                return .resume(current.continuation)
+            }
+            if current.winner || current.running > 0 { return .nothing }
+            if current.next < attempts.count { return .startNext }
+            defer { current.continuation = nil }
+            return .resume(current.continuation)
+        }
+        switch then {
+        case .resume(let continuation): continuation?.resume(returning: session)
+        case .abort: session?.abort(reason: "another address answered first")
+        case .startNext: startNext()
+        case .nothing: break
         }
     }
 }

@@ -38,14 +38,18 @@ struct CallAudioSenderTests {
         #expect(level > -6, "level \(level) dB")
     }
 
-    @Test("FEC and redundancy follow the measured loss")
+    @Test("FEC, duplication and redundancy follow the measured loss")
     func followsTheLink() throws {
         let sender = try CallAudioSender(call: CallID(1))
         #expect(sender.expectedLoss == 5)
         sender.linkChanged(lossPercent: 0.6)
-        #expect(sender.expectedLoss == 1 && !sender.redundancy)
-        sender.linkChanged(lossPercent: 12.2, rateBitsPerSecond: 1e6)
-        #expect(sender.expectedLoss == 2 && sender.redundancy, "with redundancy FEC is for the second of two losses in a row: 12.2%² ≈ 1.5%")
+        #expect(sender.expectedLoss == 1 && !sender.redundancy && !sender.duplicating)
+        sender.linkChanged(lossPercent: 5)
+        #expect(sender.expectedLoss == 1 && sender.duplicating && !sender.redundancy, "both copies lost: 5%² = 0.25%")
+        sender.linkChanged(lossPercent: 30, rateBitsPerSecond: 1e6)
+        #expect(sender.expectedLoss == 1 && sender.duplicating && sender.redundancy, "9% of frames lose both copies, 0.8% both copies of the next too")
+        sender.linkChanged(lossPercent: 45)
+        #expect(sender.expectedLoss == 5, "45%² = 20% of frames lose both copies, 4.1% both copies of the next too")
         sender.linkChanged(lossPercent: 0)
         #expect(sender.expectedLoss == 1)
         sender.linkChanged(lossPercent: .nan)
@@ -90,9 +94,16 @@ struct CallAudioSenderTests {
         bad = packet.encoded
         bad[3] = CallMediaPacket.Kind.video.rawValue
         #expect(throws: CallMessageError.malformed("a redundant copy in a video packet")) { try CallMediaPacket(decoding: bad) }
+        // A second copy: the same packet flagged; only audio is sent twice.
+        let copy = try CallMediaPacket(decoding: packet.secondCopy.encoded)
+        #expect(copy.flags == [.redundant, .copy] && copy.payload == packet.payload && copy.sequence == 8)
+        var video = CallMediaPacket(kind: .video, flags: .copy, call: CallID(5), sequence: 1, captureMicroseconds: 0, payload: [1]).encoded
+        #expect(throws: CallMessageError.malformed("a second copy of a video packet")) { try CallMediaPacket(decoding: video) }
+        video[4] = 16
+        #expect(throws: CallMessageError.malformed("media flags 16")) { try CallMediaPacket(decoding: video) }
     }
 
-    @Test("On a lossy link each packet carries the previous speech frame too; on a clean one it does not")
+    @Test("On a very lossy link each packet carries the previous speech frame too; on a clean one it does not")
     func redundancyFollowsTheLink() throws {
         let speech = try Speech.samples("Someone is at the front door, please come down.")
         let sender = try CallAudioSender(call: CallID(3))
@@ -104,6 +115,8 @@ struct CallAudioSenderTests {
         }
         #expect(try frames(0..<20).allSatisfy { $0.redundant == nil }, "no redundancy before any loss")
         sender.linkChanged(lossPercent: 5)
+        #expect(!sender.redundancy && sender.duplicating, "at 5% the second copy is enough")
+        sender.linkChanged(lossPercent: 10)
         #expect(sender.redundancy)
         let lossy = try frames(20..<60)
         let speaking = zip(lossy, lossy.dropFirst()).filter { $0.1.sequence == $0.0.sequence + 1 && !$0.0.flags.contains(.silence) }

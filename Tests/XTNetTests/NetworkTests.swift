@@ -1,6 +1,7 @@
-// Host and nodes on loopback: name routing and its errors, channel fan-out, and a host
-// restart that loses and duplicates nothing.
+// Host and nodes on loopback: name routing and its errors, channel fan-out, direct sessions
+// between nodes (LRP2P), and a host restart that loses and duplicates nothing.
 import Foundation
+import Synchronization
 import Testing
 import XTNet
 import XTransport
@@ -78,6 +79,39 @@ struct NetworkTests: LoopbackNetwork {
         let sent = await host.multicastStats.first
         #expect(sent?.sender.messages == UInt64(total))
         for node in [camera] + viewers { await node.stop() }
+        await host.stop()
+    }
+
+    @Test("A direct session to a node at two addresses: the node accepts one session, the one the opener keeps; a dead first address falls through to the next")
+    func directSessionAtTwoAddresses() async throws {
+        let port = UInt16.random(in: 20_000...32_000)
+        let host = try await startHost(port: port)
+        let door = try await node("door", 1, port: port)
+        let phone = try await node("phone", 2, port: port)
+        await phone.admitPeer(door.publicKey, name: "door")
+        let phonePort = try #require(await phone.directAddresses().first?.port)
+        // Both addresses reach the phone (all of 127/8 is loopback). Started at once, both
+        // handshakes finished and the phone could not tell which session the door kept.
+        let opened = try await door.connectPeer(phone.publicKey, name: "phone",
+                                                at: [.ipv4(127, 0, 0, 1, port: phonePort), .ipv4(127, 0, 0, 2, port: phonePort)])
+        try await Task.sleep(for: .seconds(1))
+        let accepted = phone.peerLinks.drain(upTo: 8)
+        #expect(accepted.count == 1, "the phone accepted \(accepted.count) sessions from the door")
+        let link = try #require(accepted.first)
+        #expect(!link.isClosed && link.name == "door" && !link.opened && opened.opened)
+        try await opened.send(Array("ding".utf8), lane: .control)
+        let heard = Mutex<[UInt8]?>(nil)
+        Task { await link.receive { _, bytes in heard.withLock { if $0 == nil { $0 = bytes } } } }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(heard.withLock { $0 } == Array("ding".utf8), "what the door sent arrives on the session the phone accepted")
+        await opened.close()
+
+        // Nothing listens at the first address: the next is tried and answers.
+        let silent = try await door.connectPeer(phone.publicKey, name: "phone",
+                                                at: [.ipv4(127, 0, 0, 1, port: phonePort &+ 1), .ipv4(127, 0, 0, 2, port: phonePort)])
+        #expect(!silent.isClosed)
+        await silent.close()
+        for node in [door, phone] { await node.stop() }
         await host.stop()
     }
 

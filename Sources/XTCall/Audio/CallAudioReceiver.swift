@@ -25,14 +25,15 @@ public final class CallAudioReceiver {
     public var stats: JitterBufferStats { buffer.stats }
 
     /// Takes packet `sequence` (its 20 ms frame's number) arriving at `arrival`.
-    public func receive(sequence: UInt32, payload: [UInt8], arrival: Timestamp, silence: Bool = false) {
-        buffer.insert(sequence: sequence, payload: payload, arrival: arrival, silence: silence)
+    public func receive(sequence: UInt32, payload: [UInt8], arrival: Timestamp, silence: Bool = false, copy: Bool = false) {
+        buffer.insert(sequence: sequence, payload: payload, arrival: arrival, silence: silence, copy: copy)
     }
 
     /// Takes an audio packet arriving at `arrival` (other kinds are ignored).
     public func receive(_ packet: CallMediaPacket, arrival: Timestamp) {
         guard packet.kind == .audio else { return }
-        receive(sequence: packet.sequence, payload: Array(packet.primary), arrival: arrival, silence: packet.flags.contains(.silence))
+        receive(sequence: packet.sequence, payload: Array(packet.primary), arrival: arrival, silence: packet.flags.contains(.silence),
+                copy: packet.flags.contains(.copy))
         if let copy = packet.redundant { buffer.insertRedundant(sequence: packet.sequence &- 1, payload: Array(copy)) }
     }
 

@@ -2,7 +2,8 @@
 // the echo's source) in; a media packet out, or nothing in silence. Echo cancellation, noise
 // suppression and gain control, then Opus with in-band FEC sized by the link's measured loss,
 // and DTX: in silence one packet in 20 (every 400 ms) keeps the receiver's comfort noise going.
-// While the link loses packets, each packet carries the previous frame too (redundancy).
+// While the link loses packets, each packet is sent twice; while it loses many, each also
+// carries the previous frame (redundancy).
 public import XTMedia
 
 /// Encodes one party's microphone for a call. Not thread-safe: the capture thread drives it.
@@ -16,9 +17,12 @@ public final class CallAudioSender {
     /// The last frame sent, while it was speech: the next packet carries it again when
     /// ``redundancy`` is on.
     private var previous: [UInt8]?
-    /// Whether each packet carries the previous frame too (on while the link loses packets:
-    /// see ``linkChanged(lossPercent:rateBitsPerSecond:)``).
+    /// Whether each packet carries the previous frame too (on while the link loses many
+    /// packets: see ``linkChanged(lossPercent:rateBitsPerSecond:)``).
     public private(set) var redundancy = false
+    /// Whether each packet is sent twice, the second as its ``CallMediaPacket/secondCopy``
+    /// right after it (on while the link loses packets; the caller sends both).
+    public private(set) var duplicating = false
     /// Frames encoded, sent, and skipped in silence.
     public private(set) var framesEncoded = 0
     public private(set) var framesSent = 0
@@ -71,20 +75,31 @@ public final class CallAudioSender {
                                      previous: carried, silence: silence)
     }
 
-    /// Loss (percent) from which every packet carries the previous frame too. Below it, Opus's
-    /// in-band FEC (a lower-rate copy) covers the rare loss; above it the voice costs twice the
-    /// bits (96 kbit/s) and a lost frame comes back whole.
-    public static let redundancyFromLoss = 1.0
+    /// Loss (percent) from which every packet is sent twice. Below it, Opus's in-band FEC (a
+    /// lower-rate copy) covers the rare loss; above it the voice costs twice the bits (96
+    /// kbit/s) and a frame is missing only when both copies are lost (loss²: 0.25% at 5%).
+    /// Unlike a copy in the next packet (``redundancy``), the second copy comes with the first,
+    /// so the receiver needs no frame of look-ahead to use it: at 5% random drop and 0–20 ms
+    /// jitter that frame was 20 ms of every word's mouth-to-ear.
+    public static let duplicateFromLoss = 1.0
+    /// Loss (percent) from which every packet also carries the previous frame: where both
+    /// copies are lost for 0.5% of frames or more, the receiver holds a frame of look-ahead
+    /// anyway, and the next packet's copy then brings a lost frame back whole.
+    public static let redundancyFromLoss = 7.0
 
-    /// Follows the link: FEC sized for the measured loss (rounded up, at least 1% so a single
-    /// loss is covered), redundancy from ``redundancyFromLoss``, and at most a quarter of the
-    /// estimated rate for voice (6 kbit/s up to the setting).
+    /// Follows the link: duplication from ``duplicateFromLoss``, redundancy from
+    /// ``redundancyFromLoss``, FEC sized for the loss they leave (rounded up, at least 1% so a
+    /// single loss is covered), and at most a quarter of the estimated rate for voice (6 kbit/s
+    /// up to the setting).
     public func linkChanged(lossPercent: Double, rateBitsPerSecond: Double? = nil) {
-        if lossPercent.isFinite { redundancy = lossPercent >= Self.redundancyFromLoss }
-        // With redundancy a single loss comes back whole; FEC is left for the second of two
-        // losses in a row (about loss² of frames). FEC's bits come out of the voice's own: sized
-        // for the whole loss it cost 0.5 PESQ-WB at 5%.
-        let covered = redundancy ? lossPercent * lossPercent / 100 : lossPercent
+        if lossPercent.isFinite {
+            duplicating = lossPercent >= Self.duplicateFromLoss
+            redundancy = lossPercent >= Self.redundancyFromLoss
+        }
+        // Each copy leaves FEC only the frames it does not bring (loss² of them for each). FEC's
+        // bits come out of the voice's own: sized for the whole loss it cost 0.5 PESQ-WB at 5%.
+        let afterCopies = duplicating ? lossPercent * lossPercent / 100 : lossPercent
+        let covered = redundancy ? afterCopies * afterCopies / 100 : afterCopies
         let loss = lossPercent.isFinite ? Int(min(max(covered.rounded(.up), 1), 100)) : expectedLoss
         if loss != expectedLoss {
             expectedLoss = loss

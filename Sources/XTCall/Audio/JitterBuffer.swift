@@ -132,11 +132,19 @@ public struct JitterBuffer: Sendable {
     private var target: Int64
     /// The percentile of recent delays beyond the fastest, in nanoseconds.
     private var jitter: Int64 = 0
-    /// The last frame found missing at its turn, or carried again by the next packet (the
-    /// sender's link loses packets): while either is recent and FEC is on, the target holds
-    /// one frame more, so the next packet (its FEC, its redundant copy) is here when a frame is
-    /// missing.
+    /// The last frame found missing at its turn (see ``wantsLookAhead``).
     private var lastLoss: UInt32?
+    /// The last frame the next packet carried again (redundancy): the sender's link loses
+    /// packets, and a missing frame's copy comes a frame later.
+    private var lastCarried: UInt32?
+    /// The last frame that came as a second copy: the sender sends every packet twice (its
+    /// link loses packets), so a frame is missing only when both copies are.
+    private var lastCopy: UInt32?
+    /// Frames missing at their turn within the last ``lossMemory`` frames.
+    private var losses: [UInt32] = []
+    /// Frames received lately: a second copy, or a repeat, of one is dropped whether it is
+    /// still buffered or already played.
+    private var heard = SequenceWindow()
     /// The part of the target that is look-ahead for FEC or redundancy (a frame, or 0), in nanoseconds.
     private var lookAhead: Int64 = 0
     /// How many packets in a row, all slower than the fastest before them by more than a frame
@@ -194,8 +202,8 @@ public struct JitterBuffer: Sendable {
     /// quietly (most copies are of frames already here). It is not an arrival: the delay
     /// estimate and the level's newest frame take no note of it.
     public mutating func insertRedundant(sequence: UInt32, payload: [UInt8]) {
-        if lastLoss.map({ Int32(bitPattern: sequence &- $0) > 0 }) ?? true {
-            lastLoss = sequence  // the sender's link loses packets: hold the look-ahead frame
+        if lastCarried.map({ Int32(bitPattern: sequence &- $0) > 0 }) ?? true {
+            lastCarried = sequence  // the sender's link loses packets: hold the look-ahead frame
             updateTarget()
         }
         guard let next, packets[sequence] == nil, !payload.isEmpty else { return }
@@ -207,10 +215,17 @@ public struct JitterBuffer: Sendable {
     }
 
     /// Takes frame `sequence` arriving at `arrival`.
-    /// - Parameter silence: the sender's encoder was in DTX (silence): until its next normal
-    ///   frame it sends only now and then, and the frames between are not losses.
-    public mutating func insert(sequence: UInt32, payload: [UInt8], arrival: Timestamp, silence: Bool = false) {
+    /// - Parameters:
+    ///   - silence: the sender's encoder was in DTX (silence): until its next normal frame it
+    ///     sends only now and then, and the frames between are not losses.
+    ///   - copy: the packet is the second copy of one sent just before it (``CallMediaPacket/Flags/copy``).
+    public mutating func insert(sequence: UInt32, payload: [UInt8], arrival: Timestamp, silence: Bool = false, copy: Bool = false) {
         stats.received += 1
+        if copy, lastCopy.map({ Int32(bitPattern: sequence &- $0) > 0 }) ?? true {
+            lastCopy = sequence
+            updateTarget()
+        }
+        guard !heard.contains(sequence) else { stats.duplicates += 1; return }
         if let next {
             let ahead = Int64(Int32(bitPattern: sequence &- next))
             if ahead < 0, inSilence, !silence, -ahead <= Int64(configuration.capacity), configuration.stretching,
@@ -227,6 +242,7 @@ public struct JitterBuffer: Sendable {
         }
         guard packets[sequence] == nil else { stats.duplicates += 1; return }
         packets[sequence] = payload
+        _ = heard.insert(sequence)
         if silence {
             silent.insert(sequence)
             sawSilence = true
@@ -411,6 +427,7 @@ public struct JitterBuffer: Sendable {
         newest = nil
         onsetHeldSince = nil
         next = nil
+        heard = SequenceWindow()
         inSilence = false
         silentRun = 0
         silent = []
@@ -418,16 +435,39 @@ public struct JitterBuffer: Sendable {
 
     private mutating func noteLoss(_ sequence: UInt32) {
         lastLoss = sequence
+        losses.removeAll { Int64(Int32(bitPattern: sequence &- $0)) > Int64(Self.lossMemory) }
+        losses.append(sequence)
         updateTarget()
     }
 
+    /// Missing frames, of ``lossMemory``, from which a sender that sends every packet twice
+    /// still needs the look-ahead frame (1%: both copies lost that often, as at 10% random drop).
+    static let residualLosses = lossMemory / 100
+
+    /// Whether the target holds a frame of look-ahead, so that the next packet (its FEC, its
+    /// copy of this frame) is here when a frame is missing: while the sender's frames go
+    /// missing or come again in the next packet (within ``lossMemory``). A sender that sends
+    /// every packet twice needs it only while frames still go missing often
+    /// (``residualLosses``) or it carries redundancy too: a frame is missing when both copies
+    /// are lost (0.25% at 5% random drop), and a frame of look-ahead for each of those would
+    /// cost every word 20 ms.
+    private var wantsLookAhead: Bool {
+        guard configuration.useFEC, let next else { return false }
+        let recent = { (sequence: UInt32?) in sequence.map { Int64(Int32(bitPattern: next &- $0)) <= Int64(Self.lossMemory) } ?? false }
+        if recent(lastCarried) { return true }
+        if recent(lastCopy) {
+            return losses.count(where: { Int64(Int32(bitPattern: next &- $0)) <= Int64(Self.lossMemory) }) >= Self.residualLosses
+        }
+        return recent(lastLoss)
+    }
+
     /// One frame plus the jitter percentile, plus one frame of look-ahead for FEC while losses
-    /// are recent (``lossMemory``), within the bounds.
+    /// are recent (``wantsLookAhead``), within the bounds.
     private mutating func updateTarget() {
         guard configuration.fixedTarget == nil else { return }
         var wanted = jitter + frame
         lookAhead = 0
-        if configuration.useFEC, let lastLoss, let next, Int64(Int32(bitPattern: next &- lastLoss)) <= Int64(Self.lossMemory) {
+        if wantsLookAhead {
             wanted += frame
             lookAhead = frame
         }

@@ -85,6 +85,10 @@ public actor CallAgent {
     private var recording: CallRecording?
     /// Each party's video: which pictures are usable, and when to ask for a keyframe.
     private var videoGates: [String: VideoReceiveGate] = [:]
+    /// Each party's audio frames seen lately: the recording and the page take each frame once,
+    /// whichever of its two copies came first (the jitter buffer sees both: a copy tells it the
+    /// sender duplicates).
+    private var audioSeen: [String: SequenceWindow] = [:]
     /// Packets sent and lost per path at the last link check (the loss over the last second).
     private var lossBaseline: [String: (sent: UInt64, lost: UInt64)] = [:]
     /// Names of the nodes media and signalling came from, by id (learnt from the host).
@@ -92,6 +96,12 @@ public actor CallAgent {
     private var lastLookup: Timestamp?
     /// Direct sessions to parties, their keys, and the parties a direct path was offered to.
     private var links: [String: PeerLink] = [:]
+    /// Further sessions a party opened while its link was up. The party may keep a later
+    /// handshake than the first one here (a second address answering first): the link then
+    /// moves to the session still open when the one in use closes.
+    private var spareLinks: [String: [PeerLink]] = [:]
+    /// A party opens one session per address it tries, up to 8 (``NetNode/connectPeer``).
+    private static let maximumSpares = 8
     private var keys: [String: PublicKey] = [:]
     private var offered: Set<String> = []
     private var paths: [String: CallPath] = [:]
@@ -225,15 +235,18 @@ public actor CallAgent {
             logger.info("call media path", metadata: ["party": "\(party)", "path": "\(path.rawValue)"])
             showActivity()
         }
+        let firstCopy = packet.kind != .audio || audioSeen[party, default: SequenceWindow()].insert(packet.sequence)
         if configuration.external, packet.kind != .video {
-            // The page plays the frame alone (its audio has no use for the redundant copy).
-            if packet.kind == .audio || packet.keyframeRequestTarget == name { externalContinuation.yield((party, packet.withoutRedundancy)) }
+            // The page plays the frame alone (its audio has no use for the redundant copy), once.
+            if packet.kind == .audio ? firstCopy : packet.keyframeRequestTarget == name {
+                externalContinuation.yield((party, packet.withoutRedundancy))
+            }
             return
         }
         switch packet.kind {
         case .audio:
             engine?.receive(packet, from: party, arrival: .monotonicNow)
-            recording?.add(packet, from: party)
+            if firstCopy { recording?.add(packet, from: party) }
         case .video:
             let now = Timestamp.monotonicNow
             var gate = videoGates[party] ?? VideoReceiveGate()
@@ -275,8 +288,14 @@ public actor CallAgent {
         if let deadline = book.nextDeadline, deadline <= now { perform(book.handleTimeout(now: now)) }
         // A direct session that ended: back to the relay until a new one is up.
         for (party, link) in links where link.isClosed {
-            links[party] = nil
-            logger.notice("direct path lost; relaying through the host", metadata: ["party": "\(party)"])
+            let spares = (spareLinks.removeValue(forKey: party) ?? []).filter { !$0.isClosed }
+            links[party] = spares.first
+            if !spares.isEmpty {
+                spareLinks[party] = Array(spares.dropFirst())
+                logger.info("direct path moved to the party's other session", metadata: ["party": "\(party)"])
+            } else {
+                logger.notice("direct path lost; relaying through the host", metadata: ["party": "\(party)"])
+            }
         }
         // A sound device that failed mid-call (unplugged, a hung driver): the call goes on
         // without it, and the user is told which and why.
@@ -495,14 +514,20 @@ public actor CallAgent {
         logger.notice("no direct path; relaying through the host", metadata: ["party": "\(party)", "reason": "\(why)"])
     }
 
-    /// Takes a direct session to a party of the call (anything else is closed).
+    /// Takes a direct session to a party of the call: the link if the party has none open, else
+    /// a spare (up to ``maximumSpares``). Anything else is closed.
     private func adopt(_ link: PeerLink) async {
-        guard let call = book.active, call.joined.contains(link.name), keys[link.name] == link.key, links[link.name] == nil else {
+        guard let call = book.active, call.joined.contains(link.name), keys[link.name] == link.key,
+              (spareLinks[link.name]?.count ?? 0) < Self.maximumSpares else {
             await link.close()
             return
         }
-        links[link.name] = link
-        logger.info("direct path up", metadata: ["party": "\(link.name)"])
+        if let current = links[link.name], !current.isClosed {
+            spareLinks[link.name, default: []].append(link)
+        } else {
+            links[link.name] = link
+            logger.info("direct path up", metadata: ["party": "\(link.name)"])
+        }
         tasks.append(Task {
             await link.receive { lane, bytes in
                 guard let packet = try? CallMediaPacket(decoding: bytes) else { return }
@@ -517,7 +542,9 @@ public actor CallAgent {
     /// the others ignore it).
     private func send(_ packet: CallMediaPacket, only: String? = nil) async {
         guard let channel = mediaChannel else { return }
-        if packet.kind != .keyframeRequest { recording?.add(packet, from: nil, video: packet.kind == .video ? video?.description : nil) }
+        if packet.kind != .keyframeRequest, !packet.flags.contains(.copy) {
+            recording?.add(packet, from: nil, video: packet.kind == .video ? video?.description : nil)
+        }
         let bytes = packet.encoded
         let lane: NetLane = configuration.plcOnly ? .callUnreliable : packet.kind == .video ? .callVideo : .callAudio
         var relay = false
@@ -551,13 +578,15 @@ public actor CallAgent {
             self.recording = nil
         }
         videoGates = [:]
+        audioSeen = [:]
         lossBaseline = [:]
         parties = []
         departed = []
         paths = [:]
         offered = []
-        let (links, keys, channel) = (Array(self.links.values), Array(self.keys.values), mediaChannel)
+        let (links, keys, channel) = (Array(self.links.values) + spareLinks.values.joined(), Array(self.keys.values), mediaChannel)
         self.links = [:]
+        spareLinks = [:]
         self.keys = [:]
         mediaChannel = nil
         Task { [node] in

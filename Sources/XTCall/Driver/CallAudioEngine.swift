@@ -192,6 +192,7 @@ public final class CallAudioEngine: Sendable {
             let microseconds = UInt64(clamping: audio.captureTime.nanoseconds / 1000)
             if let packet = try? sender.process(microphone: audio.samples, speaker: reference, captureMicroseconds: microseconds) {
                 continuation.yield(packet)
+                if sender.duplicating { continuation.yield(packet.secondCopy) }
             }
         }
     }

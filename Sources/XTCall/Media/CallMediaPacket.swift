@@ -18,6 +18,9 @@ public struct CallMediaPacket: Equatable, Sendable {
         /// Audio: the payload also carries the previous frame's Opus packet, whole (see
         /// ``CallMediaPacket/audio(call:sequence:captureMicroseconds:opus:previous:silence:)``).
         public static let redundant = Flags(rawValue: 4)
+        /// Audio: a second copy of the packet sent just before it (the sender's link loses
+        /// packets: see ``CallAudioSender/duplicating``). A receiver that has the frame drops it.
+        public static let copy = Flags(rawValue: 8)
     }
 
     public var kind: Kind
@@ -71,6 +74,13 @@ public struct CallMediaPacket: Equatable, Sendable {
         return (payload[2..<end], end < payload.count ? payload[end...] : nil)
     }
 
+    /// This audio packet as its second copy (``Flags/copy``).
+    public var secondCopy: CallMediaPacket {
+        var packet = self
+        packet.flags.insert(.copy)
+        return packet
+    }
+
     /// The packet without its redundant copy (for a receiver that does not use it: the browser).
     public var withoutRedundancy: CallMediaPacket {
         guard flags.contains(.redundant) else { return self }
@@ -115,7 +125,8 @@ public struct CallMediaPacket: Equatable, Sendable {
         guard let header else { throw .malformed("a media packet's header did not read") }
         guard let kind = Kind(rawValue: header.kind) else { throw .malformed("media kind \(header.kind)") }
         let flags = Flags(rawValue: header.flags)
-        guard flags.rawValue & ~0b111 == 0 else { throw .malformed("media flags \(header.flags)") }
+        guard flags.rawValue & ~0b1111 == 0 else { throw .malformed("media flags \(header.flags)") }
+        guard kind == .audio || !flags.contains(.copy) else { throw .malformed("a second copy of a \(kind) packet") }
         if flags.contains(.redundant) {
             guard kind == .audio else { throw .malformed("a redundant copy in a \(kind) packet") }
             let length = bytes.count >= 27 ? Int(bytes[25]) << 8 | Int(bytes[26]) : -1
