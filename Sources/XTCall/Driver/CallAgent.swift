@@ -344,9 +344,9 @@ public actor CallAgent {
         var minimum = Duration.zero
         for (key, stats) in sessions {
             let base = lossBaseline[key] ?? (0, 0)
-            lossBaseline[key] = (stats.packetsSent, stats.packetsLost)
+            lossBaseline[key] = (stats.packetsSent, stats.pathLosses)
             let sent = stats.packetsSent &- base.sent
-            let lost = stats.packetsLost &- base.lost
+            let lost = stats.pathLosses &- min(stats.pathLosses, base.lost)
             if sent >= 20 { loss = max(loss, min(100, Double(lost) * 100 / Double(sent))) }
             lifetimeLoss = max(lifetimeLoss, stats.lossRate * 100)
             if stats.rateEstimate > 0 { rate = min(rate ?? .infinity, stats.rateEstimate * 8) }
