@@ -25,15 +25,17 @@ demo-transport: release
 	@bash scripts/demo-transport.sh $(RELEASE_BIN)
 
 # Unit, simulator and loopback tests; network-namespace tests run when root (skipped otherwise).
-# The `xt call` tests run on their own afterwards.
+# The `xt call` tests and the bonded-backup namespace tests run on their own afterwards.
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --disable-xctest --skip "CallCLITests|CallPageTests"
+	$(SWIFT) test --skip-build --disable-xctest --skip "CallCLITests|CallPageTests|BackupNamespaceTests"
 	@# Calls are real time and scored by ear (PESQ): they run after the rest, as a call on a
 	@# device has its CPU, not beside sixty other tests on two cores, and the browser's
 	@# call runs apart from the CLI's (Chromium alone keeps both cores busy).
 	$(SWIFT) test --skip-build --disable-xctest --filter CallCLITests
 	$(SWIFT) test --skip-build --disable-xctest --filter CallPageTests
+	@# Bonded backup over shaped links is timed (a link used within 2 s, no stall of 1 s): alone.
+	$(SWIFT) test --skip-build --disable-xctest --filter BackupNamespaceTests
 
 fuzz: deps
 	@bash scripts/fuzz.sh

@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "XTMedia", targets: ["XTMedia"]),
         .library(name: "XTAgent", targets: ["XTAgent"]),
         .library(name: "XTCall", targets: ["XTCall"]),
+        .library(name: "XTBackup", targets: ["XTBackup"]),
         .library(name: "XTRecorder", targets: ["XTRecorder"]),
         // libv4l2 plugin for tests: an emulated camera (see Sources/CV4L2Emulator).
         .library(name: "xtv4l2emulator", type: .dynamic, targets: ["CV4L2Emulator"]),
@@ -99,6 +100,18 @@ let package = Package(
         ),
         // Calls: signalling (sans-IO), the audio path (echo cancellation, Opus with FEC, an
         // adaptive jitter buffer), the video path, the call driver on the node network.
+        .target(
+            name: "XTBackup",
+            dependencies: [
+                "XTransport", "XTransportNIO",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         .systemLibrary(name: "CSpeexDSP", providers: [.apt(["libspeexdsp-dev"])]),
         .target(name: "XTCall", dependencies: ["XTMedia", "XTNet", "XTransport", "CSpeexDSP", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
         // The recorder: the host role plus ingest of live and backfilled media into segments,
@@ -124,7 +137,7 @@ let package = Package(
         .executableTarget(
             name: "xt",
             dependencies: [
-                "XTransport", "XTransportNIO", "XTNet", "XTMedia", "XTAgent", "XTCall", "XTRecorder", "XTSimulator", "CXTSystem",
+                "XTransport", "XTransportNIO", "XTNet", "XTMedia", "XTAgent", "XTCall", "XTBackup", "XTRecorder", "XTSimulator", "CXTSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HeapModule", package: "swift-collections"),
@@ -155,6 +168,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "XTAgentTests", dependencies: ["XTAgent", "XTMedia", "XTNet", "XTransport"], swiftSettings: strict),
+        .testTarget(
+            name: "XTBackupTests",
+            dependencies: ["XTBackup", "XTransport", "XTransportNIO", .product(name: "PropertyBased", package: "swift-property-based")],
+            swiftSettings: strict
+        ),
         .testTarget(name: "XTCallTests", dependencies: ["XTCall", "XTMedia", "XTransport"], swiftSettings: strict),
         .testTarget(name: "XTSimulatorTests", dependencies: ["XTransport", "XTSimulator"], swiftSettings: strict),
         // Runs the built `xt` binary the way a user does: exit codes and error lines.

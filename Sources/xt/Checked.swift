@@ -39,5 +39,22 @@ enum Checked {
         throw CLIError("\(option) '\(text)' is not a time from 1970 to 2199: use ISO 8601 (2026-11-21T10:00:00Z) or seconds since 1970")
     }
 
+    /// A size: bytes, or a number with K, M, G or T (powers of 1024), at least 1 MiB and at most 1 PiB.
+    /// - Throws: ``CLIError`` naming `option` and what it takes.
+    static func bytes(_ text: String, _ option: String) throws -> UInt64 {
+        let units: [Character: Double] = ["K": 1024, "M": 1_048_576, "G": 1_073_741_824, "T": 1_099_511_627_776]
+        var digits = text.trimmingCharacters(in: .whitespaces).uppercased()
+        if digits.hasSuffix("B") && digits.count > 1 && units[digits[digits.index(before: digits.index(before: digits.endIndex))]] != nil { digits.removeLast() }
+        var scale = 1.0
+        if let last = digits.last, let unit = units[last] {
+            scale = unit
+            digits.removeLast()
+        }
+        guard let value = Double(digits), value.isFinite, value > 0, value * scale >= 1_048_576, value * scale <= 1_125_899_906_842_624 else {
+            throw CLIError("\(option) '\(text)' is not a size from 1M to 1024T: write it like 500G or 2T")
+        }
+        return UInt64(value * scale)
+    }
+
     private static func number(_ value: Double) -> String { value == value.rounded() ? String(Int(value)) : String(value) }
 }

@@ -3,6 +3,7 @@
 import ArgumentParser
 internal import CXTSystem
 import Logging
+import XTBackup
 import XTMedia
 import XTRecorder
 import XTransport
@@ -17,7 +18,7 @@ struct XT: AsyncParsableCommand {
         commandName: "xt",
         abstract: "XTransport: encrypted, congestion-controlled transport for cameras, alarms, calls and backups.",
         subcommands: [Keygen.self, Listen.self, Send.self, Bench.self, Host.self, Node.self, Msg.self, Pub.self, Sub.self, Status.self,
-                      AgentCommand.self, RecorderCommand.self, CallCommand.self, AlarmsCommand.self, TestPattern.self, Replay.self, Relay.self]
+                      AgentCommand.self, RecorderCommand.self, CallCommand.self, AlarmsCommand.self, BackupCommand.self, TestPattern.self, Replay.self, Relay.self]
     )
 
     /// Runs a subcommand body, turning any error into one clear line and exit status 1.
@@ -37,6 +38,9 @@ struct XT: AsyncParsableCommand {
             throw ExitCode.failure
         } catch let error as StorageError {
             FileHandle.standardError.write("xt: \(error.reason)\n")
+            throw ExitCode.failure
+        } catch let error as BackupError {
+            FileHandle.standardError.write("xt: \(error.description)\n")
             throw ExitCode.failure
         }
     }

@@ -1,0 +1,246 @@
+// Which connection carries which chunk: Multiplexity's inverse multiplexing, pull-based. Every
+// connection takes the next chunk for its Pi when it has room, so a fast link takes many and a
+// slow or lossy one few, and none waits for another. A connection that stops making progress
+// hands its chunks back; at the end, idle fast links take copies of the chunks still out on slow
+// ones (BitTorrent's endgame). Sans-IO: the caller reports events with the time and acts on
+// what comes back.
+import DequeModule
+
+/// One chunk to deliver to one Pi.
+public struct TransferJob: Hashable, Sendable {
+    public var chunk: ChunkID
+    public var target: String
+    /// Bytes on the wire (the sealed chunk).
+    public var size: Int
+
+    public init(chunk: ChunkID, target: String, size: Int) {
+        self.chunk = chunk
+        self.target = target
+        self.size = size
+    }
+}
+
+/// The scheduler's state. Times are nanoseconds on any monotonic clock.
+public struct TransferScheduler: Sendable {
+    public struct Settings: Sendable {
+        /// Bytes a connection may have out (sent, not yet confirmed) before it takes another chunk.
+        public var window: Int = 2 << 20
+        /// A connection with chunks out and no progress for this long is stalled: its chunks go back to the queue.
+        public var stallTimeout: Int64 = 600_000_000
+        /// In the endgame, a chunk is copied to a connection at least this many times faster than the one it is on.
+        public var endgameSpeedup: Double = 1.5
+        /// Most copies of one chunk out at once (the endgame's copies included).
+        public var maximumCopies = 2
+        public init() {}
+    }
+
+    struct Connection {
+        var target: String
+        var out: [ChunkID: Int64] = [:]  // chunk → when it was taken
+        var outBytes = 0
+        var lastProgress: Int64
+        var stalled = false
+        /// Bytes per second, from completed chunks (exponentially weighted).
+        var rate: Double = 0
+        var delivered: UInt64 = 0
+    }
+
+    public let settings: Settings
+    private var queues: [String: Deque<ChunkID>] = [:]
+    private var queued: Set<TransferJob> = []
+    private var sizes: [ChunkID: Int] = [:]
+    /// Chunk and target → connections carrying it now.
+    private var carriers: [TransferJob: Set<Int>] = [:]
+    private var connections: [Int: Connection] = [:]
+    /// Jobs added and not yet confirmed, and how many Pis still wait for each chunk.
+    private var pending: Set<TransferJob> = []
+    private var needs: [ChunkID: Int] = [:]
+    public private(set) var completedJobs = 0
+    public private(set) var endgameCopies = 0
+    public private(set) var requeued = 0
+
+    public init(settings: Settings = Settings()) { self.settings = settings }
+
+    /// Jobs not yet confirmed (queued or out).
+    public var remaining: Int { pending.count }
+    public var isDone: Bool { pending.isEmpty }
+
+    /// Queued bytes not yet taken, per target.
+    public func queuedBytes(for target: String) -> Int {
+        (queues[target] ?? []).reduce(0) { $0 + (sizes[$1] ?? 0) }
+    }
+
+    /// Adds a job (ignored if it is already pending).
+    public mutating func add(_ job: TransferJob) {
+        let key = TransferJob(chunk: job.chunk, target: job.target, size: 0)
+        guard pending.insert(key).inserted else { return }
+        sizes[job.chunk] = job.size
+        needs[job.chunk, default: 0] += 1
+        queued.insert(key)
+        queues[job.target, default: []].append(job.chunk)
+    }
+
+    /// A connection to `target` is ready.
+    public mutating func addConnection(_ id: Int, target: String, now: Int64) {
+        connections[id] = Connection(target: target, lastProgress: now)
+    }
+
+    /// A connection ended: its chunks go back to the front of its Pi's queue (unless another
+    /// connection carries them).
+    /// - Returns: the chunks handed back.
+    @discardableResult
+    public mutating func removeConnection(_ id: Int) -> [ChunkID] {
+        guard let connection = connections.removeValue(forKey: id) else { return [] }
+        var handedBack: [ChunkID] = []
+        for chunk in connection.out.keys.sorted(by: { connection.out[$0]! > connection.out[$1]! }) {
+            let key = TransferJob(chunk: chunk, target: connection.target, size: 0)
+            carriers[key]?.remove(id)
+            if carriers[key]?.isEmpty ?? false { carriers[key] = nil }
+            if carriers[key] == nil, !queued.contains(key), pending.contains(key) {
+                queued.insert(key)
+                queues[connection.target, default: []].prepend(chunk)
+                handedBack.append(chunk)
+                requeued += 1
+            }
+        }
+        return handedBack
+    }
+
+    /// The next chunk for a connection with room, or nil (no room, stalled, nothing to do).
+    public mutating func next(for id: Int, now: Int64) -> ChunkID? {
+        guard var connection = connections[id], !connection.stalled else { return nil }
+        let target = connection.target
+        // Room: below the window, and always room for one chunk.
+        guard connection.out.isEmpty || connection.outBytes < settings.window else { return nil }
+        var chosen: ChunkID?
+        while var queue = queues[target], let chunk = queue.popFirst() {
+            queues[target] = queue
+            let key = TransferJob(chunk: chunk, target: target, size: 0)
+            guard queued.remove(key) != nil, pending.contains(key) else { continue }
+            chosen = chunk
+            break
+        }
+        if chosen == nil { chosen = endgameChoice(for: id, connection: connection, now: now) }
+        guard let chunk = chosen else { return nil }
+        let key = TransferJob(chunk: chunk, target: target, size: 0)
+        carriers[key, default: []].insert(id)
+        connection.out[chunk] = now
+        connection.outBytes += sizes[chunk] ?? 0
+        connections[id] = connection
+        return chunk
+    }
+
+    /// With the queue empty: a chunk out on a much slower (or stalled) connection to the same Pi.
+    private mutating func endgameChoice(for id: Int, connection: Connection, now: Int64) -> ChunkID? {
+        var best: (chunk: ChunkID, since: Int64)?
+        for (other, theirs) in connections where other != id && theirs.target == connection.target {
+            let faster = theirs.stalled || connection.rate >= settings.endgameSpeedup * max(theirs.rate, 1)
+            guard faster else { continue }
+            for (chunk, since) in theirs.out where connection.out[chunk] == nil {
+                let key = TransferJob(chunk: chunk, target: connection.target, size: 0)
+                guard (carriers[key]?.count ?? 0) < settings.maximumCopies else { continue }
+                if best == nil || since < best!.since { best = (chunk, since) }
+            }
+        }
+        if best != nil { endgameCopies += 1 }
+        return best?.chunk
+    }
+
+    /// A Pi confirmed a chunk (stored, or already there).
+    /// - Returns: the other connections still carrying a copy (they may drop it).
+    @discardableResult
+    public mutating func completed(_ chunk: ChunkID, target: String, on id: Int, now: Int64) -> Set<Int> {
+        let key = TransferJob(chunk: chunk, target: target, size: 0)
+        if var connection = connections[id], let since = connection.out.removeValue(forKey: chunk) {
+            let size = sizes[chunk] ?? 0
+            connection.outBytes -= size
+            connection.delivered += UInt64(size)
+            connection.lastProgress = now
+            connection.stalled = false
+            let seconds = max(Double(now - since) / 1e9, 0.001)
+            let sample = Double(size) / seconds
+            connection.rate = connection.rate == 0 ? sample : 0.7 * connection.rate + 0.3 * sample
+            connections[id] = connection
+        } else if var connection = connections[id] {
+            // A copy landing after another already did: the link is alive all the same.
+            connection.lastProgress = now
+            connection.stalled = false
+            connections[id] = connection
+        }
+        let others = (carriers.removeValue(forKey: key) ?? []).subtracting([id])
+        for other in others {
+            guard var connection = connections[other], connection.out.removeValue(forKey: chunk) != nil else { continue }
+            connection.outBytes -= sizes[chunk] ?? 0
+            connections[other] = connection
+        }
+        queued.remove(key)
+        guard pending.remove(key) != nil else { return others }  // a second copy landing
+        completedJobs += 1
+        needs[chunk, default: 1] -= 1
+        if needs[chunk] == 0 {
+            needs[chunk] = nil
+            sizes[chunk] = nil
+        }
+        return others
+    }
+
+    /// Whether any Pi still waits for the chunk.
+    public func stillNeeded(_ chunk: ChunkID) -> Bool { needs[chunk] != nil }
+
+    /// The Pi refused a copy (damaged on the way) or the send failed: it goes back to the front.
+    public mutating func failed(_ chunk: ChunkID, target: String, on id: Int) {
+        let key = TransferJob(chunk: chunk, target: target, size: 0)
+        guard pending.contains(key) else { return }
+        if var connection = connections[id], connection.out.removeValue(forKey: chunk) != nil {
+            connection.outBytes -= sizes[chunk] ?? 0
+            connections[id] = connection
+        }
+        carriers[key]?.remove(id)
+        if carriers[key]?.isEmpty ?? false { carriers[key] = nil }
+        if carriers[key] == nil, !queued.contains(key) {
+            queued.insert(key)
+            queues[target, default: []].prepend(chunk)
+            requeued += 1
+        }
+    }
+
+    /// The transport saw bytes acknowledged on a connection: it is alive.
+    public mutating func progressed(_ id: Int, now: Int64) {
+        guard var connection = connections[id] else { return }
+        connection.lastProgress = now
+        connection.stalled = false
+        connections[id] = connection
+    }
+
+    /// Marks connections with chunks out and no progress for ``Settings/stallTimeout`` as
+    /// stalled, handing their chunks back (they stay out too, in case the link recovers).
+    /// - Returns: the connections that stalled now.
+    public mutating func checkStalls(now: Int64) -> [Int] {
+        var stalledNow: [Int] = []
+        for (id, var connection) in connections where !connection.stalled && !connection.out.isEmpty {
+            guard now - connection.lastProgress >= settings.stallTimeout else { continue }
+            connection.stalled = true
+            connections[id] = connection
+            stalledNow.append(id)
+            for chunk in connection.out.keys {
+                let key = TransferJob(chunk: chunk, target: connection.target, size: 0)
+                let others = (carriers[key] ?? []).subtracting([id]).filter { connections[$0].map { !$0.stalled } ?? false }
+                if others.isEmpty, !queued.contains(key), pending.contains(key) {
+                    queued.insert(key)
+                    queues[connection.target, default: []].prepend(chunk)
+                    requeued += 1
+                }
+            }
+        }
+        return stalledNow
+    }
+
+    /// Whether a connection is stalled now.
+    public func isStalled(_ id: Int) -> Bool { connections[id]?.stalled ?? false }
+
+    /// Chunks a connection has out.
+    public func outstanding(on id: Int) -> [ChunkID] { connections[id].map { Array($0.out.keys) } ?? [] }
+
+    /// Bytes a connection has delivered.
+    public func delivered(on id: Int) -> UInt64 { connections[id]?.delivered ?? 0 }
+}

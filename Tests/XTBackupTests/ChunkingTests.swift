@@ -1,0 +1,121 @@
+// Content-defined chunking and sealing: any input round-trips byte for byte, cuts depend on
+// content (an insertion moves only nearby cuts), and sealed chunks are named, deterministic and
+// refused when damaged or opened with another key.
+import Foundation
+import PropertyBased
+import Testing
+@testable import XTBackup
+import XTransport
+
+/// Deterministic pseudo-random bytes.
+func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
+    var generator = SplitMix64(seed: seed)
+    var out = [UInt8]()
+    out.reserveCapacity(count + 8)
+    while out.count < count {
+        let value = generator.next()
+        for shift in stride(from: 0, to: 64, by: 8) { out.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
+    }
+    return Array(out.prefix(count))
+}
+
+@Suite struct ChunkingTests {
+    /// Small sizes, so a few hundred KiB make many chunks.
+    let small = FastCDC(minimumSize: 1024, averageSize: 4096, maximumSize: 16_384)!
+
+    @Test func chunkingRoundTripsAnyInput() async {
+        await propertyCheck(count: 200, input: Gen.uint64(in: 0...UInt64.max), Gen.int(in: 0...200_000)) { seed, size in
+            let data = randomBytes(size, seed: seed)
+            let lengths = small.lengths(of: data)
+            #expect(lengths.reduce(0, +) == data.count)
+            #expect(lengths.dropLast().allSatisfy { $0 >= small.minimumSize && $0 <= small.maximumSize })
+            #expect(lengths.allSatisfy { $0 > 0 && $0 <= small.maximumSize })
+            // The streaming reader cuts the same way, in any read size.
+            var offset = 0
+            var reader = ChunkReader(chunker: small) { count in
+                let piece = Array(data[offset..<min(data.count, offset + min(count, 7000))])
+                offset += piece.count
+                return piece
+            }
+            var joined: [UInt8] = []
+            var streamed: [Int] = []
+            while let chunk = try! reader.next() {
+                streamed.append(chunk.count)
+                joined += chunk
+            }
+            #expect(joined == data)
+            #expect(streamed == lengths)
+        }
+    }
+
+    @Test func sizesClusterRoundTheAverage() {
+        let data = randomBytes(16 << 20, seed: 42)
+        let lengths = FastCDC.standard.lengths(of: data)
+        let mean = Double(data.count) / Double(lengths.count)
+        // Normalized chunking: min 256 KiB, average 1 MiB, max 4 MiB; the mean lands near 1 MiB.
+        #expect(mean > 0.75 * 1_048_576 && mean < 1.5 * 1_048_576, "mean chunk \(mean)")
+        #expect(lengths.dropLast().allSatisfy { $0 >= 256 << 10 && $0 <= 4 << 20 })
+    }
+
+    @Test func anInsertionMovesOnlyNearbyCuts() {
+        let data = randomBytes(400_000, seed: 7)
+        var edited = data
+        edited.insert(contentsOf: [1, 2, 3, 4, 5], at: 200_000)
+        func chunks(_ bytes: [UInt8]) -> Set<[UInt8]> {
+            var offset = 0
+            var out: Set<[UInt8]> = []
+            for length in small.lengths(of: bytes) {
+                out.insert(Array(bytes[offset..<(offset + length)]))
+                offset += length
+            }
+            return out
+        }
+        let before = chunks(data)
+        let after = chunks(edited)
+        // All but one or two chunks round the edit are the same chunks.
+        #expect(before.subtracting(after).count <= 2, "changed \(before.subtracting(after).count) of \(before.count)")
+    }
+
+    @Test func sealingIsDeterministicNamedAndChecked() throws {
+        let key = RepositoryKey(bytes: randomBytes(32, seed: 1))!
+        let other = RepositoryKey(bytes: randomBytes(32, seed: 2))!
+        let plain = randomBytes(10_000, seed: 3)
+        let (id, sealed) = key.seal(plain, kind: .data)
+        #expect(key.seal(plain, kind: .data).id == id)
+        #expect(key.seal(plain, kind: .tree).id != id)
+        #expect(other.seal(plain, kind: .data).id != id)
+        #expect(ChunkID(of: sealed) == id)
+        #expect(sealed.count == plain.count + RepositoryKey.overhead)
+        // The plaintext does not appear in what the Pi stores.
+        #expect(!sealed.windows(ofCount: 64).contains { $0.elementsEqual(plain.prefix(64)) })
+        #expect(try key.open(sealed, id: id, kind: .data) == plain)
+        var damaged = sealed
+        damaged[500] ^= 1
+        #expect(throws: SealError.nameMismatch(id)) { try key.open(damaged, id: id, kind: .data) }
+        #expect(throws: SealError.wrongKey(id)) { try other.open(sealed, id: id, kind: .data) }
+        #expect(throws: SealError.wrongKey(id)) { try key.open(sealed, id: id, kind: .tree) }
+    }
+
+    @Test func chunkIDsParseOnlyHex() {
+        let id = ChunkID(of: [1, 2, 3])
+        #expect(ChunkID(hex: id.hex) == id)
+        #expect(ChunkID(hex: id.hex.uppercased()) == id)
+        #expect(ChunkID(hex: String(id.hex.dropLast())) == nil)
+        #expect(ChunkID(hex: String(id.hex.dropLast()) + "g") == nil)
+        #expect(ChunkID(bytes: [1, 2]) == nil)
+    }
+
+    @Test func badChunkerSizesAreRefused() {
+        #expect(FastCDC(minimumSize: 10, averageSize: 1000, maximumSize: 4000) == nil)  // not a power of two
+        #expect(FastCDC(minimumSize: 5000, averageSize: 4096, maximumSize: 16_384) == nil)
+        #expect(FastCDC(minimumSize: 0, averageSize: 4096, maximumSize: 16_384) == nil)
+        #expect(FastCDC(minimumSize: 1024, averageSize: 4096, maximumSize: 2048) == nil)
+    }
+}
+
+extension Array {
+    func windows(ofCount count: Int) -> [ArraySlice<Element>] {
+        guard self.count >= count else { return [] }
+        return stride(from: 0, through: self.count - count, by: 1).map { self[$0..<($0 + count)] }
+    }
+}
