@@ -34,14 +34,17 @@ measure() {
   for _ in $(seq 100); do grep -q "web UI on" recorder.log && break; sleep 0.1; done
   local result
   result=$(PYTHONPATH=$SCRIPTS python3 - "http://127.0.0.1:$http" bench "$password" "$SECONDS_MEASURED" "$port" "$*" <<'PY'
-import json, subprocess, sys, time
+import json, os, signal, subprocess, sys, time
 from webdriver import Chromium
 base, user, password, seconds, port, door = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5], sys.argv[6]
 with Chromium(["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]) as browser:
     browser.login(base, user, password)
     browser.open(base + "/call.html")
     if not browser.wait("return !!window.callStats && window.callStats.ready", 30): raise SystemExit("the call page did not join")
-    process = subprocess.Popen(["bash", "-c", door.replace("PORT", port)], stdout=open("door.log", "w"), stderr=subprocess.STDOUT)
+    # Its own process group, so the door and whatever its shell started stop together (an agent
+    # started in the background outlived the shell and ran on, a 30 fps encode, after the bench).
+    process = subprocess.Popen(["bash", "-c", door.replace("PORT", port)], stdout=open("door.log", "w"), stderr=subprocess.STDOUT,
+                               start_new_session=True)
     try:
         if not browser.wait("return window.callStats.state === 'ringing'", 30): raise SystemExit("the page did not ring")
         browser.js("document.getElementById('answer').click()")
@@ -56,7 +59,7 @@ with Chromium(["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-st
         print(json.dumps({"latency": summary, "received": after[0] - before[0], "decoded": after[1] - before[1], "asked": after[2] - before[2]}))
     finally:
         time.sleep(1)
-        process.terminate()
+        os.killpg(process.pid, signal.SIGTERM)
         process.wait()
 PY
 )

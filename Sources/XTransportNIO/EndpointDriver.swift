@@ -5,12 +5,26 @@
 import Logging
 import NIOCore
 import XTransport
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The loop-confined state behind a ``TransportEndpoint``.
 final class EndpointDriver {
     let endpoint: Endpoint
-    let channel: any Channel
+    /// The socket now: replaced by ``channelClosed(_:)`` when SwiftNIO closes it after a send error.
+    private(set) var channel: any Channel
     let eventLoop: any EventLoop
+    /// Binds a new socket on the same address and port, with this driver's handler in it.
+    var rebind: (() -> EventLoopFuture<any Channel>)?
+    /// Set by ``shutdown()``: the socket's closing is ours, not a failure to recover from.
+    private var closing = false
+    /// Sockets reopened after SwiftNIO closed one (a send error it does not tolerate).
+    private(set) var reopened = 0
+    /// Datagrams not sent because the destination has no route from here (checked with a
+    /// connected probe socket; rechecked every second).
+    private(set) var droppedUnroutable: UInt64 = 0
+    private var routes: [NetworkAddress: (routable: Bool, checked: Timestamp)] = [:]
     let logger: Logger
     private let origin: NIODeadline
     private let useGSO: Bool
@@ -124,6 +138,77 @@ final class EndpointDriver {
         return resolved
     }
 
+    /// Whether the kernel has a route to `address` from this socket's address. SwiftNIO closes a
+    /// datagram socket on any send error but EMSGSIZE and EHOSTUNREACH, so one datagram to a
+    /// network with no route (ENETUNREACH: a peer's address on a LAN this node is not on, a link
+    /// that went down) took every session of the socket with it. A connected UDP probe socket
+    /// asks the routing table without sending anything; the answer is kept for a second when
+    /// negative, and until the socket has to be reopened when positive.
+    private func isRoutable(_ address: NetworkAddress, now: Timestamp) -> Bool {
+        if let known = routes[address], known.routable || now.nanoseconds(since: known.checked) < 1_000_000_000 {
+            return known.routable
+        }
+        if routes.count > 4096 { routes.removeAll() }
+        let routable = Self.probeRoute(to: socketAddress(address), from: channel.localAddress)
+        if !routable, routes[address]?.routable != false {
+            logger.notice("no route to a peer's address: datagrams to it are dropped until there is one", metadata: ["address": "\(address)"])
+        }
+        routes[address] = (routable, now)
+        return routable
+    }
+
+    /// Connects a throwaway UDP socket (bound to `local`'s address) to `destination`: the
+    /// kernel's route lookup, with no datagram sent.
+    static func probeRoute(to destination: SocketAddress, from local: SocketAddress?) -> Bool {
+        // An IPv4 socket cannot send to an IPv6 address at all (EAFNOSUPPORT).
+        if local?.protocol == .inet, destination.protocol == .inet6 { return false }
+        let family: Int32 = destination.protocol == .inet6 ? AF_INET6 : AF_INET
+        let fd = socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return true }  // cannot tell: let the send decide
+        defer { Glibc.close(fd) }
+        if var bindTo = local, bindTo.protocol == destination.protocol, bindTo.ipAddress.map({ $0 != "0.0.0.0" && $0 != "::" }) ?? false {
+            bindTo = (try? SocketAddress(ipAddress: bindTo.ipAddress!, port: 0)) ?? bindTo
+            let bound = bindTo.withSockAddr { pointer, size in Glibc.bind(fd, pointer, socklen_t(size)) }
+            if bound != 0 { return errno != EADDRNOTAVAIL }  // the local address is gone
+        }
+        let connected = destination.withSockAddr { pointer, size in Glibc.connect(fd, pointer, socklen_t(size)) }
+        if connected == 0 { return true }
+        switch errno {
+        case ENETUNREACH, EHOSTUNREACH, EADDRNOTAVAIL, EAFNOSUPPORT, EINVAL: return false
+        default: return true
+        }
+    }
+
+    /// SwiftNIO closed the socket (a send error it does not tolerate): bind a new one on the
+    /// same address and port, so the sessions, which live in the core, carry on. Routes are
+    /// checked afresh.
+    func channelClosed(_ closed: any Channel) {
+        guard !closing, closed === channel, let rebind else { return }
+        reopened += 1
+        routes.removeAll()
+        logger.warning("the UDP socket was closed after a send error; reopening it on the same port", metadata: ["local": "\(closed.localAddress.map { "\($0)" } ?? "?")"])
+        func attempt(_ delay: TimeAmount) {
+            eventLoop.assumeIsolated().scheduleTask(in: delay) { [self] in
+                guard !closing else { return }
+                rebind().assumeIsolated().whenComplete { [self] result in
+                    switch result {
+                    case .success(let channel):
+                        if closing {
+                            channel.close(promise: nil)
+                            return
+                        }
+                        self.channel = channel
+                        service()
+                    case .failure(let error):
+                        logger.warning("cannot reopen the UDP socket; trying again", metadata: ["error": "\(error)"])
+                        attempt(.milliseconds(200))
+                    }
+                }
+            }
+        }
+        attempt(.milliseconds(1))
+    }
+
     /// A run of datagrams in `outbound` for one destination, sent as one (GSO) write.
     private struct Batch {
         var destination: NetworkAddress
@@ -186,7 +271,12 @@ final class EndpointDriver {
     /// Writes every ready batch to the channel and flushes.
     private func writeReadyBatches() {
         guard !readyBatches.isEmpty else { return }
+        let now = self.now
         for batch in readyBatches {
+            guard isRoutable(batch.destination, now: now) else {
+                droppedUnroutable += UInt64(batch.count)
+                continue
+            }
             guard let slice = outbound.getSlice(at: batch.start, length: batch.end - batch.start) else { continue }
             let metadata = batch.count > 1
                 ? AddressedEnvelope<ByteBuffer>.Metadata(ecnState: .transportNotCapable, packetInfo: nil, segmentSize: batch.segmentSize)
@@ -369,6 +459,7 @@ final class EndpointDriver {
     }
 
     func shutdown() {
+        closing = true
         timer?.cancel()
         for (id, state) in sessions {
             endpoint.abort(id, reason: "endpoint shut down", now: now)
@@ -426,6 +517,11 @@ final class DatagramHandler: ChannelInboundHandler {
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable { driver.service() }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        driver.channelClosed(context.channel)
+        context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -42,22 +42,7 @@ public final class TransportEndpoint: Sendable {
                             group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
                             inboundHighWater: Int = 8 << 20,
                             logger: Logger = Logger(label: "xtransport")) async throws -> TransportEndpoint {
-        let vectorCount = 32
-        let receiveOffload = System.supportsUDPReceiveOffload
-        // With GRO one read may carry up to 64 KiB; otherwise one datagram of at most the MTU.
-        let slot = receiveOffload ? 65_536 : max(configuration.session.maximumDatagramSize, 2048)
-        var bootstrap = DatagramBootstrap(group: group)
-            .channelOption(.autoRead, value: false)
-            .channelOption(.socketOption(.so_rcvbuf), value: 8 << 20)
-            .channelOption(.socketOption(.so_sndbuf), value: 8 << 20)
-            .channelOption(.datagramVectorReadMessageCount, value: vectorCount)
-            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: slot * vectorCount))
-            .channelOption(.writeBufferWaterMark, value: .init(low: 4 << 20, high: 16 << 20))
-        if receiveOffload {
-            bootstrap = bootstrap
-                .channelOption(.datagramReceiveOffload, value: true)
-                .channelOption(.datagramReceiveSegmentSize, value: true)
-        }
+        let bootstrap = Self.bootstrap(group: group, configuration: configuration).channelOption(.autoRead, value: false)
         let channel: any Channel
         do {
             channel = try await bootstrap.bind(host: host, port: port).get()
@@ -66,9 +51,7 @@ public final class TransportEndpoint: Sendable {
         } catch {
             throw TransportError(.io, "cannot bind UDP \(host):\(port): \(error)")
         }
-        // Don't fragment: path-MTU probes must be dropped, not split, when too large.
-        let dontFragment = ChannelOptions.Types.SocketOption(level: SocketOptionLevel(IPPROTO_IP), name: SocketOptionName(IP_MTU_DISCOVER))
-        _ = try? await channel.setOption(dontFragment, value: Int(IP_PMTUDISC_PROBE)).get()
+        _ = try? await channel.setOption(Self.dontFragment, value: Int(IP_PMTUDISC_PROBE)).get()
         guard let local = channel.localAddress.flatMap(NetworkAddress.init) else {
             throw TransportError(.io, "bound socket has no IP address")
         }
@@ -81,7 +64,26 @@ public final class TransportEndpoint: Sendable {
             let driver = EndpointDriver(endpoint: endpoint, channel: channel, origin: origin, logger: logger,
                                         incoming: incomingContinuation, inboundHighWater: inboundHighWater)
             try channel.pipeline.syncOperations.addHandler(DatagramHandler(driver: driver))
-            return NIOLoopBound(driver, eventLoop: channel.eventLoop)
+            let bound = NIOLoopBound(driver, eventLoop: channel.eventLoop)
+            // SwiftNIO closes a datagram socket on a send error it does not tolerate: the driver
+            // binds a new one on the same address and port, on the same loop.
+            let loop = channel.eventLoop
+            let boundHost = local.socketAddress.ipAddress ?? host
+            let boundPort = Int(local.port)
+            let settings = configuration
+            driver.rebind = {
+                Self.bootstrap(group: loop, configuration: settings)
+                    .channelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(DatagramHandler(driver: bound.value))
+                        }
+                    }
+                    .bind(host: boundHost, port: boundPort)
+                    .flatMap { channel in
+                        channel.setOption(Self.dontFragment, value: Int(IP_PMTUDISC_PROBE)).map { channel }.recover { _ in channel }
+                    }
+            }
+            return bound
         }.get()
         let transport = TransportEndpoint(channel: channel, driver: loopBound, localAddress: local,
                                           publicKey: configuration.identity.publicKey, incoming: incoming)
@@ -151,8 +153,39 @@ public final class TransportEndpoint: Sendable {
 
     /// Aborts every session and closes the socket.
     public func close() async {
-        _ = try? await onLoop { $0.shutdown() }
-        try? await channel.close().get()
+        let current = try? await onLoop { driver -> any Channel in
+            driver.shutdown()
+            return driver.channel
+        }
+        try? await (current ?? channel).close().get()
+    }
+
+    /// Sockets reopened after a send error closed one, and datagrams dropped for want of a route.
+    public func socketRecoveries() async -> (reopened: Int, droppedUnroutable: UInt64) {
+        (try? await onLoop { ($0.reopened, $0.droppedUnroutable) }) ?? (0, 0)
+    }
+
+    /// Don't fragment: path-MTU probes must be dropped, not split, when too large.
+    static let dontFragment = ChannelOptions.Types.SocketOption(level: SocketOptionLevel(IPPROTO_IP), name: SocketOptionName(IP_MTU_DISCOVER))
+
+    /// The socket's options: big buffers, vectored reads, GRO where the kernel has it.
+    static func bootstrap(group: any EventLoopGroup, configuration: EndpointConfiguration) -> DatagramBootstrap {
+        let vectorCount = 32
+        let receiveOffload = System.supportsUDPReceiveOffload
+        // With GRO one read may carry up to 64 KiB; otherwise one datagram of at most the MTU.
+        let slot = receiveOffload ? 65_536 : max(configuration.session.maximumDatagramSize, 2048)
+        var bootstrap = DatagramBootstrap(group: group)
+            .channelOption(.socketOption(.so_rcvbuf), value: 8 << 20)
+            .channelOption(.socketOption(.so_sndbuf), value: 8 << 20)
+            .channelOption(.datagramVectorReadMessageCount, value: vectorCount)
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: slot * vectorCount))
+            .channelOption(.writeBufferWaterMark, value: .init(low: 4 << 20, high: 16 << 20))
+        if receiveOffload {
+            bootstrap = bootstrap
+                .channelOption(.datagramReceiveOffload, value: true)
+                .channelOption(.datagramReceiveSegmentSize, value: true)
+        }
+        return bootstrap
     }
 }
 

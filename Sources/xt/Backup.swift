@@ -299,6 +299,7 @@ struct BackupRunCommand: AsyncParsableCommand {
                     var bytes_read: UInt64
                     var bytes_new: UInt64
                     var bytes_sent: UInt64
+                    var bytes_duplicate: UInt64
                     var seconds: Double
                     var skipped: [String]
                     var unavailable: [String]
@@ -306,7 +307,8 @@ struct BackupRunCommand: AsyncParsableCommand {
                     var bytes_by_link: [String: UInt64]
                 }
                 let out = Summary(snapshot: summary.snapshot.hex, files: summary.record.files, bytes: summary.record.bytes, bytes_read: p.bytesRead,
-                                  bytes_new: p.bytesNew, bytes_sent: p.transfer.bytesByTarget.values.reduce(0, +), seconds: p.seconds,
+                                  bytes_new: p.bytesNew, bytes_sent: p.transfer.bytesByTarget.values.reduce(0, +),
+                                  bytes_duplicate: p.transfer.bytesDuplicate, seconds: p.seconds,
                                   skipped: summary.problems.map(\.description), unavailable: summary.unavailable,
                                   bytes_by_pi: p.transfer.bytesByTarget, bytes_by_link: p.transfer.bytesByLink)
                 if let data = try? JSONEncoder().encode(out) { print(String(decoding: data, as: UTF8.self)) }

@@ -89,7 +89,10 @@ private func chunk(_ n: Int) -> ChunkID { ChunkID(of: Array("chunk \(n)".utf8)) 
         scheduler.completed(fast, target: "pi", on: 2, now: 10_000_000)  // 1 MiB in 10 ms
         let third = scheduler.next(for: 2, now: 10_000_000)!
         scheduler.completed(third, target: "pi", on: 2, now: 20_000_000)
-        // The queue is empty; the slow link still has its chunk: the fast one takes a copy.
+        // The queue is empty, but more may come: no copies yet.
+        #expect(scheduler.next(for: 2, now: 20_000_000) == nil)
+        scheduler.finishAdding()
+        // Nothing more will come; the slow link still has its chunk: the fast one takes a copy.
         #expect(scheduler.next(for: 2, now: 20_000_000) == slow)
         #expect(scheduler.endgameCopies == 1)
         let others = scheduler.completed(slow, target: "pi", on: 2, now: 30_000_000)

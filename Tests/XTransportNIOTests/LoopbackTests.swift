@@ -141,3 +141,52 @@ struct LoopbackTests {
         await server.close()
     }
 }
+
+/// SwiftNIO closes a datagram socket on any send error but EMSGSIZE and EHOSTUNREACH: one
+/// datagram to an unusable address took every session on the socket with it.
+@Suite("A socket's other sessions survive a bad destination", .serialized)
+struct SocketRecoveryTests {
+    /// Two endpoints with a session, and a check that messages still cross both ways.
+    static func pair(session: SessionConfiguration = .default) async throws -> (TransportEndpoint, TransportEndpoint, TransportSession, TransportSession) {
+        let serverIdentity = NodeIdentity()
+        let clientIdentity = NodeIdentity()
+        let server = try await makeEndpoint(serverIdentity, admits: [clientIdentity.publicKey])
+        let client = try await makeEndpoint(clientIdentity, admits: [], session: session)
+        async let accepted: TransportSession? = {
+            for await session in server.incomingSessions { return session }
+            return nil
+        }()
+        let session = try await client.connect(to: server.localAddress, peerKey: serverIdentity.publicKey)
+        let serverSession = try #require(await accepted)
+        try await session.configure(channel: 1, .messages)
+        try await serverSession.configure(channel: 1, .messages)
+        return (server, client, session, serverSession)
+    }
+
+    static func exchange(_ a: TransportSession, _ b: TransportSession, _ text: String) async throws {
+        try await a.send(Array(text.utf8), on: 1)
+        var iterator = b.inbound.makeAsyncIterator()
+        guard case .message(let message)? = try await iterator.next() else { Issue.record("nothing arrived"); return }
+        #expect(String(decoding: message.payload, as: UTF8.self) == text)
+    }
+
+    @Test("A handshake to an address the socket cannot reach is dropped, and the session beside it carries on")
+    func unreachableDestination() async throws {
+        var session = SessionConfiguration()
+        session.handshakeTimeout = .seconds(1)
+        let (server, client, toServer, fromClient) = try await Self.pair(session: session)
+        // An IPv6 address from an IPv4 socket: the kernel refuses it (nothing leaves the machine).
+        async let doomed: Void = {
+            _ = try? await client.connect(to: NetworkAddress(host: .v6(high: 0, low: 1), port: 9), peerKey: NodeIdentity().publicKey)
+        }()
+        try await Task.sleep(for: .milliseconds(300))
+        try await Self.exchange(toServer, fromClient, "still here")
+        try await Self.exchange(fromClient, toServer, "and back")
+        let figures = await client.socketRecoveries()
+        #expect(figures.droppedUnroutable > 0)
+        #expect(figures.reopened == 0)
+        _ = await doomed
+        await client.close()
+        await server.close()
+    }
+}

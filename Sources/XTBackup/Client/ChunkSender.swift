@@ -10,6 +10,8 @@ public struct TransferFigures: Sendable, Equatable {
     /// Bytes confirmed, by link ("local → Pi address") and by Pi.
     public var bytesByLink: [String: UInt64] = [:]
     public var bytesByTarget: [String: UInt64] = [:]
+    /// Bytes sent of chunks the Pi already had (a copy from the endgame or a stalled link landing second).
+    public var bytesDuplicate: UInt64 = 0
     public var chunksSent = 0
     public var endgameCopies = 0
     public var requeued = 0
@@ -106,6 +108,8 @@ public final class ChunkSender: Sendable {
 
     /// Waits until every chunk queued is confirmed (or a fatal error).
     public func finish() async throws(BackupError) {
+        state.withLock { $0.scheduler.finishAdding() }
+        dispatch()
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let done = state.withLock { state -> Bool in
                 if state.scheduler.isDone || state.fatal != nil { return true }
@@ -121,14 +125,19 @@ public final class ChunkSender: Sendable {
     public func watch() async {
         let connections = state.withLock { Array($0.connections.values) }
         var acked: [Int: UInt64] = [:]
+        var idle: Set<Int> = []
         var closed: [Int] = []
         for connection in connections {
             if connection.isClosed { closed.append(connection.number); continue }
-            if let stats = await connection.stats() { acked[connection.number] = stats.payloadBytesAcknowledged }
+            guard let stats = await connection.stats() else { continue }
+            acked[connection.number] = stats.payloadBytesAcknowledged
+            // Nothing on the wire: the Pi is slow to take what it was sent (its disk), and its
+            // receive window holds the sender back. That is not a failing link.
+            if stats.bytesInFlight == 0 { idle.insert(connection.number) }
         }
         let now = self.now
         state.withLock { state in
-            for (id, value) in acked where value > state.acknowledged[id] ?? 0 {
+            for (id, value) in acked where value > state.acknowledged[id] ?? 0 || idle.contains(id) {
                 state.acknowledged[id] = value
                 state.scheduler.progressed(id, now: now)
             }
@@ -176,6 +185,7 @@ public final class ChunkSender: Sendable {
         let (room, done) = state.withLock { state -> ([CheckedContinuation<Bool, Never>], [CheckedContinuation<Void, Never>]) in
             switch result {
             case .stored, .present:
+                if result == .present { state.figures.bytesDuplicate += UInt64(bytes.count) }
                 state.scheduler.completed(chunk, target: connection.target, on: connection.number, now: now)
                 state.figures.bytesByLink[connection.link, default: 0] += UInt64(bytes.count)
                 state.figures.bytesByTarget[connection.target, default: 0] += UInt64(bytes.count)

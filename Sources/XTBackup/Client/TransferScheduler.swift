@@ -58,6 +58,8 @@ public struct TransferScheduler: Sendable {
     public private(set) var completedJobs = 0
     public private(set) var endgameCopies = 0
     public private(set) var requeued = 0
+    /// Set once no more jobs will be added: only then is an empty queue the end (the endgame).
+    public private(set) var allAdded = false
 
     public init(settings: Settings = Settings()) { self.settings = settings }
 
@@ -79,6 +81,10 @@ public struct TransferScheduler: Sendable {
         queued.insert(key)
         queues[job.target, default: []].append(job.chunk)
     }
+
+    /// No more jobs will be added: from now on an empty queue means the end, and idle fast
+    /// connections take copies of what slow ones still carry.
+    public mutating func finishAdding() { allAdded = true }
 
     /// A connection to `target` is ready.
     public mutating func addConnection(_ id: Int, target: String, now: Int64) {
@@ -120,7 +126,7 @@ public struct TransferScheduler: Sendable {
             chosen = chunk
             break
         }
-        if chosen == nil { chosen = endgameChoice(for: id, connection: connection, now: now) }
+        if chosen == nil && allAdded { chosen = endgameChoice(for: id, connection: connection, now: now) }
         guard let chunk = chosen else { return nil }
         let key = TransferJob(chunk: chunk, target: target, size: 0)
         carriers[key, default: []].insert(id)

@@ -1,4 +1,4 @@
-// LEDBAT (RFC 6817), as uTP (BEP 29) uses it for background transfers: grow the window while
+// LEDBAT (RFC 6817), as uTP (BEP 29) uses it for background transfers (with a 25 ms target): grow the window while
 // queuing delay is under the target, shrink it as delay rises, halve it on loss. It uses the
 // RTT above the minimum as the queuing-delay estimate, so it needs no clock sync.
 
@@ -6,8 +6,13 @@ public struct LEDBATController: CongestionController {
     public let name = "ledbat"
     private var maximumDatagramSize: Int
     private var window: Double
-    /// Queuing delay the controller aims at (uTP uses 100 ms).
-    public var target: Int64 = 100 * Nanos.millisecond
+    /// Queuing delay the controller aims at: 25 ms. uTP (BEP 29) and RFC 6817 use 100 ms,
+    /// LEDBAT++ (draft-irtf-iccrg-ledbat-plus-plus) 60 ms; a home LAN's and a Pi's Wi-Fi queues
+    /// are shallower than either (tbf's 50 ms in the tests), and a queue that never reaches the
+    /// target never reads as congestion: LEDBAT then fills it like a loss-based sender. A
+    /// camera's 4 Mbit/s live stream beside a backup through a 50 Mbit/s link with a 50 ms
+    /// queue: p50 / p99 71 / 85 ms at 100 ms, 24 / 31 ms at 25 ms.
+    public var target: Int64 = 25 * Nanos.millisecond
     public static let gain = 1.0
     private var baseDelay: Int64 = .max
     private var currentDelays: [Int64] = []
