@@ -7,7 +7,9 @@
 # recorded at once beside ffmpeg's segmenter, motion detector cost, onset → alarm
 # (scripts/bench-recorder.sh); and the web UI's live view, glass to glass in headless Chromium
 # (scripts/bench-web.sh); and calls: mouth-to-ear, PESQ-WB and 50 relayed calls
-# (scripts/bench-call.sh), call video glass to glass in the browser (scripts/bench-call-web.sh). Writes BENCHMARKS.md.
+# (scripts/bench-call.sh), call video glass to glass in the browser (scripts/bench-call-web.sh);
+# and backup: bonded links beside MPTCP and TCP, 5 Pis x 10 connections, incremental beside rsync
+# (scripts/bench-backup.sh). Writes BENCHMARKS.md.
 set -uo pipefail
 XT=$(realpath "${1:-.build/release/xt}")
 OUT=$(realpath -m bench-out)
@@ -305,6 +307,15 @@ echo "bench: call video in the browser (glass to glass in headless Chromium)"
 { echo; bash scripts/bench-call-web.sh "$XT" "$OUT"; } >> "$call_md"
 grep '^|' "$call_md" | sed 's/^/  /'
 
+echo "bench: backup (three bonded links beside MPTCP and TCP, 5 Pis x 10 connections, a 2 GB tree beside rsync)"
+backup_md="$OUT/backup.md"
+if [ "$(id -u)" -eq 0 ]; then
+  bash scripts/bench-backup.sh "$XT" "$OUT" > "$backup_md"
+else
+  printf '## Backup\n\nSkipped: needs root for network namespaces.\n' > "$backup_md"
+fi
+grep '^|' "$backup_md" | sed 's/^/  /'
+
 fanout_md="$OUT/fanout.md"
 if [ "$(id -u)" -eq 0 ]; then
   bash scripts/bench-fanout.sh "$XT" "$OUT" > "$fanout_md"
@@ -370,5 +381,7 @@ fi
   cat "$web_md"
   echo
   cat "$call_md"
+  echo
+  cat "$backup_md"
 } > BENCHMARKS.md
 echo "bench: wrote BENCHMARKS.md"

@@ -11,7 +11,7 @@ packages=(
   # speech and tones for the audio tests
   espeak-ng sox
   # tests and peers for `make bench`
-  iproute2 nftables iperf3 srt-tools ffmpeg
+  iproute2 nftables iperf3 srt-tools ffmpeg mptcpize rsync
   # the web UI's browser tests (headless, driven through WebDriver)
   chromium chromium-driver fonts-dejavu-core
   # libFuzzer runtime for `make fuzz`; Python for the API fuzzer (schemathesis, from PyPI, below)

@@ -101,7 +101,7 @@ public final class Bond: Sendable {
         while true {
             let missing = Set(targets.map(\.name)).subtracting(connections.map(\.target))
             if missing.isEmpty || ContinuousClock.now >= deadline { return missing }
-            try? await Task.sleep(for: .milliseconds(50))
+            try? await Task.sleep(for: .milliseconds(5))
         }
     }
 
