@@ -21,6 +21,8 @@ public struct BackupOptions: Sendable {
     public var chunker: FastCDC = .standard
     /// Most chunk bytes held in memory while they are sent.
     public var memoryLimit = 128 << 20
+    /// Files cut and sealed at once (one per core).
+    public var workers = 2
 
     public init(paths: [String], copies: Int, host: String) {
         self.paths = paths
@@ -126,29 +128,60 @@ public final class BackupRun: Sendable {
             }
         }
         let stillThere = try await presentEverywhere(Set(reuse.values.flatMap { $0.map(\.id) }), unavailable: unavailable)
-        for (index, item) in scanned.enumerated() {
-            var entry = item.entry
-            if entry.kind == .file {
-                if let chunks = reuse[index], chunks.allSatisfy({ stillThere.contains($0.id) }) {
-                    entry.chunks = chunks
-                    update { $0.bytesScanned += entry.size; $0.filesDone += 1 }
-                } else {
-                    do {
-                        entry.chunks = try await send(file: item.absolutePath, expected: entry.size, unavailable: unavailable)
-                        entry.size = entry.chunks.reduce(0) { $0 + UInt64($1.length) }
-                    } catch let error as BackupError {
-                        problemsFound.append(ScanProblem(path: item.absolutePath, reason: error.description))
-                        continue
-                    } catch {
-                        problemsFound.append(ScanProblem(path: item.absolutePath, reason: "\(error)"))
+        // Files are cut, sealed and hashed two at a time (one per core: on a Pi or a NUC the
+        // seal's three passes, HMAC, ChaCha20-Poly1305 and SHA-256, are what a run waits for);
+        // the manifest keeps the scan's order.
+        var results = [ManifestEntry?](repeating: nil, count: scanned.count)
+        let workers = max(1, min(options.workers, 8))
+        do {
+            try await withThrowingTaskGroup(of: (Int, ManifestEntry?, ScanProblem?).self) { group in
+                var running = 0
+                func collect(_ done: (Int, ManifestEntry?, ScanProblem?)) {
+                    results[done.0] = done.1
+                    if let problem = done.2 { problemsFound.append(problem) }
+                }
+                for (index, item) in scanned.enumerated() {
+                    if let fatal = sender.fatalError { throw fatal }
+                    var entry = item.entry
+                    guard entry.kind == .file else {
+                        results[index] = entry
                         continue
                     }
-                    update { $0.filesDone += 1 }
+                    if let chunks = reuse[index], chunks.allSatisfy({ stillThere.contains($0.id) }) {
+                        entry.chunks = chunks
+                        update { $0.bytesScanned += entry.size; $0.filesDone += 1 }
+                        results[index] = entry
+                        continue
+                    }
+                    if running >= workers, let done = try await group.next() {
+                        running -= 1
+                        collect(done)
+                    }
+                    running += 1
+                    let scannedEntry = entry
+                    group.addTask { [self] in
+                        var entry = scannedEntry
+                        do {
+                            entry.chunks = try await send(file: item.absolutePath, expected: entry.size, unavailable: unavailable)
+                            entry.size = entry.chunks.reduce(0) { $0 + UInt64($1.length) }
+                            update { $0.filesDone += 1 }
+                            return (index, entry, nil)
+                        } catch let error as BackupError {
+                            return (index, nil, ScanProblem(path: item.absolutePath, reason: error.description))
+                        } catch {
+                            return (index, nil, ScanProblem(path: item.absolutePath, reason: "\(error)"))
+                        }
+                    }
                 }
+                while let done = try await group.next() { collect(done) }
             }
-            entries.append(entry)
-            if let fatal = sender.fatalError { throw fatal }
+        } catch let error as BackupError {
+            throw error
+        } catch {
+            throw .io("the backup stopped: \(error)")
         }
+        if let fatal = sender.fatalError { throw fatal }
+        entries = results.compactMap { $0 }
         await flush()
         // The manifest, cut and sealed like a file, goes to every Pi that answered.
         update { $0.phase = "manifest" }
