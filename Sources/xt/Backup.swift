@@ -48,6 +48,19 @@ struct BackupClientOptions: ParsableArguments {
         return logger
     }
 
+    /// Runs `body` with the Pis named, and closes every connection after, however it ends.
+    func withRepository<T>(names: String?, _ body: (Repository) async throws -> T) async throws -> T {
+        let repository = try repository(names: names)
+        do {
+            let result = try await body(repository)
+            await repository.bond.stop()
+            return result
+        } catch {
+            await repository.bond.stop()
+            throw error
+        }
+    }
+
     /// The Pis named (all in the targets file when `names` is nil).
     func repository(names: String?) throws -> Repository {
         try Checked.integer(connections, "--connections", in: 1...64)
@@ -265,30 +278,22 @@ struct BackupRunCommand: AsyncParsableCommand {
             guard !paths.isEmpty else { throw CLIError("name at least one file or folder to back up") }
             let interval = try Checked.seconds(progressInterval, "--progress-interval", in: 0.05...3600)
             try Checked.integer(copies, "--copies", in: 1...16)
-            let repository = try client.repository(names: to)
             let hostName = host ?? ProcessInfo.processInfo.hostName
             var options = BackupOptions(paths: paths, copies: copies, host: hostName)
             options.tags = tag
-            let run = BackupRun(repository: repository, options: options)
             let printer = ProgressPrinter(json: json)
-            let ticker = Task {
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: interval)
-                    if !Task.isCancelled { printer.backup(run.progress) }
+            let summary = try await client.withRepository(names: to) { repository in
+                let run = BackupRun(repository: repository, options: options)
+                let ticker = Task {
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: interval)
+                        if !Task.isCancelled { printer.backup(run.progress) }
+                    }
                 }
+                defer { ticker.cancel() }
+                return try await run.run()
             }
-            defer { ticker.cancel() }
-            let summary: BackupSummary
-            do {
-                summary = try await run.run()
-            } catch {
-                ticker.cancel()
-                await repository.bond.stop()
-                throw error
-            }
-            ticker.cancel()
             printer.backup(summary.progress, final: true)
-            await repository.bond.stop()
             for problem in summary.problems { FileHandle.standardError.write("xt: skipped \(problem)\n") }
             let p = summary.progress
             if json {
@@ -339,15 +344,10 @@ struct BackupRestore: AsyncParsableCommand {
 
     func run() async throws {
         try await XT.run {
-            let repository = try client.repository(names: from)
-            let restore = RestoreRun(repository: repository)
-            let restored: Snapshot
-            do { restored = try await restore.run(snapshot: snapshot, to: to) } catch {
-                await repository.bond.stop()
-                throw error
+            let (restored, p) = try await client.withRepository(names: from) { repository in
+                let restore = RestoreRun(repository: repository)
+                return (try await restore.run(snapshot: snapshot, to: to), restore.progress)
             }
-            await repository.bond.stop()
-            let p = restore.progress
             if json {
                 struct Summary: Encodable {
                     var snapshot: String, files: Int, bytes: UInt64, chunks: Int, bad_copies: Int, seconds: Double
@@ -378,11 +378,10 @@ struct BackupList: AsyncParsableCommand {
 
     func run() async throws {
         try await XT.run {
-            let repository = try client.repository(names: from)
-            defer { Task { await repository.bond.stop() } }
-            _ = try await repository.connect(needed: 1)
-            let (snapshots, unreadable) = try await repository.snapshots()
-            await repository.bond.stop()
+            let (snapshots, unreadable) = try await client.withRepository(names: from) { repository in
+                _ = try await repository.connect(needed: 1)
+                return try await repository.snapshots()
+            }
             if json {
                 struct Row: Encodable {
                     var id: String, time: Int64, host: String, paths: [String], files: Int, bytes: UInt64, copies: Int, tags: [String], pis: [String]
@@ -436,20 +435,15 @@ struct BackupForget: AsyncParsableCommand {
             try Checked.integer(grace, "--grace", in: 0...31_536_000)
             let policy = RetentionPolicy(last: keepLast, daily: keepDaily, weekly: keepWeekly, monthly: keepMonthly)
             guard !ids.isEmpty || !policy.isEmpty else { throw CLIError("name snapshots to forget, or give a policy (--keep-last, --keep-daily, --keep-weekly, --keep-monthly)") }
-            let repository = try client.repository(names: from)
-            let maintenance = Maintenance(repository: repository)
-            do {
+            try await client.withRepository(names: from) { repository in
+                let maintenance = Maintenance(repository: repository)
                 let forgotten = try await maintenance.forget(ids: ids, policy: policy)
                 for snapshot in forgotten { print("forgot \(snapshot.id.short) (\(ISO8601DateFormatter().string(from: snapshot.record.date)))") }
                 if prune {
                     let (chunks, bytes) = try await maintenance.prune(grace: UInt32(grace))
                     print("pruned \(chunks) chunks, \(ProgressPrinter.size(bytes))")
                 }
-            } catch {
-                await repository.bond.stop()
-                throw error
             }
-            await repository.bond.stop()
         }
     }
 }
@@ -468,15 +462,10 @@ struct BackupPrune: AsyncParsableCommand {
     func run() async throws {
         try await XT.run {
             try Checked.integer(grace, "--grace", in: 0...31_536_000)
-            let repository = try client.repository(names: from)
-            do {
-                let (chunks, bytes) = try await Maintenance(repository: repository).prune(grace: UInt32(grace))
-                print("pruned \(chunks) chunks, \(ProgressPrinter.size(bytes))")
-            } catch {
-                await repository.bond.stop()
-                throw error
+            let (chunks, bytes) = try await client.withRepository(names: from) { repository in
+                try await Maintenance(repository: repository).prune(grace: UInt32(grace))
             }
-            await repository.bond.stop()
+            print("pruned \(chunks) chunks, \(ProgressPrinter.size(bytes))")
         }
     }
 }
@@ -497,13 +486,9 @@ struct BackupCheck: AsyncParsableCommand {
 
     func run() async throws {
         try await XT.run {
-            let repository = try client.repository(names: from)
-            let report: CheckReport
-            do { report = try await Maintenance(repository: repository).check(readData: readData) } catch {
-                await repository.bond.stop()
-                throw error
+            let report = try await client.withRepository(names: from) { repository in
+                try await Maintenance(repository: repository).check(readData: readData)
             }
-            await repository.bond.stop()
             if json {
                 if let data = try? JSONEncoder().encode(report) { print(String(decoding: data, as: UTF8.self)) }
             } else {
