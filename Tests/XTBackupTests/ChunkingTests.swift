@@ -96,6 +96,12 @@ func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
         #expect(throws: SealError.wrongKey(id)) { try key.open(sealed, id: id, kind: .tree) }
     }
 
+    @Test func theGearTableNeverChanges() {
+        // Changing it would make every chunk of every backup new.
+        #expect(FastCDC.gear.count == 256)
+        #expect(FastCDC.gear[0] == 0x4162_38ec_cc14_23e2 && FastCDC.gear[1] == 0xaa1e_8878_0f82_23f5)
+    }
+
     @Test func chunkIDsParseOnlyHex() {
         let id = ChunkID(of: [1, 2, 3])
         #expect(ChunkID(hex: id.hex) == id)

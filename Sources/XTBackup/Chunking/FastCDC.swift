@@ -1,6 +1,7 @@
 // Content-defined chunking: where a file is cut depends on its bytes, not on their offsets, so
 // inserting a byte early in a file moves one cut, not every cut after it, and the chunks after
 // the change are the same chunks as before (deduplicated by name on the Pis).
+import XTransport
 
 /// FastCDC (Xia et al., "FastCDC: a Fast and Efficient Content-Defined Chunking Approach for
 /// Data Deduplication", USENIX ATC 2016; normalized chunking level 2 from their 2020 TPDS
@@ -83,14 +84,8 @@ public struct FastCDC: Sendable, Hashable {
 
     /// The gear table: 256 pseudo-random 64-bit values (SplitMix64, seed "xtbackup").
     static let gear: [UInt64] = {
-        var state: UInt64 = 0x7874_6261_636b_7570
-        return (0..<256).map { _ in
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var generator = SplitMix64(seed: 0x7874_6261_636b_7570)
+        return (0..<256).map { _ in generator.next() }
     }()
 }
 
