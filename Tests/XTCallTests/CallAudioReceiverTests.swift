@@ -108,3 +108,42 @@ struct CallAudioReceiverTests {
         #expect(AudioMixer.mix([]) == [])
     }
 }
+
+@Suite("Playout queue")
+struct PlayoutQueueTests {
+    @Test("Filler behind the end of the last words goes when speech comes; the words' end still plays")
+    func fillerBehindSpeech() {
+        var queue = PlayoutQueue()
+        // The end of a stretched frame (155 samples), then a frame of comfort noise.
+        queue.append([Int16](repeating: 1, count: 155), filler: false)
+        queue.append([Int16](repeating: 0, count: 320), filler: true)
+        #expect(queue.count == 475 && queue.speech == 155)
+        queue.dropFiller()
+        #expect(queue.count == 155, "only the filler is dropped")
+        queue.append([Int16](repeating: 0, count: 320), filler: true)
+        queue.append([Int16](repeating: 2, count: 320), filler: false)
+        #expect(queue.count == 475 && queue.speech == 475, "speech drops the filler before it")
+        #expect(queue.take(160) == [Int16](repeating: 1, count: 155) + [Int16](repeating: 2, count: 5))
+        // Once the words' end has played, the filler after it is filler again.
+        var played = PlayoutQueue()
+        played.append([Int16](repeating: 1, count: 155), filler: false)
+        played.append([Int16](repeating: 0, count: 320), filler: true)
+        _ = played.take(160)
+        #expect(played.speech == 0 && played.count == 315)
+        played.dropFiller()
+        #expect(played.count == 0)
+    }
+}
+
+@Suite("Speaker watermark")
+struct SpeakerWatermarkTests {
+    @Test("A quarter of the speaker's buffer is kept spare until it underruns on time; a stall longer than the buffer changes nothing")
+    func watermark() {
+        var watermark = SpeakerWatermark(buffer: .milliseconds(20))
+        #expect(watermark.spare == .milliseconds(5) && watermark.spareFrames(sampleRate: 16_000) == 80)
+        watermark.underran(after: .milliseconds(60))  // the machine stopped: no spare would have covered it
+        #expect(watermark.spare == .milliseconds(5))
+        watermark.underran(after: .milliseconds(12))  // the thread kept time, and still the speaker ran dry
+        #expect(watermark.spare == .zero && watermark.spareFrames(sampleRate: 48_000) == 0)
+    }
+}

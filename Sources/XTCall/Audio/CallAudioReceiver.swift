@@ -10,7 +10,7 @@ public final class CallAudioReceiver {
     private var buffer: JitterBuffer
     private let decoder: OpusDecoder
     private let stretch: TimeStretch
-    private var pending: [Int16] = []
+    private var pending = PlayoutQueue()
     /// Packets libopus could not decode (concealed instead).
     public private(set) var undecodable = 0
 
@@ -25,38 +25,31 @@ public final class CallAudioReceiver {
     public var stats: JitterBufferStats { buffer.stats }
 
     /// Takes packet `sequence` (its 20 ms frame's number) arriving at `arrival`.
-    public func receive(sequence: UInt32, payload: [UInt8], arrival: Timestamp, silence: Bool = false, copy: Bool = false) {
-        buffer.insert(sequence: sequence, payload: payload, arrival: arrival, silence: silence, copy: copy)
+    public func receive(sequence: UInt32, payload: [UInt8], arrival: Timestamp, silence: Bool = false, copy: Bool = false,
+                        captureMicroseconds: UInt64 = 0) {
+        buffer.insert(sequence: sequence, payload: payload, arrival: arrival, silence: silence, copy: copy, captureMicroseconds: captureMicroseconds)
     }
 
     /// Takes an audio packet arriving at `arrival` (other kinds are ignored).
     public func receive(_ packet: CallMediaPacket, arrival: Timestamp) {
         guard packet.kind == .audio else { return }
         receive(sequence: packet.sequence, payload: Array(packet.primary), arrival: arrival, silence: packet.flags.contains(.silence),
-                copy: packet.flags.contains(.copy))
+                copy: packet.flags.contains(.copy), captureMicroseconds: packet.captureMicroseconds)
         if let copy = packet.redundant { buffer.insertRedundant(sequence: packet.sequence &- 1, payload: Array(copy)) }
     }
 
-    /// Whether `pending` holds only filler (silence, or comfort noise between utterances).
-    private var pendingIsFiller = true
-
     /// Exactly `count` samples of audio to play now (silence where there is none yet).
     ///
-    /// Speech that arrives while filler plays starts at this read: the rest of the filler frame
-    /// is dropped (silence is elastic), so an utterance waits at most one read for its turn,
-    /// not a whole frame.
+    /// Speech that arrives while filler plays starts at this read: the filler not yet played is
+    /// dropped (silence is elastic), so an utterance waits at most one read for its turn, not a
+    /// whole frame (see ``PlayoutQueue``).
     public func read(count: Int, now: Timestamp) -> [Int16] {
-        if pendingIsFiller, buffer.speechWaiting { pending.removeAll() }
+        if buffer.speechWaiting { pending.dropFiller() }
         while pending.count < count {
             let (samples, filler) = nextFrame(now: now, read: count)
-            if pendingIsFiller, !filler { pending.removeAll() }
-            pendingIsFiller = filler && (pendingIsFiller || pending.isEmpty)
-            pending += samples
+            pending.append(samples, filler: filler)
         }
-        let out = Array(pending[0..<count])
-        pending.removeFirst(count)
-        if pending.isEmpty { pendingIsFiller = true }
-        return out
+        return pending.take(count)
     }
 
     /// The next decoded frame, stretched as the buffer decided, and whether it is filler. A wait
@@ -104,5 +97,42 @@ public enum AudioMixer {
         return first.indices.map { i in
             Int16(clamping: frames.reduce(0) { $0 + (i < $1.count ? Int($1[i]) : 0) })
         }
+    }
+}
+
+/// Decoded audio waiting for the output: speech first, then filler (silence, or comfort noise
+/// between utterances). Filler is elastic: it goes as soon as speech waits, while the end of
+/// the last words still plays. (Once tracked as one flag for the whole queue, the filler behind
+/// the end of a stretched frame counted as speech, and the part of a read that end took stayed
+/// in every later word: 9.7 ms for the rest of a call.)
+public struct PlayoutQueue: Sendable {
+    private var samples: [Int16] = []
+    /// How many samples at the front are speech.
+    public private(set) var speech = 0
+
+    public init() {}
+
+    /// Samples queued, speech and filler.
+    public var count: Int { samples.count }
+
+    /// Queues `audio`. Speech drops any filler queued before it (silence is elastic).
+    public mutating func append(_ audio: [Int16], filler: Bool) {
+        if !filler {
+            dropFiller()
+            speech += audio.count
+        }
+        samples += audio
+    }
+
+    /// Drops the filler not yet played; the speech before it stays.
+    public mutating func dropFiller() { samples.removeSubrange(speech...) }
+
+    /// The next `count` samples (all there is if fewer: the caller appends first).
+    public mutating func take(_ count: Int) -> [Int16] {
+        let n = min(count, samples.count)
+        let out = Array(samples[0..<n])
+        samples.removeFirst(n)
+        speech = max(0, speech - n)
+        return out
     }
 }

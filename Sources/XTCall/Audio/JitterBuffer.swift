@@ -126,12 +126,18 @@ public struct JitterBuffer: Sendable {
     private var next: UInt32?
     private var started = false
     private var firstArrival: Timestamp?
-    /// Recent (arrival − sequence × frame) in nanoseconds: the transit plus an unknown offset.
+    /// Recent (arrival − ``senderTime``) in nanoseconds: the transit plus an unknown offset.
     private var transits: [Int64] = []
     private var transitIndex = 0
+    /// Whether the sender's capture times are used for the delay estimate (see ``senderTime``).
+    private var captureClockUsable = true
+    /// The newest frame with a capture time, and that time in nanoseconds.
+    private var lastCapture: (sequence: UInt32, nanoseconds: Int64)?
     private var target: Int64
     /// The percentile of recent delays beyond the fastest, in nanoseconds.
     private var jitter: Int64 = 0
+    /// The most any recent packet was delayed beyond the fastest, in nanoseconds.
+    private var worstJitter: Int64 = 0
     /// The last frame found missing at its turn (see ``wantsLookAhead``).
     private var lastLoss: UInt32?
     /// The last frame the next packet carried again (redundancy): the sender's link loses
@@ -219,7 +225,11 @@ public struct JitterBuffer: Sendable {
     ///   - silence: the sender's encoder was in DTX (silence): until its next normal frame it
     ///     sends only now and then, and the frames between are not losses.
     ///   - copy: the packet is the second copy of one sent just before it (``CallMediaPacket/Flags/copy``).
-    public mutating func insert(sequence: UInt32, payload: [UInt8], arrival: Timestamp, silence: Bool = false, copy: Bool = false) {
+    ///   - captureMicroseconds: when the sender captured the frame, on its own clock (0: not
+    ///     known). The delay estimate measures each packet from it (see ``senderTime``).
+    public mutating func insert(sequence: UInt32, payload: [UInt8], arrival: Timestamp, silence: Bool = false, copy: Bool = false,
+                                captureMicroseconds: UInt64 = 0) {
+        let sent = senderTime(sequence: sequence, captureMicroseconds: captureMicroseconds)
         stats.received += 1
         if copy, lastCopy.map({ Int32(bitPattern: sequence &- $0) > 0 }) ?? true {
             lastCopy = sequence
@@ -240,7 +250,7 @@ public struct JitterBuffer: Sendable {
                 // and half the frames were late for good.
                 stats.late += 1
                 _ = heard.insert(sequence)
-                learn(sequence: sequence, arrival: arrival)
+                learn(sent: sent, arrival: arrival)
                 return
             }
             guard ahead < Int64(configuration.capacity) * 4 else { stats.refused += 1; return }
@@ -260,7 +270,7 @@ public struct JitterBuffer: Sendable {
         // already here is not an arrival.) The newest frame is the highest number.
         let reordered = newest.map { Int32(bitPattern: sequence &- $0.sequence) < 0 } ?? false
         if !reordered { newest = (sequence, arrival) }
-        learn(sequence: sequence, arrival: arrival)
+        learn(sent: sent, arrival: arrival)
         updateLevel()
     }
 
@@ -290,7 +300,7 @@ public struct JitterBuffer: Sendable {
         // measured finer than a frame here, so the words start as soon as the target allows;
         // the hold lasts a target's time at most.
         if inSilence, configuration.stretching, packets[sequence] != nil, !silent.contains(sequence),
-           precise < target, now.nanoseconds(since: onsetHeldSince ?? now) < target {
+           precise < onsetTarget, now.nanoseconds(since: onsetHeldSince ?? now) < onsetTarget {
             if onsetHeldSince == nil { onsetHeldSince = now }
             stats.silent += 1
             return .wait
@@ -341,16 +351,19 @@ public struct JitterBuffer: Sendable {
             }
             // Speech buffered ahead of its slot: the comfort noise before it is dropped and the
             // words start as soon as what is buffered from their first frame covers the target
-            // (the same measure the onset hold uses) and in whole frames too, so they are not
-            // then expanded (a clean sentence through 0-20 ms of jitter started a frame short had
-            // 15-19 frames stretched, PESQ-WB 4.3 -> 3.6), wherever the schedule that ran on
-            // through the silence stands. A delay picked up before (an output that stalled, a late burst,
-            // a sender whose clock restarted) is shed here, not carried through the rest of the
+            // (the same measure the onset hold uses) and in whole frames and half a frame more
+            // too (as stretching counts the level), so they are not then expanded (a clean
+            // sentence through 0-20 ms of jitter started a frame short had 15-19 frames
+            // stretched, PESQ-WB 4.3 -> 3.6), wherever the schedule that ran on through the
+            // silence stands. A delay picked up before (an output that stalled, a late burst, a
+            // sender whose clock restarted) is shed here, not carried through the rest of the
             // call: dropping comfort noise only while a whole frame more than the target was
             // buffered left a stall's delay in every later word (20 ms after both ends of a
-            // loopback call stalled at once).
+            // loopback call stalled at once), and so did counting in whole frames alone: a
+            // target a hair over a frame (20.3 ms through 0.3 ms of loopback jitter) then asked
+            // for two, and after both ends stopped for 60 ms every later word came 33 ms late.
             if configuration.stretching, let onset = lowestSpeech, Int32(bitPattern: onset &- sequence) > 0,
-               preciseLevel(from: onset, now: now) >= target, bufferedSpan(from: onset) >= target {
+               preciseLevel(from: onset, now: now) >= onsetTarget, bufferedSpan(from: onset) + frame / 2 >= target {
                 // The sender's silence frames buffered before the words go with the comfort noise
                 // (left behind the playout they would count as buffered for ever).
                 for key in packets.keys where Int32(bitPattern: key &- onset) < 0 {
@@ -398,8 +411,47 @@ public struct JitterBuffer: Sendable {
 
     // MARK: - Delay estimate
 
-    private mutating func learn(sequence: UInt32, arrival: Timestamp) {
-        let transit = Int64(bitPattern: arrival.nanoseconds) &- Int64(sequence) &* frame
+    /// When the sender made frame `sequence`, in nanoseconds on a clock of its own: its capture
+    /// time, while its capture clock is plausible; otherwise the frame's place in the stream
+    /// (`sequence` × frame, as RTP's sample clock counts). Measured from the capture time, a
+    /// sender that stops (a stalled machine, a microphone that restarts) and numbers its frames
+    /// on, captured later, shows no step: only the frames it held meanwhile came late. (From the
+    /// frames' places, both ends of a call stopping for 60 ms read as a 75 ms step, and until
+    /// ten packets had shown it, four seconds of a DTX sender's silence, the target stood at
+    /// 90 ms and the next words started two frames late.) A capture clock that moves less than
+    /// half a frame per frame (absent, frozen, or going back) is not used again for the call.
+    private mutating func senderTime(sequence: UInt32, captureMicroseconds: UInt64) -> Int64 {
+        let place = Int64(sequence) &* frame
+        guard captureClockUsable, captureMicroseconds > 0, captureMicroseconds < UInt64(Int64.max / 1000) else {
+            if captureClockUsable, captureMicroseconds == 0 { dropCaptureClock() }
+            return place
+        }
+        let captured = Int64(captureMicroseconds) * 1000
+        if let (reference, at) = lastCapture {
+            let frames = Int64(Int32(bitPattern: sequence &- reference))
+            let moved = captured - at
+            // Later frames were captured at least half a frame each later; earlier ones, earlier.
+            let plausible = frames > 0 ? moved >= frames * frame / 2 : frames < 0 ? moved <= frames * frame / 2 : moved == 0
+            guard plausible else {
+                dropCaptureClock()
+                return place
+            }
+            if frames > 0 { lastCapture = (sequence, captured) }
+        } else {
+            lastCapture = (sequence, captured)
+        }
+        return captured
+    }
+
+    /// Measures delays from the frames' places from now on (the two clocks' delays do not mix).
+    private mutating func dropCaptureClock() {
+        captureClockUsable = false
+        transits = []
+        transitIndex = 0
+    }
+
+    private mutating func learn(sent: Int64, arrival: Timestamp) {
+        let transit = Int64(bitPattern: arrival.nanoseconds) &- sent
         if transits.count < configuration.history {
             transits.append(transit)
         } else {
@@ -425,6 +477,7 @@ public struct JitterBuffer: Sendable {
         guard configuration.fixedTarget == nil, let fastest = transits.min() else { return }
         // The delay each packet had beyond the fastest recent one; the target covers the percentile.
         jitter = Self.percentile(transits.map { $0 - fastest }, configuration.percentile)
+        worstJitter = (transits.max() ?? fastest) - fastest
         updateTarget()
     }
 
@@ -489,6 +542,18 @@ public struct JitterBuffer: Sendable {
         }
         target = min(max(wanted, configuration.minimumTarget.nanoseconds), configuration.maximumTarget.nanoseconds)
         stats.target = .nanoseconds(target)
+    }
+
+    /// The level words start at after the sender's silence: the target, or a frame and the
+    /// worst recent delay if that is more (by at most a quarter of the slack). The target covers 95% of
+    /// packets, and a talk spurt of a hundred frames started there waited for one of the other
+    /// 5% in mid-word (concealment heard, and the words a read later for the rest of the spurt);
+    /// starting it where the worst recent packet would have been in time costs a few
+    /// milliseconds where the path is steady, and nothing where it is not (the percentile is
+    /// then near the worst).
+    private var onsetTarget: Int64 {
+        guard configuration.fixedTarget == nil else { return target }
+        return max(target, min(frame + worstJitter, target + configuration.slack.nanoseconds / 4))
     }
 
     /// The earliest speech frame buffered (not one the sender marked as silence).

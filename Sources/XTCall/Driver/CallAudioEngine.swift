@@ -1,6 +1,6 @@
 // A node's sound in a call: a capture thread (ALSA microphone → echo cancellation, noise
 // suppression and gain control → Opus in 20 ms frames → packets out) and a playout thread
-// (each party's jitter buffer → mix → ALSA speaker, 10 ms at a time). What the speaker played
+// (each party's jitter buffer → mix → ALSA speaker, 5 ms at a time). What the speaker played
 // is the echo canceller's reference for the microphone.
 import Foundation
 import Synchronization
@@ -54,7 +54,10 @@ public struct CallAudioDevices: Sendable, Equatable {
     public var microphone: CallMicrophone?
     /// An ALSA playback PCM; nil: none (the call is heard by no one here, or recorded only).
     public var speaker: String?
-    /// The speaker's buffer: small, for a low mouth-to-ear delay (its periods are a quarter of it).
+    /// The speaker's buffer: small, for a low mouth-to-ear delay (its periods are a quarter of
+    /// it). (15 ms, read 5 ms at a time, leaves as much to spare at its emptiest as 20 ms read
+    /// 10 ms at a time did, but a loaded machine's speaker then underran every few seconds,
+    /// against once a minute at 20 ms.)
     public var playbackLatency: Duration = .milliseconds(20)
     /// The microphone's buffer: its periods (a quarter of it) are how unevenly frames leave.
     public var captureLatency: Duration = .milliseconds(20)
@@ -114,7 +117,8 @@ public final class CallAudioEngine: Sendable {
             start("xt-call-capture", realTime: devices.realTimeThreads) { self.captureLoop(owned.value.0, owned.value.1) }
         }
         let speaker = Handoff(playback)
-        start("xt-call-playout", realTime: devices.realTimeThreads) { self.playoutLoop(speaker.value) }
+        let latency = devices.playbackLatency
+        start("xt-call-playout", realTime: devices.realTimeThreads) { self.playoutLoop(speaker.value, buffer: latency) }
     }
 
     private let jitter: JitterBuffer.Configuration
@@ -197,16 +201,22 @@ public final class CallAudioEngine: Sendable {
         }
     }
 
-    private func playoutLoop(_ playback: ALSAPlayback?) {
-        // A speaker takes 10 ms at a time; with none, a frame at a time (half the wakes).
-        let period = playback == nil ? sampleRate / 50 : sampleRate / 100
+    private func playoutLoop(_ playback: ALSAPlayback?, buffer: Duration) {
+        // A speaker takes 5 ms at a time (a period of its 20 ms buffer): words start at the
+        // first read after they are ready, and a read is the most that costs them (at 10 ms a
+        // read, loopback calls came 61-71 ms mouth to ear by where the reads fell). With none,
+        // a frame at a time (a quarter of the wakes).
+        let period = playback == nil ? sampleRate / 50 : sampleRate / 200
         var next = ContinuousClock.now
+        var watermark = SpeakerWatermark(buffer: buffer)
+        var lastWrite = ContinuousClock.now
+        var underruns = 0
         while !stopping.load(ordering: .acquiring) {
             // Decide what to play only once the speaker can take it: each sample is then
-            // heard one buffer after it was decided, not a buffer and a wait.
+            // heard one buffer (less the watermark's spare) after it was decided, not a buffer and a wait.
             if let playback {
                 do {
-                    try playback.waitForRoom(period)
+                    try playback.waitForRoom(period + watermark.spareFrames(sampleRate: sampleRate))
                 } catch {
                     state.withLock { $0.failure = "\(error)" }
                     return
@@ -224,6 +234,11 @@ public final class CallAudioEngine: Sendable {
                     state.withLock { $0.failure = "\(error)" }
                     return
                 }
+                if playback.underruns > underruns {
+                    underruns = playback.underruns
+                    watermark.underran(after: ContinuousClock.now - lastWrite)
+                }
+                lastWrite = ContinuousClock.now
                 let delay = playback.delay
                 state.withLock { state in
                     state.playbackDelay = delay
@@ -238,6 +253,36 @@ public final class CallAudioEngine: Sendable {
                 if wait > .zero { Thread.sleep(forTimeInterval: Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18) }
             }
         }
+    }
+}
+
+/// How much of the speaker's buffer the playout keeps empty, as PulseAudio's timer-based
+/// scheduling keeps a watermark: a quarter of it (5 ms of 20) at first, so each sample is heard
+/// that much sooner, and none from the first underrun that came while the playout kept time
+/// (on a machine whose threads wake that late, the whole buffer is needed). An underrun after a
+/// longer gap than the buffer is a stall that no spare would have covered, and changes nothing.
+/// (Reading 5 ms at a time with 5 ms spare leaves 10 ms to the next read at the emptiest, as
+/// reading 10 ms into a full buffer did; a 15 ms buffer instead underran every few seconds on a
+/// loaded machine, once a minute at 20.)
+public struct SpeakerWatermark: Equatable, Sendable {
+    /// The speaker's whole buffer.
+    public let buffer: Duration
+    /// What the playout keeps empty of it.
+    public private(set) var spare: Duration
+
+    public init(buffer: Duration) {
+        self.buffer = buffer
+        spare = buffer / 4
+    }
+
+    /// The spare in frames at `sampleRate`.
+    public func spareFrames(sampleRate: Int) -> Int {
+        Int(spare.components.seconds) * sampleRate + Int(spare.components.attoseconds / 1_000_000_000 * Int64(sampleRate) / 1_000_000_000)
+    }
+
+    /// The speaker underran, `gap` after the last write before it.
+    public mutating func underran(after gap: Duration) {
+        if gap < buffer { spare = .zero }
     }
 }
 

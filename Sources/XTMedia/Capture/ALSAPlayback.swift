@@ -56,7 +56,8 @@ public final class ALSAPlayback {
         }
     }
 
-    /// Waits until the device has room for `frames` more frames (or `timeout` passes), so that
+    /// Waits until the device has room for `frames` more frames (or `timeout` passes; at once
+    /// while it has not started), so that
     /// the audio written next can be decided as late as possible: a caller that decides first
     /// and then blocks in ``write(_:)`` adds the wait to every sample's delay.
     /// - Throws: ``MediaError/deviceLost(_:file:line:)`` when the device fails for good.
@@ -64,6 +65,9 @@ public final class ALSAPlayback {
         let milliseconds = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
         while true {
             var code = Int32(0)
+            // Not started (opened, or prepared again after an underrun): it starts once writes
+            // fill it to its start threshold, which waiting for room short of that never would.
+            if snd_pcm_state(pcm) == SND_PCM_STATE_PREPARED { return }
             let available = snd_pcm_avail_update(pcm)
             if available >= frames { return }
             if available >= 0 {
