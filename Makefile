@@ -28,7 +28,7 @@ demo-transport: release
 # The `xt call` tests and the bonded-backup namespace tests run on their own afterwards.
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --disable-xctest --skip "CallCLITests|CallPageTests|BackupLoopbackTests|BackupCLITests|BackupNamespaceTests"
+	$(SWIFT) test --skip-build --disable-xctest --skip "CallCLITests|CallPageTests|BackupLoopbackTests|BackupCLITests|BackupNamespaceTests|RecorderBackupTests"
 	@# Calls are real time and scored by ear (PESQ): they run after the rest, as a call on a
 	@# device has its CPU, not beside sixty other tests on two cores, and the browser's
 	@# call runs apart from the CLI's (Chromium alone keeps both cores busy).
@@ -37,7 +37,7 @@ test: deps
 	@# Backups over real sessions wait on timers (a Pi answers within 5 s, a link is used within
 	@# 2 s, no stall of 1 s): beside sixty suites whose threads sleep, a run's tasks starved for
 	@# minutes, so they run alone.
-	$(SWIFT) test --skip-build --disable-xctest --filter "BackupLoopbackTests|BackupCLITests|BackupNamespaceTests"
+	$(SWIFT) test --skip-build --disable-xctest --filter "BackupLoopbackTests|BackupCLITests|BackupNamespaceTests|RecorderBackupTests"
 
 fuzz: deps
 	@bash scripts/fuzz.sh

@@ -119,7 +119,7 @@ let package = Package(
         .target(
             name: "XTRecorder",
             dependencies: [
-                "XTMedia", "XTNet", "XTransport",
+                "XTMedia", "XTNet", "XTransport", "XTBackup",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -160,7 +160,7 @@ let package = Package(
         .testTarget(
             name: "XTRecorderTests",
             dependencies: [
-                "XTRecorder", "XTMedia", "XTNet", "XTransport",
+                "XTRecorder", "XTMedia", "XTNet", "XTransport", "XTBackup", "XTransportNIO",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),

@@ -65,23 +65,7 @@ struct BackupClientOptions: ParsableArguments {
     func repository(names: String?) throws -> Repository {
         try Checked.integer(connections, "--connections", in: 1...64)
         guard let algorithm = CongestionControlAlgorithm(rawValue: cc) else { throw CLIError("unknown congestion control '\(cc)': use ledbat or rate") }
-        guard let text = try? String(contentsOfFile: targets, encoding: .utf8) else {
-            throw CLIError("cannot read the backup targets \(targets): write one Pi per line, NAME KEY ADDRESS[,ADDRESS…] (its `xt keygen` public key, where `xt backup serve` listens)")
-        }
-        let all = try BackupTarget.parse(text, source: targets)
-        var chosen = all
-        if let names {
-            let wanted = names.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
-            guard !wanted.isEmpty else { throw CLIError("name at least one Pi") }
-            chosen = try wanted.map { name in
-                guard let target = all.first(where: { $0.name == name }) else {
-                    throw CLIError("\(name) is not in \(targets) (it lists \(all.map(\.name).joined(separator: ", "))): add a line for it")
-                }
-                return target
-            }
-            guard Set(wanted).count == wanted.count else { throw CLIError("a Pi is named twice") }
-        }
-        guard !chosen.isEmpty else { throw CLIError("\(targets) lists no Pi: add one line per Pi, NAME KEY ADDRESS") }
+        let chosen = try BackupTarget.load(file: targets, names: names.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } })
         var settings = BondSettings()
         settings.connectionsPerLink = connections
         settings.congestionControl = algorithm

@@ -7,6 +7,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import Synchronization
+import XTBackup
 import XTCall
 import XTMedia
 import XTNet
@@ -103,10 +104,15 @@ struct RecorderRun: AsyncParsableCommand {
             await host.subscribe(AlarmMessage.channel)
             print("recorder listening on \(host.endpoint.localAddress) as \(configuration.identity.publicKey)\(self.host.open ? " (open mode)" : ""), recording channels \(settings.channels.lowerBound)-\(settings.channels.upperBound) into \(storage) (\(await store.streamCount) streams already there)")
             let metrics = RecorderMetrics()
+            let backup = try recorderBackup(settings, identity: configuration.identity, index: database, logger: logger)
             let core = RecorderCore(host: host, ingest: ingest, monitor: monitor, alarms: alarms, metrics: metrics, store: store, index: database,
-                                    report: report)
+                                    backup: backup, report: report)
             // Started first, stopped last: the services stop in the reverse of this order.
             var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: core)]
+            if let backup {
+                services.append(.init(service: RecorderBackupService(backup: backup)))
+                print("backing up \(settings.backup.what == .all ? "every recording" : "event clips") to \(await backup.currentStatus.pis.joined(separator: ", ")) every \(settings.backup.interval)")
+            }
             if let address = settings.http {
                 let webRoot = self.webRoot ?? RecorderHTTPServer.defaultWebRoot()
                 if webRoot == nil { logger.warning("the web UI's files (web/) were not found: only the API and /metrics are served; give --web-root") }
@@ -115,6 +121,7 @@ struct RecorderRun: AsyncParsableCommand {
                 web.activities = {
                     Dictionary(await host.status().compactMap { node in node.refused == nil ? node.activity.map { (node.name, $0) } : nil }) { first, _ in first }
                 }
+                web.backup = backup
                 web.callPage = try await WebCalls.serve(host: host, key: configuration.identity.publicKey, session: node.sessionConfiguration(),
                                                         logger: logger)
                 let application = RecorderHTTPServer.application(web: web, metrics: metrics, webRoot: webRoot, host: address.host,
@@ -183,6 +190,7 @@ struct RecorderCore: Service {
     let metrics: RecorderMetrics
     let store: RecordingStore
     let index: SQLiteIndex
+    let backup: RecorderBackup?
     let report: String?
 
     func run() async throws {
@@ -197,6 +205,7 @@ struct RecorderCore: Service {
                 await monitor.tick()
                 await alarms.tick()
                 await metrics.update(store: store, host: host, alarms: alarms, monitor: monitor)
+                if let backup { await metrics.update(backup: backup) }
                 if let report { write(await ingest.currentReport(), to: report) }
             }
         }
@@ -206,6 +215,40 @@ struct RecorderCore: Service {
         _ = await consumer.value
         await monitor.finish()
         events.cancel()
+    }
+}
+
+/// The recorder's backup loop (`backup.*`): runs until the group shuts down.
+struct RecorderBackupService: Service {
+    let backup: RecorderBackup
+    func run() async throws {
+        let loop = Task { await backup.run() }
+        try? await gracefulShutdown()
+        loop.cancel()
+        await loop.value
+    }
+}
+
+extension RecorderRun {
+    /// The recorder's backup, when `backup.to` is set: the targets file, the backup key and the
+    /// node key are read now, so that a mistake in them stops the start with its reason.
+    func recorderBackup(_ settings: RecorderConfiguration, identity: NodeIdentity, index: SQLiteIndex, logger: Logger) throws -> RecorderBackup? {
+        let backup = settings.backup
+        guard let names = backup.to else { return nil }
+        let targets = try BackupTarget.load(file: backup.targets, names: names.isEmpty ? nil : names)
+        guard backup.copies <= targets.count else {
+            throw CLIError("backup.copies = \(backup.copies) needs that many Pis; backup.to names \(targets.count): lower backup.copies or add Pis")
+        }
+        let key = try RepositoryKeyFile.load(backup.key)
+        let nodeIdentity = try backup.nodeKey.map { try NodeIdentity.load(path: $0) } ?? identity
+        var bondSettings = BondSettings()
+        bondSettings.connectionsPerLink = backup.connections
+        bondSettings.via = try backup.via.map { try LocalSource(parsing: $0) }
+        let bond = bondSettings
+        return RecorderBackup(settings: backup, pis: targets.map(\.name), root: settings.storage, index: index,
+                              copyIndex: { try await index.copy(to: $0) }, logger: logger) {
+            Repository(key: key, bond: Bond(identity: nodeIdentity, targets: targets, settings: bond, logger: logger), logger: logger)
+        }
     }
 }
 

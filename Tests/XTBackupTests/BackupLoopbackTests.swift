@@ -237,17 +237,23 @@ struct BackupLoopbackTests {
         try makeTree(at: source, seed: 21)
         let first = try await backup(fleet.repository(key: key), paths: [source], copies: 2)
         try Data(randomBytes(2_000_000, seed: 77)).write(to: URL(fileURLWithPath: source + "/video.mp4"))
-        _ = try await backup(fleet.repository(key: key), paths: [source], copies: 2)
+        let second = try await backup(fleet.repository(key: key), paths: [source], copies: 2)
+        // Another folder's one snapshot: the policy counts each folder's snapshots on their own.
+        let elsewhere = fleet.work + "/source/notes"
+        try FileManager.default.createDirectory(atPath: elsewhere, withIntermediateDirectories: true)
+        try Data("kept\n".utf8).write(to: URL(fileURLWithPath: elsewhere + "/a.txt"))
+        let other = try await backup(fleet.repository(key: key), paths: [elsewhere], copies: 2)
         let used = fleet.pis.map(\.store.figures.usedBytes)
         let maintenance = Maintenance(repository: fleet.repository(key: key))
         let forgotten = try await maintenance.forget(ids: [], policy: RetentionPolicy(last: 1))
         #expect(forgotten.map(\.id) == [first.snapshot])
+        #expect(try await maintenance.repository.snapshots().snapshots.contains { $0.id == other.snapshot }, "the other folder's snapshot is kept")
         let (chunks, bytes) = try await maintenance.prune(grace: 0)
         await maintenance.repository.bond.stop()
         #expect(chunks > 0 && bytes > 3_000_000)  // the old video, on both Pis
         for (pi, before) in zip(fleet.pis, used) { #expect(pi.store.figures.usedBytes < before - 1_400_000) }
         let restored = fleet.work + "/restored"
-        _ = try await restore(fleet.repository(key: key), "latest", to: restored)
+        _ = try await restore(fleet.repository(key: key), second.snapshot.hex, to: restored)
         #expect(try describeTree(restored + "/data") == describeTree(source))
         await fleet.shutdown()
     }

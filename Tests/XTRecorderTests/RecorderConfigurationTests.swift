@@ -47,11 +47,34 @@ import XTNet
             ("min-free = 9999999T", "is not a valid min-free"),
             ("min-duration = nan", "is not a valid min-duration"),
             ("user.eve = admin pbkdf2-sha256$5000000000$c2FsdHNhbHQ=$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "user.eve"),
+            ("backup.copies = 0", "is not a valid backup.copies: expected Pis per chunk, 1…16"),
+            ("backup.interval = 5", "is not a valid backup.interval"),
+            ("backup.interval = nan", "is not a valid backup.interval"),
+            ("backup.what = some", "is not a valid backup.what: expected events"),
+            ("backup.to = pi1,pi1", "is not a valid backup.to"),
+            ("backup.to = pi 1", "is not a valid backup.to"),
+            ("backup.via = 999.1.1.1", "is not a valid backup.via"),
+            ("backup.connections = 100", "is not a valid backup.connections"),
+            ("backup.keep-last = -1", "is not a valid backup.keep-last"),
+            ("backup.speed = fast", "unknown key 'backup.speed'"),
         ] {
             var settings = RecorderConfiguration()
             #expect(throws: NodeConfigurationError.self) { try settings.apply(file: text, source: "x") }
             do { try settings.apply(file: text, source: "x") } catch { #expect("\(error)".contains(expected), "\(error)") }
         }
+    }
+
+    @Test func theBackupSectionIsOffUntilItNamesThePis() throws {
+        var settings = RecorderConfiguration()
+        try settings.apply(file: Self.example, source: "recorder.conf.example")
+        #expect(settings.backup.to == nil, "the example leaves it off")
+        try settings.apply(file: "backup.to = all\nbackup.what = all\nbackup.interval = 60\nbackup.copies = 3\nbackup.via = eth0,10.0.0.2\n", source: "x")
+        #expect(settings.backup.to == [] && settings.backup.what == .all && settings.backup.interval == .seconds(60) && settings.backup.copies == 3)
+        #expect(settings.backup.via == ["eth0", "10.0.0.2"])
+        try settings.apply(file: "backup.to = pi2, pi1\n", source: "x")
+        #expect(settings.backup.to == ["pi2", "pi1"])
+        try settings.apply(file: "backup.to = none\n", source: "x")
+        #expect(settings.backup.to == nil)
     }
 
     @Test func usersKeepOnlyAPasswordHash() throws {

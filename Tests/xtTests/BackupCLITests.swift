@@ -151,6 +151,40 @@ struct BackupCLITests {
         #expect(list.stdout.split(separator: "\n").count == 1, "\(list.stdout)")
     }
 
+    @Test("The recorder backs itself up to the Pis in its config, and /metrics says when; a Pi the targets file lacks stops its start")
+    func recorderBacksItselfUp() throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let ports = try BackupFixture.prepare(dir, pis: 2)
+        let pis = try (1...2).map { try BackupFixture.serve(dir, $0, port: ports[$0 - 1]) }
+        defer { for pi in pis { pi.terminate(); pi.waitUntilExit() } }
+        let http = Int.random(in: 33_000...40_000)
+        let node = Int.random(in: 20_000...30_000) + 5_000
+        let settings = "storage = recordings\nhttp = 127.0.0.1:\(http)\nmin-free = 0\nbackup.to = all\nbackup.targets = targets\nbackup.key = backup.key\n"
+            + "backup.node-key = client.key\nbackup.what = all\nbackup.interval = 10\n"
+        try settings.write(to: dir.appendingPathComponent("recorder.conf"), atomically: true, encoding: .utf8)
+        _ = try CLI.run(["keygen", "--out", "recorder.key"], in: dir)
+        let recorder = try CLI.background(["recorder", "--config", "recorder.conf", "--bind", "127.0.0.1", "--ports", "\(node)", "--key", "recorder.key",
+                                           "--open"], in: dir, log: "recorder.log")
+        defer { recorder.terminate(); recorder.waitUntilExit() }
+        // Its first run goes at once (the index copy, with no recording yet): /metrics says when.
+        var scrape = ""
+        let done = BackupFixture.waitUntil(timeout: 30) {
+            scrape = (try? CLI.tool("curl", ["-s", "http://127.0.0.1:\(http)/metrics"]).stdout) ?? ""
+            return scrape.contains("xt_backup_last_success_timestamp_seconds")
+        }
+        let log = (try? String(contentsOf: dir.appendingPathComponent("recorder.log"), encoding: .utf8)) ?? ""
+        #expect(done, "no backup in 30 s: \(log.suffix(1500))")
+        #expect(scrape.contains("xt_backup_behind_files 0") && scrape.contains("xt_backup_runs_total{result=\"ok\"}"), "\(scrape)")
+        #expect(log.contains("backing up every recording to pi1, pi2 every"), "\(log.suffix(1500))")
+        #expect(BackupFixture.stored(dir, pis: 2).chunks > 0, "the Pis hold its chunks")
+        // A Pi the targets file does not list stops the start with its reason.
+        try (settings + "backup.to = pi9\n").write(to: dir.appendingPathComponent("bad.conf"), atomically: true, encoding: .utf8)
+        let bad = try CLI.run(["recorder", "--config", "bad.conf", "--bind", "127.0.0.1", "--ports", "\(node + 1)", "--key", "recorder.key", "--open",
+                               "--http", "none", "--seconds", "5"], in: dir, timeout: 30)
+        #expect(bad.status != 0 && bad.stderr.contains("pi9 is not in targets"), "\(bad.stderr)")
+    }
+
     @Test("bad input gets one clear line and a non-zero exit")
     func badInput() throws {
         let dir = try CLI.temporaryDirectory()

@@ -23,6 +23,9 @@ public struct BackupOptions: Sendable {
     public var memoryLimit = 128 << 20
     /// Files cut and sealed at once (one per core).
     public var workers = 2
+    /// Only these files (manifest paths: `NAME/…`, NAME the last part of a path given) and the
+    /// folders above them; nil: all below the paths (see ``FileScanner/scan(_:only:)``).
+    public var only: Set<String>?
 
     public init(paths: [String], copies: Int, host: String) {
         self.paths = paths
@@ -110,7 +113,7 @@ public final class BackupRun: Sendable {
         }
         let startTime = Int64(Date().timeIntervalSince1970 * 1e9)
         update { $0.phase = "scanning" }
-        let (scanned, problems) = try FileScanner.scan(options.paths)
+        let (scanned, problems) = try FileScanner.scan(options.paths, only: options.only)
         let parent = await parentEntries()
         update { progress in
             progress.phase = "backing up"

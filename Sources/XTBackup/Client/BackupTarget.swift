@@ -57,3 +57,30 @@ public struct BackupTarget: Sendable, Hashable {
         return targets
     }
 }
+
+extension BackupTarget {
+    /// The Pis of a targets file (one per line, `NAME KEY ADDRESS[,ADDRESS…]`), all of them or
+    /// those `names` gives, in that order.
+    /// - Throws: ``BackupError/badInput(_:)`` if the file cannot be read or has a bad line, a
+    ///   name is not in it or given twice, or it lists no Pi (each message says what to write).
+    public static func load(file: String, names: [String]?) throws(BackupError) -> [BackupTarget] {
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+            throw .badInput("cannot read the backup targets \(file): write one Pi per line, NAME KEY ADDRESS[,ADDRESS…] (its `xt keygen` public key, where `xt backup serve` listens)")
+        }
+        let all = try parse(text, source: file)
+        guard let names else {
+            guard !all.isEmpty else { throw .badInput("\(file) lists no Pi: add one line per Pi, NAME KEY ADDRESS") }
+            return all
+        }
+        guard !names.isEmpty else { throw .badInput("name at least one Pi") }
+        guard Set(names).count == names.count else { throw .badInput("a Pi is named twice") }
+        var chosen: [BackupTarget] = []
+        for name in names {
+            guard let target = all.first(where: { $0.name == name }) else {
+                throw .badInput("\(name) is not in \(file) (it lists \(all.map(\.name).joined(separator: ", "))): add a line for it")
+            }
+            chosen.append(target)
+        }
+        return chosen
+    }
+}

@@ -109,7 +109,8 @@ public struct Maintenance: Sendable {
         return report
     }
 
-    /// Forgets snapshots on every Pi that answers: those named, or those the policy does not keep.
+    /// Forgets snapshots on every Pi that answers: those named, or those the policy does not keep
+    /// (applied to each machine's snapshots of the same paths on their own, as restic does).
     /// - Returns: the snapshots forgotten.
     public func forget(ids: [String], policy: RetentionPolicy) async throws(BackupError) -> [Snapshot] {
         try policy.validate()
@@ -124,8 +125,13 @@ public struct Maintenance: Sendable {
             chosen.append(matches[0])
         }
         if !policy.isEmpty {
-            let (_, forget) = policy.apply(snapshots.map { (id: $0.id, time: $0.record.time) })
-            chosen += snapshots.filter { forget.contains($0.id) && !chosen.contains($0) }
+            // Per machine and paths backed up, as restic groups by default: the newest N of one
+            // folder's snapshots, not of everything the key holds (a recorder's hourly runs would
+            // otherwise push out every other backup).
+            for group in Dictionary(grouping: snapshots, by: { SnapshotGroup(host: $0.record.host, paths: $0.record.paths) }).values {
+                let (_, forget) = policy.apply(group.map { (id: $0.id, time: $0.record.time) })
+                chosen += group.filter { forget.contains($0.id) && !chosen.contains($0) }
+            }
         }
         let connections = repository.connectionPerTarget()
         for snapshot in chosen {
@@ -160,4 +166,10 @@ public struct Maintenance: Sendable {
         }
         return total
     }
+}
+
+/// Snapshots of one machine's same paths: what a retention policy counts within.
+private struct SnapshotGroup: Hashable {
+    var host: String
+    var paths: [String]
 }

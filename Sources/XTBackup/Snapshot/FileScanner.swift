@@ -20,6 +20,24 @@ public struct ScanProblem: Sendable, CustomStringConvertible {
 
 public enum FileScanner {
     /// Scans `paths` (files or folders).
+    /// - Parameter only: the manifest paths (`NAME/…`, NAME the last part of a path given) of
+    ///   the files to take; the folders above them come too, nothing else. nil: everything.
+    /// - Returns: entries sorted by their manifest path, and what could not be read.
+    public static func scan(_ paths: [String], only: Set<String>?) throws(BackupError) -> (entries: [ScannedEntry], problems: [ScanProblem]) {
+        let (entries, problems) = try scan(paths)
+        guard let only else { return (entries, problems) }
+        var folders: Set<Substring> = []
+        for path in only {
+            var rest = Substring(path)
+            while let slash = rest.lastIndex(of: "/") {
+                rest = rest[..<slash]
+                guard folders.insert(rest).inserted else { break }
+            }
+        }
+        return (entries.filter { $0.entry.kind == .directory ? folders.contains(Substring($0.entry.path)) : only.contains($0.entry.path) }, problems)
+    }
+
+    /// Scans `paths` (files or folders).
     /// - Returns: entries sorted by their manifest path, and what could not be read.
     /// - Throws: ``BackupError/badInput(_:)`` if a path does not exist, or two paths end in the
     ///   same name (their entries would collide in the snapshot).

@@ -105,4 +105,18 @@ public final class RecorderMetrics: @unchecked Sendable {
             count("xt_motion_pictures_decoded_total", total: Int64(motion.decodedPictures))
         }
     }
+
+    /// Reads the recorder's backup: how far behind it is (bytes, files, and the age of the
+    /// oldest recording waiting, in seconds), when it last succeeded (seconds since 1970), runs
+    /// by outcome and bytes sent.
+    public func update(backup: RecorderBackup) async {
+        let status = await backup.currentStatus
+        gauge("xt_backup_behind_bytes").record(status.behindBytes)
+        gauge("xt_backup_behind_files").record(status.behindFiles)
+        gauge("xt_backup_behind_seconds").record(status.behindSeconds)
+        if let success = status.lastSuccess { gauge("xt_backup_last_success_timestamp_seconds").record(Double(success) / 1000) }
+        count("xt_backup_runs_total", [("result", "ok")], total: Int64(await backup.succeeded))
+        count("xt_backup_runs_total", [("result", "failed")], total: Int64(await backup.failed))
+        count("xt_backup_sent_bytes_total", total: Int64(clamping: await backup.bytesSent))
+    }
 }

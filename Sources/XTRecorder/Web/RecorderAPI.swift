@@ -22,6 +22,8 @@ public struct RecorderWeb: Sendable {
     public var refusedNodes: @Sendable () async -> [NodeStatus] = { [] }
     /// What each connected node says it is doing, by name ("in a call with phone (direct)").
     public var activities: @Sendable () async -> [String: String] = { [:] }
+    /// Where the recorder's own backup stands (nil: it does not back itself up).
+    public var backup: RecorderBackup?
     /// The call page's socket (`/api/call`): run for logged-in user `user`, with the page's
     /// messages in and a way to write to it; nil: calls are not served (the route says so).
     public var callPage: (@Sendable (_ user: String, _ inbound: AsyncStream<CallPageMessage>,
@@ -226,6 +228,10 @@ extension RecorderWeb {
                                 rttMilliseconds: node.rttMilliseconds, lossPercent: node.lossPercent, retransmittedBytes: node.retransmittedBytes,
                                 activity: online ? activities[node.name] : nil)
             })
+        }
+        api.get("backup") { _, context in
+            _ = try context.requireUser()
+            return try JSON.response(await backup?.currentStatus ?? RecorderBackupStatus.off())
         }
         api.get("nodes/refused") { _, context in
             _ = try context.requireUser()

@@ -6,6 +6,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Testing
+import XTBackup
 @testable import XTRecorder
 import XTMedia
 import XTNet
@@ -215,6 +216,31 @@ import XTNet
                 #expect((refused[0]["reason"] as? String)?.contains("authorized keys") == true)
             }
             try await client.execute(uri: "/api/nodes/refused", method: .get) { response in #expect(response.status == .unauthorized) }
+        }
+    }
+
+    @Test func theBackupStatusNeedsALoginAndSaysWhetherItIsOn() async throws {
+        var setup = try await setUp()
+        defer { try? FileManager.default.removeItem(atPath: setup.root) }
+        let app = Application(router: RecorderHTTPServer.router(web: setup.web, metrics: nil, webRoot: nil, logger: Fixtures.logger))
+        try await app.test(.router) { client in
+            let cookie = try await login(client, "bob", "bob-password")
+            try await client.execute(uri: "/api/backup", method: .get, headers: [.cookie: cookie]) { response in
+                #expect(response.status == .ok && Self.json(response.body)["enabled"] as? Bool == false)
+            }
+            try await client.execute(uri: "/api/backup", method: .get) { response in #expect(response.status == .unauthorized) }
+        }
+        var settings = RecorderBackupSettings()
+        settings.to = []
+        setup.web.backup = RecorderBackup(settings: settings, pis: ["pi1", "pi2"], root: setup.root, index: setup.web.index, copyIndex: nil,
+                                          logger: Fixtures.logger) { throw BackupError.unreachable("no Pi in this test") }
+        let withBackup = Application(router: RecorderHTTPServer.router(web: setup.web, metrics: nil, webRoot: nil, logger: Fixtures.logger))
+        try await withBackup.test(.router) { client in
+            let cookie = try await login(client, "bob", "bob-password")
+            try await client.execute(uri: "/api/backup", method: .get, headers: [.cookie: cookie]) { response in
+                let status = Self.json(response.body)
+                #expect(status["enabled"] as? Bool == true && status["what"] as? String == "events" && status["pis"] as? [String] == ["pi1", "pi2"])
+            }
         }
     }
 
