@@ -240,7 +240,7 @@ echo "utterances of espeak-ng speech 0.9 s apart (the encoder goes to DTX betwee
 echo "records what it played. *Mouth-to-ear* is per utterance: where cross-correlation finds it in the"
 echo "recording, in time (the speaker's clock), less when it entered the microphone (its clock), p50 / p95 over"
 echo "the 16. It holds everything: capture buffer, 20 ms framing, Opus, the network, the jitter buffer and the"
-echo "playback buffer (20 ms). *PESQ-WB*: the whole recording against the speech. Impaired rows: the door"
+echo "playback buffer (20 ms, 15 of it kept full). *PESQ-WB*: the whole recording against the speech. Impaired rows: the door"
 echo "reaches the host through \`xt relay\` (random drop and 0…20 ms of extra delay per datagram, each"
 echo "way); media relayed by the host. *PLC-only* is the same pipeline with \`--plc-only\`: bare datagrams"
 echo "(no retransmission), no FEC or redundancy, a fixed 40 ms buffer that does not stretch, as Mumble works."
