@@ -103,7 +103,7 @@ let package = Package(
         .target(
             name: "XTBackup",
             dependencies: [
-                "XTransport", "XTransportNIO",
+                "XTransport", "XTransportNIO", "CXTAEAD",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
@@ -170,7 +170,7 @@ let package = Package(
         .testTarget(name: "XTAgentTests", dependencies: ["XTAgent", "XTMedia", "XTNet", "XTransport"], swiftSettings: strict),
         .testTarget(
             name: "XTBackupTests",
-            dependencies: ["XTBackup", "XTransport", "XTransportNIO", .product(name: "PropertyBased", package: "swift-property-based")],
+            dependencies: ["XTBackup", "XTransport", "XTransportNIO", .product(name: "Crypto", package: "swift-crypto"), .product(name: "PropertyBased", package: "swift-property-based")],
             swiftSettings: strict
         ),
         .testTarget(name: "XTCallTests", dependencies: ["XTCall", "XTMedia", "XTransport"], swiftSettings: strict),

@@ -1,6 +1,7 @@
 // Content-defined chunking and sealing: any input round-trips byte for byte, cuts depend on
 // content (an insertion moves only nearby cuts), and sealed chunks are named, deterministic and
 // refused when damaged or opened with another key.
+import Crypto
 import Foundation
 import PropertyBased
 import Testing
@@ -94,6 +95,26 @@ func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
         #expect(throws: SealError.nameMismatch(id)) { try key.open(damaged, id: id, kind: .data) }
         #expect(throws: SealError.wrongKey(id)) { try other.open(sealed, id: id, kind: .data) }
         #expect(throws: SealError.wrongKey(id)) { try key.open(sealed, id: id, kind: .tree) }
+    }
+
+    @Test("The seal is the documented one (RFC 8439 ChaCha20-Poly1305 under the HKDF cipher key, the HMAC nonce): swift-crypto opens it, and every earlier store's chunks keep their names")
+    func theSealIsTheDocumentedOne() throws {
+        let secret = randomBytes(32, seed: 9)
+        let key = RepositoryKey(bytes: secret)!
+        for size in [0, 1, 4096, 1 << 20] {
+            let plain = randomBytes(size, seed: UInt64(size) + 3)
+            let (_, sealed) = key.seal(plain, kind: .data)
+            let master = SymmetricKey(data: secret)
+            let cipherKey = HKDF<SHA256>.deriveKey(inputKeyMaterial: master, info: Array("xt backup cipher".utf8), outputByteCount: 32)
+            let nonceKey = HKDF<SHA256>.deriveKey(inputKeyMaterial: master, info: Array("xt backup nonce".utf8), outputByteCount: 32)
+            var mac = HMAC<SHA256>(key: nonceKey)
+            mac.update(data: [ObjectKind.data.rawValue])
+            mac.update(data: plain)
+            let nonce = Array(mac.finalize().prefix(12))
+            #expect(sealed[0] == 1 && Array(sealed[1..<13]) == nonce)
+            let box = try ChaChaPoly.SealedBox(nonce: ChaChaPoly.Nonce(data: nonce), ciphertext: sealed[13..<(sealed.count - 16)], tag: sealed[(sealed.count - 16)...])
+            #expect(Array(try ChaChaPoly.open(box, using: cipherKey, authenticating: [1, ObjectKind.data.rawValue])) == plain, "size \(size)")
+        }
     }
 
     @Test func theGearTableNeverChanges() {

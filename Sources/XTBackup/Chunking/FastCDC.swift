@@ -2,6 +2,9 @@
 // inserting a byte early in a file moves one cut, not every cut after it, and the chunks after
 // the change are the same chunks as before (deduplicated by name on the Pis).
 import XTransport
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// FastCDC (Xia et al., "FastCDC: a Fast and Efficient Content-Defined Chunking Approach for
 /// Data Deduplication", USENIX ATC 2016; normalized chunking level 2 from their 2020 TPDS
@@ -90,34 +93,86 @@ public struct FastCDC: Sendable, Hashable {
 }
 
 /// Reads a file (or any source of bytes) and hands out its chunks, holding at most two
-/// maximum-size chunks in memory.
+/// maximum-size chunks (and a read) in memory.
+///
+/// The bytes are read straight into one window that lives as long as the reader, and each
+/// chunk is copied out of it once. (Reading into `Data`, then an array, then a growing buffer
+/// that shifted at every read copied each byte four times, onto fresh pages: a fifth of an
+/// incremental backup's time went to the kernel zeroing them.)
 public struct ChunkReader {
     private let chunker: FastCDC
-    private var buffer: [UInt8] = []
-    private var start = 0
+    private let window: Window
     private var ended = false
-    private let read: (Int) throws -> [UInt8]
+    /// Reads up to `count` bytes into the pointer given; 0 at the end.
+    private let read: (UnsafeMutableRawPointer, Int) throws -> Int
 
     /// - Parameter read: returns up to the given number of bytes; empty at the end.
     public init(chunker: FastCDC = .standard, read: @escaping (Int) throws -> [UInt8]) {
-        self.chunker = chunker
-        self.read = read
+        self.init(chunker: chunker) { target, count in
+            let bytes = try read(count)
+            let taken = min(bytes.count, count)
+            bytes.withUnsafeBytes { if let base = $0.baseAddress { target.copyMemory(from: base, byteCount: taken) } }
+            return taken
+        }
     }
 
-    /// The next chunk, or nil at the end of the input.
-    /// - Throws: what `read` throws.
-    public mutating func next() throws -> [UInt8]? {
-        while !ended && buffer.count - start < chunker.maximumSize {
-            if start > 0 {
-                buffer.removeSubrange(0..<start)
-                start = 0
+    /// Reads from an open file descriptor (left open), from where it stands.
+    /// - Throws: from ``next()``, ``BackupError/io(_:)`` when the system cannot read it.
+    public init(chunker: FastCDC = .standard, fileDescriptor: Int32, name: String) {
+        self.init(chunker: chunker) { target, count in
+            while true {
+                let got = Glibc.read(fileDescriptor, target, count)
+                if got >= 0 { return got }
+                if errno == EINTR { continue }
+                throw BackupError.io("cannot read \(name): \(String(cString: strerror(errno)))")
             }
-            let more = try read(max(chunker.maximumSize, 1 << 20))
-            if more.isEmpty { ended = true } else { buffer.append(contentsOf: more) }
         }
-        guard start < buffer.count else { return nil }
-        let length = buffer.withUnsafeBytes { chunker.cut(UnsafeRawBufferPointer(rebasing: $0[start...])) }
-        defer { start += length }
-        return Array(buffer[start..<(start + length)])
+    }
+
+    private init(chunker: FastCDC, reader: @escaping (UnsafeMutableRawPointer, Int) throws -> Int) {
+        self.chunker = chunker
+        read = reader
+        window = Window(capacity: 2 * chunker.maximumSize + Self.readSize(chunker))
+    }
+
+    private static func readSize(_ chunker: FastCDC) -> Int { max(chunker.maximumSize, 1 << 20) }
+
+    /// The next chunk, or nil at the end of the input.
+    /// - Throws: what the source throws.
+    public mutating func next() throws -> [UInt8]? {
+        let readSize = Self.readSize(chunker)
+        while !ended && window.end - window.start < chunker.maximumSize {
+            if window.capacity - window.end < readSize { window.compact() }
+            let got = try read(window.base + window.end, min(readSize, window.capacity - window.end))
+            if got == 0 { ended = true } else { window.end += got }
+        }
+        guard window.start < window.end else { return nil }
+        let available = UnsafeRawBufferPointer(start: window.base + window.start, count: window.end - window.start)
+        let length = chunker.cut(available)
+        defer { window.start += length }
+        return Array(UnsafeBufferPointer(start: window.base + window.start, count: length))
+    }
+
+    /// The bytes read and not yet handed out: `base[start..<end]`.
+    private final class Window {
+        let base: UnsafeMutablePointer<UInt8>
+        let capacity: Int
+        var start = 0
+        var end = 0
+
+        init(capacity: Int) {
+            self.capacity = capacity
+            base = .allocate(capacity: capacity)
+        }
+
+        deinit { base.deallocate() }
+
+        /// Moves what is left to the front (at most a maximum chunk, once per read).
+        func compact() {
+            guard start > 0 else { return }
+            if end > start { memmove(base, base + start, end - start) }
+            end -= start
+            start = 0
+        }
     }
 }

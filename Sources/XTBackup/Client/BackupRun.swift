@@ -254,9 +254,7 @@ public final class BackupRun: Sendable {
             throw BackupError.io("cannot open \(path): it vanished or its permissions changed")
         }
         defer { try? handle.close() }
-        var reader = ChunkReader(chunker: options.chunker) { count in
-            Array(try handle.read(upToCount: count) ?? Data())
-        }
+        var reader = ChunkReader(chunker: options.chunker, fileDescriptor: handle.fileDescriptor, name: path)
         var refs: [ChunkRef] = []
         while let plain = try reader.next() {
             let (id, sealed) = repository.key.seal(plain, kind: .data)

@@ -2,6 +2,7 @@
 // the machine, so a Pi at a friend's house stores ciphertext it cannot read, and still checks
 // each chunk's name (the SHA-256 of the sealed bytes) without the key.
 import Crypto
+internal import CXTAEAD
 import Foundation
 
 /// A chunk's name: the SHA-256 of its sealed bytes (32 bytes).
@@ -89,7 +90,7 @@ public struct RepositoryKey: Sendable {
     static let version: UInt8 = 1
     /// Bytes a seal adds: version, nonce and tag.
     public static let overhead = 1 + 12 + 16
-    private let cipherKey: SymmetricKey
+    private let cipher: ChunkCipher
     private let nonceKey: SymmetricKey
     /// A short public tag of the key (SHA-256 of its derived id key), shown by `xt backup key`.
     public let fingerprint: String
@@ -99,7 +100,9 @@ public struct RepositoryKey: Sendable {
     public init?(bytes: [UInt8]) {
         guard bytes.count == 32 else { return nil }
         let master = SymmetricKey(data: bytes)
-        cipherKey = HKDF<SHA256>.deriveKey(inputKeyMaterial: master, info: Array("xt backup cipher".utf8), outputByteCount: 32)
+        let cipherKey = HKDF<SHA256>.deriveKey(inputKeyMaterial: master, info: Array("xt backup cipher".utf8), outputByteCount: 32)
+        guard let cipher = ChunkCipher(key: cipherKey.withUnsafeBytes { Array($0) }) else { return nil }
+        self.cipher = cipher
         nonceKey = HKDF<SHA256>.deriveKey(inputKeyMaterial: master, info: Array("xt backup nonce".utf8), outputByteCount: 32)
         let id = HKDF<SHA256>.deriveKey(inputKeyMaterial: master, info: Array("xt backup fingerprint".utf8), outputByteCount: 32)
         fingerprint = String(ChunkID(of: id.withUnsafeBytes { Array($0) }).hex.prefix(16))
@@ -116,15 +119,19 @@ public struct RepositoryKey: Sendable {
         var mac = HMAC<SHA256>(key: nonceKey)
         mac.update(data: [kind.rawValue])
         mac.update(data: plaintext)
-        let nonceBytes = Array(mac.finalize().prefix(12))
-        // swift-crypto's seal only fails for a nonce of the wrong size; it is 12 bytes here.
-        let box = try! ChaChaPoly.seal(plaintext, using: cipherKey, nonce: ChaChaPoly.Nonce(data: nonceBytes),
-                                       authenticating: [Self.version, kind.rawValue])
-        var sealed: [UInt8] = [Self.version]
-        sealed.reserveCapacity(plaintext.count + Self.overhead)
-        sealed.append(contentsOf: nonceBytes)
-        sealed.append(contentsOf: box.ciphertext)
-        sealed.append(contentsOf: box.tag)
+        let nonce = Array(mac.finalize().prefix(12))
+        // One buffer, written once: version, nonce, the plaintext sealed in place, the tag.
+        // (swift-crypto's seal copied the text out, into its box, and into this: three passes
+        // of every chunk, and fresh pages each time.)
+        let sealed = [UInt8](unsafeUninitializedCapacity: plaintext.count + Self.overhead) { buffer, count in
+            buffer[0] = Self.version
+            for i in 0..<12 { buffer[1 + i] = nonce[i] }
+            plaintext.withUnsafeBufferPointer { text in
+                if let base = text.baseAddress { (buffer.baseAddress! + 13).update(from: base, count: text.count) }
+            }
+            cipher.seal(nonce: nonce, text: buffer.baseAddress! + 13, length: plaintext.count, ad: [Self.version, kind.rawValue])
+            count = plaintext.count + Self.overhead
+        }
         return (ChunkID(of: sealed), sealed)
     }
 
@@ -134,12 +141,10 @@ public struct RepositoryKey: Sendable {
     public func open(_ sealed: [UInt8], id: ChunkID, kind: ObjectKind) throws(SealError) -> [UInt8] {
         guard ChunkID(of: sealed) == id else { throw .nameMismatch(id) }
         guard sealed.count >= Self.overhead, sealed[0] == Self.version,
-              let nonce = try? ChaChaPoly.Nonce(data: sealed[1..<13]),
-              let box = try? ChaChaPoly.SealedBox(nonce: nonce, ciphertext: sealed[13..<(sealed.count - 16)], tag: sealed[(sealed.count - 16)...]),
-              let plaintext = try? ChaChaPoly.open(box, using: cipherKey, authenticating: [Self.version, kind.rawValue]) else {
+              let plaintext = cipher.open(nonce: Array(sealed[1..<13]), sealed: sealed, from: 13, ad: [Self.version, kind.rawValue]) else {
             throw .wrongKey(id)
         }
-        return Array(plaintext)
+        return plaintext
     }
 }
 
@@ -171,5 +176,42 @@ public enum RepositoryKeyFile {
             throw .badInput("cannot write \(path): check the directory exists and is writable")
         }
         return RepositoryKey(bytes: bytes)!
+    }
+}
+
+/// ChaCha20-Poly1305 with one key schedule, sealing in place and opening into one new buffer,
+/// through BoringSSL's AEAD as the transport's packets use it (`CXTAEAD`). Owns the C context.
+final class ChunkCipher: @unchecked Sendable {
+    // Immutable after creation; BoringSSL's seal and open take it const, from any thread.
+    private let context: OpaquePointer
+
+    /// nil if the key is not 32 bytes or BoringSSL is out of memory.
+    init?(key: [UInt8]) {
+        guard key.count == 32, let context = key.withUnsafeBufferPointer({ xt_aead_new(Int32(XT_AEAD_CHACHA20_POLY1305), $0.baseAddress) }) else {
+            return nil
+        }
+        self.context = context
+    }
+
+    deinit { xt_aead_free(context) }
+
+    /// Encrypts `length` bytes at `text` in place and writes the 16-byte tag right after them.
+    func seal(nonce: [UInt8], text: UnsafeMutablePointer<UInt8>, length: Int, ad: [UInt8]) {
+        let sealed = nonce.withUnsafeBufferPointer { n in ad.withUnsafeBufferPointer { a in xt_aead_seal(context, n.baseAddress, text, length, a.baseAddress, a.count) } }
+        precondition(sealed == 1, "ChaCha20-Poly1305 refused a 12-byte nonce and a 32-byte key")
+    }
+
+    /// Opens `sealed[from...]` (ciphertext, then the tag); nil if it is not authentic.
+    func open(nonce: [UInt8], sealed: [UInt8], from start: Int, ad: [UInt8]) -> [UInt8]? {
+        let length = sealed.count - start - 16
+        guard length >= 0 else { return nil }
+        var authentic = false
+        let plaintext = [UInt8](unsafeUninitializedCapacity: max(length, 1)) { out, count in
+            authentic = sealed.withUnsafeBufferPointer { s in nonce.withUnsafeBufferPointer { n in ad.withUnsafeBufferPointer { a in
+                xt_aead_open(context, n.baseAddress, s.baseAddress! + start, length + 16, a.baseAddress, a.count, out.baseAddress) == 1
+            } } }
+            count = authentic ? length : 0
+        }
+        return authentic ? plaintext : nil
     }
 }
