@@ -117,6 +117,27 @@ func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
         }
     }
 
+    @Test("A manifest round-trips through its stored form; an earlier snapshot's JSON still reads; cut or garbled bytes are refused")
+    func manifestsRoundTrip() throws {
+        let id = ChunkID(bytes: randomBytes(32, seed: 4))!
+        let manifest = Manifest(entries: [
+            ManifestEntry(path: "data", kind: .directory, mode: 0o755, mtime: 1_800_000_000_000_000_000, size: 0, inode: 7),
+            ManifestEntry(path: "data/ü ñ.mp4", kind: .file, mode: 0o640, mtime: -5, size: 3_000_000, inode: UInt64.max,
+                          chunks: [ChunkRef(id: id, length: 1_000_000), ChunkRef(id: id, length: 2_000_000)]),
+            ManifestEntry(path: "data/latest", kind: .symlink, mode: 0o777, mtime: 0, size: 0, inode: 9, target: "ü ñ.mp4"),
+        ])
+        let stored = manifest.encoded()
+        #expect(try Manifest(stored: stored) == manifest)
+        #expect(try Manifest(stored: Array(try JSONEncoder().encode(manifest))) == manifest, "JSON manifests of earlier snapshots")
+        #expect(try Manifest(stored: Manifest(entries: []).encoded()).entries.isEmpty)
+        for cut in [4, 5, stored.count / 2, stored.count - 1] {
+            #expect(throws: BackupError.self) { _ = try Manifest(stored: Array(stored.prefix(cut))) }
+        }
+        #expect(throws: BackupError.self) { _ = try Manifest(stored: stored + [0]) }
+        #expect(throws: BackupError.self) { _ = try Manifest(stored: Array(stored.prefix(4)) + [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F]) }
+        #expect(throws: BackupError.self) { _ = try Manifest(stored: randomBytes(1000, seed: 5)) }
+    }
+
     @Test func theGearTableNeverChanges() {
         // Changing it would make every chunk of every backup new.
         #expect(FastCDC.gear.count == 256)

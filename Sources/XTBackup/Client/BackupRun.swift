@@ -188,10 +188,11 @@ public final class BackupRun: Sendable {
         await flush()
         // The manifest, cut and sealed like a file, goes to every Pi that answered.
         update { $0.phase = "manifest" }
-        let manifestBytes = (try? JSONEncoder().encode(Manifest(entries: entries))).map { Array($0) } ?? []
+        let manifestBytes = Manifest(entries: entries).encoded()
         var manifestRefs: [ChunkRef] = []
+        var start = 0
         for length in options.chunker.lengths(of: manifestBytes) {
-            let start = manifestRefs.reduce(0) { $0 + $1.length }
+            defer { start += length }
             let (id, sealed) = repository.key.seal(Array(manifestBytes[start..<(start + length)]), kind: .tree)
             manifestRefs.append(ChunkRef(id: id, length: length))
             await sendMissing(id, sealed, to: Array(reached).sorted())

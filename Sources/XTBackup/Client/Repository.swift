@@ -106,7 +106,7 @@ public final class Repository: Sendable {
     public func manifest(of snapshot: Snapshot) async throws(BackupError) -> Manifest {
         var bytes: [UInt8] = []
         for ref in snapshot.record.manifest { bytes += try await fetch(ref.id, kind: .tree) }
-        guard let manifest = try? JSONDecoder().decode(Manifest.self, from: Data(bytes)) else {
+        guard let manifest = try? Manifest(stored: bytes) else {
             throw .badInput("snapshot \(snapshot.id.short)'s manifest does not parse: restore another snapshot")
         }
         try manifest.validate()
