@@ -36,8 +36,9 @@ test: deps
 	$(SWIFT) test --skip-build --disable-xctest --filter CallPageTests
 	@# Backups over real sessions wait on timers (a Pi answers within 5 s, a link is used within
 	@# 2 s, no stall of 1 s): beside sixty suites whose threads sleep, a run's tasks starved for
-	@# minutes, so they run alone.
-	$(SWIFT) test --skip-build --disable-xctest --filter "BackupLoopbackTests|BackupCLITests|BackupNamespaceTests|RecorderBackupTests"
+	@# minutes, so they run alone, one test at a time (four suites of them at once, a recorder
+	@# and its Pis among them, starved a loopback run the same way).
+	$(SWIFT) test --skip-build --disable-xctest --no-parallel --filter "BackupLoopbackTests|BackupCLITests|BackupNamespaceTests|RecorderBackupTests""
 
 fuzz: deps
 	@bash scripts/fuzz.sh
