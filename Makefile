@@ -38,7 +38,7 @@ test: deps
 	@# 2 s, no stall of 1 s): beside sixty suites whose threads sleep, a run's tasks starved for
 	@# minutes, so they run alone, one test at a time (four suites of them at once, a recorder
 	@# and its Pis among them, starved a loopback run the same way).
-	$(SWIFT) test --skip-build --disable-xctest --no-parallel --filter "BackupLoopbackTests|BackupCLITests|BackupNamespaceTests|RecorderBackupTests""
+	$(SWIFT) test --skip-build --disable-xctest --no-parallel --filter "BackupLoopbackTests|BackupCLITests|BackupNamespaceTests|RecorderBackupTests"
 
 fuzz: deps
 	@bash scripts/fuzz.sh
