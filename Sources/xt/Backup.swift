@@ -50,15 +50,7 @@ struct BackupClientOptions: ParsableArguments {
 
     /// Runs `body` with the Pis named, and closes every connection after, however it ends.
     func withRepository<T>(names: String?, _ body: (Repository) async throws -> T) async throws -> T {
-        let repository = try repository(names: names)
-        do {
-            let result = try await body(repository)
-            await repository.bond.stop()
-            return result
-        } catch {
-            await repository.bond.stop()
-            throw error
-        }
+        try await repository(names: names).closing(body)
     }
 
     /// The Pis named (all in the targets file when `names` is nil).

@@ -26,6 +26,19 @@ public final class Repository: Sendable {
         self.logger = logger
     }
 
+    /// Runs `body` (on the caller's actor), then closes every connection of the bond, however
+    /// `body` ends.
+    public func closing<T>(isolation: isolated (any Actor)? = #isolation, _ body: (Repository) async throws -> T) async throws -> T {
+        do {
+            let result = try await body(self)
+            await bond.stop()
+            return result
+        } catch {
+            await bond.stop()
+            throw error
+        }
+    }
+
     /// One open connection to each reachable Pi (the first found).
     public func connectionPerTarget() -> [String: BackupConnection] {
         var out: [String: BackupConnection] = [:]

@@ -38,6 +38,24 @@ public struct ChunkRef: Codable, Sendable, Hashable {
 public struct ManifestEntry: Codable, Sendable, Hashable {
     public enum Kind: String, Codable, Sendable {
         case file, directory, symlink
+
+        /// Its number in the stored manifest (PROTOCOL.md).
+        var code: UInt8 {
+            switch self {
+            case .file: 1
+            case .directory: 2
+            case .symlink: 3
+            }
+        }
+
+        init?(code: UInt8) {
+            switch code {
+            case 1: self = .file
+            case 2: self = .directory
+            case 3: self = .symlink
+            default: return nil
+            }
+        }
     }
 
     /// Relative to the restore folder: the backed-up path's last component, then the path below it.
@@ -140,7 +158,7 @@ extension Manifest {
             let path = Array(entry.path.utf8)
             writer.writeVarInt(UInt64(path.count))
             writer.writeBytes(path)
-            writer.writeUInt8(entry.kind == .file ? 1 : entry.kind == .directory ? 2 : 3)
+            writer.writeUInt8(entry.kind.code)
             writer.writeVarInt(UInt64(entry.mode))
             writer.writeUInt64(UInt64(bitPattern: entry.mtime))
             writer.writeVarInt(min(entry.size, VarInt.max))
@@ -184,8 +202,7 @@ extension Manifest {
                 entries.reserveCapacity(count)
                 for _ in 0..<count {
                     guard let path = try string(&reader) else { return nil }
-                    let kinds: [UInt8: ManifestEntry.Kind] = [1: .file, 2: .directory, 3: .symlink]
-                    guard let kind = kinds[try reader.readUInt8("kind")] else { return nil }
+                    guard let kind = ManifestEntry.Kind(code: try reader.readUInt8("kind")) else { return nil }
                     let mode = try reader.readVarInt("mode")
                     let mtime = Int64(bitPattern: try reader.readUInt64("mtime"))
                     let size = try reader.readVarInt("size")

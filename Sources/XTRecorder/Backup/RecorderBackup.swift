@@ -155,7 +155,7 @@ public actor RecorderBackup {
     private let host: String
     private let logger: Logger
     private var status: RecorderBackupStatus
-    /// Manifest paths in the last snapshot that succeeded.
+    /// Files (relative to the storage root) in the last snapshot that succeeded.
     private var backedUp: Set<String> = []
     private var lastPrune: ContinuousClock.Instant?
     /// Runs that ended, by outcome, and bytes sent, for /metrics.
@@ -214,29 +214,54 @@ public actor RecorderBackup {
     /// The name the storage root has in the snapshot.
     private var rootName: String { (root as NSString).lastPathComponent }
 
-    /// What should be on the Pis now: manifest path → (bytes, when its recording ended, ns).
+    /// What should be on the Pis now: path relative to the storage root → (bytes, when its
+    /// recording ended, ns).
     func wanted() async throws -> [String: (bytes: Int64, end: Int64)] {
         var files: [String: (bytes: Int64, end: Int64)] = [:]
         let now = Int64(Date().timeIntervalSince1970 * 1e9)
         let events = try await index.events(camera: nil, from: nil, to: nil)
         for event in events {
-            if let snapshot = event.snapshot { files[rootName + "/" + snapshot] = (0, event.end ?? event.start) }
+            if let snapshot = event.snapshot { files[snapshot] = (0, event.end ?? event.start) }
         }
-        let segments: [SegmentRecord]
+        var segments: [SegmentRecord] = []
         switch settings.what {
         case .all:
             segments = try await index.segments(camera: nil, from: nil, to: nil)
         case .events:
-            var chosen: [String: SegmentRecord] = [:]
-            for event in events {
-                for segment in try await index.segments(camera: event.camera, from: event.clipStart, to: event.clipEnd ?? now) {
-                    chosen[segment.path] = segment
-                }
+            // One query per camera over the span of its events, then the segments that overlap
+            // a clip (as the index's query counts overlap: ending at or after its start, starting
+            // at or before its end), not one query per event every refresh.
+            for (camera, events) in Dictionary(grouping: events, by: \.camera) {
+                let clips = Self.union(events.map { (start: $0.clipStart, end: $0.clipEnd ?? now) })
+                let candidates = try await index.segments(camera: camera, from: clips.first?.start, to: clips.last?.end)
+                segments += Self.overlapping(candidates, clips)
             }
-            segments = Array(chosen.values)
         }
-        for segment in segments where !segment.isOpen { files[rootName + "/" + segment.path] = (segment.bytes, segment.end) }
+        for segment in segments where !segment.isOpen { files[segment.path] = (segment.bytes, segment.end) }
         return files
+    }
+
+    /// `spans` merged where they overlap, in order of start.
+    static func union(_ spans: [(start: Int64, end: Int64)]) -> [(start: Int64, end: Int64)] {
+        var merged: [(start: Int64, end: Int64)] = []
+        for span in spans.sorted(by: { $0.start < $1.start }) {
+            if let last = merged.last, span.start <= last.end {
+                merged[merged.count - 1].end = max(last.end, span.end)
+            } else {
+                merged.append(span)
+            }
+        }
+        return merged
+    }
+
+    /// The segments (in order of start, as the index lists them) that overlap one of `clips`
+    /// (disjoint, in order): in one pass over both.
+    static func overlapping(_ segments: [SegmentRecord], _ clips: [(start: Int64, end: Int64)]) -> [SegmentRecord] {
+        var clip = 0
+        return segments.filter { segment in
+            while clip < clips.count, clips[clip].end < segment.start { clip += 1 }
+            return clip < clips.count && clips[clip].start <= segment.end
+        }
     }
 
     /// Works out what is waiting (``RecorderBackupStatus/behindFiles`` and the rest).
@@ -269,9 +294,9 @@ public actor RecorderBackup {
         let started = Int64(Date().timeIntervalSince1970 * 1000)
         do {
             let wanted = try await wanted()
-            let present = wanted.filter { FileManager.default.fileExists(atPath: root + "/" + $0.key.dropFirst(rootName.count + 1)) }
+            let present = Set(wanted.keys.filter { FileManager.default.fileExists(atPath: root + "/" + $0) })
             var paths = [root]
-            var only = Set(present.keys)
+            var only = Set(present.map { rootName + "/" + $0 })
             if let copyIndex {
                 let folder = indexFolder
                 try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -282,10 +307,8 @@ public actor RecorderBackup {
             var options = BackupOptions(paths: paths, copies: settings.copies, host: host)
             options.tags = ["recorder", settings.what.rawValue]
             options.only = only
-            let repository = try open()
-            let summary: BackupSummary
-            do {
-                summary = try await BackupRun(repository: repository, options: options).run()
+            let summary = try await open().closing { repository in
+                let summary = try await BackupRun(repository: repository, options: options).run()
                 let maintenance = Maintenance(repository: repository)
                 let forgotten = try await maintenance.forget(ids: [], policy: XTBackup.RetentionPolicy(last: settings.keepLast))
                 if !forgotten.isEmpty, lastPrune.map({ ContinuousClock.now - $0 > .seconds(6 * 3600) }) ?? true {
@@ -293,13 +316,10 @@ public actor RecorderBackup {
                     lastPrune = ContinuousClock.now
                     logger.info("backup: forgot \(forgotten.count) old snapshots, pruned \(chunks) chunks (\(bytes) bytes)")
                 }
-                await repository.bond.stop()
-            } catch {
-                await repository.bond.stop()
-                throw error
+                return summary
             }
             let skipped = Set(summary.problems.map { $0.path })
-            backedUp = Set(present.keys.filter { !skipped.contains(root + "/" + $0.dropFirst(rootName.count + 1)) })
+            backedUp = present.filter { !skipped.contains(root + "/" + $0) }
             let sent = summary.progress.transfer.bytesByTarget.values.reduce(0, +)
             bytesSent += sent
             succeeded += 1

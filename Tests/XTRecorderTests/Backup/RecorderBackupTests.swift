@@ -92,20 +92,23 @@ final class Pis: @unchecked Sendable {
     }
 
     static func restore(_ pis: Pis, _ key: RepositoryKey, to folder: String) async throws {
-        let repository = pis.repository(key)
-        _ = try await RestoreRun(repository: repository).run(snapshot: "latest", to: folder)
-        await repository.bond.stop()
+        _ = try await pis.repository(key).closing { try await RestoreRun(repository: $0).run(snapshot: "latest", to: folder) }
+    }
+
+    /// A work folder with the recording, `count` Pis running, and a new backup key.
+    static func setUp(pis count: Int) async throws -> (work: String, root: String, index: SQLiteIndex, pis: Pis, key: RepositoryKey) {
+        let work = Fixtures.temporaryDirectory("recorder-backup")
+        let root = work + "/recordings"
+        let index = try await recording(root)
+        let pis = Pis(work + "/pis")
+        try await pis.start(count: count)
+        return (work, root, index, pis, RepositoryKey.generate())
     }
 
     @Test("Event clips, their snapshots and the index reach the Pis and restore byte for byte; the status shows what waits, then nothing")
     func eventClips() async throws {
-        let work = Fixtures.temporaryDirectory("recorder-backup")
+        let (work, root, index, pis, key) = try await Self.setUp(pis: 3)
         defer { try? FileManager.default.removeItem(atPath: work) }
-        let root = work + "/recordings"
-        let index = try await Self.recording(root)
-        let pis = Pis(work + "/pis")
-        try await pis.start(count: 3)
-        let key = RepositoryKey.generate()
         let backup = Self.backup(.events, root: root, index: index, pis: pis, key: key)
         await backup.refresh()
         var status = await backup.currentStatus
@@ -146,13 +149,8 @@ final class Pis: @unchecked Sendable {
 
     @Test("`all` takes every finished segment, not the one being written; with the Pis down a run fails, says why, and the next catches up")
     func everythingAndAnOutage() async throws {
-        let work = Fixtures.temporaryDirectory("recorder-backup")
+        let (work, root, index, pis, key) = try await Self.setUp(pis: 2)
         defer { try? FileManager.default.removeItem(atPath: work) }
-        let root = work + "/recordings"
-        let index = try await Self.recording(root)
-        let pis = Pis(work + "/pis")
-        try await pis.start(count: 2)
-        let key = RepositoryKey.generate()
         await pis.stop()
         let backup = Self.backup(.all, root: root, index: index, pis: pis, key: key)
         #expect(await backup.runOnce() == false)
