@@ -100,6 +100,56 @@ private func chunk(_ n: Int) -> ChunkID { ChunkID(of: Array("chunk \(n)".utf8)) 
         #expect(scheduler.isDone)
     }
 
+    /// Three connections at 0.5, 1 and 2 MiB per 100 ms, each with a 2 MiB window of 1 MiB
+    /// chunks, 70 chunks, all added up front, and no endgame copies: the transfer ends within a
+    /// chunk's time on the fastest connection of the ideal (the bytes over the summed rates,
+    /// 2 s), because the slow connections stop taking chunks they would land last. Without
+    /// that, the slowest still holds chunks when the rest is done (2.2 s).
+    @Test func theLastChunksGoWhereTheyLandFirst() {
+        let chunkSize = 1 << 20
+        let speeds: [Int: Int] = [1: chunkSize / 20, 2: chunkSize / 10, 3: chunkSize / 5]  // bytes per 10 ms tick
+        var settings = TransferScheduler.Settings()
+        settings.maximumCopies = 1
+        var scheduler = TransferScheduler(settings: settings)
+        for n in 0..<70 { scheduler.add(TransferJob(chunk: chunk(n), target: "pi", size: chunkSize)) }
+        scheduler.finishAdding()
+        for id in speeds.keys { scheduler.addConnection(id, target: "pi", now: 0) }
+        // Each connection sends what it took in order (a copy the Pi already has still crosses
+        // the link, as a real put would), and the transport's acknowledged bytes are reported
+        // every tick.
+        var lanes: [Int: [(chunk: ChunkID, left: Int)]] = [:]
+        var acknowledged: [Int: UInt64] = [:]
+        let tick: Int64 = 10_000_000
+        var now: Int64 = 0
+        while !scheduler.isDone && now < 10_000_000_000 {
+            for id in speeds.keys.sorted() {
+                while let next = scheduler.next(for: id, now: now) { lanes[id, default: []].append((next, chunkSize)) }
+            }
+            now += tick
+            for (id, speed) in speeds {
+                var budget = speed
+                while budget > 0, var first = lanes[id]?.first {
+                    let sent = min(budget, first.left)
+                    budget -= sent
+                    first.left -= sent
+                    acknowledged[id, default: 0] += UInt64(sent)
+                    if first.left == 0 {
+                        lanes[id]!.removeFirst()
+                        scheduler.completed(first.chunk, target: "pi", on: id, now: now)
+                    } else {
+                        lanes[id]![0] = first
+                    }
+                }
+                scheduler.acknowledged(id, bytes: acknowledged[id, default: 0], now: now)
+            }
+        }
+        #expect(scheduler.isDone)
+        #expect(scheduler.completedJobs == 70)
+        // Ideal: 70 MiB at 3.5 MiB per 100 ms = 2.0 s; one chunk on the fastest is 50 ms more.
+        #expect(now <= 2_050_000_000 + 2 * tick, "finished at \(Double(now) / 1e9) s")
+        #expect(scheduler.endgameCopies == 0)
+    }
+
     @Test func chunksGoOnlyToConnectionsOfTheirPi() {
         var scheduler = TransferScheduler()
         scheduler.add(TransferJob(chunk: chunk(1), target: "a", size: 10))

@@ -84,6 +84,12 @@ public final class BackupConnection: Sendable {
     /// The link's figures (RTT, loss, bytes acknowledged), while it is open.
     public func stats() async -> SessionStats? { try? await session.stats() }
 
+    /// Whether requests are still waiting for their answers (at the end of a run: copies that
+    /// another connection already landed, which a graceful close would send out to the end).
+    public var isBusy: Bool {
+        pending.withLock { !$0.requests.isEmpty || !$0.puts.isEmpty || !$0.gets.isEmpty }
+    }
+
     /// Ends the session gracefully.
     public func close() async {
         await session.close()

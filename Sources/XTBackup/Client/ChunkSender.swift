@@ -137,7 +137,9 @@ public final class ChunkSender: Sendable {
         }
         let now = self.now
         state.withLock { state in
-            for (id, value) in acked where value > state.acknowledged[id] ?? 0 || idle.contains(id) {
+            for (id, value) in acked {
+                state.scheduler.acknowledged(id, bytes: value, now: now)
+                guard value > state.acknowledged[id] ?? 0 || idle.contains(id) else { continue }
                 state.acknowledged[id] = value
                 state.scheduler.progressed(id, now: now)
             }

@@ -2,9 +2,12 @@
 // connection takes the next chunk for its Pi when it has room, so a fast link takes many and a
 // slow or lossy one few, and none waits for another. A connection that stops making progress
 // hands its chunks back; at the end, idle fast links take copies of the chunks still out on slow
-// ones (BitTorrent's endgame). Sans-IO: the caller reports events with the time and acts on
+// ones (BitTorrent's endgame). Once nothing more will be added, a connection takes a chunk
+// only if it would land it before the others could (by each connection's delivery rate), so
+// every link finishes at about the same time instead of the slowest one trailing. Sans-IO: the caller reports events with the time and acts on
 // what comes back.
 import DequeModule
+import Foundation
 
 /// One chunk to deliver to one Pi.
 public struct TransferJob: Hashable, Sendable {
@@ -40,9 +43,18 @@ public struct TransferScheduler: Sendable {
         var outBytes = 0
         var lastProgress: Int64
         var stalled = false
-        /// Bytes per second, from completed chunks (exponentially weighted).
+        /// Bytes per second, from completed chunks (exponentially weighted). A chunk's time
+        /// includes its wait behind the others out on the same connection, so this reads low.
         var rate: Double = 0
+        /// Bytes per second the transport had acknowledged while chunks were out
+        /// (exponentially weighted over about a second; 0 until measured).
+        var deliveryRate: Double = 0
+        var acknowledged: UInt64 = 0
+        var acknowledgedAt: Int64?
         var delivered: UInt64 = 0
+
+        /// The best estimate of how fast this connection delivers, bytes per second (0: unknown).
+        var speed: Double { deliveryRate > 0 ? deliveryRate : rate }
     }
 
     public let settings: Settings
@@ -119,10 +131,18 @@ public struct TransferScheduler: Sendable {
         // Room: below the window, and always room for one chunk.
         guard connection.out.isEmpty || connection.outBytes < settings.window else { return nil }
         var chosen: ChunkID?
-        while var queue = queues[target], let chunk = queue.popFirst() {
-            queues[target] = queue
+        while var queue = queues[target], let chunk = queue.first {
             let key = TransferJob(chunk: chunk, target: target, size: 0)
-            guard queued.remove(key) != nil, pending.contains(key) else { continue }
+            guard queued.contains(key), pending.contains(key) else {
+                queue.removeFirst()
+                queues[target] = queue
+                queued.remove(key)
+                continue
+            }
+            if allAdded, !landsInTime(sizes[chunk] ?? 0, on: id, connection: connection) { return nil }
+            queue.removeFirst()
+            queues[target] = queue
+            queued.remove(key)
             chosen = chunk
             break
         }
@@ -136,11 +156,34 @@ public struct TransferScheduler: Sendable {
         return chunk
     }
 
+    /// Whether a chunk of `size` bytes taken now by connection `id` would land no later than
+    /// the transfer to its Pi can end (the bytes queued and out over the connections' summed
+    /// rates), or no later than on the connection that would land it first. With the last
+    /// chunks, a slow connection leaves them to faster ones rather than be the one everything
+    /// waits for. Unknown rates: it takes the chunk.
+    private func landsInTime(_ size: Int, on id: Int, connection: Connection) -> Bool {
+        guard connection.speed > 0 else { return true }
+        var totalRate = 0.0
+        var bytes = Double(queuedBytes(for: connection.target))
+        var soonest = Double.infinity
+        for other in connections.values where other.target == connection.target && !other.stalled {
+            guard other.speed > 0 else { return true }
+            totalRate += other.speed
+            bytes += Double(other.outBytes)
+            soonest = min(soonest, Double(other.outBytes + size) / other.speed)
+        }
+        let mine = Double(connection.outBytes + size) / connection.speed
+        return mine <= Self.tailSlack * max(bytes / max(totalRate, 1), soonest)
+    }
+
+    /// How much later than the estimate a chunk may land and still be taken (rates are noisy).
+    static let tailSlack = 1.1
+
     /// With the queue empty: a chunk out on a much slower (or stalled) connection to the same Pi.
     private mutating func endgameChoice(for id: Int, connection: Connection, now: Int64) -> ChunkID? {
         var best: (chunk: ChunkID, since: Int64)?
         for (other, theirs) in connections where other != id && theirs.target == connection.target {
-            let faster = theirs.stalled || connection.rate >= settings.endgameSpeedup * max(theirs.rate, 1)
+            let faster = theirs.stalled || connection.speed >= settings.endgameSpeedup * max(theirs.speed, 1)
             guard faster else { continue }
             for (chunk, since) in theirs.out where connection.out[chunk] == nil {
                 let key = TransferJob(chunk: chunk, target: connection.target, size: 0)
@@ -217,6 +260,28 @@ public struct TransferScheduler: Sendable {
         connection.stalled = false
         connections[id] = connection
     }
+
+    /// The transport's running total of payload bytes acknowledged on a connection: measures
+    /// its delivery rate over the times it has chunks out. Call it every ~100 ms.
+    public mutating func acknowledged(_ id: Int, bytes: UInt64, now: Int64) {
+        guard var connection = connections[id] else { return }
+        defer { connections[id] = connection }
+        guard let since = connection.acknowledgedAt, !connection.out.isEmpty, bytes >= connection.acknowledged else {
+            connection.acknowledged = bytes
+            connection.acknowledgedAt = now
+            return
+        }
+        guard now - since >= 20_000_000 else { return }
+        let seconds = Double(now - since) / 1e9
+        let sample = Double(bytes - connection.acknowledged) / seconds
+        let weight = 1 - exp(-seconds / Self.rateTimeConstant)
+        connection.deliveryRate = connection.deliveryRate == 0 ? sample : connection.deliveryRate + weight * (sample - connection.deliveryRate)
+        connection.acknowledged = bytes
+        connection.acknowledgedAt = now
+    }
+
+    /// Seconds over which the delivery rate is averaged.
+    static let rateTimeConstant = 1.0
 
     /// Marks connections with chunks out and no progress for ``Settings/stallTimeout`` as
     /// stalled, handing their chunks back (they stay out too, in case the link recovers).
