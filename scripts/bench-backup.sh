@@ -8,7 +8,9 @@
 #   (c) a 2 GB tree of mixed files: a first backup and an incremental one (1% changed) to one
 #       Pi, beside rsync (daemon mode) to one target, and the restore checked byte for byte.
 # Payloads and stores live in /dev/shm, so the disk is not what is measured (the Pi still
-# fsyncs every chunk). Prints markdown; bench.sh puts it in BENCHMARKS.md.
+# fsyncs every chunk); each part removes its files when done (on this 24 GiB machine, part (c)
+# after the others' 5 GB ran rsync at a third of its speed alone, and xt backup at half).
+# Prints markdown; bench.sh puts it in BENCHMARKS.md.
 #   bench-backup.sh XT OUT_DIR [a|b|c …]
 set -uo pipefail
 XT=$(realpath "$1")
@@ -85,6 +87,7 @@ EOF
   mptcp=$(iperf_run "$B mptcpize run" "$A mptcpize run" 10.81.0.2 a/data/payload.bin 5201)
   tcp=$(iperf_run "$B" "$A" 10.83.0.2 a/data/payload.bin 5202)
   bash "$SCRIPTS/netlinks.sh" down $PREFIX
+  rm -rf "$WORK/a"  # 2.3 GB of memory (/dev/shm): the next parts run as they would alone
   cat <<EOF
 ### (a) Three links to one Pi: 50, 100 and 200 Mbit/s (tbf), the 100 Mbit/s one dropping 1%
 
@@ -149,6 +152,7 @@ part_b() {
   seconds=$(awk -v a="$start" -v b="$end" 'BEGIN { print b - a }')
   client_cpu=$(awk '{ print $1 + $2 }' b/client.cpu 2>/dev/null || echo 0)
   pis_cpu=$(awk -v a="$before" -v b="$after" 'BEGIN { print b - a }')
+  rm -rf "$WORK/b"
   cat <<EOF
 ### (b) xTransporter's shape: 5 Pis × 10 connections on loopback
 

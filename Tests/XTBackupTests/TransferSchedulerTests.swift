@@ -150,6 +150,27 @@ private func chunk(_ n: Int) -> ChunkID { ChunkID(of: Array("chunk \(n)".utf8)) 
         #expect(scheduler.endgameCopies == 0)
     }
 
+    /// Two connections over one path share it: the faster takes no copy of the slower's chunk
+    /// (it would only compete with it), until the slower stalls.
+    @Test func theEndgameCopiesOnlyAcrossPaths() {
+        var scheduler = TransferScheduler()
+        for n in 0..<3 { scheduler.add(TransferJob(chunk: chunk(n), target: "pi", size: 1 << 20)) }
+        scheduler.addConnection(1, target: "pi", link: "10.0.0.1 → 10.0.0.2", now: 0)
+        scheduler.addConnection(2, target: "pi", link: "10.0.0.1 → 10.0.0.2", now: 0)
+        let slow = scheduler.next(for: 1, now: 0)!
+        let fast = scheduler.next(for: 2, now: 0)!
+        scheduler.completed(fast, target: "pi", on: 2, now: 10_000_000)
+        let third = scheduler.next(for: 2, now: 10_000_000)!
+        scheduler.completed(third, target: "pi", on: 2, now: 20_000_000)
+        scheduler.finishAdding()
+        #expect(scheduler.next(for: 2, now: 20_000_000) == nil)
+        #expect(scheduler.endgameCopies == 0)
+        #expect(scheduler.checkStalls(now: 700_000_000) == [1])
+        #expect(scheduler.next(for: 2, now: 700_000_000) == slow)
+        scheduler.completed(slow, target: "pi", on: 2, now: 710_000_000)
+        #expect(scheduler.isDone)
+    }
+
     @Test func chunksGoOnlyToConnectionsOfTheirPi() {
         var scheduler = TransferScheduler()
         scheduler.add(TransferJob(chunk: chunk(1), target: "a", size: 10))

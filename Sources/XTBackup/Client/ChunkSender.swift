@@ -77,7 +77,7 @@ public final class ChunkSender: Sendable {
         let now = self.now
         state.withLock { state in
             state.connections[connection.number] = connection
-            state.scheduler.addConnection(connection.number, target: connection.target, now: now)
+            state.scheduler.addConnection(connection.number, target: connection.target, link: connection.link, now: now)
         }
         dispatch()
     }

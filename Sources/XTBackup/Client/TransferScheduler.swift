@@ -39,6 +39,9 @@ public struct TransferScheduler: Sendable {
 
     struct Connection {
         var target: String
+        /// The path it runs over (local and Pi address): connections on one path share it, so a
+        /// copy from one to another lands no sooner.
+        var link: String
         var out: [ChunkID: Int64] = [:]  // chunk → when it was taken
         var outBytes = 0
         var lastProgress: Int64
@@ -98,9 +101,9 @@ public struct TransferScheduler: Sendable {
     /// connections take copies of what slow ones still carry.
     public mutating func finishAdding() { allAdded = true }
 
-    /// A connection to `target` is ready.
-    public mutating func addConnection(_ id: Int, target: String, now: Int64) {
-        connections[id] = Connection(target: target, lastProgress: now)
+    /// A connection to `target` over `link` (nil: a path of its own) is ready.
+    public mutating func addConnection(_ id: Int, target: String, link: String? = nil, now: Int64) {
+        connections[id] = Connection(target: target, link: link ?? "#\(id)", lastProgress: now)
     }
 
     /// A connection ended: its chunks go back to the front of its Pi's queue (unless another
@@ -179,11 +182,14 @@ public struct TransferScheduler: Sendable {
     /// How much later than the estimate a chunk may land and still be taken (rates are noisy).
     static let tailSlack = 1.1
 
-    /// With the queue empty: a chunk out on a much slower (or stalled) connection to the same Pi.
+    /// With the queue empty: a chunk out on a much slower connection to the same Pi over
+    /// another path, or on a stalled one. (Over the same path a copy only competes with the
+    /// original: on loopback a fifth of an incremental run's bytes were such copies.)
     private mutating func endgameChoice(for id: Int, connection: Connection, now: Int64) -> ChunkID? {
         var best: (chunk: ChunkID, since: Int64)?
         for (other, theirs) in connections where other != id && theirs.target == connection.target {
-            let faster = theirs.stalled || connection.speed >= settings.endgameSpeedup * max(theirs.speed, 1)
+            let faster = theirs.stalled
+                || (theirs.link != connection.link && connection.speed >= settings.endgameSpeedup * max(theirs.speed, 1))
             guard faster else { continue }
             for (chunk, since) in theirs.out where connection.out[chunk] == nil {
                 let key = TransferJob(chunk: chunk, target: connection.target, size: 0)
