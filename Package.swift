@@ -24,6 +24,7 @@ let package = Package(
         .library(name: "XTCall", targets: ["XTCall"]),
         .library(name: "XTBackup", targets: ["XTBackup"]),
         .library(name: "XTRecorder", targets: ["XTRecorder"]),
+        .library(name: "XTMQTT", targets: ["XTMQTT"]),
         // libv4l2 plugin for tests: an emulated camera (see Sources/CV4L2Emulator).
         .library(name: "xtv4l2emulator", type: .dynamic, targets: ["CV4L2Emulator"]),
         // ALSA plugin for tests: a capture PCM that runs at real time (see Sources/CALSAClock).
@@ -114,12 +115,15 @@ let package = Package(
         ),
         .systemLibrary(name: "CSpeexDSP", providers: [.apt(["libspeexdsp-dev"])]),
         .target(name: "XTCall", dependencies: ["XTMedia", "XTNet", "XTransport", "CSpeexDSP", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
+        // MQTT for Home Assistant and Frigate-style topics: libmosquitto, owned by a Swift type.
+        .systemLibrary(name: "CMosquitto", providers: [.apt(["libmosquitto-dev"])]),
+        .target(name: "XTMQTT", dependencies: ["CMosquitto", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         // The recorder: the host role plus ingest of live and backfilled media into segments,
         // the index, motion, alarms, and the web UI's server (REST API, live view, metrics).
         .target(
             name: "XTRecorder",
             dependencies: [
-                "XTMedia", "XTNet", "XTransport", "XTBackup",
+                "XTMedia", "XTNet", "XTransport", "XTBackup", "XTMQTT",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -160,7 +164,7 @@ let package = Package(
         .testTarget(
             name: "XTRecorderTests",
             dependencies: [
-                "XTRecorder", "XTMedia", "XTNet", "XTransport", "XTBackup", "XTransportNIO",
+                "XTRecorder", "XTMedia", "XTNet", "XTransport", "XTBackup", "XTransportNIO", "XTMQTT", "XTTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
@@ -173,6 +177,9 @@ let package = Package(
             dependencies: ["XTBackup", "XTransport", "XTransportNIO", .product(name: "Crypto", package: "swift-crypto"), .product(name: "PropertyBased", package: "swift-property-based")],
             swiftSettings: strict
         ),
+        // Helpers tests share: a real mosquitto broker and subscriber.
+        .target(name: "XTTestSupport", path: "Tests/XTTestSupport", swiftSettings: strict),
+        .testTarget(name: "XTMQTTTests", dependencies: ["XTMQTT", "XTTestSupport", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "XTCallTests", dependencies: ["XTCall", "XTMedia", "XTransport"], swiftSettings: strict),
         .testTarget(name: "XTSimulatorTests", dependencies: ["XTransport", "XTSimulator"], swiftSettings: strict),
         // Runs the built `xt` binary the way a user does: exit codes and error lines.

@@ -8,6 +8,8 @@ packages=(
   pkg-config libssl-dev libsqlite3-dev curl
   # media (later issues link these; installed now so one script serves every target)
   libavformat-dev libavcodec-dev libswscale-dev libswresample-dev libavutil-dev libv4l-dev libopus-dev libasound2-dev libspeexdsp-dev
+  # MQTT (Home Assistant, Frigate-style topics): the client library, and a broker and clients for tests
+  libmosquitto-dev mosquitto mosquitto-clients
   # speech and tones for the audio tests
   espeak-ng sox
   # tests and peers for `make bench`

@@ -44,13 +44,15 @@ public struct RecorderConfiguration: KeyValueSettings, Sendable, Equatable {
     public var transcode = false
     /// The recorder's own backup to Pis (`backup.*`; off unless `backup.to` is set).
     public var backup = RecorderBackupSettings()
+    /// MQTT: Frigate-style topics and Home Assistant discovery (`mqtt.*`; off unless `mqtt.host` is set).
+    public var mqtt = RecorderMQTTSettings()
 
     public static func == (lhs: RecorderConfiguration, rhs: RecorderConfiguration) -> Bool {
         lhs.storage == rhs.storage && lhs.index == rhs.index && lhs.channels == rhs.channels && lhs.deadlineMilliseconds == rhs.deadlineMilliseconds
             && lhs.segments == rhs.segments && lhs.retention == rhs.retention && lhs.motion == rhs.motion
             && lhs.cameraMotionKeys == rhs.cameraMotionKeys && lhs.webhooks == rhs.webhooks && lhs.users == rhs.users
             && lhs.http?.host == rhs.http?.host && lhs.http?.port == rhs.http?.port && lhs.transcode == rhs.transcode
-            && lhs.backup == rhs.backup
+            && lhs.backup == rhs.backup && lhs.mqtt == rhs.mqtt
     }
 
     public init() {}
@@ -72,7 +74,7 @@ public struct RecorderConfiguration: KeyValueSettings, Sendable, Equatable {
         ("http", "host:port for metrics and the web UI, or none"),
         ("transcode", "auto (re-encode H.264 browsers cannot play — High 4:2:2, High 10, 4:4:4 — for the live view and clips) or off"),
         ("user.NAME", "viewer or admin, then a password hash from `xt recorder passwd NAME`"),
-    ] + RecorderBackupSettings.keys
+    ] + RecorderBackupSettings.keys + RecorderMQTTSettings.keys
 
     public mutating func set(_ key: String, _ value: String) throws(NodeConfigurationError) {
         let value = value.trimmingCharacters(in: .whitespaces)
@@ -135,9 +137,9 @@ public struct RecorderConfiguration: KeyValueSettings, Sendable, Equatable {
                                 expected: "viewer or admin, then a password hash: run `xt recorder passwd \(name)` and paste its line")
             }
             users[name] = user
-        case _ where key.hasPrefix("backup."):
+        case _ where key.hasPrefix("backup.") || key.hasPrefix("mqtt."):
             do {
-                try backup.set(String(key.dropFirst(7)), value)
+                if key.hasPrefix("backup.") { try backup.set(String(key.dropFirst(7)), value) } else { try mqtt.set(String(key.dropFirst(5)), value) }
             } catch {
                 switch error {
                 case .badValue(let key, let value, let expected): throw .badValue(key: key, value: value, expected: expected)
