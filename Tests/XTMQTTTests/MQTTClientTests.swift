@@ -10,14 +10,6 @@ import Glibc
 @testable import XTMQTT
 import XTTestSupport
 
-private func until(_ seconds: Double = 10, _ condition: () -> Bool) async -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
-        if condition() { return true }
-        try? await Task.sleep(for: .milliseconds(20))
-    }
-    return condition()
-}
 
 private let logger = Logger(label: "test.mqtt")
 
@@ -47,13 +39,13 @@ struct MQTTClientTests {
         let client = try MQTTClient(settings: MQTTSettings(host: "127.0.0.1", port: broker.port, clientID: "xt-test"), logger: logger)
         client.subscribe("xt/in/#", qos: 1)
         client.start()
-        #expect(await until { client.status.connected })
+        #expect(await eventually { client.status.connected })
         let subscriber = try Subscriber(port: broker.port, topic: "xt/out/#", count: 2)
         try await Task.sleep(for: .milliseconds(300))
         #expect(client.publish(MQTTMessage(topic: "xt/out/a", text: "one")))
         #expect(client.publish(MQTTMessage(topic: "xt/out/b", text: "two", qos: 1, retain: true)))
         #expect(subscriber.lines() == ["xt/out/a one", "xt/out/b two"])
-        #expect(await until { client.status.unacknowledged == 0 })
+        #expect(await eventually { client.status.unacknowledged == 0 })
         // A retained message reaches a subscriber that comes later.
         #expect(try Subscriber(port: broker.port, topic: "xt/out/b", count: 1, seconds: 5).lines() == ["xt/out/b two"])
         // Inbound: what another client publishes on a subscribed topic.
@@ -75,7 +67,7 @@ struct MQTTClientTests {
         settings.password = "wrong"
         let client = try MQTTClient(settings: settings, logger: logger)
         client.start()
-        #expect(await until { client.status.lastError != nil })
+        #expect(await eventually { client.status.lastError != nil })
         let error = client.status.lastError ?? ""
         #expect(error.contains("refused") && error.contains("\(broker.port)"), "\(error)")
         #expect(!client.status.connected)
@@ -93,17 +85,17 @@ struct MQTTClientTests {
         defer { broker.close() }
         let client = try MQTTClient(settings: MQTTSettings(host: "127.0.0.1", port: broker.port, clientID: "xt-late"), logger: logger)
         client.start()
-        #expect(await until { client.status.lastError != nil })
+        #expect(await eventually { client.status.lastError != nil })
         #expect(client.status.lastError?.contains("cannot reach") ?? false || client.status.lastError?.contains("lost") ?? false,
                 "\(client.status.lastError ?? "")")
         for n in 0..<5 { client.publish(MQTTMessage(topic: "xt/queued", text: "\(n)", qos: 1, retain: false)) }
         try broker.start()
         let subscriber = try Subscriber(port: broker.port, topic: "xt/queued", count: 5, seconds: 20)
-        #expect(await until(20) { client.status.connected })
+        #expect(await eventually(20) { client.status.connected })
         let lines = subscriber.lines()
         // The subscriber may come after the first messages land: what it saw is in order, and
         // the client's queue is empty (the broker acknowledged all five).
-        #expect(await until { client.status.unacknowledged == 0 })
+        #expect(await eventually { client.status.unacknowledged == 0 })
         #expect(lines.allSatisfy { $0.hasPrefix("xt/queued ") }, "\(lines)")
         await client.stop()
     }
@@ -118,7 +110,7 @@ struct MQTTClientTests {
                                                               "-c", "-i", "xt-sub", "-E"]) == 0)
         let client = try MQTTClient(settings: MQTTSettings(host: "127.0.0.1", port: broker.port, clientID: "xt-restart"), logger: logger)
         client.start()
-        #expect(await until { client.status.connected })
+        #expect(await eventually { client.status.connected })
         for n in 0..<200 {
             client.publish(MQTTMessage(topic: "xt/events", text: "\(n)", qos: 1))
             if n == 80 {
@@ -127,7 +119,7 @@ struct MQTTClientTests {
             }
             try await Task.sleep(for: .milliseconds(5))
         }
-        #expect(await until(20) { client.status.connected && client.status.unacknowledged == 0 })
+        #expect(await eventually(20) { client.status.connected && client.status.unacknowledged == 0 })
         let lines = try Subscriber(port: broker.port, topic: "xt/events", count: 1000, id: "xt-sub", seconds: 3).lines()
         let received = Set(lines.compactMap { Int($0.split(separator: " ").last ?? "") })
         #expect(received == Set(0..<200), "missing: \(Set(0..<200).subtracting(received).sorted())")

@@ -129,3 +129,12 @@ public final class Subscriber {
     }
 }
 
+/// Polls `condition` every 20 ms until it holds or `seconds` pass; returns whether it held.
+public func eventually(_ seconds: Double = 10, _ condition: () -> Bool) async -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return condition()
+}

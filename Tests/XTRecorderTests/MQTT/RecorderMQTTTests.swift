@@ -43,7 +43,7 @@ struct RecorderMQTTTests {
         let subscriber = try Subscriber(port: broker.port, topic: "xt/#", count: 11, seconds: 20)
         try await Task.sleep(for: .milliseconds(300))
         await mqtt.start()
-        #expect(await waitFor { mqtt.client.status.connected })
+        #expect(await eventually { mqtt.client.status.connected })
         try await Task.sleep(for: .milliseconds(300))
         var event = EventRecord(id: 5, camera: "yard", zone: "gate", start: 1_764_756_000_000_000_000, clipStart: 0,
                                 peakTime: 1_764_756_000_500_000_000, peakScore: 0.3, snapshot: "yard/events/2026-12-03/5.jpg")
@@ -73,7 +73,7 @@ struct RecorderMQTTTests {
         let switches = Switches()
         let mqtt = try bridge(broker, root: broker.dir.path, switches: switches)
         await mqtt.start()
-        #expect(await waitFor { mqtt.client.status.connected })
+        #expect(await eventually { mqtt.client.status.connected })
         // Retained: a subscriber that comes later gets all seven configs at once.
         let configs = try Subscriber(port: broker.port, topic: "homeassistant/+/+/config", count: 7, seconds: 10).lines()
         #expect(configs.count == 7, "\(configs)")
@@ -97,11 +97,3 @@ struct RecorderMQTTTests {
     }
 }
 
-private func waitFor(_ seconds: Double = 10, _ condition: () -> Bool) async -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
-        if condition() { return true }
-        try? await Task.sleep(for: .milliseconds(20))
-    }
-    return condition()
-}
