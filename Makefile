@@ -28,7 +28,7 @@ demo-transport: release
 # The `xt call` tests and the bonded-backup namespace tests run on their own afterwards.
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --disable-xctest --skip "CallCLITests|CallPageTests|BackupLoopbackTests|BackupCLITests|BackupNamespaceTests|RecorderBackupTests|MQTTClientTests|RecorderMQTTTests"
+	$(SWIFT) test --skip-build --disable-xctest --skip "CallCLITests|CallPageTests|BackupLoopbackTests|BackupCLITests|BackupNamespaceTests|RecorderBackupTests|MQTTClientTests|RecorderMQTTTests|RecorderMQTTCLITests"
 	@# Calls are real time and scored by ear (PESQ): they run after the rest, as a call on a
 	@# device has its CPU, not beside sixty other tests on two cores, and the browser's
 	@# call runs apart from the CLI's (Chromium alone keeps both cores busy).
@@ -42,7 +42,7 @@ test: deps
 	@# MQTT against a real broker: the broker, the client's loop thread and mosquitto_sub are
 	@# real processes and threads; beside the other suites on two cores they starved (CI), so
 	@# they too run alone.
-	$(SWIFT) test --skip-build --disable-xctest --no-parallel --filter "MQTTClientTests|RecorderMQTTTests"
+	$(SWIFT) test --skip-build --disable-xctest --no-parallel --filter "MQTTClientTests|RecorderMQTTTests|RecorderMQTTCLITests"
 
 fuzz: deps
 	@bash scripts/fuzz.sh

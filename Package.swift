@@ -141,7 +141,7 @@ let package = Package(
         .executableTarget(
             name: "xt",
             dependencies: [
-                "XTransport", "XTransportNIO", "XTNet", "XTMedia", "XTAgent", "XTCall", "XTBackup", "XTRecorder", "XTSimulator", "CXTSystem",
+                "XTransport", "XTransportNIO", "XTNet", "XTMedia", "XTAgent", "XTCall", "XTBackup", "XTRecorder", "XTMQTT", "XTSimulator", "CXTSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HeapModule", package: "swift-collections"),
@@ -183,7 +183,7 @@ let package = Package(
         .testTarget(name: "XTCallTests", dependencies: ["XTCall", "XTMedia", "XTransport"], swiftSettings: strict),
         .testTarget(name: "XTSimulatorTests", dependencies: ["XTransport", "XTSimulator"], swiftSettings: strict),
         // Runs the built `xt` binary the way a user does: exit codes and error lines.
-        .testTarget(name: "xtTests", dependencies: ["xt", "XTMedia"], swiftSettings: strict),
+        .testTarget(name: "xtTests", dependencies: ["xt", "XTMedia", "XTTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "XTransportNIOTests",
             dependencies: ["XTransport", "XTransportNIO", .product(name: "NIOCore", package: "swift-nio")],

@@ -14,8 +14,10 @@ packages=(
   espeak-ng sox
   # tests and peers for `make bench`
   iproute2 nftables iperf3 srt-tools ffmpeg mptcpize rsync
-  # the web UI's browser tests (headless, driven through WebDriver)
-  chromium chromium-driver fonts-dejavu-core
+  # the web UI's browser tests (headless, driven through WebDriver); VLC plays the HLS streams
+  chromium chromium-driver fonts-dejavu-core vlc-bin vlc-plugin-base
+  # `make deb` (dpkg-shlibdeps names the runtime libraries) and its install test (a fresh Debian root)
+  dpkg-dev debootstrap
   # libFuzzer runtime for `make fuzz`; Python for the API fuzzer (schemathesis, from PyPI, below)
   # and for PESQ (pesq, from PyPI, built from source: gcc and Python's headers)
   libclang-rt-14-dev python3 python3-venv python3-dev gcc

@@ -4,6 +4,11 @@
 // header follow on the same socket and the same source buffer. The player stays close to the newest frame: it speeds up a little
 // when it falls behind and jumps when far behind. It reconnects by itself when the stream ends.
 //
+// The page picks the best path the browser has: MediaSource; else ManagedMediaSource (iPhone
+// Safari since iOS 17.1), fed the same way; else the browser's own HLS player on the recorder's
+// low-latency HLS (older iPhones). With `transport: "llhls"` the source buffer is fed from the
+// LL-HLS parts instead of the WebSocket (to compare the two).
+//
 // Glass-to-glass latency: synthetic cameras draw their capture time (low 40 bits of the
 // millisecond clock) as a bar code along the bottom edge; for each frame the page shows, the
 // code is read off the picture and compared with the page's clock at the moment of display.
@@ -14,10 +19,11 @@ class LivePlayer {
   static catchUpBehind = 0.1;
   static jumpBehind = 0.6;
 
-  constructor(video, camera, { audio = false, onStatus = () => {} } = {}) {
+  constructor(video, camera, { audio = false, onStatus = () => {}, transport = "ws" } = {}) {
     this.video = video;
     this.camera = camera;
     this.audio = audio;
+    this.transport = transport;
     this.onStatus = onStatus;
     this.queue = [];
     this.stopped = false;
@@ -28,8 +34,26 @@ class LivePlayer {
     this.watchFrames();
   }
 
+  /** How this browser plays live video: "mse", "mms" (ManagedMediaSource), "hls" (its own player) or null. */
+  static path() {
+    if (window.MediaSource) return "mse";
+    if (window.ManagedMediaSource) return "mms";
+    if (document.createElement("video").canPlayType("application/vnd.apple.mpegurl")) return "hls";
+    return null;
+  }
+
+  /** The Media Source class in use. */
+  static sourceClass() { return window.MediaSource || window.ManagedMediaSource; }
+
+  /** The folder of this camera's live HLS (with the session cookie). */
+  hlsBase() { return `/api/hls/session/${this.audio ? "live" : "live-video"}/${encodeURIComponent(this.camera)}/`; }
+
   start() {
     this.stopped = false;
+    this.path = LivePlayer.path();
+    if (!this.path) { this.onStatus("this browser plays neither Media Source Extensions nor HLS: try another browser", true); return; }
+    if (this.path === "hls") { this.startNativeHLS(); return; }
+    if (this.transport === "llhls") { this.startParts(); return; }
     const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/cameras/${encodeURIComponent(this.camera)}/live${this.audio ? "?audio=1" : ""}`;
     const socket = new WebSocket(url);
     socket.binaryType = "arraybuffer";
@@ -69,14 +93,80 @@ class LivePlayer {
     this.start();
   }
 
+  /** The browser's own HLS player (no Media Source at all): it handles the playlist itself. */
+  startNativeHLS() {
+    const video = this.video;
+    const stream = { close: () => { video.removeAttribute("src"); video.load(); } };
+    this.socket = stream;
+    video.onerror = () => {
+      if (this.stopped || this.socket !== stream) return;
+      this.onStatus("reconnecting…");
+      setTimeout(() => { if (!this.stopped && this.socket === stream) this.start(); }, 2000);
+    };
+    video.onloadedmetadata = () => this.onStatus(`${video.videoWidth}×${video.videoHeight} (HLS)`);
+    video.src = this.hlsBase() + "index.m3u8";
+    video.play().catch(() => {});
+  }
+
+  /** Feeds the source buffer from the LL-HLS parts: from the newest independent part on, each
+   *  next part asked for before it exists (the recorder answers when it is complete). */
+  async startParts() {
+    const stream = { stopped: false, close() { this.stopped = true; } };
+    this.socket = stream;
+    this.queue = [];
+    this.sourceBuffer = null;
+    this.mediaSource = null;
+    const base = this.hlsBase();
+    const get = async (path) => {
+      const response = await fetch(base + path, { cache: "no-store" });
+      if (response.status === 404) return null;
+      if (!response.ok) throw new Error(`${path}: ${response.status}`);
+      return response;
+    };
+    try {
+      let playlist = parsePlaylist(await (await get("index.m3u8")).text());
+      this.setUp(await (await get("info.json")).json());
+      let start = playlist.parts.filter((part) => part.independent).pop();
+      if (!start) throw new Error("no independent part yet");
+      let map = playlist.maps[start.msn];
+      this.queue.push(new Uint8Array(await (await get(map)).arrayBuffer()));
+      let msn = start.msn, part = start.part;
+      while (!stream.stopped && this.socket === stream) {
+        const response = await get(`part-${msn}.${part}.m4s`);
+        if (response) {
+          this.queue.push(new Uint8Array(await response.arrayBuffer()));
+          this.pump();
+          part += 1;
+          continue;
+        }
+        // The segment ended: the next one's first part (after a new header if the stream changed).
+        playlist = parsePlaylist(await (await get(`index.m3u8?_HLS_msn=${msn + 1}&_HLS_part=0`)).text());
+        msn += 1;
+        part = 0;
+        const next = playlist.maps[msn];
+        if (next && next !== map) {
+          map = next;
+          this.queue.push(new Uint8Array(await (await get(map)).arrayBuffer()));
+        }
+      }
+    } catch (error) {
+      if (stream.stopped || this.socket !== stream) return;
+      this.onStatus(`reconnecting… (${error.message})`);
+      setTimeout(() => { if (!this.stopped && this.socket === stream) this.start(); }, 1000);
+    }
+  }
+
   setUp(info) {
     this.info = info;
-    if (!window.MediaSource || !MediaSource.isTypeSupported(info.mime)) {
+    const Source = LivePlayer.sourceClass();
+    if (!Source || !Source.isTypeSupported(info.mime)) {
       this.onStatus(`this browser cannot play ${info.mime}`, true);
       return;
     }
-    const source = new MediaSource();
+    const source = new Source();
     this.mediaSource = source;
+    // ManagedMediaSource plays only with AirPlay off (or an AirPlay alternative source).
+    if (window.ManagedMediaSource && source instanceof window.ManagedMediaSource) this.video.disableRemotePlayback = true;
     this.video.src = URL.createObjectURL(source);
     source.addEventListener("sourceopen", () => {
       if (this.mediaSource !== source) return;
@@ -103,7 +193,7 @@ class LivePlayer {
     // A codec change first switches the buffer's type (MSE changeType), then bytes follow.
     while (this.queue.length > 0 && !(this.queue[0] instanceof Uint8Array)) {
       const { mime } = this.queue.shift();
-      if (typeof buffer.changeType === "function" && MediaSource.isTypeSupported(mime)) buffer.changeType(mime);
+      if (typeof buffer.changeType === "function" && LivePlayer.sourceClass().isTypeSupported(mime)) buffer.changeType(mime);
     }
     const end = this.queue.findIndex((part) => !(part instanceof Uint8Array));
     const parts = end < 0 ? this.queue : this.queue.slice(0, end);
@@ -153,4 +243,32 @@ class LivePlayer {
   /** Glass-to-glass percentiles so far. */
   latency() { return this.samples.summary(); }
 
+}
+
+/** The parts, maps and segments of an LL-HLS media playlist: parts as {msn, part, independent},
+ *  maps by media sequence number (the EXT-X-MAP URI in force for that segment). */
+function parsePlaylist(text) {
+  const result = { parts: [], maps: {}, segments: [] };
+  let map = null;
+  let sequence = 0;
+  let msn = null;
+  for (const line of text.split("\n")) {
+    if (line.startsWith("#EXT-X-MEDIA-SEQUENCE:")) sequence = Number(line.slice(22));
+    else if (line.startsWith("#EXT-X-MAP:")) map = /URI="([^"]+)"/.exec(line)[1];
+    else if (line.startsWith("#EXT-X-PART:")) {
+      const [, m, p] = /URI="part-(\d+)\.(\d+)\.m4s"/.exec(line);
+      msn = Number(m);
+      result.maps[msn] = map;
+      result.parts.push({ msn, part: Number(p), independent: line.includes("INDEPENDENT=YES") });
+    } else if (line.startsWith("seg-")) {
+      const number = Number(line.slice(4, -4));
+      result.maps[number] = map;
+      result.segments.push(number);
+    } else if (line.startsWith("#EXT-X-PRELOAD-HINT:")) {
+      const found = /URI="part-(\d+)\./.exec(line);
+      if (found) result.maps[Number(found[1])] = result.maps[Number(found[1])] || map;
+    }
+  }
+  result.sequence = sequence;
+  return result;
 }

@@ -86,6 +86,8 @@ public struct MQTTClientStatus: Sendable, Equatable {
     public var dropped = 0
     /// QoS 1 messages not yet acknowledged by the broker.
     public var unacknowledged = 0
+
+    public init() {}
 }
 
 /// A connection to an MQTT broker that keeps itself up.

@@ -10,6 +10,7 @@ import Synchronization
 import XTBackup
 import XTCall
 import XTMedia
+import XTMQTT
 import XTNet
 import XTRecorder
 import XTransport
@@ -75,80 +76,97 @@ struct RecorderRun: AsyncParsableCommand {
     @OptionGroup var node: NodeOptions
 
     func run() async throws {
-        try await XT.run {
-            let settings = try settings()
-            let storage = settings.storage
-            let logger = node.logger(level: .info)
-            XT.routeFFmpegLog(to: logger)
-            try RecordingStore.prepareRoot(storage)
-            let database = try SQLiteIndex(path: settings.index ?? RecordingStore.defaultIndexPath(root: storage))
-            if reindex {
-                let summary = try await RecordingStore.reindex(root: storage, index: database, logger: logger)
-                print("reindexed \(storage): \(summary.segments) segments of \(summary.cameras) cameras, \(Int(summary.seconds)) s, \(summary.bytes) bytes\(summary.corrupt.isEmpty ? "" : "; \(summary.corrupt.count) unreadable: \(summary.corrupt.joined(separator: "; "))")")
-            }
-            let accounts = try webAccounts(settings)
-            let deadline = settings.deadlineMilliseconds
-            let store = try await RecordingStore.open(root: storage, index: database, settings: settings.segments, retention: settings.retention,
-                                                      logger: logger)
-            let (host, configuration) = try await self.host.start(node: node, liveDeadline: .milliseconds(deadline), logger: logger)
-            let monitor = MotionMonitor(store: store, defaults: settings.motion, settings: settings.cameraMotion, logger: logger)
-            let alarms = AlarmDispatcher(index: database, host: host, webhooks: settings.webhooks, logger: logger)
-            await monitor.listen { event, started in await alarms.raise(event, started: started) }
-            await monitor.recover()
-            let live = LiveHub(transcode: settings.transcode)
-            let ingest = MediaIngest(store: store, monitor: monitor, alarms: alarms, live: live, host: host, deadline: .milliseconds(deadline),
-                                     logger: logger)
-            // A viewer joining a long GOP gets the kept one at once, and a fresh keyframe soon.
-            live.onKeyframeWanted { camera in Task { await ingest.requestKeyframe(camera: camera) } }
-            for channel in settings.channels.lowerBound...(settings.channels.upperBound + 1) { await host.subscribe(channel) }
-            await host.subscribe(AlarmMessage.channel)
-            print("recorder listening on \(host.endpoint.localAddress) as \(configuration.identity.publicKey)\(self.host.open ? " (open mode)" : ""), recording channels \(settings.channels.lowerBound)-\(settings.channels.upperBound) into \(storage) (\(await store.streamCount) streams already there)")
-            let metrics = RecorderMetrics()
-            let backup = try recorderBackup(settings, identity: configuration.identity, index: database, logger: logger)
-            let core = RecorderCore(host: host, ingest: ingest, monitor: monitor, alarms: alarms, metrics: metrics, store: store, index: database,
-                                    backup: backup, report: report)
-            // Started first, stopped last: the services stop in the reverse of this order.
-            var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: core)]
-            if let backup {
-                services.append(.init(service: RecorderBackupService(backup: backup)))
-                print("backing up \(settings.backup.what == .all ? "every recording" : "event clips") to \(await backup.currentStatus.pis.joined(separator: ", ")) every \(settings.backup.interval)")
-            }
-            if let address = settings.http {
-                let webRoot = self.webRoot ?? RecorderHTTPServer.defaultWebRoot()
-                if webRoot == nil { logger.warning("the web UI's files (web/) were not found: only the API and /metrics are served; give --web-root") }
-                var web = RecorderWeb(root: storage, index: database, accounts: accounts, live: live, transcode: settings.transcode)
-                web.refusedNodes = { await host.status().filter { $0.refused != nil } }
-                web.activities = {
-                    Dictionary(await host.status().compactMap { node in node.refused == nil ? node.activity.map { (node.name, $0) } : nil }) { first, _ in first }
-                }
-                web.backup = backup
-                web.callPage = try await WebCalls.serve(host: host, key: configuration.identity.publicKey, session: node.sessionConfiguration(),
-                                                        logger: logger)
-                let application = RecorderHTTPServer.application(web: web, metrics: metrics, webRoot: webRoot, host: address.host,
-                                                                  port: address.port, logger: logger) {
-                    print("web UI on http://\(address.host):\(address.port)/ (metrics on /metrics)")
-                }
-                services.append(.init(service: application))
-                // Live viewers hold their connections open: they are ended before the server stops.
-                services.append(.init(service: OnShutdown { live.stop() }))
-            }
-            if let seconds { services.append(.init(service: StopAfter(duration: try Checked.seconds(seconds, "--seconds")), successTerminationBehavior: .gracefullyShutdownGroup)) }
-            var group = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-            group.maximumGracefulShutdownDuration = .seconds(30)
-            do {
-                try await ServiceGroup(configuration: group).run()
-            } catch {
-                await host.stop()
-                let text = "\(error)"
-                if text.contains("Address already in use"), let address = settings.http {
-                    throw CLIError("the web server cannot listen on \(address.host):\(address.port) (in use): choose another --http, or --http none")
-                }
-                throw CLIError("the recorder stopped: \(text)")
-            }
-            let final = await ingest.currentReport()
-            if let report { write(final, to: report) }
-            print("recorder stopped: video \(final.video.live) live + \(final.video.backfilled) backfilled, audio \(final.audio.live) live + \(final.audio.backfilled) backfilled; video latency p50 \(final.video.latencyP50Milliseconds) ms, p99 \(final.video.latencyP99Milliseconds) ms")
+        try await XT.run { try await record() }
+    }
+
+    /// Runs the recorder until a signal or `--seconds` stops it.
+    func record() async throws {
+        let settings = try settings()
+        let storage = settings.storage
+        let logger = node.logger(level: .info)
+        XT.routeFFmpegLog(to: logger)
+        try RecordingStore.prepareRoot(storage)
+        let database = try SQLiteIndex(path: settings.index ?? RecordingStore.defaultIndexPath(root: storage))
+        if reindex {
+            let summary = try await RecordingStore.reindex(root: storage, index: database, logger: logger)
+            print("reindexed \(storage): \(summary.segments) segments of \(summary.cameras) cameras, \(Int(summary.seconds)) s, \(summary.bytes) bytes\(summary.corrupt.isEmpty ? "" : "; \(summary.corrupt.count) unreadable: \(summary.corrupt.joined(separator: "; "))")")
         }
+        let accounts = try webAccounts(settings)
+        let deadline = settings.deadlineMilliseconds
+        let store = try await RecordingStore.open(root: storage, index: database, settings: settings.segments, retention: settings.retention,
+                                                  logger: logger)
+        let (host, configuration) = try await self.host.start(node: node, liveDeadline: .milliseconds(deadline), logger: logger)
+        let monitor = MotionMonitor(store: store, defaults: settings.motion, settings: settings.cameraMotion, logger: logger)
+        let alarms = AlarmDispatcher(index: database, host: host, webhooks: settings.webhooks, logger: logger)
+        await monitor.listen { event, started in await alarms.raise(event, started: started) }
+        let live = LiveHub(transcode: settings.transcode)
+        let ingest = MediaIngest(store: store, monitor: monitor, alarms: alarms, live: live, host: host, deadline: .milliseconds(deadline),
+                                 logger: logger)
+        let metrics = RecorderMetrics()
+        let mqtt = try recorderMQTT(settings, store: store, monitor: monitor, ingest: ingest, metrics: metrics, host: host, logger: logger)
+        if let mqtt { await monitor.listen { event, started in await mqtt.event(event, started: started) } }
+        await monitor.recover()
+        // A viewer joining a long GOP gets the kept one at once, and a fresh keyframe soon.
+        live.onKeyframeWanted { camera in Task { await ingest.requestKeyframe(camera: camera) } }
+        for channel in settings.channels.lowerBound...(settings.channels.upperBound + 1) { await host.subscribe(channel) }
+        await host.subscribe(AlarmMessage.channel)
+        print("recorder listening on \(host.endpoint.localAddress) as \(configuration.identity.publicKey)\(self.host.open ? " (open mode)" : ""), recording channels \(settings.channels.lowerBound)-\(settings.channels.upperBound) into \(storage) (\(await store.streamCount) streams already there)")
+        let backup = try recorderBackup(settings, identity: configuration.identity, index: database, logger: logger)
+        let core = RecorderCore(host: host, ingest: ingest, monitor: monitor, alarms: alarms, metrics: metrics, store: store, index: database,
+                                backup: backup, mqtt: mqtt, report: report)
+        // Started first, stopped last: the services stop in the reverse of this order. MQTT
+        // outlives the core, so that the events it ends on the way out are still published.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let mqtt {
+            services.append(.init(service: RecorderMQTTService(mqtt: mqtt)))
+            print(mqttSummary(settings.mqtt))
+        }
+        services.append(.init(service: core))
+        if let backup {
+            services.append(.init(service: RecorderBackupService(backup: backup)))
+            print("backing up \(settings.backup.what == .all ? "every recording" : "event clips") to \(await backup.currentStatus.pis.joined(separator: ", ")) every \(settings.backup.interval)")
+        }
+        if let address = settings.http {
+            let webRoot = self.webRoot ?? RecorderHTTPServer.defaultWebRoot()
+            if webRoot == nil { logger.warning("the web UI's files (web/) were not found: only the API and /metrics are served; give --web-root") }
+            var web = RecorderWeb(root: storage, index: database, accounts: accounts, live: live, transcode: settings.transcode)
+            web.refusedNodes = { await host.status().filter { $0.refused != nil } }
+            web.activities = {
+                Dictionary(await host.status().compactMap { node in node.refused == nil ? node.activity.map { (node.name, $0) } : nil }) { first, _ in first }
+            }
+            web.backup = backup
+            web.mqtt = mqtt
+            web.links = try signedLinks(storage: storage)
+            web.callPage = try await WebCalls.serve(host: host, key: configuration.identity.publicKey, session: node.sessionConfiguration(),
+                                                    logger: logger)
+            let application = RecorderHTTPServer.application(web: web, metrics: metrics, webRoot: webRoot, host: address.host,
+                                                              port: address.port, logger: logger) {
+                print("web UI on http://\(address.host):\(address.port)/ (metrics on /metrics)")
+            }
+            services.append(.init(service: application))
+            // Live viewers hold their connections open: they are ended before the server stops.
+            let hls = web.hls
+            services.append(.init(service: OnShutdown {
+                hls.stop()
+                live.stop()
+            }))
+        }
+        if let seconds { services.append(.init(service: StopAfter(duration: try Checked.seconds(seconds, "--seconds")), successTerminationBehavior: .gracefullyShutdownGroup)) }
+        var group = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        group.maximumGracefulShutdownDuration = .seconds(30)
+        do {
+            try await ServiceGroup(configuration: group).run()
+        } catch {
+            await host.stop()
+            let text = "\(error)"
+            if text.contains("Address already in use"), let address = settings.http {
+                throw CLIError("the web server cannot listen on \(address.host):\(address.port) (in use): choose another --http, or --http none")
+            }
+            throw CLIError("the recorder stopped: \(text)")
+        }
+        let final = await ingest.currentReport()
+        if let report { write(final, to: report) }
+        print("recorder stopped: video \(final.video.live) live + \(final.video.backfilled) backfilled, audio \(final.audio.live) live + \(final.audio.backfilled) backfilled; video latency p50 \(final.video.latencyP50Milliseconds) ms, p99 \(final.video.latencyP99Milliseconds) ms")
     }
 
     /// The web UI's users: from the config and `<storage>/web-users.conf`. With none, a recorder
@@ -191,6 +209,7 @@ struct RecorderCore: Service {
     let store: RecordingStore
     let index: SQLiteIndex
     let backup: RecorderBackup?
+    let mqtt: RecorderMQTT?
     let report: String?
 
     func run() async throws {
@@ -206,6 +225,7 @@ struct RecorderCore: Service {
                 await alarms.tick()
                 await metrics.update(store: store, host: host, alarms: alarms, monitor: monitor)
                 if let backup { await metrics.update(backup: backup) }
+                if let mqtt { metrics.update(mqtt: mqtt.client.status) }
                 if let report { write(await ingest.currentReport(), to: report) }
             }
         }
@@ -248,6 +268,49 @@ extension RecorderRun {
         return RecorderBackup(settings: backup, pis: targets.map(\.name), root: settings.storage, index: index,
                               copyIndex: { try await index.copy(to: $0) }, logger: logger) {
             Repository(key: key, bond: Bond(identity: nodeIdentity, targets: targets, settings: bond, logger: logger), logger: logger)
+        }
+    }
+}
+
+/// The recorder on MQTT (`mqtt.*`): connects when the group starts (without waiting for the
+/// broker), and says `offline` and disconnects when it stops.
+struct RecorderMQTTService: Service {
+    let mqtt: RecorderMQTT
+    func run() async throws {
+        await mqtt.start()
+        try? await gracefulShutdown()
+        await mqtt.stop()
+    }
+}
+
+extension RecorderRun {
+    /// The MQTT bridge, when `mqtt.host` is set; a password file or CA that cannot be read
+    /// stops the start with its reason.
+    func recorderMQTT(_ settings: RecorderConfiguration, store: RecordingStore, monitor: MotionMonitor, ingest: MediaIngest,
+                      metrics: RecorderMetrics, host: NetHost, logger: Logger) throws -> RecorderMQTT? {
+        guard settings.mqtt.enabled else { return nil }
+        do {
+            // Named after the machine (Home Assistant's device model says which recorder).
+            let machine = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "recorder"
+            return try RecorderMQTT(settings: settings.mqtt, storageRoot: settings.storage, recorderName: machine,
+                                    hooks: .recorder(store: store, monitor: monitor, ingest: ingest, metrics: metrics, host: host), logger: logger)
+        } catch {
+            throw CLIError("MQTT cannot start: \(error)")
+        }
+    }
+}
+
+extension RecorderRun {
+    /// "MQTT to HOST:PORT under PREFIX/, Home Assistant discovery under homeassistant/".
+    func mqttSummary(_ mqtt: RecorderMQTTSettings) -> String {
+        let discovery = mqtt.discovery ? ", Home Assistant discovery under \(mqtt.discoveryPrefix)/" : ""
+        return "MQTT to \(mqtt.host ?? ""):\(mqtt.resolvedPort)\(mqtt.tls ? " (TLS)" : "") under \(mqtt.prefix)/" + discovery
+    }
+
+    /// The key that signs stream links (`<storage>/link-signing.key`, made on first use).
+    func signedLinks(storage: String) throws -> SignedLinks {
+        do { return try SignedLinks.load(path: (storage as NSString).appendingPathComponent("link-signing.key")) } catch {
+            throw CLIError("\(error)")
         }
     }
 }

@@ -15,6 +15,8 @@ public enum FragmentedMP4 {
         public var fileLength: Int
         /// `ftyp` and `moov` are both there and whole.
         public var hasHeader: Bool
+        /// Bytes up to the end of `moov` (the init segment, `ftyp moov`); 0 without a header.
+        public var headerLength = 0
     }
 
     /// Reads the top-level boxes of `path`.
@@ -26,7 +28,7 @@ public enum FragmentedMP4 {
         let fileLength = Int(lseek(descriptor, 0, SEEK_END))
         var offset = 0
         var sawType = false, sawMovie = false, pendingFragment = false
-        var complete = 0, fragments = 0
+        var complete = 0, fragments = 0, headerLength = 0
         var header = [UInt8](repeating: 0, count: 16)
         while offset + 8 <= fileLength {
             let count = header.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, 16, off_t(offset)) }
@@ -45,7 +47,10 @@ public enum FragmentedMP4 {
             case "ftyp": sawType = true
             case "moov":
                 sawMovie = true
-                if sawType { complete = offset }
+                if sawType {
+                    complete = offset
+                    headerLength = offset
+                }
             case "moof": pendingFragment = true
             case "mdat" where pendingFragment:
                 pendingFragment = false
@@ -57,7 +62,7 @@ public enum FragmentedMP4 {
             }
         }
         return Structure(completeLength: sawType && sawMovie ? complete : 0, fragments: fragments, fileLength: fileLength,
-                         hasHeader: sawType && sawMovie)
+                         hasHeader: sawType && sawMovie, headerLength: sawType && sawMovie ? headerLength : 0)
     }
 
     /// Cuts a torn tail off `path`; returns what remains.

@@ -5,7 +5,7 @@ import Foundation
 public import Logging
 import XTMedia
 public import XTNet
-import XTransport
+public import XTransport
 
 /// Capture → ingest latency of live frames, and what arrived how.
 public struct IngestReport: Sendable, Codable, Equatable {
@@ -203,7 +203,7 @@ public actor MediaIngest {
             // outage): ask its agent for a keyframe, so the live recording resumes now rather
             // than at the next GOP.
             if !frame.isBackfill { await askForKeyframe(camera, from: sender) }
-        case .recorded:
+        case .recorded, .paused:
             break
         }
         if frame.isBackfill {
@@ -229,6 +229,9 @@ public actor MediaIngest {
             }
         }
     }
+
+    /// The node each camera's live video comes from, by camera.
+    public func cameraNodes() -> [String: NodeID] { cameraSenders }
 
     private func update(_ kind: MediaKind, _ change: (inout IngestReport.Kind) -> Void) {
         if kind == .video { change(&report.video) } else { change(&report.audio) }

@@ -8,11 +8,29 @@ import Foundation
 import Synchronization
 public import XTMedia
 
-/// What a live viewer receives, in order: the stream's ``LiveHub/Info`` once, the MP4 header,
-/// then fragments.
+/// What a live viewer receives, in order: the stream's ``LiveHub/Info`` once, the MP4 header
+/// (`ftyp moov`), then fragments. A camera whose stream changes shape sends info and header again.
 public enum LivePacket: Sendable {
     case info(LiveHub.Info)
-    case bytes([UInt8])
+    case header([UInt8])
+    case fragment(LiveFragment)
+}
+
+/// One or more `moof mdat` pairs of a live feed: one per video frame, or the kept GOP as one
+/// when a viewer joins.
+public struct LiveFragment: Sendable, Equatable {
+    public var bytes: [UInt8]
+    /// Capture time of its first video frame, in nanoseconds after the feed's origin
+    /// (``LiveHub/Info/origin``): its media time.
+    public var time: Int64
+    /// It starts with a keyframe (a player can start here; HLS segments begin at one).
+    public var keyframe: Bool
+
+    public init(bytes: [UInt8], time: Int64, keyframe: Bool) {
+        self.bytes = bytes
+        self.time = time
+        self.keyframe = keyframe
+    }
 }
 
 /// Live frames of every camera, muxed for the browsers that watch them.
@@ -70,7 +88,7 @@ public final class LiveHub: Sendable {
         var stale = false
         /// Fragments since the last keyframe, for viewers who join now (past the GOP limit they
         /// wait for the next keyframe).
-        var sinceKeyframe = KeyframeRun<[UInt8]>()
+        var sinceKeyframe = KeyframeRun<LiveFragment>()
         var viewers: [UInt64: AsyncStream<LivePacket>.Continuation] = [:]
         var lastVideo: Int64 = .min
         var lastAudio: Int64 = .min
@@ -196,7 +214,7 @@ public final class LiveHub: Sendable {
                     feed = fresh
                     for viewer in feed.viewers.values {
                         viewer.yield(.info(feed.info))
-                        viewer.yield(.bytes(feed.header))
+                        viewer.yield(.header(feed.header))
                     }
                 }
                 for output in outputs {
@@ -269,7 +287,7 @@ public final class LiveHub: Sendable {
             for frame in (pictures + sounds).sorted(by: { $0.captureTime < $1.captureTime }) {
                 _ = mux(frame, into: &feed, audioTrack: withAudio ? 1 : nil, flush: false, limit: limit)
             }
-            _ = flush(&feed, startsAtKeyframe: true, limit: limit)
+            _ = flush(&feed, startsAtKeyframe: true, time: keyframe.captureTime, limit: limit)
             camera.feeds[withAudio] = feed
         }
         let feed = camera.feeds[withAudio]!
@@ -279,8 +297,10 @@ public final class LiveHub: Sendable {
         // A feed waiting for the new shape's keyframe sends its header then.
         if !feed.stale {
             continuation.yield(.info(feed.info))
-            continuation.yield(.bytes(feed.header))
-            if !caughtUp.isEmpty { continuation.yield(.bytes(Array(caughtUp.joined()))) }
+            continuation.yield(.header(feed.header))
+            if let first = caughtUp.first {
+                continuation.yield(.fragment(LiveFragment(bytes: Array(caughtUp.map(\.bytes).joined()), time: first.time, keyframe: first.keyframe)))
+            }
         }
         state.nextViewer += 1
         camera.feeds[withAudio]!.viewers[state.nextViewer] = continuation
@@ -381,19 +401,22 @@ public final class LiveHub: Sendable {
             return (0, [])
         }
         guard isVideo, flush else { return (0, []) }
-        return Self.flush(&feed, startsAtKeyframe: frame.isKeyframe, limit: limit)
+        return Self.flush(&feed, startsAtKeyframe: frame.isKeyframe, time: frame.captureTime, limit: limit)
     }
 
     /// Ends the feed's fragment and sends it; it is kept for viewers who join before the next
     /// keyframe, within the GOP limit.
-    private static func flush(_ feed: inout Feed, startsAtKeyframe: Bool, limit: Int) -> (fragments: Int, dropped: [AsyncStream<LivePacket>.Continuation]) {
+    /// `time`: the capture time of the fragment's first video frame.
+    private static func flush(_ feed: inout Feed, startsAtKeyframe: Bool, time: CaptureTime, limit: Int)
+        -> (fragments: Int, dropped: [AsyncStream<LivePacket>.Continuation]) {
         _ = try? feed.writer.flushFragment()
-        let fragment = feed.writer.takeOutput()
-        guard !fragment.isEmpty else { return (0, []) }
-        feed.sinceKeyframe.add(fragment, size: fragment.count, isKeyframe: startsAtKeyframe, limit: limit)
+        let bytes = feed.writer.takeOutput()
+        guard !bytes.isEmpty else { return (0, []) }
+        let fragment = LiveFragment(bytes: bytes, time: time.nanoseconds(since: feed.origin), keyframe: startsAtKeyframe)
+        feed.sinceKeyframe.add(fragment, size: bytes.count, isKeyframe: startsAtKeyframe, limit: limit)
         var dropped: [AsyncStream<LivePacket>.Continuation] = []
         for (id, viewer) in feed.viewers {
-            if case .dropped = viewer.yield(.bytes(fragment)) {
+            if case .dropped = viewer.yield(.fragment(fragment)) {
                 feed.viewers[id] = nil
                 dropped.append(viewer)
             }

@@ -5,6 +5,7 @@
 // (home-assistant.io/integrations/mqtt, "MQTT Discovery"): one device per camera.
 import Foundation
 public import XTMQTT
+public import XTMedia
 
 /// Topics and payloads under one prefix.
 public struct MQTTTopics: Sendable, Equatable {
@@ -20,6 +21,8 @@ public struct MQTTTopics: Sendable, Equatable {
     public var availability: String { "\(prefix)/available" }
     public var events: String { "\(prefix)/events" }
     public var stats: String { "\(prefix)/stats" }
+    /// Every alarm as `xt alarms` prints it (an ``AlarmNotice``: kind started/ended).
+    public var alarms: String { "\(prefix)/alarms" }
     /// Home Assistant's birth message (`online` when it starts: configs are published again).
     public var homeAssistantStatus: String { "\(discoveryPrefix)/status" }
 
@@ -70,6 +73,14 @@ public struct MQTTTopics: Sendable, Equatable {
         let body: [String: Any] = ["type": type, "before": Self.eventObject(before ?? after), "after": Self.eventObject(after)]
         let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])) ?? Data()
         return MQTTMessage(topic: events, payload: Array(data), qos: 1)
+    }
+
+    /// An alarm for an event that started or ended, as the JSON of an ``AlarmNotice`` (its
+    /// `id` is the event's: MQTT has no outbox, whose ids are per subscriber). QoS 1.
+    public func alarm(_ event: EventRecord, started: Bool, at time: CaptureTime = .now) -> MQTTMessage {
+        let alarm = Alarm(id: event.id ?? 0, event: event.id ?? 0, kind: started ? .started : .ended, camera: event.camera, zone: event.zone,
+                          start: event.start, end: event.end, peakTime: event.peakTime, peakScore: event.peakScore, snapshot: event.snapshot)
+        return MQTTMessage(topic: alarms, text: AlarmNotice(alarm, at: time).json, qos: 1)
     }
 
     static func eventObject(_ event: EventRecord) -> [String: Any] {

@@ -88,6 +88,14 @@ public actor RecorderMQTT {
                 await self?.publishStats()
             }
         })
+        // A camera that appears is announced (discovery, switch states) within two seconds.
+        tasks.append(Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(2))
+                guard let self, self.client.status.connected else { continue }
+                await self.announce(all: false)
+            }
+        })
         client.start()
     }
 
@@ -107,12 +115,14 @@ public actor RecorderMQTT {
         if started {
             openEvents[camera, default: [:]][id] = event
             client.publish(topics.event(type: "new", before: nil, after: event))
+            client.publish(topics.alarm(event, started: true))
             offTasks.removeValue(forKey: camera)?.cancel()
             if motionOn.insert(camera).inserted { client.publish(MQTTMessage(topic: topics.motion(camera), text: "ON")) }
             if let snapshot = event.snapshot { publishSnapshot(camera: camera, relativePath: snapshot) }
         } else {
             openEvents[camera]?[id] = nil
             client.publish(topics.event(type: "end", before: before ?? event, after: event))
+            client.publish(topics.alarm(event, started: false))
             if openEvents[camera]?.isEmpty ?? true { scheduleOff(camera) }
         }
     }

@@ -95,7 +95,33 @@ public actor MotionMonitor {
         }
     }
 
-    func settings(for camera: String) -> MotionSettings { cameraSettings[camera] ?? defaults }
+    /// A camera's settings, with detection on or off as last switched (``setDetection(camera:on:)``).
+    func settings(for camera: String) -> MotionSettings {
+        var settings = cameraSettings[camera] ?? defaults
+        if let on = switched[camera] { settings.enabled = on }
+        return settings
+    }
+
+    /// Detection switched on or off at run time (MQTT's `CAMERA/motion/set`), by camera; a
+    /// restart goes back to the settings, as Frigate's switches do.
+    private var switched: [String: Bool] = [:]
+
+    /// Whether motion of `camera` is detected now.
+    public func detects(_ camera: String) -> Bool { settings(for: camera).enabled }
+
+    /// Turns motion detection of `camera` on or off; off ends its open events (their
+    /// listeners hear of it) and stops decoding its video. Returns the state now.
+    @discardableResult
+    public func setDetection(camera: String, on: Bool) async -> Bool {
+        guard detects(camera) != on else { return on }
+        switched[camera] = on
+        if let evaluator = evaluators.removeValue(forKey: camera) {
+            for change in evaluator.finish() { await apply(change, picture: nil) }
+        }
+        if !on, decoding.withLock({ $0[camera] != nil }) { stopDecoding(camera) }
+        logger.info("motion detection turned \(on ? "on" : "off")", metadata: ["camera": "\(camera)"])
+        return on
+    }
 
     /// Takes one grid of `camera` from its agent.
     public func take(camera: String, grid: MotionGrid) async {
@@ -176,6 +202,7 @@ public actor MotionMonitor {
     private func stopDecoding(_ camera: String) {
         decoding.withLock { $0.removeValue(forKey: camera) }?.finish()
         decoderTasks.removeValue(forKey: camera)
+        guard detects(camera) else { return }
         logger.info("the camera's agent sends motion grids again: the recorder stops decoding its video", metadata: ["camera": "\(camera)"])
     }
 

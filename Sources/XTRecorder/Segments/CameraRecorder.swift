@@ -132,6 +132,11 @@ final class CameraRecorder {
         recentVideoBytes += frame.data.count
     }
 
+    /// Keeps a live video frame that is not recorded (recording switched off) for snapshots.
+    func keep(_ frame: MediaFrame, header: MediaStreamHeader) {
+        if header.description.codec.kind == .video, !frame.isBackfill { remember(frame.frame, description: header.description) }
+    }
+
     func take(_ frame: MediaFrame, header: MediaStreamHeader) -> FrameOutcome {
         lastFrame = CaptureTime.monotonicNow
         let kind = header.description.codec.kind

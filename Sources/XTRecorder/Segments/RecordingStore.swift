@@ -15,6 +15,8 @@ public struct StoreReport: Sendable, Codable, Equatable {
     /// Frames that could never be decoded (video with no keyframe before it anywhere).
     public var framesUndecodable = 0
     public var framesDuplicate = 0
+    /// Frames of cameras whose recording was switched off (not written; counted as held).
+    public var framesPaused = 0
     public var writeFailures = 0
     /// Segments repaired at start-up (a torn last fragment cut off).
     public var segmentsRepaired = 0
@@ -204,6 +206,8 @@ public actor RecordingStore {
         case unknownStream
         /// Recorded; the live recording waits for a keyframe of this camera.
         case needsKeyframe(camera: String)
+        /// Not written: the camera's recording is switched off (``setRecording(camera:on:)``).
+        case paused
         case failed(StorageError)
     }
 
@@ -216,6 +220,18 @@ public actor RecordingStore {
         if state.received.contains(frame.sequence) {
             report.framesDuplicate += 1
             return .duplicate
+        }
+        if paused.contains(state.header.camera) {
+            // Held, so that the agent does not send it again once recording is back on.
+            state.received.insert(frame.sequence)
+            streams[frame.stream] = state
+            report.framesPaused += 1
+            cameras[state.header.camera]?.keep(frame, header: state.header)
+            var sent = traffic[state.header.camera] ?? CameraTraffic()
+            sent.bytes += frame.frame.data.count
+            if frame.frame.codec == .h264 { sent.videoFrames += 1 }
+            traffic[state.header.camera] = sent
+            return .paused
         }
         let camera: CameraRecorder
         do { camera = try recorder(for: state.header.camera) } catch { return .failed(error) }
@@ -243,6 +259,38 @@ public actor RecordingStore {
             absorb(camera)
             return outcome == .stagedAwaitingKeyframe ? .needsKeyframe(camera: camera.name) : .recorded
         }
+    }
+
+    /// Cameras whose recording is switched off (MQTT's `CAMERA/recordings/set`). Run-time
+    /// only: a restart records every camera again, as Frigate's switch does.
+    private var paused: Set<String> = []
+
+    /// Whether `camera`'s frames are recorded now.
+    public func records(_ camera: String) -> Bool { !paused.contains(camera) }
+
+    /// Switches recording of `camera` on or off. Off closes its open segment; its frames are
+    /// then answered as held (the agent's ring does not backfill them) but not written, and
+    /// still reach the live view and motion. Returns the state now.
+    @discardableResult
+    public func setRecording(camera: String, on: Bool) -> Bool {
+        guard records(camera) != on else { return on }
+        if on {
+            paused.remove(camera)
+        } else {
+            paused.insert(camera)
+            if let recorder = cameras[camera] {
+                recorder.closeAll()
+                absorb(recorder)
+            }
+        }
+        logger.info("recording turned \(on ? "on" : "off")", metadata: ["camera": "\(camera)"])
+        return on
+    }
+
+    /// The cameras this store has heard of (now or in the index), by name.
+    public func knownCameras() async -> [String] {
+        let indexed = (try? await index.cameras().map(\.name)) ?? []
+        return Array(Set(indexed).union(cameras.keys)).sorted()
     }
 
     /// Moves a camera's news about durable and lost frames into the stream states.

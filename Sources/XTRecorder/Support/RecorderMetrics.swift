@@ -6,6 +6,23 @@ import CoreMetrics
 import Foundation
 import Prometheus
 public import XTNet
+public import XTMQTT
+
+/// The latest per-camera rates and disk figures (for MQTT's `stats`).
+public struct RecorderRates: Sendable, Equatable {
+    public struct Camera: Sendable, Equatable {
+        /// Video frames per second and bits per second received over the last update's interval.
+        public var framesPerSecond = 0.0
+        public var bitsPerSecond = 0.0
+        /// Gaps in the recording over the last 24 hours.
+        public var gapsLastDay = 0
+    }
+    public var cameras: [String: Camera] = [:]
+    /// Bytes: the recordings, and the disk they are on (nil when it cannot be read).
+    public var recordingBytes: Int64 = 0
+    public var diskFree: Int64?
+    public var diskTotal: Int64?
+}
 
 /// Metrics of one recorder.
 public final class RecorderMetrics: @unchecked Sendable {
@@ -17,6 +34,10 @@ public final class RecorderMetrics: @unchecked Sendable {
     /// Last cumulative values seen, for counters fed from totals.
     private var totals: [String: Int64] = [:]
     private var lastUpdate = Date()
+    private var latestRates = RecorderRates()
+
+    /// The rates of the last ``update(store:host:alarms:monitor:)``.
+    public var rates: RecorderRates { lock.withLock { latestRates } }
 
     public init() {
         factory = PrometheusMetricsFactory(registry: registry)
@@ -74,12 +95,16 @@ public final class RecorderMetrics: @unchecked Sendable {
         let now = Date()
         let seconds = max(now.timeIntervalSince(lastUpdate), 0.001)
         lastUpdate = now
+        var rates = RecorderRates(recordingBytes: retention.recordingBytes, diskFree: disk?.free, diskTotal: disk?.total)
         for camera in cameras {
             let sent = traffic[camera.name] ?? CameraTraffic()
             let labels = [("camera", camera.name)]
-            gauge("xt_camera_frames_per_second", labels).record(Double(sent.videoFrames) / seconds)
-            gauge("xt_camera_bitrate_bits_per_second", labels).record(Double(sent.bytes * 8) / seconds)
-            gauge("xt_camera_gaps_last_day", labels).record(gapCounts[camera.name] ?? 0)
+            let rate = RecorderRates.Camera(framesPerSecond: Double(sent.videoFrames) / seconds, bitsPerSecond: Double(sent.bytes * 8) / seconds,
+                                            gapsLastDay: gapCounts[camera.name] ?? 0)
+            rates.cameras[camera.name] = rate
+            gauge("xt_camera_frames_per_second", labels).record(rate.framesPerSecond)
+            gauge("xt_camera_bitrate_bits_per_second", labels).record(rate.bitsPerSecond)
+            gauge("xt_camera_gaps_last_day", labels).record(rate.gapsLastDay)
             add("xt_camera_backfilled_seconds_total", labels, sent.backfilledNanoseconds / 1_000_000_000)
         }
         for link in links {
@@ -93,6 +118,7 @@ public final class RecorderMetrics: @unchecked Sendable {
             gauge("xt_disk_free_bytes").record(disk.free)
             gauge("xt_disk_total_bytes").record(disk.total)
         }
+        latestRates = rates
         count("xt_segments_deleted_total", total: Int64(retention.segmentsDeleted))
         count("xt_disk_full_total", total: Int64(retention.diskFull))
         if let alarmReport {
@@ -103,6 +129,18 @@ public final class RecorderMetrics: @unchecked Sendable {
         if let motion {
             count("xt_motion_events_total", total: Int64(motion.eventsStarted))
             count("xt_motion_pictures_decoded_total", total: Int64(motion.decodedPictures))
+        }
+    }
+
+    /// Reads the MQTT client: connected (1/0), messages published, dropped (QoS 0 while away,
+    /// or past the queue), and waiting for the broker's acknowledgement.
+    public func update(mqtt status: MQTTClientStatus) {
+        lock.withLock {
+            gauge("xt_mqtt_connected").record(status.connected ? 1 : 0)
+            gauge("xt_mqtt_unacknowledged").record(status.unacknowledged)
+            count("xt_mqtt_published_total", total: Int64(status.published))
+            count("xt_mqtt_dropped_total", total: Int64(status.dropped))
+            count("xt_mqtt_connects_total", total: Int64(status.connects))
         }
     }
 

@@ -7,6 +7,7 @@ import Hummingbird
 import HummingbirdWebSocket
 import NIOCore
 import XTMedia
+import XTMQTT
 public import struct XTNet.NodeStatus
 
 /// What the web layer reads and serves.
@@ -24,6 +25,12 @@ public struct RecorderWeb: Sendable {
     public var activities: @Sendable () async -> [String: String] = { [:] }
     /// Where the recorder's own backup stands (nil: it does not back itself up).
     public var backup: RecorderBackup?
+    /// The recorder's MQTT bridge (nil: `mqtt.host` is not set).
+    public var mqtt: RecorderMQTT?
+    /// Live HLS of the cameras (made from `live`'s fragments).
+    public var hls: LiveHLS
+    /// Signs the stream links players use without the session cookie (nil: only the cookie works).
+    public var links: SignedLinks?
     /// The call page's socket (`/api/call`): run for logged-in user `user`, with the page's
     /// messages in and a way to write to it; nil: calls are not served (the route says so).
     public var callPage: (@Sendable (_ user: String, _ inbound: AsyncStream<CallPageMessage>,
@@ -37,6 +44,7 @@ public struct RecorderWeb: Sendable {
         self.live = live
         self.transcode = transcode
         clips = ClipCache(root: root, index: index, transcode: transcode)
+        hls = LiveHLS(live: live)
     }
 }
 
@@ -52,6 +60,31 @@ public enum API {
             throw APIError(.badRequest, "'\(name)' is \(milliseconds): it must be \(CaptureTime.validRangeDescription)")
         }
         return milliseconds
+    }
+
+    /// The MQTT bridge: whether it is on, where to, and how the connection stands.
+    public struct MQTTStatus: Codable, Sendable {
+        public var enabled: Bool
+        public var broker: String
+        public var prefix: String
+        public var connected: Bool
+        /// Why it is not connected (unreachable, refused with the broker's reason, lost).
+        public var lastError: String?
+        public var published: Int
+        public var dropped: Int
+        public var unacknowledged: Int
+
+        init(_ mqtt: RecorderMQTT?) {
+            let status = mqtt?.client.status ?? MQTTClientStatus()
+            enabled = mqtt != nil
+            broker = mqtt.map { "\($0.settings.host ?? ""):\($0.settings.resolvedPort)\($0.settings.tls ? " (TLS)" : "")" } ?? ""
+            prefix = mqtt?.settings.prefix ?? ""
+            connected = status.connected
+            lastError = status.lastError
+            published = status.published
+            dropped = status.dropped
+            unacknowledged = status.unacknowledged
+        }
     }
 
     /// A node refused by the host: its key is not authorized, or it claimed a name or id pinned
@@ -173,6 +206,7 @@ extension RecorderWeb {
             return response
         }
         api.get("me") { _, context in try JSON.response(try context.requireUser()) }
+        addHLSRoutes(to: api)
 
         api.get("cameras") { _, context in
             _ = try context.requireUser()
@@ -232,6 +266,10 @@ extension RecorderWeb {
         api.get("backup") { _, context in
             _ = try context.requireUser()
             return try JSON.response(await backup?.currentStatus ?? RecorderBackupStatus.off())
+        }
+        api.get("mqtt") { [mqtt] _, context in
+            _ = try context.requireUser()
+            return try JSON.response(API.MQTTStatus(mqtt))
         }
         api.get("nodes/refused") { _, context in
             _ = try context.requireUser()
@@ -376,7 +414,8 @@ extension RecorderWeb {
                     for await packet in watched.packets {
                         switch packet {
                         case .info(let info): try await outbound.write(.text(String(decoding: try JSON.encoder.encode(info), as: UTF8.self)))
-                        case .bytes(let bytes): try await outbound.write(.binary(ByteBuffer(bytes: bytes)))
+                        case .header(let bytes): try await outbound.write(.binary(ByteBuffer(bytes: bytes)))
+                        case .fragment(let fragment): try await outbound.write(.binary(ByteBuffer(bytes: fragment.bytes)))
                         }
                     }
                 }

@@ -21,7 +21,8 @@ import XTMedia
             received += 1
             switch packet {
             case .info(let value): info = value
-            case .bytes(let value): bytes += value
+            case .header(let value): bytes += value
+            case .fragment(let value): bytes += value.bytes
             }
             if received == count { break }
         }
@@ -131,7 +132,8 @@ import XTMedia
         for await packet in viewer.packets {
             switch packet {
             case .info(let info): infos.append(info); parts.append([])
-            case .bytes(let bytes): parts[parts.count - 1] += bytes
+            case .header(let bytes): parts[parts.count - 1] += bytes
+            case .fragment(let fragment): parts[parts.count - 1] += fragment.bytes
             }
         }
         // The same viewer got the new description and header: no reconnect.
@@ -177,7 +179,8 @@ import XTMedia
         for await packet in viewer.packets {
             switch packet {
             case .info(let value): info = value
-            case .bytes(let value): bytes += value
+            case .header(let value): bytes += value
+            case .fragment(let value): bytes += value.bytes
             }
         }
         // avc1.PPCCLL: PP 42/4d/64 are Baseline/Main/High (8-bit 4:2:0), 7a is High 4:2:2.
@@ -220,7 +223,11 @@ import XTMedia
         var packets = 0
         for await packet in viewer.packets {
             packets += 1
-            if case .bytes(let value) = packet { bytes += value }
+            switch packet {
+            case .header(let value): bytes += value
+            case .fragment(let value): bytes += value.bytes
+            case .info: break
+            }
         }
         // info, header, the catch-up, then one fragment per live picture.
         #expect(packets == 3 + (video.count - 1501))

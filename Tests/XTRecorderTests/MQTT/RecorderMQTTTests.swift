@@ -30,7 +30,7 @@ struct RecorderMQTTTests {
         return try RecorderMQTT(settings: settings, storageRoot: root, recorderName: "nvr", hooks: hooks, logger: Logger(label: "test.mqtt"))
     }
 
-    @Test("A motion event: events new and end (QoS 1), motion ON then OFF after the off-delay, the snapshot; online, then offline on stop")
+    @Test("A motion event: events new and end (QoS 1), alarms, motion ON then OFF after the off-delay, the snapshot; online, then offline on stop")
     func motionEvent() async throws {
         let broker = try MosquittoBroker()
         defer { broker.close() }
@@ -40,7 +40,7 @@ struct RecorderMQTTTests {
         let jpeg: [UInt8] = [0xFF, 0xD8, 0xFF, 0xE0] + Array(repeating: 7, count: 100) + [0xFF, 0xD9]
         FileManager.default.createFile(atPath: root + "/yard/events/2026-12-03/5.jpg", contents: Data(jpeg))
         let mqtt = try bridge(broker, root: root, switches: Switches())
-        let subscriber = try Subscriber(port: broker.port, topic: "xt/#", count: 11, seconds: 20)
+        let subscriber = try Subscriber(port: broker.port, topic: "xt/#", count: 13, seconds: 20)
         try await Task.sleep(for: .milliseconds(300))
         await mqtt.start()
         #expect(await eventually { mqtt.client.status.connected })
@@ -62,6 +62,9 @@ struct RecorderMQTTTests {
         #expect(events.count == 2)
         #expect(events.first?.contains(#""type":"new""#) ?? false && events.last?.contains(#""type":"end""#) ?? false, "\(events)")
         #expect(topics.contains("xt/yard/motion/snapshot"), "\(lines)")
+        // The alarms, as `xt alarms` prints them.
+        let alarms = lines.filter { $0.hasPrefix("xt/alarms ") }
+        #expect(alarms.count == 2 && alarms[0].contains(#""kind":"started""#) && alarms[1].contains(#""kind":"ended""#), "\(alarms)")
         #expect(topics.contains("xt/yard/motion/state") && topics.contains("xt/yard/recordings/state") && topics.contains("xt/stats"), "\(lines)")
     }
 
