@@ -119,6 +119,48 @@ struct WebBrowserTests {
         await browser.quit()
     }
 
+    @Test("without Media Source Extensions (an older iPhone): live plays through HLS, recordings still play")
+    func withoutMediaSource() async throws {
+        let dir = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createDirectory(at: Self.artifacts, withIntermediateDirectories: true)
+        for name in ["recorder", "yard"] { _ = try CLI.run(["keygen", "--out", "\(name).key"], in: dir) }
+        let (recorder, port, web) = try CLI.webRecorder(dir)
+        defer { if recorder.isRunning { kill(recorder.processIdentifier, SIGKILL) }; recorder.waitUntilExit() }
+        let agent = try CLI.background(["agent", "--config", "none.conf", "--key", "yard.key", "--host", "127.0.0.1:\(port)",
+                                        "--host-key", "@recorder.key.pub", "--name", "yard", "--id", "1.11", "--width", "640", "--height", "360",
+                                        "--seconds", "600"], in: dir, log: "yard.log")
+        defer { kill(agent.processIdentifier, SIGTERM); agent.waitUntilExit() }
+        let browser = try await WebDriver(downloads: dir)
+        do {
+            try await browser.onNewDocument("delete window.MediaSource; delete window.ManagedMediaSource; delete window.WebKitMediaSource;")
+            let base = "http://127.0.0.1:\(web)"
+            try await login(browser, base: base)
+            #expect(try await browser.run("return typeof window.MediaSource") as? String == "undefined")
+            try await browser.wait("live video through HLS", """
+                const p = window.players && window.players.yard; const v = document.querySelector('#tile-yard video');
+                return (!!p && p.path === 'hls' && v.readyState >= 2 && v.currentTime > 1) ||
+                  `path ${p && p.path}, readyState ${v && v.readyState}, time ${v && v.currentTime}, error ${v && v.error && v.error.message}, status '${document.querySelector('#tile-yard .status')?.textContent}'`
+                """)
+            let time = try await browser.run("return document.querySelector('#tile-yard video').currentTime") as? Double ?? 0
+            try await browser.wait("the live playhead to advance", "return document.querySelector('#tile-yard video').currentTime > \(time + 1)")
+            try await browser.screenshot(to: Self.artifacts.appendingPathComponent("5-live-hls.png"))
+            try await browser.open(base + "/camera.html?camera=yard")
+            try await browser.wait("the timeline", "return document.querySelectorAll('.timeline .span').length >= 1")
+            try await browser.run("playFrom(Math.max(Date.now() - 6000, state.timeline.spans[0].start + 200))")
+            try await browser.wait("recorded playback", """
+                const v = document.getElementById('video');
+                return (v.readyState >= 2 && v.currentTime > 0) || `readyState ${v.readyState}, time ${v.currentTime}, error '${document.getElementById('error').textContent}'`
+                """)
+        } catch {
+            try? await browser.screenshot(to: Self.artifacts.appendingPathComponent("failure-hls.png"))
+            await browser.quit()
+            Issue.record("\(error)\nrecorder log:\n\(CLI.text(dir, "recorder.log").suffix(3000))")
+            return
+        }
+        await browser.quit()
+    }
+
     func login(_ browser: WebDriver, base: String) async throws {
         try await browser.open(base + "/login.html")
         try await browser.run("""

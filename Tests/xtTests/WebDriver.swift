@@ -66,6 +66,13 @@ final class WebDriver {
         process.waitUntilExit()
     }
 
+    /// Runs `source` in every page before its own scripts (Chrome DevTools'
+    /// Page.addScriptToEvaluateOnNewDocument), e.g. to take an API away.
+    func onNewDocument(_ source: String) async throws {
+        _ = try await request("POST", "/session/\(session)/goog/cdp/execute",
+                              ["cmd": "Page.addScriptToEvaluateOnNewDocument", "params": ["source": source]])
+    }
+
     func open(_ url: String) async throws {
         _ = try await request("POST", "/session/\(session)/url", ["url": url])
     }

@@ -22,8 +22,9 @@ public struct HLSSettings: Sendable, Equatable {
     public var segmentsWithParts = 3
     /// A camera's packaging stops when nobody has asked for it this long.
     public var idle: Duration = .seconds(30)
-    /// How long a blocking request (a playlist or part not made yet) waits before 503.
-    public var blockingTimeout: Duration = .seconds(6)
+    /// How long a blocking request (a playlist or part not made yet, or the first segment of a
+    /// camera just joined: up to a GOP) waits before 503.
+    public var blockingTimeout: Duration = .seconds(12)
 
     public init() {}
 }
@@ -309,10 +310,9 @@ public final class HLSPackager: Sendable {
             }
             guard ready else { throw .notYet("segment \(msn)\(part.map { " part \($0)" } ?? "")") }
         } else {
-            // A first request before the first part: wait for it.
-            guard await wait(until: { !$0.segments.isEmpty || !($0.open?.parts.isEmpty ?? true) }) else {
-                throw .notYet("the first part of \(camera)")
-            }
+            // The first playlist waits for a whole segment, so that its target duration (the
+            // camera's GOP) is known and holds from then on.
+            guard await wait(until: { !$0.segments.isEmpty }) else { throw .notYet("the first segment of \(camera)") }
         }
         return state.withLock { render($0) }
     }
@@ -322,7 +322,8 @@ public final class HLSPackager: Sendable {
         let partTarget = Double(settings.partTarget.nanoseconds) / 1e9
         var all = state.segments
         if let open = state.open { all.append(open) }
-        let target = Int(state.longestSegment.rounded(.up))
+        // EXTINF durations rounded to the nearest second may not exceed it (RFC 8216 4.3.3.1).
+        let target = Int(state.longestSegment.rounded())
         var lines = [
             "#EXTM3U",
             "#EXT-X-VERSION:9",

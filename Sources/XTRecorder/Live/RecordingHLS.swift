@@ -16,8 +16,12 @@ public struct RecordingHLS: Sendable {
     }
 
     /// The closed segments of `camera` overlapping `from`...`to` (ns since 1970), oldest first.
+    /// A camera with video lists only segments with video: the few milliseconds of sound a
+    /// camera may record before its first keyframe would change the tracks between segments,
+    /// which players (ffmpeg's among them) take badly.
     func segments(camera: String, from: Int64, to: Int64) async throws(StorageError) -> [SegmentRecord] {
-        try await index.segments(camera: camera, from: from, to: to).filter { !$0.isOpen && $0.end > $0.start }.sorted { $0.start < $1.start }
+        let all = try await index.segments(camera: camera, from: from, to: to).filter { !$0.isOpen && $0.end > $0.start }.sorted { $0.start < $1.start }
+        return all.contains { $0.videoFrames > 0 } ? all.filter { $0.videoFrames > 0 } : all
     }
 
     /// The VOD playlist of a range. Segment URIs name each file by its start (ns): `seg-START.m4s`
@@ -32,7 +36,8 @@ public struct RecordingHLS: Sendable {
         var lines = [
             "#EXTM3U",
             "#EXT-X-VERSION:7",
-            "#EXT-X-TARGETDURATION:\(max(Int(longest.rounded(.up)), 1))",
+            // EXTINF durations rounded to the nearest second may not exceed it.
+            "#EXT-X-TARGETDURATION:\(max(Int(longest.rounded()), 1))",
             "#EXT-X-PLAYLIST-TYPE:VOD",
             "#EXT-X-MEDIA-SEQUENCE:0",
             "#EXT-X-INDEPENDENT-SEGMENTS",

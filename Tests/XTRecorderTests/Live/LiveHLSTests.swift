@@ -105,16 +105,21 @@ struct LiveHLSTests {
 
     @Test("A blocking reload waits for the part; a request too far ahead is refused; a stalled camera times out")
     func blockingReload() async throws {
+        // The first playlist waits for a whole segment (its target duration is then known).
+        var quick = HLSSettings()
+        quick.blockingTimeout = .milliseconds(200)
+        await #expect(throws: HLSError.notYet("the first segment of yard")) { try await self.packager(frames: 40, settings: quick).playlist() }
+
         var settings = HLSSettings()
         settings.blockingTimeout = .milliseconds(300)
-        let packager = packager(frames: 40, settings: settings)
+        let packager = packager(frames: 70, settings: settings)
         let listed = parse(try await packager.playlist())
         let hint = try #require(listed.hint)
         let numbers = hint.dropFirst(5).dropLast(4).split(separator: ".").compactMap { Int($0) }
         let waiting = Task { try await packager.playlist(msn: numbers[0], part: numbers[1]) }
         let part = Task { try await packager.part(numbers[0], numbers[1]) }
         try await Task.sleep(for: .milliseconds(50))
-        feed(packager, from: 41, count: 10, gop: 30)
+        feed(packager, from: 71, count: 10, gop: 30)
         let after = parse(try await waiting.value)
         #expect(after.parts.contains { $0.uri == hint })
         #expect(try await part.value.isEmpty == false)
