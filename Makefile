@@ -3,7 +3,7 @@ SWIFT ?= swift
 RELEASE_BIN := .build/release/xt
 DEBUG_BIN := .build/debug/xt
 
-.PHONY: deps build release demo demo-transport test test-network fuzz bench clean
+.PHONY: deps build release demo demo-transport test test-network fuzz bench deb clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -43,6 +43,14 @@ test: deps
 	@# real processes and threads; beside the other suites on two cores they starved (CI), so
 	@# they too run alone.
 	$(SWIFT) test --skip-build --disable-xctest --no-parallel --filter "MQTTClientTests|RecorderMQTTTests|RecorderMQTTCLITests"
+	@# The Debian package: built (release), installed into a fresh bookworm root, and its
+	@# recorder started from its unit's command line (as root; skipped with a note otherwise).
+	@if [ "$$(id -u)" -eq 0 ]; then bash scripts/make-deb.sh && bash scripts/test-deb.sh .build/deb/xt_*_$$(dpkg --print-architecture).deb; \
+	else echo "make test: the .deb install test needs root (debootstrap, chroot): skipped"; fi
+
+# The Debian package, .build/deb/xt_VERSION_ARCH.deb (release build, Swift runtime linked in).
+deb: deps
+	@bash scripts/make-deb.sh
 
 fuzz: deps
 	@bash scripts/fuzz.sh

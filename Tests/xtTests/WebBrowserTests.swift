@@ -152,6 +152,11 @@ struct WebBrowserTests {
                 const v = document.getElementById('video');
                 return (v.readyState >= 2 && v.currentTime > 0) || `readyState ${v.readyState}, time ${v.currentTime}, error '${document.getElementById('error').textContent}'`
                 """)
+            // A stream link for VLC: signed, and it plays without the page's cookie.
+            try await browser.run("document.getElementById('link-live').click()")
+            try await browser.wait("a live link", "return document.getElementById('link').value.includes('/live/yard/index.m3u8')")
+            let link = try await browser.run("return document.getElementById('link').value") as? String ?? ""
+            #expect(try CLI.tool("curl", ["-s", link]).stdout.hasPrefix("#EXTM3U"), "\(link)")
         } catch {
             try? await browser.screenshot(to: Self.artifacts.appendingPathComponent("failure-hls.png"))
             await browser.quit()

@@ -41,6 +41,42 @@ import XTMedia
         #expect(timeline.allSatisfy { $0.gaps.isEmpty && $0.missingFrames == 0 && $0.problems.isEmpty }, "\(timeline)")
     }
 
+    /// Recording switched off (MQTT's `CAMERA/recordings/set OFF`) from 4 s to 9 s: the open
+    /// segment closes, those frames are not written but answered as held (so the agent's ring
+    /// does not backfill them), the other camera records on, and from the next keyframe after
+    /// it is back on the camera records again; the timeline has that gap.
+    @Test func recordingSwitchedOffAndOn() async throws {
+        let root = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let porch = try CameraFeed(camera: "porch", seconds: 14, start: Self.start, gop: 30)
+        let yard = try CameraFeed(camera: "yard", seconds: 14, start: Self.start, gop: 30)
+        let store = try await Fixtures.store(root: root)
+        for feed in [porch, yard] {
+            try await store.note(feed.video)
+            try await store.note(feed.audio)
+        }
+        var paused = 0
+        for (a, b) in zip(porch.frames, yard.frames) {
+            let time = seconds(a)
+            if time >= 4, await store.records("porch") { #expect(await store.setRecording(camera: "porch", on: false) == false) }
+            if time >= 9, !(await store.records("porch")) { #expect(await store.setRecording(camera: "porch", on: true)) }
+            let taken = await store.take(a)
+            if taken == .paused { paused += 1 }
+            #expect(await store.take(b) != .paused)
+        }
+        await store.stop()
+        #expect(paused == await store.currentReport().framesPaused && paused > 5 * 80, "\(paused)")
+        // Held, as far as the agent is concerned: its inventory gets them all back in the receipt.
+        let entry = InventoryEntry(header: porch.video, first: 0, last: UInt64(porch.frames.filter { $0.stream == porch.video.stream }.count - 1))
+        let held = await store.receipt(for: [entry]).first?.ranges ?? []
+        #expect(held == [0...entry.last], "\(held)")
+        let timeline = try await Recording.check(root: root, index: store.index)
+        let porchVideo = try #require(timeline.first { $0.camera == "porch" && $0.kind == "video" })
+        #expect(porchVideo.gaps.count == 1 && (4_900...6_100).contains(porchVideo.gaps[0].milliseconds), "\(porchVideo.gaps)")
+        let yardVideo = try #require(timeline.first { $0.camera == "yard" && $0.kind == "video" })
+        #expect(yardVideo.gaps.isEmpty && yardVideo.frames == 14 * 30, "\(yardVideo)")
+    }
+
     /// 6 s at 160x120, then (a new stream from the agent, as when a camera's settings change)
     /// 6 s at 320x240 starting `overlap` frames before the first part's end (an agent whose
     /// clock let the two overlap); keyframes every second.
