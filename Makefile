@@ -11,8 +11,9 @@ deps:
 build: deps
 	$(SWIFT) build
 
+# The Swift runtime is linked in: the same build serves the demo, the bench and the package.
 release: deps
-	$(SWIFT) build -c release --product xt
+	$(SWIFT) build -c release --product xt --static-swift-stdlib
 
 # The whole system on loopback until Ctrl-C: the recorder with its web UI (URL and login
 # printed), two synthetic camera agents with scripted motion and sound, and an alarm subscriber.

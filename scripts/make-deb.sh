@@ -17,14 +17,15 @@ if [ -z "$BINARY" ]; then
   BINARY=.build/release/xt
 fi
 [ -x "$BINARY" ] || { echo "make-deb: no binary at $BINARY" >&2; exit 1; }
-if ldd "$BINARY" | grep -q "libswiftCore\|libFoundation"; then
+LIBRARIES=$(ldd "$BINARY")
+if grep -q "libswiftCore\|libFoundation" <<< "$LIBRARIES"; then
   echo "make-deb: $BINARY links the Swift runtime dynamically: build it with --static-swift-stdlib" >&2
   exit 1
 fi
 
 OUT="$ROOT/.build/deb"
 STAGE="$OUT/xt_${VERSION}_${ARCH}"
-rm -rf "$STAGE"
+rm -rf "$STAGE" "$OUT"/xt_*.deb
 mkdir -p "$STAGE/DEBIAN" "$STAGE/usr/bin" "$STAGE/usr/share/xt" "$STAGE/lib/systemd/system" "$STAGE/etc/xt" \
   "$STAGE/usr/share/doc/xt/examples"
 install -m 0755 "$BINARY" "$STAGE/usr/bin/xt"
@@ -33,10 +34,11 @@ cp -r web "$STAGE/usr/share/xt/web"
 install -m 0644 Config/xt-recorder.service Config/xt-agent@.service "$STAGE/lib/systemd/system/"
 # Conffiles: the recorder listens on the LAN (its web UI needs a login), and keeps its
 # recordings in /var/lib/xt; one agent, "camera", for xt-agent@camera.
-sed -e 's|^http = 127.0.0.1:8480|http = 0.0.0.0:8480|' Config/recorder.conf.example > "$STAGE/etc/xt/recorder.conf"
+# (The example's files under Config/ are under /etc/xt here: the service runs in /var/lib/xt.)
+sed -e 's|^http = 127.0.0.1:8480|http = 0.0.0.0:8480|' -e 's|Config/|/etc/xt/|g' Config/recorder.conf.example > "$STAGE/etc/xt/recorder.conf"
 grep -q '^http = 0.0.0.0:8480' "$STAGE/etc/xt/recorder.conf" || { echo "make-deb: recorder.conf.example has no http line to open" >&2; exit 1; }
 cp Config/authorized_keys.example "$STAGE/etc/xt/authorized_keys"
-cp Config/agent.conf.example "$STAGE/etc/xt/agent-camera.conf"
+sed -e 's|Config/|/etc/xt/|g' Config/agent.conf.example > "$STAGE/etc/xt/agent-camera.conf"
 cp Config/*.example "$STAGE/usr/share/doc/xt/examples/"
 cp README.md "$STAGE/usr/share/doc/xt/"
 chmod 0644 "$STAGE"/etc/xt/* "$STAGE"/usr/share/doc/xt/examples/* "$STAGE/usr/share/doc/xt/README.md"
@@ -48,7 +50,9 @@ install -m 0755 scripts/deb/postinst scripts/deb/prerm scripts/deb/postrm "$STAG
 SHLIBS="$OUT/shlibs"
 rm -rf "$SHLIBS" && mkdir -p "$SHLIBS/debian"
 printf 'Source: xt\n\nPackage: xt\nArchitecture: any\n' > "$SHLIBS/debian/control"
-DEPENDS=$(cd "$SHLIBS" && dpkg-shlibdeps -O "$STAGE/usr/bin/xt" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
+SHLIBDEPS=$(cd "$SHLIBS" && dpkg-shlibdeps -O "$STAGE/usr/bin/xt" 2>"$OUT/shlibdeps.log") \
+  || { cat "$OUT/shlibdeps.log" >&2; echo "make-deb: dpkg-shlibdeps failed (is dpkg-dev installed?)" >&2; exit 1; }
+DEPENDS=$(sed -n 's/^shlibs:Depends=//p' <<< "$SHLIBDEPS")
 [ -n "$DEPENDS" ] || { echo "make-deb: dpkg-shlibdeps found no dependencies" >&2; exit 1; }
 # FFmpeg is loaded on first use (dlopen, Sources/CFFmpeg/lazy.c), so the linker's list lacks it:
 # the packages that ship the sonames xt was built against.

@@ -55,6 +55,7 @@ password=$(sed -n 's/.*has one user: admin, password \([A-Za-z0-9]*\).*/\1/p' "$
 echo "test-deb: installed; postinst made the first admin"
 chroot "$TARGET" getent passwd xt | grep -q "/var/lib/xt" || fail "no xt user in the root"
 [ "$(chroot "$TARGET" stat -c %U /var/lib/xt/recorder.key)" = xt ] || fail "the recorder's key is not the xt user's"
+[ "$(chroot "$TARGET" stat -c '%a %U:%G' /etc/xt/recorder.conf)" = "640 root:xt" ] || fail "recorder.conf is not 0640 root:xt (it may hold a password)"
 for file in recorder.conf authorized_keys agent-camera.conf; do
   grep -q "^/etc/xt/$file$" "$TARGET/var/lib/dpkg/info/xt.conffiles" || fail "/etc/xt/$file is not a conffile"
 done

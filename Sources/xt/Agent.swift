@@ -1,6 +1,6 @@
 // `xt agent`: the camera agent on a Pi. Settings come from Config/agent.conf, then XT_AGENT_*
 // (and XT_NODE_*) variables, then these options. It runs until Ctrl-C or SIGTERM (a systemd
-// unit: Config/xt-agent.service), or for --seconds.
+// unit per camera: Config/xt-agent@.service), or for --seconds.
 import ArgumentParser
 import Foundation
 import Logging

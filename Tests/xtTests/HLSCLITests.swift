@@ -77,6 +77,13 @@ struct HLSCLITests {
         let vod = try CLI.tool("curl", ["-s", recorded]).stdout
         #expect(vod.contains("#EXT-X-PLAYLIST-TYPE:VOD") && vod.contains("#EXT-X-ENDLIST"), "\(vod)")
         #expect(try ffmpegFrames(recorded, seconds: 60) >= 200)
+        // A link signed for the first 5 s reaches only the files of those 5 s.
+        let files = vod.split(separator: "\n").filter { $0.hasPrefix("seg-") }.map(String.init)
+        #expect(files.count >= 2, "\(vod)")
+        let first = try link("?from=\(started)&to=\(started + 5000)").replacingOccurrences(of: "/index.m3u8", with: "")
+        #expect(try status(first + "/" + files[0]) == "200")
+        #expect(try status(first + "/" + files[files.count - 1]) == "404")
+        #expect(try status(recorded.replacingOccurrences(of: "/index.m3u8", with: "/") + files[files.count - 1]) == "200")
         if FileManager.default.isExecutableFile(atPath: Self.vlc) { #expect(try vlcPictures(recorded, seconds: 8) >= 3) }
 
         // Refused: no login, a link for another camera, a tampered link, bad ranges and numbers.

@@ -128,7 +128,6 @@ public final class HLSPackager: Sendable {
         var nextMSN: Int
         /// Segments made that start with a discontinuity.
         var discontinuities = 0
-        var skipCatchUp = true
         var running = true
         var lastRequest = ContinuousClock.now
         var waiters: [UInt64: Waiter] = [:]
@@ -212,10 +211,7 @@ public final class HLSPackager: Sendable {
             case .fragment(let fragment):
                 // The kept GOP a joining viewer gets first has no part times: the playlist
                 // starts at the next keyframe.
-                if state.skipCatchUp {
-                    state.skipCatchUp = false
-                    return []
-                }
+                if fragment.catchUp { return [] }
                 let time = fragment.time
                 guard time > state.lastTime || state.open == nil else { return [] }
                 if !state.pending.isEmpty {

@@ -25,11 +25,14 @@ public struct LiveFragment: Sendable, Equatable {
     public var time: Int64
     /// It starts with a keyframe (a player can start here; HLS segments begin at one).
     public var keyframe: Bool
+    /// The GOP kept for a viewer who joins, sent as one (it has no per-frame times).
+    public var catchUp: Bool
 
-    public init(bytes: [UInt8], time: Int64, keyframe: Bool) {
+    public init(bytes: [UInt8], time: Int64, keyframe: Bool, catchUp: Bool = false) {
         self.bytes = bytes
         self.time = time
         self.keyframe = keyframe
+        self.catchUp = catchUp
     }
 }
 
@@ -299,7 +302,8 @@ public final class LiveHub: Sendable {
             continuation.yield(.info(feed.info))
             continuation.yield(.header(feed.header))
             if let first = caughtUp.first {
-                continuation.yield(.fragment(LiveFragment(bytes: Array(caughtUp.map(\.bytes).joined()), time: first.time, keyframe: first.keyframe)))
+                continuation.yield(.fragment(LiveFragment(bytes: Array(caughtUp.map(\.bytes).joined()), time: first.time, keyframe: first.keyframe,
+                                                          catchUp: true)))
             }
         }
         state.nextViewer += 1

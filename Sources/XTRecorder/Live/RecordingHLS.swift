@@ -54,11 +54,15 @@ public struct RecordingHLS: Sendable {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    /// The init segment (`header`) or the media (otherwise) of the file of `camera` that starts at `start`.
-    /// - Throws: ``StorageError``: `notFound` when no such file is in the index (or retention removed it).
-    public func bytes(camera: String, start: Int64, header: Bool) async throws(StorageError) -> [UInt8] {
-        guard let segment = try await index.segments(camera: camera, from: start, to: start + 1).first(where: { $0.start == start && !$0.isOpen })
-        else { throw StorageError(.notFound, "no recorded segment of \(camera) starts at \(start): reload the playlist") }
+    /// The init segment (`header`) or the media (otherwise) of the file of `camera` that starts at
+    /// `start`, when that file overlaps the playlist's range `from`..<`to` (a link signed for a
+    /// range reaches nothing outside it).
+    /// - Throws: ``StorageError``: `notFound` when no such file is in the index or the range (or
+    ///   retention removed it).
+    public func bytes(camera: String, start: Int64, header: Bool, from: Int64, to: Int64) async throws(StorageError) -> [UInt8] {
+        guard let segment = try await index.segments(camera: camera, from: start, to: start + 1).first(where: { $0.start == start && !$0.isOpen }),
+              segment.start < to, segment.end > from
+        else { throw StorageError(.notFound, "no recorded segment of \(camera) in this playlist starts at \(start): reload the playlist") }
         let path = (root as NSString).appendingPathComponent(segment.path)
         let structure: FragmentedMP4.Structure
         do { structure = try FragmentedMP4.structure(of: path) } catch {

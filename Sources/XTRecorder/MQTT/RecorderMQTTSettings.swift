@@ -106,7 +106,7 @@ public struct RecorderMQTTSettings: Sendable, Equatable {
         ("mqtt.client-id", "the id the broker knows the recorder by (default: xt-recorder-HOSTNAME)"),
         ("mqtt.discovery", "on or off: Home Assistant MQTT discovery"),
         ("mqtt.discovery-prefix", "Home Assistant's discovery prefix (default: homeassistant)"),
-        ("mqtt.motion-off-delay", "seconds without motion before CAMERA/motion turns OFF, 0…3600 (default 30)"),
+        ("mqtt.motion-off-delay", "seconds after the camera's last event ended before CAMERA/motion turns OFF, 0…3600 (default 30)"),
         ("mqtt.stats-interval", "seconds between stats messages, 5…3600 (default 60)"),
     ]
 }

@@ -27,7 +27,7 @@ extension RecorderWeb {
     func addHLSRoutes(to api: RouterGroup<WebRequestContext>) {
         api.get("cameras/:camera/hls") { request, context in
             let user = try context.requireUser()
-            let camera = try context.parameters.require("camera")
+            let camera = try context.parameters.decoded("camera")
             guard let links else { throw APIError(.serviceUnavailable, "signed links are not set up on this recorder") }
             let hours = try request.integer("hours", in: 1...Int(SignedLinks.longestLife / 3600)) ?? 24
             let expiry = Int64(Date().timeIntervalSince1970) + Int64(hours) * 3600
@@ -49,13 +49,13 @@ extension RecorderWeb {
         }
         api.get("hls/:access/:kind/:camera/:file") { request, context -> Response in
             let kind = try context.parameters.require("kind")
-            let camera = try context.parameters.require("camera")
+            let camera = try context.parameters.decoded("camera")
             guard kind == "live" || kind == "live-video" else { throw APIError(.notFound, "no such stream: use live or live-video") }
             try authorize(context, scope: "live/\(camera)")
             return try await liveHLS(request, camera: camera, audio: kind == "live", file: try context.parameters.require("file"))
         }
         api.get("hls/:access/recordings/:camera/:range/:file") { _, context -> Response in
-            let camera = try context.parameters.require("camera")
+            let camera = try context.parameters.decoded("camera")
             let range = try context.parameters.require("range")
             try authorize(context, scope: "recordings/\(camera)/\(range)")
             let bounds = range.split(separator: "-").compactMap { Int64($0) }
@@ -111,10 +111,10 @@ extension RecorderWeb {
         let recordings = RecordingHLS(root: root, index: index)
         if file == "index.m3u8" { return Self.playlistResponse(try await recordings.playlist(camera: camera, from: from, to: to)) }
         if let start = Self.number(file, prefix: "init-", suffix: ".mp4") {
-            return Self.mediaResponse(try await recordings.bytes(camera: camera, start: Int64(start), header: true), cache: true)
+            return Self.mediaResponse(try await recordings.bytes(camera: camera, start: Int64(start), header: true, from: from, to: to), cache: true)
         }
         if let start = Self.number(file, prefix: "seg-", suffix: ".m4s") {
-            return Self.mediaResponse(try await recordings.bytes(camera: camera, start: Int64(start), header: false), cache: true)
+            return Self.mediaResponse(try await recordings.bytes(camera: camera, start: Int64(start), header: false, from: from, to: to), cache: true)
         }
         throw APIError(.notFound, "no such HLS file: \(file)")
     }

@@ -214,7 +214,7 @@ extension RecorderWeb {
         }
         api.get("cameras/:camera/timeline") { request, context in
             _ = try context.requireUser()
-            let camera = try context.parameters.require("camera")
+            let camera = try context.parameters.decoded("camera")
             let to = try request.time("to") ?? CaptureTime.now.nanoseconds / 1_000_000
             let from = try request.time("from") ?? to - 24 * 3_600_000
             guard from < to else { throw APIError(.badRequest, "'from' must be before 'to'") }
@@ -222,7 +222,7 @@ extension RecorderWeb {
         }
         api.post("cameras/:camera/clips") { request, context in
             _ = try context.requireUser()
-            let camera = try context.parameters.require("camera")
+            let camera = try context.parameters.decoded("camera")
             let range = try await request.decode(as: API.ClipRequest.self, context: context)
             _ = try API.checkedTime(range.from, "from")
             _ = try API.checkedTime(range.to, "to")
@@ -300,7 +300,7 @@ extension RecorderWeb {
         }
         api.delete("users/:name") { _, context -> Response in
             let admin = try context.requireAdmin()
-            let name = try context.parameters.require("name")
+            let name = try context.parameters.decoded("name")
             guard name != admin.name else { throw APIError(.conflict, "you cannot delete yourself: log in as another admin") }
             do { try accounts.remove(name: name) } catch let error as WebAccountError { throw Self.apiError(error) }
             return Response(status: .noContent)
@@ -395,7 +395,7 @@ extension RecorderWeb {
             guard context.user != nil else { throw APIError.loginNeeded }
             return .upgrade([:])
         } onUpgrade: { inbound, outbound, context in
-            let camera = context.requestContext.parameters.get("camera") ?? ""
+            let camera = (try? context.requestContext.parameters.decoded("camera")) ?? ""
             let audio = context.request.uri.queryParameters.get("audio") == "1"
             let watched: (id: UInt64, packets: AsyncStream<LivePacket>)
             do {

@@ -133,6 +133,17 @@ extension AuthenticatedContext {
     }
 }
 
+extension Parameters {
+    /// A path parameter as the client meant it: Hummingbird hands path elements over still
+    /// percent-encoded (a camera "küche" arrives as "k%C3%BCche").
+    /// - Throws: a 400 ``APIError`` when it is missing or not valid percent-encoding.
+    func decoded(_ name: String) throws -> String {
+        guard let raw = get(name) else { throw APIError(.badRequest, "'\(name)' is missing from the path") }
+        guard let text = raw.removingPercentEncoding else { throw APIError(.badRequest, "'\(name)' is not valid percent-encoding: \(raw.prefix(40))") }
+        return text
+    }
+}
+
 extension Request {
     /// A time query parameter: milliseconds since 1970 or ISO 8601, from 1970 to 2199 (checked
     /// here, where it enters, so that no arithmetic on it can overflow).

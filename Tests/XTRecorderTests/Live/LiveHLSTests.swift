@@ -19,7 +19,7 @@ struct LiveHLSTests {
         packager.take(.info(LiveHub.Info(camera: "yard", mime: "video/mp4; codecs=\"avc1.42c01f\"", width: 320, height: 180, audio: false,
                                          origin: 1_800_000_000_000)))
         packager.take(.header([1, 2, 3]))
-        packager.take(.fragment(LiveFragment(bytes: [0xCC], time: 0, keyframe: true)))
+        packager.take(.fragment(LiveFragment(bytes: [0xCC], time: 0, keyframe: true, catchUp: true)))
         feed(packager, from: 1, count: frames, gop: gop)
         return packager
     }
