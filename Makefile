@@ -29,7 +29,7 @@ demo-transport: release
 # The `xt call` tests and the bonded-backup namespace tests run on their own afterwards.
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --disable-xctest --skip "CallCLITests|CallPageTests|BackupLoopbackTests|BackupCLITests|BackupNamespaceTests|RecorderBackupTests|MQTTClientTests|RecorderMQTTTests|RecorderMQTTCLITests"
+	$(SWIFT) test --skip-build --disable-xctest --skip "CallCLITests|CallPageTests|BackupLoopbackTests|BackupCLITests|BackupNamespaceTests|RecorderBackupTests|MQTTClientTests|RecorderMQTTTests|RecorderMQTTCLITests|HLSCLITests"
 	@# Calls are real time and scored by ear (PESQ): they run after the rest, as a call on a
 	@# device has its CPU, not beside sixty other tests on two cores, and the browser's
 	@# call runs apart from the CLI's (Chromium alone keeps both cores busy).
@@ -42,8 +42,9 @@ test: deps
 	$(SWIFT) test --skip-build --disable-xctest --no-parallel --filter "BackupLoopbackTests|BackupCLITests|BackupNamespaceTests|RecorderBackupTests"
 	@# MQTT against a real broker: the broker, the client's loop thread and mosquitto_sub are
 	@# real processes and threads; beside the other suites on two cores they starved (CI), so
-	@# they too run alone.
-	$(SWIFT) test --skip-build --disable-xctest --no-parallel --filter "MQTTClientTests|RecorderMQTTTests|RecorderMQTTCLITests"
+	@# they too run alone. So do the HLS players (ffmpeg and VLC decoding in real time kept two
+	@# cores busy for minutes and starved the recorder tests beside them in CI).
+	$(SWIFT) test --skip-build --disable-xctest --no-parallel --filter "MQTTClientTests|RecorderMQTTTests|RecorderMQTTCLITests|HLSCLITests"
 	@# The Debian package: built (release), installed into a fresh bookworm root, and its
 	@# recorder started from its unit's command line (as root; skipped with a note otherwise).
 	@if [ "$$(id -u)" -eq 0 ]; then bash scripts/make-deb.sh && bash scripts/test-deb.sh .build/deb/xt_*_$$(dpkg --print-architecture).deb; \
