@@ -255,8 +255,9 @@ import XTNet
             // Both seen on the recorder's own clock (CaptureTime: the wall clock at start, then
             // monotonic; a wall clock stepped since then put Date() off by more than the 15 s a
             // node counts as online in CI), stamped a minute ahead: a loaded machine running the
-            // whole suite once took longer than those 15 s between this line and the request.
-            let now = CaptureTime.now.nanoseconds + 60_000_000_000
+            // whole suite once took longer than those 15 s between this line and the request,
+            // and a CI run stalled more than a minute; ten minutes ahead holds through both.
+            let now = CaptureTime.now.nanoseconds + 600_000_000_000
             try await index.saveNodes([
                 NodeRecord(name: "door", id: "1.1", key: "AAAA", firstSeen: now, lastSeen: now, channels: [61], rttMilliseconds: 1, lossPercent: 0, retransmittedBytes: 0),
                 NodeRecord(name: "shed", id: "1.2", key: "BBBB", firstSeen: now, lastSeen: now, channels: [], rttMilliseconds: 1, lossPercent: 0, retransmittedBytes: 0),
